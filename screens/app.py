@@ -1,0 +1,210 @@
+"""The Textual application: wiring only. Each screen module owns its behaviour.
+
+``make_app`` is the one factory used by ``sente-pos run``, ``sente-pos demo``,
+the tests and the benchmark.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from textual import events, on, work
+from textual.app import App
+from textual.binding import Binding
+from textual.worker import Worker, WorkerState
+
+from pos.config import Settings
+from pos.errors import PosError
+from screens.dialogs import BusyScreen, MessageDialog
+from screens.home import HomeScreen
+from screens.theme import THEMES, css_paths, glyphs
+
+log = logging.getLogger("sente_pos.screens")
+T = TypeVar("T")
+
+#: Home choice -> "module:function" of the flow coroutine ``flow(app, **kw)``.
+TASKS: dict[str, str] = {
+    "card": "screens.card_payment:card_payment",
+    "token": "screens.electricity:electricity",
+    "bill": "screens.postpaid:postpaid",
+    "services": "screens.card_services:card_services",
+    "journal": "screens.journal:journal",
+    "reports": "screens.reports:reports",
+    "sync": "screens.reports:sync_now",
+    "settings": "screens.settings:settings_flow",
+}
+
+GENERIC_ERROR = "Something went wrong. Nothing more was done; check the journal."
+
+
+class SentePOSApp(App[None]):
+    """The counter application."""
+
+    TITLE = "Sente POS"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        Binding("ctrl+c", "quit", show=False, priority=True),
+        Binding("ctrl+z", "suspend_process", show=False, priority=True),
+        Binding("f5", "sync", "Sync", show=False, priority=True),
+    ]
+
+    def __init__(self, settings: Settings, terminal: Any, scanner: Any, printer: Any = None, *,
+                 kiosk: bool = False, theme: str = "default",
+                 clock: Callable[[], datetime] | None = None, wedge: Any = None,
+                 cursor_blink: bool = True, pin_timeout: float = 60.0) -> None:
+        super().__init__(css_path=css_paths(theme))  # type: ignore[arg-type]
+        self.settings = settings
+        self.terminal = terminal
+        self.scanner = scanner
+        self.printer = printer
+        self.kiosk = kiosk
+        self.theme_name = theme
+        self.glyphs = glyphs(theme)
+        self._clock = clock
+        self.wedge = wedge
+        self.cursor_blink = cursor_blink
+        self.pin_timeout = pin_timeout
+        self.last_activity = time.monotonic()
+        self.errors_shown: list[str] = []
+
+    # ------------------------------------------------------------ wiring
+    def get_default_screen(self) -> HomeScreen:
+        return HomeScreen()
+
+    def now(self) -> datetime:
+        return self._clock() if self._clock else datetime.now().astimezone()
+
+    def on_mount(self) -> None:
+        for theme in THEMES.values():
+            self.register_theme(theme)
+        self.theme = THEMES.get(self.theme_name, THEMES["default"]).name
+        self.set_interval(1.0, self._check_idle)
+        self.ensure_operator()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key | events.MouseDown) and not event.is_forwarded:
+            self.last_activity = time.monotonic()
+            if isinstance(event, events.Key):
+                self._feed_wedge(event)
+        await super().on_event(event)
+
+    def _feed_wedge(self, event: events.Key) -> None:
+        """Route keystrokes to the keyboard-wedge detector; a burst is a card scan."""
+        if self.wedge is None:
+            return
+        t = event.time
+        payload = None
+        if event.key == "enter":
+            payload = self.wedge.feed_enter(t)
+        elif event.character and event.is_printable:
+            payload = self.wedge.feed(event.character, t)
+        if payload:
+            handler = getattr(self.screen, "on_wedge_scan", None)
+            if handler is not None:
+                handler(payload)
+
+    # ------------------------------------------------------------ operators
+    @work(group="signin", exclusive=True, exit_on_error=False)
+    async def ensure_operator(self, locked: bool = False) -> None:
+        from screens.signin import CreateSupervisorScreen, SignInScreen
+
+        if not self.terminal.has_operators():
+            await self.push_screen_wait(CreateSupervisorScreen(self.terminal))
+        while self.terminal.operator is None:
+            await self.push_screen_wait(SignInScreen(self.terminal, locked=locked))
+        self.last_activity = time.monotonic()
+
+    def lock(self, locked: bool = False) -> None:
+        self.terminal.sign_out()
+        self.ensure_operator(locked=locked)
+
+    def _check_idle(self) -> None:
+        from screens.signin import CreateSupervisorScreen, SignInScreen
+
+        limit = self.settings.kiosk.idle_lock_seconds
+        if limit <= 0 or self.terminal.operator is None:
+            return
+        if isinstance(self.screen, BusyScreen | SignInScreen | CreateSupervisorScreen):
+            return
+        if time.monotonic() - self.last_activity >= limit:
+            self.lock(locked=True)
+
+    async def ask_supervisor(self, reason: str) -> Any:
+        """The approving supervisor, or None when cancelled. Call from a worker."""
+        from screens.signin import SupervisorPinScreen
+
+        return await self.push_screen_wait(SupervisorPinScreen(self.terminal, reason))
+
+    # ------------------------------------------------------------ flows
+    def start_task(self, key: str, **kwargs: Any) -> None:
+        """Run a home-screen task as the one flow worker (a new one replaces nothing)."""
+        if self.terminal.operator is None:
+            return
+        if any(w.group == "flow" and w.is_running for w in self.workers):
+            return
+        module_name, func_name = TASKS[key].split(":")
+        flow = getattr(importlib.import_module(module_name), func_name)
+        self.run_worker(flow(self, **kwargs), group="flow", name=key, exit_on_error=False)
+
+    async def busy(self, text: str, awaitable: Awaitable[T]) -> T:
+        """Await ``awaitable`` behind a 'please wait' box; its error is re-raised here."""
+        outcome = await self.push_screen_wait(BusyScreen(text, awaitable))
+        return outcome.unwrap()  # type: ignore[no-any-return]
+
+    async def show_message(self, title: str, message: str, severity: str = "information") -> None:
+        await self.push_screen_wait(MessageDialog(title, message, severity))
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        """The ONE place a failed worker lands: a plain message, the detail in the log."""
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        if isinstance(error, PosError):
+            message = error.message
+            log.warning("%s failed: %s", event.worker.name, error.__class__.__name__)
+        else:
+            message = GENERIC_ERROR
+            log.error("%s failed", event.worker.name, exc_info=error)
+        self.errors_shown.append(message)
+        self.push_screen(MessageDialog("Not completed", message, "error"))
+
+    # ------------------------------------------------------------ actions
+    def action_sync(self) -> None:
+        self.start_task("sync")
+
+    async def action_quit(self) -> None:
+        if self.kiosk:
+            self._quit_with_pin()
+        else:
+            self.exit()
+
+    @work(group="kiosk", exclusive=True, exit_on_error=False)
+    async def _quit_with_pin(self) -> None:
+        if await self.ask_supervisor("leave the terminal program"):
+            self.exit()
+
+    def action_suspend_process(self) -> None:
+        if self.kiosk:
+            self.notify("Suspending is not allowed in kiosk mode", severity="warning")
+            return
+        super().action_suspend_process()
+
+
+def make_app(settings: Settings, terminal: Any, scanner: Any, printer: Any = None, *,
+             kiosk: bool = False, theme: str = "default", **options: Any) -> SentePOSApp:
+    """Build the app. ``options``: ``clock``, ``wedge``, ``cursor_blink``, ``pin_timeout``."""
+    if options.get("wedge") is None:
+        try:
+            from hardware.wedge import WedgeDetector
+
+            options["wedge"] = WedgeDetector()
+        except ImportError:  # pragma: no cover - the wedge module is part of the package
+            options["wedge"] = None
+    return SentePOSApp(settings, terminal, scanner, printer, kiosk=kiosk, theme=theme, **options)

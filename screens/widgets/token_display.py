@@ -1,0 +1,92 @@
+"""The electricity token in LARGE digits, groups of four.
+
+Big digits are drawn from a 3x5 pixel font with full and half blocks
+(``█ ▀ ▄``), which the Linux console font has, so both themes use it.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+_FONT = {
+    "0": ("###", "#.#", "#.#", "#.#", "###"),
+    "1": (".#.", "##.", ".#.", ".#.", "###"),
+    "2": ("###", "..#", "###", "#..", "###"),
+    "3": ("###", "..#", "###", "..#", "###"),
+    "4": ("#.#", "#.#", "###", "..#", "..#"),
+    "5": ("###", "#..", "###", "..#", "###"),
+    "6": ("###", "#..", "###", "#.#", "###"),
+    "7": ("###", "..#", "..#", "..#", "..#"),
+    "8": ("###", "#.#", "###", "#.#", "###"),
+    "9": ("###", "#.#", "###", "..#", "###"),
+    " ": ("...", "...", "...", "...", "..."),
+}
+_HALF = {(True, True): "█", (True, False): "▀", (False, True): "▄", (False, False): " "}
+
+
+def _glyph(ch: str) -> list[str]:
+    rows = [*_FONT.get(ch, _FONT[" "]), "..."]
+    out = []
+    for top, bottom in zip(rows[0::2], rows[1::2], strict=True):
+        out.append("".join(_HALF[(a == "#", b == "#")] for a, b in zip(top, bottom, strict=True)))
+    return out
+
+
+def big_digits(text: str, gap: int = 1) -> list[str]:
+    """Three lines of text drawing ``text`` (digits and spaces) in big digits."""
+    lines = ["", "", ""]
+    for i, ch in enumerate(text):
+        glyph = _glyph(ch)
+        for r in range(3):
+            lines[r] += ("" if i == 0 else " " * gap) + glyph[r]
+    return lines
+
+
+def group_lines(groups: list[str], width: int) -> list[list[str]]:
+    """Split token groups into rows of big digits that fit ``width`` columns."""
+    rows: list[list[str]] = []
+    current: list[str] = []
+    for group in groups:
+        candidate = [*current, group]
+        if current and len(big_digits("  ".join(candidate))[0]) > width:
+            rows.append(current)
+            current = [group]
+        else:
+            current = candidate
+    if current:
+        rows.append(current)
+    return rows
+
+
+class TokenDisplay(Widget):
+    """A 20-digit token drawn large; the plain groups are repeated underneath."""
+
+    DEFAULT_CSS = """
+    TokenDisplay { height: auto; width: 100%; }
+    """
+
+    def __init__(self, token: str, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        digits = "".join(c for c in token if c.isdigit())
+        self.groups = [digits[i : i + 4] for i in range(0, len(digits), 4)]
+
+    @property
+    def plain(self) -> str:
+        return " ".join(self.groups)
+
+    def _rows(self, width: int) -> list[list[str]]:
+        return group_lines(self.groups, max(width, 20))
+
+    def get_content_height(self, container, viewport, width: int) -> int:  # type: ignore[no-untyped-def]
+        return len(self._rows(width)) * 4 + 1
+
+    def render(self) -> Text:
+        width = self.content_size.width or 80
+        out = Text(justify="center", style="bold")
+        for row in self._rows(width):
+            for line in big_digits("  ".join(row)):
+                out.append(line + "\n")
+            out.append("\n")
+        out.append(self.plain, style="bold reverse")
+        return out

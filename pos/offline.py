@@ -71,7 +71,7 @@ def check_offline_debit(
             raise _decline(
                 "card_status", f"the card was {status or 'not active'} when last seen online"
             )
-        if wallet is not None and cached.wallets and wallet not in cached.wallets:
+        if wallet and cached.wallets and wallet not in cached.wallets:
             raise _decline("wallet", f"the card has no {wallet!r} wallet")
 
     exposure = journal.offline_exposure(card_id)

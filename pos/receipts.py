@@ -214,7 +214,7 @@ def layout(receipt: Receipt, columns: int = DEFAULT_COLUMNS) -> list[Block]:
     blocks.append(Block("rule", ("-" * columns,)))
     if clean(r.qr_data):
         blocks.append(Block("qr", (clean(r.qr_data),)))
-    blocks.append(Block("center", FOOTER))
+    blocks.append(Block("center", tuple(line for text in FOOTER for line in wrap(text, columns))))
     return blocks
 
 

@@ -155,7 +155,7 @@ class SentePOSApp(App[None]):
     async def busy(self, text: str, awaitable: Awaitable[T]) -> T:
         """Await ``awaitable`` behind a 'please wait' box; its error is re-raised here."""
         outcome = await self.push_screen_wait(BusyScreen(text, awaitable))
-        return outcome.unwrap()  # type: ignore[no-any-return]
+        return outcome.unwrap()
 
     async def show_message(self, title: str, message: str, severity: str = "information") -> None:
         await self.push_screen_wait(MessageDialog(title, message, severity))

@@ -7,6 +7,7 @@ with ``call_from_thread`` and never touch widgets from the camera thread.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from textual import on
@@ -65,17 +66,13 @@ class ScanScreen(Step[Any]):
 
     # Camera thread -> UI thread
     def _scan_from_thread(self, payload: str) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # the app is shutting down
             self.app.call_from_thread(self.submit, payload)
-        except RuntimeError:  # the app is shutting down
-            pass
 
     def _status_from_thread(self, status: Any) -> None:
         text = f"{status.state}" + (f": {status.message}" if status.message else "")
-        try:
+        with contextlib.suppress(RuntimeError):
             self.app.call_from_thread(self._show_status, text)
-        except RuntimeError:
-            pass
 
     def _show_status(self, text: str) -> None:
         self.query_one("#camera-status", Static).update(f"Camera: {text}")

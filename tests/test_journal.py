@@ -79,10 +79,10 @@ def path_to(target: State) -> list[State]:
     prev: dict[State, State | None] = {State.created: None}
     todo = deque([State.created])
     while todo:
-        s = todo.popleft()
-        for nxt in sorted(TRANSITIONS[s]):
+        cur = todo.popleft()
+        for nxt in sorted(TRANSITIONS[cur]):
             if nxt not in prev:
-                prev[nxt] = s
+                prev[nxt] = cur
                 todo.append(nxt)
     steps: list[State] = []
     s: State | None = target
@@ -101,9 +101,9 @@ def test_every_state_is_reachable_and_has_a_row_in_the_table() -> None:
 
 
 def test_state_classes() -> None:
-    assert FINAL_STATES == {State.done, State.declined, State.cancelled, State.resolved}
-    assert SYNC_STATES == {State.queued, State.sending, State.unknown, State.pending}
-    assert FLAGGED_STATES == {State.declined_offline, State.expired, State.failed}
+    assert {State.done, State.declined, State.cancelled, State.resolved} == FINAL_STATES
+    assert {State.queued, State.sending, State.unknown, State.pending} == SYNC_STATES
+    assert {State.declined_offline, State.expired, State.failed} == FLAGGED_STATES
     for s in State:
         assert is_final(s) == (s in FINAL_STATES)
         assert needs_sync(s) == (s in SYNC_STATES)
@@ -287,6 +287,14 @@ def test_transition_updates_fields_in_the_same_step(journal: Journal, clock: Fak
     assert data["state"] == "done" and data["final"] is True
 
 
+def test_link_down_turns_a_sale_offline(journal: Journal) -> None:
+    ref = make(journal, kind=Kind.vend, tender=Tender.cash).ref
+    journal.transition(ref, State.sending)
+    txn = journal.transition(ref, State.queued, offline=True, note="link down")
+    assert txn.offline and txn.state is State.queued
+    assert journal.queued_vend_exposure().count == 1
+
+
 def test_transition_error_is_kept(journal: Journal) -> None:
     ref = make(journal).ref
     journal.transition(ref, State.sending)
@@ -366,7 +374,7 @@ def test_due_for_sync_is_oldest_first_and_respects_next_attempt(
     due = [t.ref for t in journal.due_for_sync(now)]
     assert due == [refs[1], refs[2], refs[3], refs[4]]
     assert [t.ref for t in journal.due_for_sync(now, limit=2)] == [refs[1], refs[2]]
-    assert [t.ref for t in journal.due_for_sync(T0 + timedelta(hours=2))][0] == refs[0]
+    assert [t.ref for t in journal.due_for_sync(T0 + timedelta(hours=2))] == [refs[0], *due]
 
 
 def test_list_filters_and_search(journal: Journal, clock: FakeClock) -> None:
@@ -419,7 +427,9 @@ def test_offline_exposure_math(journal: Journal, clock: FakeClock) -> None:
     journal.transition(unknown, State.sending)
     journal.transition(unknown, State.unknown)
     make(journal, amount=9999, card_id=7)  # online debit: not offline exposure
-    make(journal, kind=Kind.vend, amount=7777, state=State.queued, offline=True)
+    make(journal, kind=Kind.vend, amount=7777, state=State.queued, offline=True,
+         tender=Tender.cash)
+    make(journal, kind=Kind.vend, amount=5555, state=State.queued, tender=Tender.cash)
 
     total = journal.offline_exposure()
     assert total.count == 4 and total.total(UGX) == ugx(3800)
@@ -556,3 +566,55 @@ def test_csv_export_pages_through_everything(journal: Journal) -> None:
     buf = io.StringIO()
     assert export_csv(journal, buf) == 1203
     assert len(buf.getvalue().splitlines()) == 1204
+
+
+def test_a_file_that_is_not_a_journal_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    path.write_bytes(b"this is not an SQLite database at all" * 100)
+    with pytest.raises(PosError, match="cannot be opened"):
+        Journal.open(path)
+
+
+_CRASHER = """
+import sys
+from pathlib import Path
+from pos.journal import Journal, Kind, State
+from pos.money import Money
+j = Journal.open(Path(sys.argv[1]))
+while True:
+    t = j.create(Kind.card_debit, Money(100, "UGX"), operator="a", terminal_id="T")
+    print("created", t.ref, flush=True)
+    j.transition(t.ref, State.sending)
+    print("sending", t.ref, flush=True)
+    j.transition(t.ref, State.done, provider_txn_id="p" + t.ref)
+    print("done", t.ref, flush=True)
+"""
+
+
+def test_sigkill_mid_stream_loses_nothing_committed(tmp_path: Path) -> None:
+    import signal
+
+    path = tmp_path / "journal.db"
+    Journal.open(path).close()
+    proc = subprocess.Popen([sys.executable, "-c", _CRASHER, str(path)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    last: dict[str, str] = {}
+    for line in proc.stdout:
+        state, ref = line.split()
+        last[ref] = state
+        if len(last) >= 60:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    with Journal.open(path) as j:
+        assert j.pragma("integrity_check") == "ok"
+        rows = {t.ref: t for t in j.list(limit=10_000)}
+        for ref, state in last.items():  # every acknowledged write survived
+            assert ref in rows
+            assert rows[ref].state is State(state) or (
+                state == "sending" and rows[ref].state is State.done)
+        for t in rows.values():  # the row and its audit trail moved together
+            events = j.events(t.ref)
+            assert events[-1].to_state is t.state
+            assert (t.provider_txn_id is not None) == (t.state is State.done)

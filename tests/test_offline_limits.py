@@ -115,6 +115,8 @@ def test_wallet_must_be_known(journal: Journal) -> None:
     msg = refused("wallet", check_offline_debit, limits(), journal, CARD, ugx(100), cached, T0,
                   wallet="Credit Account")
     assert "Credit Account" in msg
+    for unnamed in (None, ""):  # no wallet chosen: the card's default
+        check_offline_debit(limits(), journal, CARD, ugx(100), cached, T0, wallet=unnamed)
 
 
 def test_cached_balance_less_outstanding(journal: Journal) -> None:
@@ -200,6 +202,11 @@ def test_vend_limits(journal: Journal) -> None:
     journal.create(Kind.postpaid, ugx(1000), operator="a", terminal_id="T", tender=Tender.cash,
                    account="123", state=State.queued, offline=True)
     lim = limits(vend_max_count=4)
+    check_offline_vend(lim, journal, ugx(1000))
+    # a card-paid vend waiting for its debit is no cash exposure
+    debit = journal.create(Kind.card_debit, ugx(1000), operator="a", terminal_id="T").ref
+    journal.create(Kind.vend, ugx(1000), operator="a", terminal_id="T", tender=Tender.card,
+                   meter="04040404040", parent_ref=debit, state=State.queued)
     check_offline_vend(lim, journal, ugx(1000))
     journal.create(Kind.vend, ugx(1000), operator="a", terminal_id="T", tender=Tender.cash,
                    meter="04040404040", state=State.queued, offline=True)

@@ -169,7 +169,7 @@ VEND_PENDING = """{
 THROTTLE = """{
   "status": 1,
   "msg": "This transaction has been done too soon from the last one. Please wait for a few minutes."
-}"""  # noqa: E501
+}"""
 
 POSTPAID_OK = """{
     "status": 0,

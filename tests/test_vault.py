@@ -162,3 +162,24 @@ def test_settling_the_debit_erases_its_pin(home: Path) -> None:
         j.transition(ref, State.declined_offline, error="Wrong PIN")
         assert j.load_pin(ref) is None
         assert blob not in _disk_bytes(home)
+
+
+def test_erase_blocked_by_a_reader_finishes_at_close(home: Path) -> None:
+    import sqlite3
+
+    vault = Vault.open(home / "device.key")
+    ref = "000000000001"
+    j = Journal.open(home / "journal.db", vault=vault, clock=lambda: T0, busy_timeout_ms=100)
+    _queued_debit(j, ref)
+    j.store_pin(ref, PIN)
+    blob = bytes(j._conn.execute("SELECT blob FROM pins").fetchone()[0])
+    reader = sqlite3.connect(home / "journal.db", isolation_level=None)  # e.g. `sente-pos sync`
+    reader.execute("BEGIN")
+    reader.execute("SELECT COUNT(*) FROM txns").fetchone()  # holds a read snapshot
+    j.erase_pin(ref)  # the WAL cannot be truncated while the reader is on it
+    assert j.load_pin(ref) is None
+    assert blob in _disk_bytes(home)  # still in the WAL for now
+    reader.execute("COMMIT")  # the reader stays connected, so closing `j` is not the last close
+    j.close()
+    assert blob not in _disk_bytes(home)
+    reader.close()

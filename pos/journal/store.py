@@ -112,7 +112,7 @@ _STR_FIELDS = frozenset(
 )
 _INT_FIELDS = frozenset({"receipt_number", "attempts"})
 _UPDATABLE = _STR_FIELDS | _INT_FIELDS | frozenset(
-    {"next_attempt_at", "charges", "charges_json", "total", "total_json", "details"}
+    {"next_attempt_at", "charges", "charges_json", "total", "total_json", "details", "offline"}
 )
 
 _TXN_COLUMNS = (
@@ -139,6 +139,7 @@ class Journal:
         self.path = path
         self.vault = vault
         self._clock = clock
+        self._scrub_pending = False
 
     # ------------------------------------------------------------ lifecycle
     @classmethod
@@ -162,6 +163,9 @@ class Journal:
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA secure_delete = ON")
             migrate(conn)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise PosError(f"The journal {path} cannot be opened: {exc}") from exc
         except BaseException:
             conn.close()
             raise
@@ -169,6 +173,8 @@ class Journal:
 
     def close(self) -> None:
         with self._lock:
+            if self._scrub_pending:
+                self._scrub()
             self._conn.close()
 
     def __enter__(self) -> Journal:
@@ -198,6 +204,16 @@ class Journal:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """Several reads from one consistent snapshot (a deferred read transaction)."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield self._conn
+            finally:
+                self._conn.execute("COMMIT")
 
     def _query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -434,18 +450,18 @@ class Journal:
             "SELECT currency, COUNT(*) AS n, SUM(amount_minor) AS total FROM txns"
             f" WHERE kind = 'card_debit' AND offline = 1 AND state IN ({_placeholders(len(sv))})"
         )
-        with self._lock:
-            count, totals = _sum_rows(self._conn.execute(base + " GROUP BY currency", sv))
+        with self._snapshot() as conn:
+            count, totals = _sum_rows(conn.execute(base + " GROUP BY currency", sv))
             if card_id is None:
                 return Exposure(count=count, totals=totals)
             card_count, card_totals = _sum_rows(
-                self._conn.execute(base + " AND card_id = ? GROUP BY currency", [*sv, card_id])
+                conn.execute(base + " AND card_id = ? GROUP BY currency", [*sv, card_id])
             )
-            cached = self._conn.execute(
+            cached = conn.execute(
                 "SELECT seen_online_at FROM card_cache WHERE card_id = ?", (card_id,)
             ).fetchone()
             since = cached["seen_online_at"] if cached else ""
-            consecutive = self._conn.execute(
+            consecutive = conn.execute(
                 "SELECT COUNT(*) FROM txns WHERE kind = 'card_debit' AND offline = 1"
                 " AND card_id = ? AND state NOT IN ('cancelled', 'declined') AND created_at > ?",
                 (card_id, since),
@@ -454,14 +470,14 @@ class Journal:
                         card_totals=card_totals, consecutive=int(consecutive))
 
     def queued_vend_exposure(self) -> Exposure:
-        """Outstanding electricity sales accepted while offline (vends and bills)."""
+        """Outstanding cash electricity sales (vends and bills) accepted while offline:
+        the cash is taken, the token or bill payment still owed."""
         sv = [str(s) for s in SYNC_STATES]
         with self._lock:
             count, totals = _sum_rows(self._conn.execute(
                 "SELECT currency, COUNT(*) AS n, SUM(amount_minor) AS total FROM txns"
-                " WHERE kind IN ('vend', 'postpaid')"
-                f" AND state IN ({_placeholders(len(sv))}) AND (offline = 1 OR state = 'queued')"
-                " GROUP BY currency", sv,
+                " WHERE kind IN ('vend', 'postpaid') AND tender = 'cash' AND offline = 1"
+                f" AND state IN ({_placeholders(len(sv))}) GROUP BY currency", sv,
             ))
         return Exposure(count=count, totals=totals)
 
@@ -543,7 +559,9 @@ class Journal:
         """
         with self._write() as conn:
             conn.execute("DELETE FROM pins WHERE ref = ?", (ref,))
-        self._scrub()
+            erased = conn.execute("SELECT changes()").fetchone()[0] > 0
+        if erased or self._scrub_pending:
+            self._scrub()
 
     def checkpoint(self) -> tuple[int, int, int]:
         """``PRAGMA wal_checkpoint(TRUNCATE)``: (busy, wal pages, checkpointed pages)."""
@@ -553,9 +571,11 @@ class Journal:
 
     def _scrub(self) -> None:
         busy, _, _ = self.checkpoint()
+        # If another process held a read snapshot, the WAL could not be truncated yet;
+        # try again at the next erase or at close().
+        self._scrub_pending = bool(busy)
         if busy:
-            # Another process holds a read snapshot; the next checkpoint finishes the job.
-            log.warning("journal checkpoint after PIN erase was blocked by a reader")
+            log.warning("journal checkpoint after a PIN erase was blocked by a reader")
 
     # -------------------------------------------------------------- operators
     def operator_put(self, name: str, role: str, pin_hash: str) -> None:
@@ -652,6 +672,8 @@ class Journal:
                 out[name] = value
             elif name == "next_attempt_at":
                 out[name] = None if value is None else iso(value)
+            elif name == "offline":
+                out[name] = int(bool(value))
             elif name in ("charges", "charges_json"):
                 out["charges_json"] = None if value is None else _dumps(
                     [_charge(c) for c in value]

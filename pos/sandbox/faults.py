@@ -56,7 +56,7 @@ BAD_JSON = b'{"status": 0,'
 
 #: The transport of the connection being served; set by the sandbox's HTTP protocol
 #: (see :mod:`pos.sandbox.server`) so a fault can cut the connection.
-CURRENT_TRANSPORT: contextvars.ContextVar[asyncio.BaseTransport | None] = contextvars.ContextVar(
+CURRENT_TRANSPORT: contextvars.ContextVar[asyncio.Transport | None] = contextvars.ContextVar(
     "sandbox_transport", default=None
 )
 
@@ -119,7 +119,7 @@ class FaultRegistry:
         with self._lock:
             self._faults.clear()
 
-    def list(self) -> list[Fault]:
+    def active(self) -> list[Fault]:
         with self._lock:
             return list(self._faults)
 
@@ -150,7 +150,7 @@ class FaultRegistry:
         return delay, chosen
 
     def to_json(self) -> list[dict[str, Any]]:
-        return [f.to_json() for f in self.list()]
+        return [f.to_json() for f in self.active()]
 
 
 def retry_after(fault: Fault) -> str:

@@ -150,7 +150,8 @@ def _poll(state: SandboxState, txn: PawaTxn) -> None:
 
 # ----------------------------------------------------------------- handlers
 def login(state: SandboxState, req: Req, body: dict[str, Any]) -> Reply:
-    if body.get("username") == data.VENDOR_USERNAME and body.get("password") == data.VENDOR_PASSWORD:
+    user, password = body.get("username"), body.get("password")
+    if user == data.VENDOR_USERNAME and password == data.VENDOR_PASSWORD:
         key = "".join(secrets.choice(_KEY_ALPHABET) for _ in range(43))
         pc = state.pawacard
         pc.keys[key] = data.VENDOR_USERNAME

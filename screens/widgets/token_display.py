@@ -6,6 +6,8 @@ Big digits are drawn from a 3x5 pixel font with full and half blocks
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
 from textual.widget import Widget
 
@@ -78,7 +80,7 @@ class TokenDisplay(Widget):
     def _rows(self, width: int) -> list[list[str]]:
         return group_lines(self.groups, max(width, 20))
 
-    def get_content_height(self, container, viewport, width: int) -> int:  # type: ignore[no-untyped-def]
+    def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
         return len(self._rows(width)) * 4 + 1
 
     def render(self) -> Text:

@@ -1,0 +1,91 @@
+"""Helpers for the Textual tests: settings, a real Terminal, the app, screen text."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from pos.config import Settings
+
+FROZEN = datetime(2026, 3, 14, 9, 26, 53, tzinfo=UTC)
+DEAD_URL = "http://127.0.0.1:9/"  # discard port: nothing listens, connect is refused
+
+
+def make_settings(home: Path, sb: Any = None, **overrides: Any) -> Settings:
+    """Settings for a terminal whose data lives in ``home`` (SENTE_POS_HOME must point there)."""
+    assert home.exists()
+    if sb is not None:
+        env = sb.env()
+        data: dict[str, Any] = {
+            "patasente": {"base_url": sb.patasente_url,
+                          "username": env.get("SENTE_POS_PATASENTE__USERNAME", ""),
+                          "password": env.get("SENTE_POS_PATASENTE__PASSWORD", ""),
+                          "connect_timeout": 1.0, "read_timeout": 5.0},
+            "pawacard": {"base_url": sb.pawacard_url,
+                         "username": env.get("SENTE_POS_PAWACARD__USERNAME", ""),
+                         "password": env.get("SENTE_POS_PAWACARD__PASSWORD", ""),
+                         "poll_interval": 0.05, "max_polls": 10,
+                         "connect_timeout": 1.0, "read_timeout": 5.0},
+        }
+    else:
+        data = {"patasente": {"base_url": DEAD_URL + "patasente/phantom-api/",
+                              "connect_timeout": 0.5},
+                "pawacard": {"base_url": DEAD_URL + "pawacard/v3/", "connect_timeout": 0.5}}
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return Settings(**data)
+
+
+def app_for(settings: Settings, terminal: Any, scanner: Any = None, **kw: Any) -> Any:
+    from screens.app import make_app
+
+    kw.setdefault("clock", lambda: FROZEN)
+    kw.setdefault("cursor_blink", False)
+    return make_app(settings, terminal, scanner, **kw)
+
+
+def screen_text(app: Any) -> str:
+    """What the terminal shows now, as plain text."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
+                      color_system=None, record=True, legacy_windows=False, safe_box=False)
+    console.print(app.screen._compositor.render_update(
+        full=True, screen_stack=app._background_screens))
+    return console.export_text()
+
+
+async def wait_for(pilot: Any, predicate: Callable[[], Any], timeout: float = 10.0,
+                   what: str = "condition") -> Any:
+    """Pause the pilot until ``predicate()`` is truthy (workers and HTTP take real time)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if loop.time() > end:
+            raise AssertionError(f"timed out waiting for {what}; screen:\n"
+                                 f"{screen_text(pilot.app)}")
+        await pilot.pause(0.02)
+
+
+async def wait_screen(pilot: Any, cls: type, timeout: float = 10.0) -> Any:
+    """Wait until the top screen is a ``cls`` and has painted."""
+    screen = await wait_for(pilot, lambda: isinstance(pilot.app.screen, cls) and pilot.app.screen,
+                            timeout, cls.__name__)
+    await pilot.pause()
+    await wait_for(pilot, lambda: screen_text(pilot.app).strip(), timeout, "a paint")
+    return screen
+
+
+async def type_text(pilot: Any, text: str) -> None:
+    await pilot.press(*["space" if c == " " else c for c in text])

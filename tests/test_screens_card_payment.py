@@ -1,0 +1,194 @@
+"""Card payment end to end through the screens, against the sandbox over real HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from pos.sandbox import data
+from pos.sandbox.server import SandboxServer
+from pos.terminal import Terminal
+from screens.cards import CardSummaryScreen, HandOverScreen
+from screens.dialogs import ChoiceDialog
+from screens.entry import AmountScreen, PinScreen
+from screens.home import HomeScreen
+from screens.receipt import ReceiptScreen, ResultScreen
+from screens.scan import ScanScreen
+from tests.screens_support import app_for, make_settings, screen_text, wait_for, wait_screen
+
+
+@pytest.fixture
+def sbx():
+    with SandboxServer(port=0) as sb:
+        yield sb
+
+
+@pytest.fixture
+async def term(tmp_path, monkeypatch, sbx):
+    monkeypatch.setenv("SENTE_POS_HOME", str(tmp_path))
+    t = await Terminal.open(make_settings(tmp_path, sbx))
+    t.add_operator("ann", "cashier", "1111")
+    t.sign_in("ann", "1111")
+    yield t
+    await t.aclose()
+
+
+async def scan(pilot, payload: str) -> None:
+    """Type the card code in the manual field, as a cashier would without a camera."""
+    screen = await wait_screen(pilot, ScanScreen)
+    screen.query_one("#scan-manual").value = payload
+    await pilot.press("enter")
+
+
+async def pay(pilot, card: data.DemoCard, amount: str, *, wallet_key: str | None = "1",
+              pin: str | None = None) -> None:
+    await pilot.press("1")
+    await scan(pilot, card.payload)
+    await wait_screen(pilot, CardSummaryScreen)
+    await pilot.press("enter")
+    await wait_screen(pilot, AmountScreen)
+    await pilot.press(*amount, "enter")
+    if wallet_key is not None:
+        await wait_screen(pilot, ChoiceDialog)
+        await pilot.press(wallet_key)
+    await wait_screen(pilot, HandOverScreen)
+    await pilot.press("enter")
+    if pin is not None:
+        await wait_screen(pilot, PinScreen)
+        await pilot.press(*pin, "enter")
+
+
+async def test_approved_card_payment_debits_the_card_once(term, sbx):
+    before = sbx.state.patasente.balance(data.CARD_ACTIVE)
+    app = app_for(term.settings, term)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await pay(pilot, data.CARD_ACTIVE, "5000", pin="1234")
+        await wait_screen(pilot, ResultScreen)
+        text = screen_text(app)
+        assert "APPROVED" in text and "UGX 5,000" in text
+        assert "1234" not in text
+        await pilot.press("enter")
+        await wait_screen(pilot, ChoiceDialog)  # receipt: print / show / skip
+        await pilot.press("2")
+        await wait_screen(pilot, ReceiptScreen)
+        assert "CARD PAYMENT" in screen_text(app)
+        await pilot.press("escape")
+        await wait_screen(pilot, HomeScreen)
+    txns = term.journal_list()
+    assert [(t.kind, t.state, t.amount.minor) for t in txns] == [("card_debit", "done", 5000)]
+    assert sbx.state.patasente.applied_count(txns[0].ref) == 1
+    assert sbx.state.patasente.balance(data.CARD_ACTIVE) == before - 5000
+
+
+async def test_wrong_pin_is_declined_with_the_providers_reason(term, sbx):
+    before = sbx.state.patasente.balance(data.CARD_ACTIVE)
+    app = app_for(term.settings, term)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await pay(pilot, data.CARD_ACTIVE, "3000", pin="9999")
+        await wait_screen(pilot, ResultScreen)
+        text = screen_text(app)
+        assert "DECLINED" in text
+        assert "PIN" in text  # the provider's reason is shown
+        await pilot.press("enter")
+        await wait_screen(pilot, HomeScreen)  # no receipt offered for a decline
+    assert [t.state for t in term.journal_list()] == ["declined"]
+    assert sbx.state.patasente.balance(data.CARD_ACTIVE) == before
+
+
+async def test_insufficient_balance_is_declined(term, sbx):
+    app = app_for(term.settings, term)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await pay(pilot, data.CARD_LOW, "4000", wallet_key=None, pin="0000")
+        await wait_screen(pilot, ResultScreen)
+        text = screen_text(app)
+        assert "DECLINED" in text and "balance" in text.lower()
+    # Refused before anything was sent (the balance is known): at most a declined row.
+    assert [t.state for t in term.journal_list()] in ([], ["declined"])
+    assert sbx.state.patasente.balance(data.CARD_LOW) == 500
+
+
+async def test_a_bad_scan_stays_on_the_scan_screen(term, sbx):
+    app = app_for(term.settings, term)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await pilot.press("1")
+        await scan(pilot, "hello world")
+        await pilot.pause()
+        await wait_for(pilot, lambda: "card" in screen_text(app).lower())
+        assert isinstance(app.screen, ScanScreen)
+        await scan(pilot, data.CARD_EXPIRED.payload)
+        await wait_screen(pilot, CardSummaryScreen)
+        assert "expired" in screen_text(app).lower()
+    assert term.journal_list() == []
+
+
+@pytest.mark.parametrize("step", ["scan", "summary", "amount", "wallet", "handover", "pin"])
+async def test_cancel_at_each_step_changes_nothing(term, sbx, step):
+    before = sbx.state.patasente.balance(data.CARD_ACTIVE)
+    app = app_for(term.settings, term)
+    order = [("scan", ScanScreen), ("summary", CardSummaryScreen), ("amount", AmountScreen),
+             ("wallet", ChoiceDialog), ("handover", HandOverScreen), ("pin", PinScreen)]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await pilot.press("1")
+        for name, cls in order:
+            await wait_screen(pilot, cls)
+            if name == step:
+                await pilot.press("escape")
+                break
+            if name == "scan":
+                await scan(pilot, data.CARD_ACTIVE.payload)
+            elif name == "amount":
+                await pilot.press(*"2000", "enter")
+            elif name == "wallet":
+                await pilot.press("1")
+            else:
+                await pilot.press("enter")
+        await wait_screen(pilot, HomeScreen)
+    assert term.journal_list() == []
+    assert sbx.state.patasente.balance(data.CARD_ACTIVE) == before
+
+
+async def test_pin_pad_times_out(tmp_path, term, sbx):
+    app = app_for(term.settings, term, pin_timeout=1.0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await pay(pilot, data.CARD_ACTIVE, "1000")
+        await wait_screen(pilot, PinScreen)
+        await pilot.press("1", "2")
+        await wait_for(pilot, lambda: not isinstance(app.screen, PinScreen), 5, "time-out")
+        assert "No PIN was typed in time" in screen_text(app)
+    assert term.journal_list() == []
+
+
+async def test_offline_sale_then_sync(term, sbx):
+    app = app_for(term.settings, term)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        # Seen online once (the terminal caches the card), then the link drops.
+        await pay(pilot, data.CARD_NO_PIN, "1000", wallet_key=None)
+        await wait_screen(pilot, ResultScreen)
+        await pilot.press("enter")
+        await wait_screen(pilot, ChoiceDialog)
+        await pilot.press("3")
+        await wait_screen(pilot, HomeScreen)
+        sbx.stop()
+        await pay(pilot, data.CARD_NO_PIN, "2000", wallet_key=None)
+        await wait_screen(pilot, ResultScreen)
+        assert "ACCEPTED OFFLINE" in screen_text(app)
+        await pilot.press("enter")
+        await wait_screen(pilot, ChoiceDialog)
+        await pilot.press("3")
+        await wait_screen(pilot, HomeScreen)
+        assert "Unsynced 1" in screen_text(app)
+        offline = [t for t in term.journal_list() if t.offline]
+        assert len(offline) == 1 and offline[0].state == "queued"
+        sbx.start()
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: "Settled: 1" in screen_text(app), 15, "sync result")
+    offline_ref = offline[0].ref
+    assert term.journal_detail(offline_ref)[0].state == "done"
+    assert sbx.state.patasente.applied_count(offline_ref) == 1
+    assert sbx.state.patasente.balance(data.CARD_NO_PIN) == 20_000 - 3000

@@ -1,0 +1,180 @@
+"""The app shell against a real Terminal (no provider needed): first run, sign-in,
+idle lock, kiosk quitting, the one error handler, theme, and import hygiene."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from pos.terminal import Terminal
+from screens.dialogs import MessageDialog
+from screens.home import HomeScreen
+from screens.signin import CreateSupervisorScreen, SignInScreen, SupervisorPinScreen
+from tests.screens_support import app_for, make_settings, screen_text, type_text, wait_screen
+
+SCREENS = Path(__file__).resolve().parents[1] / "screens"
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("SENTE_POS_HOME", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+async def term(home):
+    t = await Terminal.open(make_settings(home))
+    yield t
+    await t.aclose()
+
+
+async def test_first_run_creates_a_supervisor_then_home(home, term):
+    app = app_for(term.settings, term)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, CreateSupervisorScreen)
+        await type_text(pilot, "Grace")
+        await pilot.press("enter", *"2468", "enter", *"2467", "enter")
+        await pilot.pause()
+        assert "The two PINs differ" in screen_text(app)
+        assert not term.has_operators()
+        await pilot.press(*"2468", "enter", *"2468", "enter")
+        await wait_screen(pilot, HomeScreen)
+        assert term.operator is not None and term.operator.name == "Grace"
+        assert term.operator.is_supervisor
+        assert "Grace" in screen_text(app)
+    assert [op.name for op in term.operators()] == ["Grace"]
+
+
+async def test_sign_in_rejects_a_wrong_pin_and_escape_does_not_skip(home, term):
+    term.add_operator("ann", "cashier", "1111")
+    app = app_for(term.settings, term)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, SignInScreen)
+        await pilot.press("escape")
+        assert isinstance(app.screen, SignInScreen)
+        await pilot.press(*"ann", "enter", *"9999", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, SignInScreen)
+        assert term.operator is None
+        text = screen_text(app)
+        assert "9999" not in text
+        await pilot.press(*"1111", "enter")
+        await wait_screen(pilot, HomeScreen)
+        assert term.operator.name == "ann"
+
+
+async def test_idle_lock_signs_out_and_asks_for_the_pin(home):
+    settings = make_settings(home, kiosk={"idle_lock_seconds": 1})
+    term = await Terminal.open(settings)
+    try:
+        term.add_operator("ann", "cashier", "1111")
+        term.sign_in("ann", "1111")
+        app = app_for(settings, term)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_screen(pilot, HomeScreen)
+            await wait_screen(pilot, SignInScreen, timeout=5)
+            assert term.operator is None
+            assert "Locked after being idle" in screen_text(app)
+            await pilot.press(*"ann", "enter", *"1111", "enter")
+            await wait_screen(pilot, HomeScreen)
+            assert term.operator.name == "ann"
+    finally:
+        await term.aclose()
+
+
+async def test_kiosk_quit_needs_the_supervisor_pin(home, term):
+    term.add_operator("boss", "supervisor", "4321")
+    term.add_operator("ann", "cashier", "1111")
+    term.sign_in("ann", "1111")
+    app = app_for(term.settings, term, kiosk=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        for key in ("q", "ctrl+c", "ctrl+q"):
+            await pilot.press(key)
+            await wait_screen(pilot, SupervisorPinScreen)
+            await pilot.press("escape")
+            await wait_screen(pilot, HomeScreen)
+        await pilot.press("ctrl+z")
+        await pilot.pause()
+        assert app.is_running
+        await pilot.press("q")
+        await wait_screen(pilot, SupervisorPinScreen)
+        await pilot.press(*"1111", "enter")  # a cashier's PIN is not a supervisor's
+        await pilot.pause()
+        assert "Supervisor PIN not accepted" in screen_text(app)
+        assert app.is_running
+        await pilot.press(*"4321", "enter")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+async def test_outside_kiosk_q_quits(home, term):
+    term.add_operator("ann", "cashier", "1111")
+    term.sign_in("ann", "1111")
+    app = app_for(term.settings, term)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await pilot.press("q")
+        await pilot.pause()
+    assert not app.is_running
+
+
+async def test_a_failing_worker_shows_one_plain_message(home, term):
+    from pos.errors import ProviderError
+
+    term.add_operator("ann", "cashier", "1111")
+    term.sign_in("ann", "1111")
+    app = app_for(term.settings, term)
+
+    async def broken(_app):
+        raise ProviderError("PawaCard answered with nonsense", provider="pawacard",
+                            detail="<html>stack</html>")
+
+    async def crash(_app):
+        raise KeyError("internal detail")
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        app.run_worker(broken(app), group="flow", exit_on_error=False)
+        await wait_screen(pilot, MessageDialog)
+        text = screen_text(app)
+        assert "PawaCard answered with nonsense" in text
+        assert "<html>" not in text and "Traceback" not in text
+        await pilot.press("enter")
+        app.run_worker(crash(app), group="flow", exit_on_error=False)
+        await wait_screen(pilot, MessageDialog)
+        text = screen_text(app)
+        assert "Something went wrong" in text
+        assert "internal detail" not in text and "KeyError" not in text
+    assert len(app.errors_shown) == 2
+
+
+async def test_status_bar_shows_offline_and_operator(home, term):
+    term.add_operator("ann", "cashier", "1111")
+    term.sign_in("ann", "1111")
+    app = app_for(term.settings, term, theme="console")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        text = screen_text(app)
+        top = text.splitlines()[0]
+        assert "ann" in top and "09:26" in top or "ann" in top
+        assert "1  Card payment" in text and "8  Settings" in text
+        # console theme: no rounded/heavy box drawing and no bullets
+        for glyph in "╭╮╰╯━┃●▔▁":
+            assert glyph not in text, glyph
+
+
+def test_screens_never_import_http_or_sqlite():
+    forbidden = {"httpx", "sqlite3", "sqlite_utils", "cv2", "httpcore"}
+    for path in SCREENS.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in forbidden, f"{path.name} imports {name}"

@@ -387,6 +387,8 @@ class QRDecoder:
     def decode_file(self, path: str | Path) -> list[str]:
         """Decode an image file with the whole chain (no time budget)."""
         cv2 = _Libs.cv2
+        if not Path(path).is_file():
+            raise ValueError(f"no such image file: {path}")
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if img is None:
             raise ValueError(f"cannot read image {path}")
@@ -412,26 +414,33 @@ class MultiFrameDecoder:
     """
 
     def __init__(self, decoder: QRDecoder | None = None, window: int = 4,
-                 still_threshold: float = 6.0) -> None:
+                 still_threshold: float = 4.0) -> None:
         self.decoder = decoder or QRDecoder()
         self.window = max(1, window)
         self.still_threshold = still_threshold
         self._frames: deque[np.ndarray] = deque(maxlen=self.window)
         self._pending: deque[str] = deque(maxlen=self.window)
+        self._thumb: np.ndarray | None = None
         self._start = 0
 
     def reset(self) -> None:
         self._frames.clear()
         self._pending.clear()
+        self._thumb = None
         self._start = 0
 
     def feed(self, frame: np.ndarray) -> str | None:
         """The text read from this frame (or the recent ones), else ``None``."""
         libs = _Libs.load()
+        cv2 = libs.cv2
         gray = to_gray(frame)
-        if self._frames and (self._frames[-1].shape != gray.shape or float(
-                libs.cv2.absdiff(self._frames[-1], gray).mean()) > self.still_threshold):
+        # Stillness on a 1/16 thumbnail: sensor noise averages out, movement does not.
+        thumb = cv2.resize(gray, (max(1, gray.shape[1] // 16), max(1, gray.shape[0] // 16)),
+                           interpolation=cv2.INTER_AREA)
+        if self._frames and (self._thumb is None or self._thumb.shape != thumb.shape or float(
+                cv2.absdiff(self._thumb, thumb).mean()) > self.still_threshold):
             self._frames.clear()  # the scene moved: averaging would smear it
+        self._thumb = thumb
         self._frames.append(gray)
 
         found = self.decoder.decode(gray, start=self._start)

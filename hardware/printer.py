@@ -15,19 +15,17 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import struct
 import threading
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
-
-from escpos.constants import QR_ECLEVEL_M, RT_STATUS_ONLINE, RT_STATUS_PAPER
-from escpos.escpos import Escpos
-from escpos.exceptions import DeviceNotFoundError
-from escpos.exceptions import Error as EscposError
-from escpos.printer import Dummy
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pos.config import PrinterSettings
 from pos.errors import PosError
 from pos.receipts import Block, Receipt, fit_groups, layout
+
+if TYPE_CHECKING:  # escpos (PIL, qrcode, barcode) costs ~0.5 s to import: only on first print
+    from escpos.escpos import Escpos
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +34,17 @@ OUT_OF_PAPER = "Printer is out of paper"
 OFFLINE = "Printer offline"
 NO_ACCESS = "Printer not accessible (permission denied)"
 
+#: Real-time status requests (DLE EOT n) and their answer bits, Epson ESC/POS reference.
+_RT_STATUS_ONLINE = b"\x10\x04\x01"
+_RT_STATUS_PAPER = b"\x10\x04\x04"
 #: Real-time status bits (DLE EOT n answers), Epson ESC/POS reference.
 _OFFLINE_BIT = 0x08  # DLE EOT 1: bit 3 set = offline
 _PAPER_END_BITS = 0x60  # DLE EOT 4: bits 5-6 = paper roll end
 _PAPER_NEAR_END_BITS = 0x0C  # DLE EOT 4: bits 2-3 = paper roll near end
 
 #: usblp's LPGETSTATUS ioctl and parallel-port status bits (linux/lp.h).
+_LPABORT = 0x0604
 _LPGETSTATUS = 0x060B
-_LP_PERRORP = 0x08  # set = no error
-_LP_PSELECD = 0x10  # set = on-line
 _LP_POUTPA = 0x20  # set = out of paper
 
 _QR_SIZE = 6  # dots per module: a 12-digit ref is ~2 cm wide on 58 mm paper
@@ -78,6 +78,8 @@ class ReceiptPrinter(Protocol):
 
 
 def _write_block(p: Escpos, block: Block, columns: int) -> None:
+    from escpos.constants import QR_ECLEVEL_M
+
     style = block.style
     if style == "header":
         p.set(align="center", bold=True, double_height=True)
@@ -116,6 +118,8 @@ def _write_block(p: Escpos, block: Block, columns: int) -> None:
 
 def render_escpos(receipt: Receipt, columns: int = 32) -> bytes:
     """The receipt as one ESC/POS byte stream (init, layout, native QR, feed and cut)."""
+    from escpos.printer import Dummy
+
     p = Dummy()
     p.hw("INIT")
     for block in layout(receipt, columns):
@@ -153,7 +157,7 @@ def _error_from_status(online: int | None, paper: int | None) -> PrinterError | 
 # -- printers ----------------------------------------------------------------
 
 
-class _DeviceFile(Escpos):
+class _DeviceFile:
     """A printer device file such as ``/dev/usb/lp0`` (the kernel usblp driver).
 
     Unlike escpos' ``File`` it never truncates or creates files under ``/dev``
@@ -161,7 +165,6 @@ class _DeviceFile(Escpos):
     """
 
     def __init__(self, path: str) -> None:
-        super().__init__()
         self.path = path
         self._fd: int | None = None
 
@@ -170,6 +173,13 @@ class _DeviceFile(Escpos):
         if not self.path.startswith("/dev/"):
             flags |= os.O_CREAT  # a plain file (demo, spooling); never invent device nodes
         self._fd = os.open(self.path, flags, 0o600)
+        try:
+            import fcntl
+
+            # LPABORT: a stalled write fails (usblp: ENOSPC) instead of hanging forever.
+            fcntl.ioctl(self._fd, _LPABORT, 1)
+        except (OSError, ImportError):
+            pass  # a plain file
 
     def _raw(self, msg: bytes) -> None:
         assert self._fd is not None
@@ -187,7 +197,7 @@ class _DeviceFile(Escpos):
             buf = fcntl.ioctl(self._fd, _LPGETSTATUS, b"\0" * 4)
         except (OSError, ImportError):
             return None  # ENOTTY: a plain file
-        return int.from_bytes(buf, "little")
+        return int(struct.unpack("i", buf)[0])  # the kernel writes a native int
 
     def close(self) -> None:
         if self._fd is not None:
@@ -196,13 +206,11 @@ class _DeviceFile(Escpos):
 
 
 def _error_from_lp(status: int | None) -> PrinterError | None:
-    """Same checks as usblp_check_status() in the kernel before each write."""
-    if status is None:
+    """Paper out is the one bit trusted: cheap printers report select/error lines loosely."""
+    if status is None or status == 0xFF:
         return None
     if status & _LP_POUTPA:
         return PrinterError(OUT_OF_PAPER, detail=f"lp status {status:#04x}")
-    if not status & _LP_PSELECD or not status & _LP_PERRORP:
-        return PrinterError(OFFLINE, detail=f"lp status {status:#04x}")
     return None
 
 
@@ -238,7 +246,7 @@ class EscposPrinter:
         }[s.kind]
 
     # The device object is created per job: nothing touches hardware at start-up.
-    def _device(self) -> Escpos:
+    def _device(self) -> Escpos | _DeviceFile:
         s = self.settings
         if s.kind == "usb":
             from escpos.printer import Usb
@@ -260,7 +268,9 @@ class EscposPrinter:
             return Network(s.host, port=s.port, timeout=self.timeout)
         return _DeviceFile(s.file_path)
 
-    def _open(self) -> Escpos:
+    def _open(self) -> Escpos | _DeviceFile:
+        from escpos.exceptions import DeviceNotFoundError
+
         dev = self._device()
         not_found = OFFLINE if self.settings.kind == "network" else NOT_FOUND
         try:
@@ -269,7 +279,7 @@ class EscposPrinter:
             raise PrinterError(not_found, detail=f"{self._where()}: {exc}") from exc
         except OSError as exc:
             raise _error_from_os(exc, not_found=not_found) from exc
-        if self.settings.kind == "serial":
+        if self.settings.kind == "serial" and not isinstance(dev, _DeviceFile):
             # Hardware flow control against a switched-off printer would block forever.
             dev.device.write_timeout = self.timeout
         return dev
@@ -293,7 +303,7 @@ class EscposPrinter:
                 sock.settimeout(self.timeout)
         return answer[0] if len(answer) else None
 
-    def _check(self, dev: Escpos) -> tuple[int | None, int | None]:
+    def _check(self, dev: Escpos | _DeviceFile) -> tuple[int | None, int | None]:
         """Raise if the printer says it cannot print; return (online, paper) status bytes."""
         if isinstance(dev, _DeviceFile):
             lp = dev.lp_status()
@@ -301,14 +311,16 @@ class EscposPrinter:
             if error:
                 raise error
             return None, None
-        online = self._query(dev, RT_STATUS_ONLINE)
-        paper = self._query(dev, RT_STATUS_PAPER)
+        online = self._query(dev, _RT_STATUS_ONLINE)
+        paper = self._query(dev, _RT_STATUS_PAPER)
         error = _error_from_status(online, paper)
         if error:
             raise error
         return online, paper
 
     def print_receipt(self, receipt: Receipt) -> None:
+        from escpos.exceptions import Error as EscposError
+
         data = render_escpos(receipt, self.settings.columns)
         with self._lock:
             dev = self._open()
@@ -343,7 +355,7 @@ class EscposPrinter:
         return PrinterStatus(True, "Printer ready")
 
 
-def _close(dev: Escpos) -> None:
+def _close(dev: Escpos | _DeviceFile) -> None:
     try:
         dev.close()
     except Exception as exc:  # closing a dead link must not hide the real outcome

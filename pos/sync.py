@@ -167,7 +167,7 @@ class SyncEngine:
 
     def _recover_created(self, now: dt.datetime) -> None:
         """Rows journaled but never marked sending (a crash in between) were never sent."""
-        cutoff = now - dt.timedelta(seconds=60)
+        cutoff = now - dt.timedelta(seconds=self.ctx.settings.sync.abandon_created_after)
         for txn in self.ctx.journal.list(states=[State.created], until=cutoff, limit=1000):
             finish(self.ctx, txn, State.cancelled, note="interrupted before sending")
 

@@ -85,6 +85,7 @@ class Terminal:
         home = ensure_home(settings.home)
         vault = Vault.open(home / "device.key")
         journal = Journal.open(home / "journal.db", vault=vault)
+        journal.sending_lease = settings.sync.sending_lease_seconds
         ctx = Context(
             settings=settings,
             journal=journal,

@@ -46,6 +46,7 @@ class SentePOSApp(App[None]):
     """The counter application."""
 
     TITLE = "Sente POS"
+    FLOAT_REFRESH_SECONDS = 60.0
     ENABLE_COMMAND_PALETTE = False
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
@@ -85,7 +86,17 @@ class SentePOSApp(App[None]):
             self.register_theme(theme)
         self.theme = THEMES.get(self.theme_name, THEMES["default"]).name
         self.set_interval(1.0, self._check_idle)
+        self.set_interval(self.FLOAT_REFRESH_SECONDS, self.refresh_floats)
+        self.refresh_floats()
         self.ensure_operator()
+
+    @work(group="floats", exclusive=True, exit_on_error=False)
+    async def refresh_floats(self) -> None:
+        """Floats for the status bar; a provider being down is shown there, not as an error."""
+        try:
+            await self.terminal.refresh_floats()
+        except PosError as exc:
+            log.info("float refresh failed: %s", exc.message)
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key | events.MouseDown) and not event.is_forwarded:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from textual.app import ComposeResult
@@ -9,7 +10,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from pos.errors import InputError
+from pos.errors import InputError, PosError
 from screens.dialogs import ConfirmDialog, Step
 
 
@@ -78,8 +79,16 @@ async def reports(app: Any) -> None:
         report = await close_day(app)
 
 
+async def _probe_then_sync(app: Any) -> Any:
+    """The cashier asked: probe the links now (floats are a cheap request) rather than
+    wait for the link monitor's back-off, then drain the outbox."""
+    with contextlib.suppress(PosError):
+        await app.terminal.refresh_floats()
+    return await app.terminal.sync_now()
+
+
 async def sync_now(app: Any) -> None:
-    rep = await app.busy("Sending queued transactions...", app.terminal.sync_now())
+    rep = await app.busy("Sending queued transactions...", _probe_then_sync(app))
     if rep.busy:
         await app.show_message("Sync", "A sync is already running.")
         return

@@ -82,6 +82,9 @@ async def wait_screen(pilot: Any, cls: type, timeout: float = 10.0) -> Any:
     """Wait until the top screen is a ``cls`` and has painted."""
     screen = await wait_for(pilot, lambda: isinstance(pilot.app.screen, cls) and pilot.app.screen,
                             timeout, cls.__name__)
+    await wait_for(pilot, lambda: screen.is_mounted and all(
+        w.is_mounted for w in screen.walk_children()), timeout, "mount")
+    await pilot.pause()
     await pilot.pause()
     await wait_for(pilot, lambda: screen_text(pilot.app).strip(), timeout, "a paint")
     return screen

@@ -183,9 +183,9 @@ def test_notify_failure_never_raises(tmp_path: Path) -> None:
 
 
 def test_watchdog_interval() -> None:
-    me = str(os.getpid())
-    assert sdnotify.watchdog_interval({"WATCHDOG_USEC": "30000000"}) == 15.0
-    assert sdnotify.watchdog_interval({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": me}) == 15.0
-    assert sdnotify.watchdog_interval({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "999999999"}) is None
+    usec = {"WATCHDOG_USEC": "30000000"}
+    assert sdnotify.watchdog_interval(usec) == 15.0
+    assert sdnotify.watchdog_interval({**usec, "WATCHDOG_PID": str(os.getpid())}) == 15.0
+    assert sdnotify.watchdog_interval({**usec, "WATCHDOG_PID": "999999999"}) is None
     assert sdnotify.watchdog_interval({}) is None
     assert sdnotify.watchdog_interval({"WATCHDOG_USEC": "soon"}) is None

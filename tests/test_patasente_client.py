@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from pydantic import SecretStr
@@ -20,17 +20,25 @@ from pos.errors import (
     RateLimited,
 )
 from pos.money import Money
-from pos.providers.http import FAST_RETRY
+from pos.providers.http import FAST_RETRY, Transient
 from pos.providers.models import CardOpStatus
 from pos.providers.patasente import PatasenteClient
 from pos.refs import new_ref
 from pos.sandbox import data
+from pos.sandbox.server import SandboxServer
 
 DEBIT = "debit-patasente-card"
 
 
 def ugx(n: int) -> Money:
     return Money(n, "UGX")
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    """A fresh sandbox per test (tests/conftest.py may provide the same fixture)."""
+    with SandboxServer(port=0) as sb:
+        yield sb
 
 
 def settings_for(url: str, password: str = data.MERCHANT_PASSWORD) -> PatasenteSettings:
@@ -312,3 +320,26 @@ async def test_provider_down(sandbox) -> None:
         assert info.value.provider == "Patasente"
         with pytest.raises(ProviderUnavailable):
             await client.debit_card(108, ugx(100), "x", "1234", data.CURRENT, new_ref())
+
+
+async def test_lost_lock_answer_is_not_repeated(sandbox, pata: PatasenteClient) -> None:
+    card = data.CARD_ACTIVE
+    await pata.company_details()
+    sandbox.faults.add(provider="patasente", endpoint="lock-sente-card",
+                       mode="drop_after_commit", count=1)
+    with pytest.raises(Transient):
+        await pata.lock_card(card.id)
+    assert count(sandbox, "lock-sente-card") == 1  # a repeat would answer "already locked"
+    assert (await pata.get_card(card_ref(card))).status == "locked"
+
+
+async def test_lock_failures_are_not_repeated_blindly(sandbox, pata: PatasenteClient) -> None:
+    sandbox.faults.add(provider="patasente", endpoint="lock-sente-card", mode="http503",
+                       count=1)
+    with pytest.raises(RateLimited):  # refused: the cashier may try again
+        await pata.lock_card(data.CARD_ACTIVE.id)
+    sandbox.faults.add(provider="patasente", endpoint="lock-sente-card", mode="drop_before",
+                       count=1)
+    with pytest.raises(Transient):  # could have been sent: not repeated blindly
+        await pata.lock_card(data.CARD_ACTIVE.id)
+    assert await pata.lock_card(data.CARD_ACTIVE.id)

@@ -7,6 +7,7 @@ Set ``UPDATE_GOLDEN=1`` to rewrite the golden files after a deliberate change.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import socket
@@ -319,8 +320,9 @@ def test_absent_printer_is_a_clear_error(path: str, tmp_path: Path) -> None:
     [
         (0x18, None),  # PSELECD | PERRORP: on-line, no error
         (0x38, OUT_OF_PAPER),  # + POUTPA
-        (0x08, OFFLINE),  # not selected
-        (0x10, OFFLINE),  # error line asserted
+        (0x30, OUT_OF_PAPER),  # paper out with the error line asserted
+        (0x00, None),  # select/error lines reported loosely by cheap printers: print anyway
+        (0xFF, None),  # garbage
         (None, None),  # not a printer device (plain file): unknown
     ],
 )
@@ -462,3 +464,22 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_device_file_path_is_opened_without_creating(tmp_path: Path) -> None:
+    # /dev/null stands in for /dev/usb/lp0: a character device that is no printer
+    # (LPABORT / LPGETSTATUS answer ENOTTY), so the receipt is written unchecked.
+    printer = make_printer(PrinterSettings(kind="file", file_path="/dev/null"))
+    printer.print_receipt(vend_receipt())
+    assert printer.status() == PrinterStatus(True, "Printer connected (/dev/null)")
+
+
+@pytest.mark.parametrize(("kind", "module", "package"), [("usb", "usb", "pyusb"),
+                                                        ("serial", "serial", "pyserial")])
+def test_missing_driver_is_a_clear_error(kind: str, module: str, package: str) -> None:
+    if importlib.util.find_spec(module) is not None:
+        pytest.skip(f"{package} is installed")
+    printer = make_printer(PrinterSettings(kind=kind))  # type: ignore[arg-type]
+    with pytest.raises(PrinterError, match=f"install {package}"):
+        printer.print_receipt(vend_receipt())
+    assert printer.status().ok is False

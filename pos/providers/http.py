@@ -251,13 +251,24 @@ def _repair(text: str) -> str:
 
 
 # ------------------------------------------------------------------ retries
-async def retrying(policy: RetryPolicy, call: Callable[[], Awaitable[T]]) -> T:
+async def retrying(
+    policy: RetryPolicy, call: Callable[[], Awaitable[T]], *, idempotent: bool = True
+) -> T:
     """Run ``call`` (a request that moves no money) with retries on
-    :class:`ProviderUnavailable` and :class:`Transient`; re-raise the last error."""
+    :class:`ProviderUnavailable` and, when ``idempotent``, :class:`Transient`;
+    re-raise the last error.
+
+    A state change such as locking a card is not idempotent in its answers
+    (a repeat says "Card is already locked"): it is retried only when nothing
+    was sent, and a lost answer is left to the caller to check.
+    """
+    errors: tuple[type[Exception], ...] = (
+        (ProviderUnavailable, Transient) if idempotent else (ProviderUnavailable,)
+    )
     retryer = AsyncRetrying(
         stop=stop_after_attempt(max(1, policy.attempts)),
         wait=wait_exponential(multiplier=policy.wait_initial, max=policy.wait_max),
-        retry=retry_if_exception_type((ProviderUnavailable, Transient)),
+        retry=retry_if_exception_type(errors),
         reraise=True,
     )
     async for attempt in retryer:

@@ -355,9 +355,13 @@ class PatasenteClient:
 
     async def _action(self, method: str, path: str, params: Mapping[str, Any] | None = None,
                       data: Mapping[str, str] | None = None) -> str:
-        """A card-service action (no money): ``{"success": msg}`` -> msg; 400 -> Declined."""
+        """A card-service action (no money): ``{"success": msg}`` -> msg; 400 -> Declined.
+
+        Retried only when nothing was sent: a lost answer raises Transient and
+        the caller reads the card's status instead of repeating the change.
+        """
         result = await http.retrying(
-            self._retry, lambda: self._authed_once(method, path, params, data)
+            self._retry, lambda: self._authed_once(method, path, params, data), idempotent=False
         )
         msg = _message(result, "success") or _message(result, "message")
         if msg is None:

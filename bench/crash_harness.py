@@ -1,0 +1,198 @@
+"""Crash harness: the real CLI in subprocesses against the sandbox, killed with SIGKILL.
+
+Used by ``tests/test_crash_safety.py`` (short) and ``bench/soak_crash.py``
+(>= 200 kills). After the kills, a final sync runs to completion and
+:meth:`CrashHarness.verify` checks the sandbox's own counters against the
+journal: every accepted sale performed exactly once, none lost, nothing the
+provider did unknown to the terminal, no debit applied twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pos.journal import Journal, Kind, State
+from pos.meter import luhn_check_digit
+from pos.sandbox import data
+from pos.sandbox.server import SandboxServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def meters(n: int, start: int = 200) -> list[str]:
+    """``n`` distinct Luhn-valid 11-digit meters that vend normally in the sandbox."""
+    out = []
+    for i in range(start, start + n):
+        body = f"0777{i:06d}"
+        out.append(body + luhn_check_digit(body))
+    return out
+
+
+@dataclass
+class Counts:
+    runs: int = 0
+    kills: int = 0
+    accepted: list[str] = field(default_factory=list)  # refs the CLI reported (exit 0/3)
+    exits: dict[int, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"runs": self.runs, "kills": self.kills, "accepted": len(self.accepted),
+                "exits": self.exits}
+
+
+class CrashHarness:
+    def __init__(self, workdir: Path, sb: SandboxServer, *, seed: int = 1) -> None:
+        self.sb = sb
+        self.home = workdir / "home"
+        self.rng = random.Random(seed)
+        self.counts = Counts()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SENTE_POS_")}
+        env.update(sb.env())
+        env.update({
+            "SENTE_POS_HOME": str(self.home),
+            "SENTE_POS_PATASENTE__READ_TIMEOUT": "1.5",
+            "SENTE_POS_PAWACARD__READ_TIMEOUT": "1.5",
+            "SENTE_POS_PATASENTE__CONNECT_TIMEOUT": "0.5",
+            "SENTE_POS_PAWACARD__CONNECT_TIMEOUT": "0.5",
+            "SENTE_POS_PAWACARD__POLL_INTERVAL": "0.05",
+            "SENTE_POS_PAWACARD__MAX_POLLS": "2",
+            "SENTE_POS_SYNC__SENDING_LEASE_SECONDS": "0.3",
+            "SENTE_POS_SYNC__ABANDON_CREATED_AFTER": "0",
+            "SENTE_POS_SYNC__BACKOFF_BASE": "0.02",
+            "SENTE_POS_SYNC__BACKOFF_MAX": "0.2",
+            "SENTE_POS_SYNC__METER_THROTTLE_SECONDS": "0",
+            "SENTE_POS_OFFLINE__VEND_MAX_COUNT": "100000",
+            "SENTE_POS_OFFLINE__VEND_MAX_AMOUNT": "100000000",
+            "SENTE_POS_OFFLINE__MAX_COUNT": "100000",
+            "SENTE_POS_OFFLINE__MAX_TOTAL": "100000000",
+            "SENTE_POS_OFFLINE__PER_CARD_MAX_TOTAL": "100000000",
+            "SENTE_POS_OFFLINE__PER_CARD_MAX_CONSECUTIVE": "100000",
+            "PYTHONPATH": str(ROOT),
+        })
+        self.env = env
+
+    # ------------------------------------------------------------ running
+    def cli(self, *args: str, stdin: str | None = None, kill_after: float | None = None,
+            timeout: float = 60.0) -> tuple[int | None, str]:
+        """Run ``sente-pos ARGS``; SIGKILL it after ``kill_after`` seconds if still running."""
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pos.cli", *args], env=self.env, cwd=ROOT,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self.counts.runs += 1
+        try:
+            out, _err = proc.communicate(input=stdin or "",
+                                         timeout=kill_after if kill_after is not None else timeout)
+        except subprocess.TimeoutExpired:
+            if kill_after is None:
+                proc.kill()
+                proc.communicate()
+                raise
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate()
+            self.counts.kills += 1
+            return None, ""
+        self.counts.exits[proc.returncode] = self.counts.exits.get(proc.returncode, 0) + 1
+        return proc.returncode, out
+
+    def _accepted(self, rc: int | None, out: str) -> None:
+        if rc in (0, 3) and out.strip():
+            doc = json.loads(out.strip().splitlines()[-1])
+            if doc.get("ref"):
+                self.counts.accepted.append(doc["ref"])
+
+    def vend(self, meter: str, amount: str = "100", kill_after: float | None = None) -> None:
+        rc, out = self.cli("vend", meter, "--amount", amount, "--name", "Crash Test",
+                           "--no-wait", "--json", kill_after=kill_after)
+        self._accepted(rc, out)
+
+    def debit(self, amount: str = "100", kill_after: float | None = None) -> None:
+        card = data.CARD_ACTIVE
+        rc, out = self.cli("card", "debit", card.payload, "--amount", amount, "--wallet",
+                           data.CURRENT, "--reason", "crash test", "--json",
+                           stdin=f"{card.pin}\n", kill_after=kill_after)
+        self._accepted(rc, out)
+
+    def sync(self, kill_after: float | None = None) -> dict[str, Any] | None:
+        rc, out = self.cli("sync", "--json", kill_after=kill_after)
+        if rc is None or not out.strip():
+            return None
+        return json.loads(out.strip().splitlines()[-1])
+
+    def settle(self, rounds: int = 40) -> dict[str, Any] | None:
+        """Sync until nothing is outstanding (leases of killed senders expire first)."""
+        rep = None
+        for _ in range(rounds):
+            rep = self.sync()
+            if rep is not None and rep.get("remaining") == 0 and not rep.get("busy"):
+                return rep
+            time.sleep(0.35)
+        return rep
+
+    # ------------------------------------------------------------ checking
+    def verify(self) -> dict[str, Any]:
+        """Compare the journal with the sandbox's own record. Returns counts; raises on a breach."""
+        journal = Journal.open(self.home / "journal.db")
+        try:
+            rows = journal.list(limit=1_000_000)
+        finally:
+            journal.close()
+        by_ref = {t.ref: t for t in rows}
+        pawa = self.sb.state.pawacard.transactions
+        pata = self.sb.state.patasente
+        problems: list[str] = []
+        for ref in pawa:
+            if ref not in by_ref:
+                problems.append(f"PawaCard vended {ref}, unknown to the journal (lost)")
+        for op in pata.applied:
+            if op.ref and op.ref not in by_ref:
+                problems.append(f"Patasente applied {op.ref}, unknown to the journal (lost)")
+        done = cancelled = 0
+        for t in rows:
+            if t.kind == Kind.vend:
+                performed = t.ref in pawa
+                calls = self.sb.state.pawacard.vend_count(t.ref)
+                if t.state == State.done:
+                    done += 1
+                    if not performed or pawa[t.ref].token != t.token:
+                        problems.append(f"{t.ref} done in the journal, token differs/not vended")
+                elif t.state in (State.cancelled, State.declined):
+                    cancelled += 1
+                    if performed:
+                        problems.append(f"{t.ref} {t.state} in the journal but vended")
+                else:
+                    problems.append(f"{t.ref} left {t.state}")
+                if calls > 1 and performed and t.state != State.done:
+                    problems.append(f"{t.ref} vend requested {calls} times")
+            elif t.kind == Kind.card_debit:
+                n = pata.applied_count(t.ref)
+                if n > 1:
+                    problems.append(f"{t.ref} debited {n} times")
+                if t.state == State.done:
+                    done += 1
+                    if n != 1:
+                        problems.append(f"{t.ref} done but applied {n} times")
+                elif t.state in (State.cancelled, State.declined):
+                    cancelled += 1
+                    if n:
+                        problems.append(f"{t.ref} {t.state} but applied")
+                else:
+                    problems.append(f"{t.ref} left {t.state}")
+        for ref in self.counts.accepted:
+            t = by_ref.get(ref)
+            if t is None or t.state != State.done:
+                problems.append(f"accepted sale {ref} not done ({t.state if t else 'missing'})")
+        if problems:
+            raise AssertionError("\n".join(problems[:20]))
+        return {**self.counts.to_json(), "journal_rows": len(rows), "done": done,
+                "never_sent": cancelled, "vends_performed": self.sb.state.vends_performed,
+                "debits_applied": len([o for o in pata.applied if o.kind == "debit"])}

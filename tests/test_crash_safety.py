@@ -1,0 +1,74 @@
+"""Crash safety, proven: the real CLI killed with SIGKILL mid-sale and mid-sync.
+
+After restarts and a final sync, the sandbox's own counters must show every
+accepted sale performed exactly once and nothing lost (see bench/crash_harness.py;
+bench/soak_crash.py runs the long version).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.crash_harness import CrashHarness, meters
+from pos.sandbox.server import SandboxServer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def sb() -> Iterator[SandboxServer]:
+    with SandboxServer(port=0, throttle_seconds=0, daily_limit=None) as server:
+        yield server
+
+
+def test_twenty_offline_vends_survive_killed_syncs(sb: SandboxServer, tmp_path: Path) -> None:
+    """Issue 3 'done when': 20 cash vends queued while down, sync killed repeatedly."""
+    h = CrashHarness(tmp_path, sb, seed=20)
+    sb.stop()
+    for meter in meters(20):
+        h.vend(meter)
+    assert h.counts.exits == {3: 20}  # each accepted offline
+    assert len(h.counts.accepted) == 20
+    sb.start()
+    # Lost responses while syncing: the vend is done but the answer never arrives.
+    sb.faults.add(provider="pawacard", endpoint="vend", mode="drop_after_commit", count=4)
+    sb.faults.add(provider="pawacard", endpoint="*", mode="latency", seconds=0.15, count=60)
+    for _ in range(8):
+        h.sync(kill_after=h.rng.uniform(0.4, 1.6))
+    sb.faults.clear()
+    final = h.settle()
+    assert final is not None and final["remaining"] == 0
+    result = h.verify()
+    assert result["vends_performed"] == 20
+    assert result["done"] == 20
+    # The journal shows every token.
+    rc, out = h.cli("journal", "--json")
+    assert rc == 0
+    import json
+
+    rows = json.loads(out)
+    assert len(rows) == 20 and all(r["token"] and len(r["token"]) == 20 for r in rows)
+
+
+def test_kills_during_sales_and_sync_lose_nothing(sb: SandboxServer, tmp_path: Path) -> None:
+    h = CrashHarness(tmp_path, sb, seed=7)
+    ms = meters(12, start=500)
+    # Slow answers so kills land while requests are in flight; some answers lost.
+    sb.faults.add(provider="*", endpoint="*", mode="latency", seconds=0.3, count=None)
+    sb.faults.add(provider="patasente", endpoint="debit-patasente-card",
+                  mode="drop_after_commit", count=2)
+    for i, meter in enumerate(ms):
+        h.vend(meter, kill_after=h.rng.uniform(0.3, 1.3) if i % 2 == 0 else None)
+        if i % 3 == 0:
+            h.debit(kill_after=h.rng.uniform(0.3, 1.3) if i % 2 else None)
+        if i % 4 == 3:
+            h.sync(kill_after=h.rng.uniform(0.2, 1.0))
+    sb.faults.clear()
+    final = h.settle()
+    assert final is not None and final["remaining"] == 0
+    result = h.verify()
+    assert result["kills"] >= 6
+    assert result["done"] >= len(h.counts.accepted)

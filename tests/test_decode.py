@@ -1,0 +1,245 @@
+"""The decoder chain, the multi-frame helper and the camera thread (simulated camera)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import zxingcpp
+
+from bench.qrset import Sample, render
+from hardware.camera import CameraScanner, CameraStatus, Deduper
+from hardware.cardimages import make_cards
+from hardware.decode import MultiFrameDecoder, QRDecoder, accept
+from hardware.simcam import SimulatedCamera
+
+SEED = 7
+N = 6
+CARD_A = "1613*****65219&11/35&UGX&0&Debit Card&108"
+CARD_B = "4000*****12345&01/30&UGX&3&Gift Card&77"
+REPO = Path(__file__).resolve().parent.parent
+
+_cache: dict[str, list[Sample]] = {}
+
+
+def samples(category: str) -> list[Sample]:
+    if category not in _cache:
+        _cache[category] = [render(category, i, seed=SEED) for i in range(N)]
+    return _cache[category]
+
+
+@pytest.fixture(scope="module")
+def decoder() -> QRDecoder:
+    return QRDecoder(budget_ms=None)  # whole chain: deterministic on any machine
+
+
+def zxing_alone(img: np.ndarray) -> list[str]:
+    gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    return [r.text for r in zxingcpp.read_barcodes(gray, formats=zxingcpp.BarcodeFormat.QRCode)]
+
+
+@pytest.mark.parametrize("category", ["clean", "rotation", "lowcontrast", "jpeg"])
+def test_chain_reads_easy_categories(decoder: QRDecoder, category: str) -> None:
+    for s in samples(category):
+        assert decoder.decode(s.image) == [s.payload], (category, s.index)
+
+
+@pytest.mark.parametrize("category", ["motion", "damaged", "small"])
+def test_chain_beats_zxing_alone_on_hard_categories(decoder: QRDecoder, category: str) -> None:
+    ours = zx = 0
+    for s in samples(category):
+        out = decoder.decode(s.image)
+        assert all(t == s.payload for t in out), "wrong payload"
+        ours += s.payload in out
+        zx += s.payload in zxing_alone(s.image)
+    assert ours > zx
+    assert ours >= N - 2
+
+
+def test_no_read_on_frames_without_qr(decoder: QRDecoder) -> None:
+    for s in samples("noqr"):
+        assert decoder.decode(s.image) == []
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (480, 640), dtype=np.uint8)
+    assert decoder.decode(noise) == []
+    assert decoder.decode(np.zeros((480, 640, 3), np.uint8)) == []
+
+
+def test_gray_input_and_budget(decoder: QRDecoder) -> None:
+    s = samples("clean")[0]
+    gray = cv2.cvtColor(s.image, cv2.COLOR_BGR2GRAY)
+    assert decoder.decode(gray) == [s.payload]
+    # A zero budget still runs the fast path and one escalation step, then stops.
+    tight = QRDecoder(budget_ms=0.0)
+    assert tight.decode(gray) == [s.payload]
+    hard = samples("motion")[0]
+    tight.decode(hard.image)
+    assert tight.next_step in (0, 1)
+
+
+def test_accept_rejects_control_characters() -> None:
+    assert accept(CARD_A)
+    assert not accept("")
+    assert not accept("abc\x00def")
+    assert not accept("x" * 5000)
+
+
+def test_decode_file(decoder: QRDecoder, tmp_path: Path) -> None:
+    (card,) = make_cards(tmp_path, [CARD_A])
+    assert decoder.decode_file(card) == [CARD_A]
+    assert decoder.budget_ms is None
+    with pytest.raises(ValueError):
+        decoder.decode_file(tmp_path / "missing.png")
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not an image")
+    with pytest.raises(ValueError):
+        decoder.decode_file(junk)
+
+
+def test_multiframe_reads_over_a_stream_and_stays_quiet_without_card() -> None:
+    mf = MultiFrameDecoder(QRDecoder(), window=3)
+    for s in samples("noqr")[:3]:
+        assert mf.feed(s.image) is None
+    hard = samples("motion")[1]
+    got = None
+    for f in range(3):
+        got = got or mf.feed(render("motion", hard.index, seed=SEED, frame=f).image)
+    assert got == hard.payload
+
+
+def test_multiframe_average_needs_agreement() -> None:
+    # A still card in very noisy frames: no single frame reads, the running
+    # average does; a text read only from averages is reported on its second read.
+    s = samples("clean")[2]
+    rng = np.random.default_rng(3)
+    base = cv2.cvtColor(s.image, cv2.COLOR_BGR2GRAY).astype(np.float32) * 0.3
+    frames = [np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+              for _ in range(10)]
+    single = QRDecoder(budget_ms=None, use_pyzbar=False, use_opencv=False)
+    assert [single.decode(f) for f in frames[:3]] == [[], [], []]
+    mf = MultiFrameDecoder(QRDecoder(use_pyzbar=False, use_opencv=False), window=8)
+    results = [mf.feed(f) for f in frames]
+    read = [i for i, r in enumerate(results) if r is not None]
+    assert read, "the average never read"
+    assert read[0] >= 2  # two averages had to agree
+    assert {results[i] for i in read} == {s.payload}
+
+
+def test_pyzbar_absent_fallback() -> None:
+    code = (
+        "import sys; sys.modules['pyzbar'] = None; sys.modules['pyzbar.pyzbar'] = None\n"
+        "from bench.qrset import render\n"
+        "from hardware.decode import QRDecoder, pyzbar_available\n"
+        "assert not pyzbar_available()\n"
+        "d = QRDecoder(budget_ms=None)\n"
+        "assert not d.pyzbar and not any('zbar' in n for n, _ in d.steps)\n"
+        "s = render('clean', 0, seed=7)\n"
+        "assert d.decode(s.image) == [s.payload]\n"
+        "m = render('motion', 0, seed=7)\n"
+        "assert d.decode(m.image) in ([], [m.payload])\n"
+        "print('ok')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                       timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ok"
+
+
+def test_importing_hardware_does_not_load_heavy_libraries() -> None:
+    code = (
+        "import sys\n"
+        "import hardware.decode, hardware.camera, hardware.simcam, hardware.scan, "
+        "hardware.cardimages\n"
+        "heavy = {'cv2', 'numpy', 'zxingcpp', 'pyzbar', 'textual'} & set(sys.modules)\n"
+        "print(sorted(heavy))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                       timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------ camera thread
+
+def test_deduper_window() -> None:
+    now = [0.0]
+    d = Deduper(3.0, clock=lambda: now[0])
+    assert d.should_emit("A")
+    for _ in range(10):  # held in view: seen every frame, never re-emitted
+        now[0] += 0.5
+        assert not d.should_emit("A")
+    assert d.should_emit("B")
+    now[0] += 3.5  # out of view long enough
+    assert d.should_emit("A")
+
+
+def _wait(cond: Callable[[], bool], timeout: float = 20.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return cond()
+
+
+def test_simulated_camera_delivers_each_card_once() -> None:
+    scans: list[str] = []
+    states: list[CameraStatus] = []
+    cam = SimulatedCamera([CARD_A, CARD_A, CARD_B], on_scan=scans.append,
+                          on_status=states.append, fps=200, dedupe_seconds=30.0,
+                          hold_frames=6, gap_frames=2)
+    cam.start()
+    try:
+        assert _wait(lambda: cam.frames_served > 40)
+        assert scans == [CARD_A, CARD_B]  # A held twice within the window: one scan
+        still = cam.grab_still(max_bytes=20_000)
+        assert still[:2] == b"\xff\xd8" and len(still) <= 20_000
+    finally:
+        cam.stop()
+    assert not cam.running
+    assert states[0].state == "starting"
+    assert "scanning" in [s.state for s in states]
+    assert states[-1].state == "stopped"
+
+
+def test_simulated_camera_show_and_rescan_after_window(tmp_path: Path) -> None:
+    scans: list[str] = []
+    (image,) = make_cards(tmp_path, [CARD_B])
+    cam = SimulatedCamera([], on_scan=scans.append, fps=200, dedupe_seconds=0.3,
+                          hold_frames=4, gap_frames=1)
+    cam.start()
+    try:
+        cam.show(CARD_A)
+        assert _wait(lambda: scans == [CARD_A])
+        time.sleep(0.5)
+        cam.show(CARD_A)  # gone from view longer than the window: a new scan
+        assert _wait(lambda: scans == [CARD_A, CARD_A])
+        cam.show(image)  # an image file
+        assert _wait(lambda: scans == [CARD_A, CARD_A, CARD_B])
+    finally:
+        cam.stop()
+
+
+def test_camera_scanner_without_camera_reports_no_camera() -> None:
+    states: list[CameraStatus] = []
+    done = threading.Event()
+
+    def on_status(st: CameraStatus) -> None:
+        states.append(st)
+        if st.state in ("no-camera", "error", "stopped"):
+            done.set()
+
+    cam = CameraScanner("/nonexistent/video-sente", on_scan=lambda t: None, on_status=on_status)
+    cam.start()
+    assert done.wait(20)
+    cam.stop()
+    assert states[-1].state == "no-camera"
+    with pytest.raises(RuntimeError):
+        cam.grab_still()

@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,13 +29,32 @@ from bench.qrset import CATEGORIES, build_cache, load_manifest
 from hardware.decode import MultiFrameDecoder, QRDecoder, pyzbar_available
 
 
+def _imread(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise SystemExit(f"cannot read {path}; delete the cache directory and rerun")
+    return img
+
+
+def _payload(row: dict[str, object]) -> str | None:
+    p = row["payload"]
+    return p if isinstance(p, str) else None
+
+
+def _files(row: dict[str, object]) -> list[str]:
+    files = row["files"]
+    assert isinstance(files, list)
+    return [str(f) for f in files]
+
+
 def library_methods() -> dict[str, Callable[[np.ndarray], list[str]]]:
     import zxingcpp
 
     methods: dict[str, Callable[[np.ndarray], list[str]]] = {}
+    qr = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 
     def zx(g: np.ndarray) -> list[str]:
-        return [r.text for r in zxingcpp.read_barcodes(g, formats=zxingcpp.BarcodeFormat.QRCode)]
+        return [r.text for r in zxingcpp.read_barcodes(g, formats=qr)]
 
     methods["zxing-cpp (QR)"] = zx
     if pyzbar_available():
@@ -100,7 +119,7 @@ def run_method(name: str, fn: Callable[[np.ndarray], list[str]],
             "max": max(times), "steps": steps}
 
 
-def multi_frame(rows: list[dict[str, Any]], d: Path, frames: int) -> dict[str, Any]:
+def multi_frame(rows: list[dict[str, object]], d: Path, frames: int) -> dict[str, Any]:
     ok: Counter[str] = Counter()
     total: Counter[str] = Counter()
     wrong = fp = 0
@@ -109,14 +128,14 @@ def multi_frame(rows: list[dict[str, Any]], d: Path, frames: int) -> dict[str, A
     for row in rows:
         mf = MultiFrameDecoder(dec, window=frames)
         got = None
-        for f in row["files"][:frames]:
-            img = cv2.imread(str(d / f), cv2.IMREAD_COLOR)
+        for f in _files(row)[:frames]:
+            img = _imread(d / f)
             t = time.perf_counter()
             got = mf.feed(img)
             times.append((time.perf_counter() - t) * 1000)
             if got:
                 break
-        cat, payload = row["category"], row["payload"]
+        cat, payload = str(row["category"]), _payload(row)
         total[cat] += 1
         if payload is None:
             fp += got is not None
@@ -179,9 +198,8 @@ def main() -> None:
           f"640x480; built/loaded in {time.perf_counter() - t:.1f} s)")
     print(f"pyzbar available: {pyzbar_available()}")
     rows = load_manifest(d, args.frames)
-    frames = [(str(r["category"]), r["payload"],  # type: ignore[misc]
-               cv2.imread(str(d / r["files"][0]), cv2.IMREAD_COLOR))  # type: ignore[index]
-              for r in rows]
+    frames: list[tuple[str, str | None, np.ndarray]] = [
+        (str(r["category"]), _payload(r), _imread(d / _files(r)[0])) for r in rows]
 
     ours = QRDecoder()
     results = [run_method("our chain (1 frame)", ours.decode, frames, lambda: ours.last_step)]

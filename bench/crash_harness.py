@@ -55,6 +55,7 @@ class CrashHarness:
         self.home = workdir / "home"
         self.rng = random.Random(seed)
         self.counts = Counts()
+        self._durations: dict[str, list[float]] = {}
         env = {k: v for k, v in os.environ.items() if not k.startswith("SENTE_POS_")}
         env.update(sb.env())
         env.update({
@@ -81,9 +82,21 @@ class CrashHarness:
         self.env = env
 
     # ------------------------------------------------------------ running
+    def kill_time(self, command: str) -> float:
+        """A kill moment spread over the command's real work, not only its start-up.
+
+        The window is calibrated on this machine from the command's completed runs
+        (median duration), so kills land in Python start-up, journal writes,
+        requests in flight and the recording of answers alike.
+        """
+        seen = sorted(self._durations.get(command, []))
+        typical = seen[len(seen) // 2] if seen else 1.5
+        return self.rng.uniform(0.55, 1.05) * typical
+
     def cli(self, *args: str, stdin: str | None = None, kill_after: float | None = None,
             timeout: float = 60.0) -> tuple[int | None, str]:
         """Run ``sente-pos ARGS``; SIGKILL it after ``kill_after`` seconds if still running."""
+        started = time.monotonic()
         proc = subprocess.Popen(
             [sys.executable, "-m", "pos.cli", *args], env=self.env, cwd=ROOT,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -102,6 +115,7 @@ class CrashHarness:
             self.counts.kills += 1
             return None, ""
         self.counts.exits[proc.returncode] = self.counts.exits.get(proc.returncode, 0) + 1
+        self._durations.setdefault(args[0], []).append(time.monotonic() - started)
         return proc.returncode, out
 
     def _accepted(self, rc: int | None, out: str) -> None:
@@ -110,19 +124,22 @@ class CrashHarness:
             if doc.get("ref"):
                 self.counts.accepted.append(doc["ref"])
 
-    def vend(self, meter: str, amount: str = "100", kill_after: float | None = None) -> None:
+    def vend(self, meter: str, amount: str = "100", kill: bool = False) -> None:
+        kill_after = self.kill_time("vend") if kill else None
         rc, out = self.cli("vend", meter, "--amount", amount, "--name", "Crash Test",
                            "--no-wait", "--json", kill_after=kill_after)
         self._accepted(rc, out)
 
-    def debit(self, amount: str = "100", kill_after: float | None = None) -> None:
+    def debit(self, amount: str = "100", kill: bool = False) -> None:
+        kill_after = self.kill_time("card") if kill else None
         card = data.CARD_ACTIVE
         rc, out = self.cli("card", "debit", card.payload, "--amount", amount, "--wallet",
                            data.CURRENT, "--reason", "crash test", "--json",
                            stdin=f"{card.pin}\n", kill_after=kill_after)
         self._accepted(rc, out)
 
-    def sync(self, kill_after: float | None = None) -> dict[str, Any] | None:
+    def sync(self, kill: bool = False) -> dict[str, Any] | None:
+        kill_after = self.kill_time("sync") if kill else None
         rc, out = self.cli("sync", "--json", kill_after=kill_after)
         if rc is None or not out.strip():
             return None

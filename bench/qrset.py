@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import json
 import math
+import multiprocessing
 import os
 import random
 import tempfile
@@ -168,17 +169,17 @@ def _camera(img: np.ndarray, rng: np.random.Generator, noise: float) -> np.ndarr
 
 
 def _motion_kernel(length: float, angle: float) -> np.ndarray:
-    n = int(math.ceil(length)) | 1
+    n = math.ceil(length) | 1
     k = np.zeros((n, n), np.float32)
     c = n // 2
     dx, dy = math.cos(math.radians(angle)), math.sin(math.radians(angle))
     for t in np.linspace(-length / 2, length / 2, 4 * n):
-        k[int(round(c + t * dy)), int(round(c + t * dx))] += 1
+        k[round(c + t * dy), round(c + t * dx)] += 1
     return k / k.sum()
 
 
 def _disk_kernel(radius: float) -> np.ndarray:
-    r = int(math.ceil(radius))
+    r = math.ceil(radius)
     y, x = np.mgrid[-r:r + 1, -r:r + 1]
     k = (x**2 + y**2 <= radius**2).astype(np.float32)
     return k / k.sum()
@@ -208,7 +209,8 @@ def _damage(card: np.ndarray, rng: np.random.Generator, qr_box: tuple[int, int, 
             done += ln * th
         else:  # worn patch: lowered contrast
             r = int(rng.uniform(0.05, 0.12) * side)
-            ys, xs = slice(max(0, int(cy) - r), int(cy) + r), slice(max(0, int(cx) - r), int(cx) + r)
+            ys = slice(max(0, int(cy) - r), int(cy) + r)
+            xs = slice(max(0, int(cx) - r), int(cx) + r)
             card[ys, xs] = card[ys, xs] * 0.35 + 150
             done += (2 * r) ** 2 * 0.5
 
@@ -331,19 +333,25 @@ def build_cache(per_category: int = 40, seed: int = 1, frames: int = 1) -> Path:
     if manifest.exists():
         return d
     d.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for c in CATEGORIES:
-        for i in range(per_category):
-            files = []
-            for f in range(frames):
-                s = render(c, i, seed, f)
-                # The jpeg category is already JPEG-degraded; PNG stores it losslessly.
-                name = f"{c}-{i:03d}-f{f}.png"
-                cv2.imwrite(str(d / name), s.image)
-                files.append(name)
-            rows.append({"category": c, "index": i, "payload": s.payload, "files": files})
+    jobs = [(c, i, seed, frames, str(d)) for c in CATEGORIES for i in range(per_category)]
+    with multiprocessing.Pool(os.cpu_count() or 1) as pool:
+        rows = pool.map(_write_sample, jobs, chunksize=4)
     manifest.write_text(json.dumps(rows, indent=1))
     return d
+
+
+def _write_sample(job: tuple[str, int, int, int, str]) -> dict[str, object]:
+    c, i, seed, frames, d = job
+    files = []
+    payload = None
+    for f in range(frames):
+        s = render(c, i, seed, f)
+        payload = s.payload
+        # The jpeg category is already JPEG-degraded; PNG stores it losslessly.
+        name = f"{c}-{i:03d}-f{f}.png"
+        cv2.imwrite(str(Path(d) / name), s.image)
+        files.append(name)
+    return {"category": c, "index": i, "payload": payload, "files": files}
 
 
 def load_manifest(d: Path, frames: int = 1) -> list[dict[str, object]]:

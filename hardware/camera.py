@@ -11,6 +11,7 @@ module costs nothing.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -85,10 +86,8 @@ class ScanLoop:
 
     def _set_status(self, state: State, message: str = "", fps: float = 0.0) -> None:
         self.status = CameraStatus(state, message, fps)
-        try:
+        with contextlib.suppress(Exception):  # a callback bug must not kill the thread
             self.on_status(self.status)
-        except Exception:  # a callback bug must not kill the camera thread
-            pass
 
     # -- frame source, provided by subclasses
     def _open(self) -> str | None:
@@ -132,10 +131,8 @@ class ScanLoop:
                     self._latest = frame
                 text = decoder.feed(frame)
                 if text is not None and self.dedupe.should_emit(text):
-                    try:
+                    with contextlib.suppress(Exception):
                         self.on_scan(text)
-                    except Exception:
-                        pass
                 frames += 1
                 now = time.monotonic()
                 if now - t_status >= self.status_interval:

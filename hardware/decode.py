@@ -81,8 +81,8 @@ def pyzbar_available() -> bool:
 
 def _zxing(img: np.ndarray, binarizer: Any = None) -> list[str]:
     zx = _Libs.zx
-    kw: dict[str, Any] = {"formats": zx.BarcodeFormat.QRCode, "try_rotate": False,
-                          "try_invert": False}
+    kw: dict[str, Any] = {"formats": zx.BarcodeFormats(zx.BarcodeFormat.QRCode),
+                          "try_rotate": False, "try_invert": False}
     if binarizer is not None:
         kw["binarizer"] = binarizer
     return [r.text for r in zx.read_barcodes(img, **kw) if r.valid]
@@ -209,12 +209,12 @@ def blur_direction(img: np.ndarray) -> tuple[float, float]:
 
 def _motion_psf(length: float, angle: float) -> np.ndarray:
     np_ = _Libs.np
-    size = int(math.ceil(length)) * 2 + 3
+    size = math.ceil(length) * 2 + 3
     k = np_.zeros((size, size), np_.float32)
     c = size // 2
     dx, dy = math.cos(angle), math.sin(angle)
     for t in np_.linspace(-length / 2, length / 2, int(4 * length) + 1):
-        k[int(round(c + t * dy)), int(round(c + t * dx))] += 1
+        k[round(c + t * dy), round(c + t * dx)] += 1
     return k / k.sum()
 
 

@@ -33,6 +33,7 @@ NOT_FOUND = "Printer not found"
 OUT_OF_PAPER = "Printer is out of paper"
 OFFLINE = "Printer offline"
 NO_ACCESS = "Printer not accessible (permission denied)"
+NO_PRINTER = "No printer: receipt shown on screen"
 
 #: Real-time status requests (DLE EOT n) and their answer bits, Epson ESC/POS reference.
 _RT_STATUS_ONLINE = b"\x10\x04\x01"
@@ -389,11 +390,19 @@ class DummyPrinter:
         return PrinterStatus(True, "Printer ready (dummy)")
 
 
+class NoPrinter(PrinterError):
+    """Nothing was printed because no printer is configured (not a fault)."""
+
+
 class NullPrinter:
-    """No printer configured: receipts are shown on screen only."""
+    """No printer configured: receipts are shown on screen only.
+
+    ``print_receipt`` reports that by raising :class:`NoPrinter`, so a caller
+    that turns ``PrinterError`` into a message for the cashier never says "Printed".
+    """
 
     def print_receipt(self, receipt: Receipt) -> None:
-        log.info("no printer configured; receipt %s shown only", receipt.receipt_no)
+        raise NoPrinter(NO_PRINTER)
 
     def status(self) -> PrinterStatus:
         return PrinterStatus(True, "no printer")

@@ -67,9 +67,9 @@ class SimulatedCamera(ScanLoop):
         except queue.Empty:
             pass
         else:  # a shown card interrupts the playlist
-            frame = self._frame_for(shown)
+            card = self._frame_for(shown)
             at = self._cursor
-            self._plan[at:at] = [None] * self.gap_frames + [frame] * self.hold_frames
+            self._plan[at:at] = [None] * self.gap_frames + [card] * self.hold_frames
         frame: np.ndarray | None = None
         if self._cursor < len(self._plan):
             frame = self._plan[self._cursor]

@@ -216,14 +216,14 @@ def cmd_journal(args: argparse.Namespace, settings: Settings) -> int:
             n = export_csv(journal, Path(args.csv))
             emit(args, {"exported": n, "file": args.csv}, f"exported {n} rows to {args.csv}")
             return EXIT_OK
-        since = None
+        since: dt.datetime | None = None
         if args.since:
             try:
-                since = dt.datetime.fromisoformat(args.since)
+                parsed = dt.datetime.fromisoformat(args.since)
             except ValueError:
                 raise_input(f"--since takes an ISO date/time, not {args.since!r}")
-            if since.tzinfo is None:
-                since = since.astimezone()
+                raise  # unreachable: raise_input raises
+            since = parsed if parsed.tzinfo else parsed.astimezone()
         states = None
         if args.status == "flagged":
             rows = journal.flagged()
@@ -316,19 +316,20 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
-    from hardware.scan import scan_camera, scan_images
+    from hardware.scan import run_scan_camera, run_scan_images
 
     if args.camera is not None:
-        return scan_camera(args.camera, json_output=args.json, timeout=args.timeout)
+        return run_scan_camera(args.camera, args.json, sys.stdout, timeout=args.timeout)
     if not args.image:
         raise_input("scan needs --image FILE... or --camera N")
-    return scan_images(args.image, json_output=args.json)
+    return run_scan_images(args.image, args.json, sys.stdout)
 
 
 def cmd_cards_make(args: argparse.Namespace, settings: Settings) -> int:
-    from hardware.cardimages import render_demo_cards
+    from hardware.cardimages import make_cards
+    from pos.sandbox.data import DEMO_CARDS
 
-    paths = render_demo_cards(Path(args.dir))
+    paths = make_cards(Path(args.dir), [c.payload for c in DEMO_CARDS], qr_only=args.qr_only)
     emit(args, {"files": [str(p) for p in paths]}, "\n".join(str(p) for p in paths))
     return EXIT_OK
 
@@ -337,7 +338,7 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     from pos.sandbox.server import serve_forever
 
     serve_forever(args.host, args.port, throttle_seconds=args.throttle_seconds,
-                  latency=args.latency)
+                  daily_limit=args.daily_limit or None, latency=args.latency)
     return EXIT_OK
 
 
@@ -377,6 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--host", default="127.0.0.1")
     sb.add_argument("--throttle-seconds", type=float, default=300.0,
                     help="PawaCard per-meter throttle window")
+    sb.add_argument("--daily-limit", type=int, default=5,
+                    help="PawaCard vends per meter per day (0: no limit)")
     sb.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
 
     cfg = sub.add_parser("config", help="settings")
@@ -440,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     cards_sub = cards.add_subparsers(dest="action", required=True)
     mk = cards_sub.add_parser("make", help="render the sandbox cards' QR images into DIR")
     mk.add_argument("dir")
+    mk.add_argument("--qr-only", action="store_true", help="the bare QR symbol, not a card")
     mk.add_argument("--json", action="store_true")
     mk.set_defaults(fn=cmd_cards_make)
 

@@ -28,10 +28,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pos.errors import Declined, OutcomeUnknown, PosError, ProviderError, ProviderUnavailable, RateLimited
+from pos.errors import (
+    Declined,
+    OutcomeUnknown,
+    PosError,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+)
 from pos.journal import Kind, State, Txn
 from pos.offline import expired_offline
 from pos.providers.models import CardOpStatus, VendStatus
+from pos.providers.patasente import FAILED_ROW
 from pos.usecases.context import Context
 from pos.usecases.refunds import REFUND_REASON, owed_refunds
 from pos.usecases.settle import apply_card_result, apply_vend_outcome, finish, refused_state
@@ -327,7 +335,9 @@ class SyncEngine:
             except Declined as exc:
                 finish(ctx, txn, refused_state(txn), error=exc.message)
                 return
-            apply_card_result(ctx, txn, result)
+            txn = apply_card_result(ctx, txn, result)
+            if txn.state == State.done:
+                self._card_seen_online(txn)
             return
         if txn.kind in (Kind.card_credit, Kind.card_refund):
             assert txn.card_id is not None
@@ -352,6 +362,20 @@ class SyncEngine:
             return
         finish(ctx, txn, State.failed, error=f"sync cannot send {txn.kind}")
 
+    def _card_seen_online(self, txn: Txn) -> None:
+        """A debit the issuer accepted counts as the card being seen online again
+        (resets the consecutive-offline count); the cached balance follows the debit."""
+        cached = self.ctx.journal.card_cache_get(txn.card_id) if txn.card_id else None
+        if cached is None or txn.card_id is None:
+            return
+        balance = cached.balance
+        if (balance is not None and balance.currency == txn.amount.currency
+                and "credit" not in (txn.wallet or "").lower()):
+            balance = balance - txn.amount
+        self.ctx.journal.card_cache_put(txn.card_id, cached.card_no, cached.status,
+                                        cached.has_pin, list(cached.wallets), balance,
+                                        self.ctx.clock())
+
     async def _reconcile_then_send(self, txn: Txn) -> None:
         """Invariant 2: query by ref before anything is sent again."""
         ctx = self.ctx
@@ -370,10 +394,15 @@ class SyncEngine:
             apply_vend_outcome(ctx, txn, outcome)
             return
         if txn.kind in CARD_KINDS:
-            found = await ctx.patasente.find_by_ref(txn.ref)
+            kind = "debit" if txn.kind == Kind.card_debit else "credit"
+            found = await ctx.patasente.find_by_ref(txn.ref, kind=kind)
             if found is not None:
-                finish(ctx, txn, State.done, note="found by reconciliation",
-                       provider_txn_id=found.transaction_id)
+                if FAILED_ROW.search(found.status or ""):
+                    finish(ctx, txn, refused_state(txn),
+                           error=f"Patasente recorded it as {found.status}")
+                else:
+                    finish(ctx, txn, State.done, note="found by reconciliation",
+                           provider_txn_id=found.transaction_id)
                 return
             log.info("reconcile %s: absent at Patasente, sending again (same ref)", txn.ref)
             if txn.state == State.unknown:

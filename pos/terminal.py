@@ -19,6 +19,7 @@ from pos import reports
 from pos.config import Settings, ensure_home
 from pos.errors import InputError, PosError, ProviderUnavailable
 from pos.journal import Event, Journal, Kind, State, Txn
+from pos.link import LinkMonitor
 from pos.money import Money
 from pos.operators import Operator, Role, hash_pin, validate_operator_pin, verify_pin
 from pos.providers.models import AccountInfo, CardInfo, MeterInfo, SenteActivation
@@ -112,7 +113,7 @@ class Terminal:
         return self.ctx.journal
 
     @property
-    def link(self):  # type: ignore[no-untyped-def]
+    def link(self) -> LinkMonitor:
         return self.ctx.link
 
     # ------------------------------------------------------------ status

@@ -58,7 +58,8 @@ class SentePOSApp(App[None]):
     def __init__(self, settings: Settings, terminal: Any, scanner: Any, printer: Any = None, *,
                  kiosk: bool = False, theme: str = "default",
                  clock: Callable[[], datetime] | None = None, wedge: Any = None,
-                 cursor_blink: bool = True, pin_timeout: float = 60.0) -> None:
+                 cursor_blink: bool = True, pin_timeout: float = 60.0,
+                 id_photo_max_bytes: int = 200_000, background: bool = True) -> None:
         super().__init__(css_path=css_paths(theme))  # type: ignore[arg-type]
         self.settings = settings
         self.terminal = terminal
@@ -71,6 +72,8 @@ class SentePOSApp(App[None]):
         self.wedge = wedge
         self.cursor_blink = cursor_blink
         self.pin_timeout = pin_timeout
+        self.id_photo_max_bytes = id_photo_max_bytes
+        self.background = background
         self.last_activity = time.monotonic()
         self.errors_shown: list[str] = []
 
@@ -86,8 +89,10 @@ class SentePOSApp(App[None]):
             self.register_theme(theme)
         self.theme = THEMES.get(self.theme_name, THEMES["default"]).name
         self.set_interval(1.0, self._check_idle)
-        self.set_interval(self.FLOAT_REFRESH_SECONDS, self.refresh_floats)
-        self.refresh_floats()
+        if self.background:  # off in snapshots and the start-up benchmark
+            self.set_interval(self.FLOAT_REFRESH_SECONDS, self.refresh_floats)
+            self.set_interval(max(5.0, self.settings.sync.probe_interval), self.kick_sync)
+            self.refresh_floats()
         self.ensure_operator()
 
     @work(group="floats", exclusive=True, exit_on_error=False)
@@ -161,7 +166,32 @@ class SentePOSApp(App[None]):
             return
         module_name, func_name = TASKS[key].split(":")
         flow = getattr(importlib.import_module(module_name), func_name)
-        self.run_worker(flow(self, **kwargs), group="flow", name=key, exit_on_error=False)
+
+        async def run() -> None:
+            try:
+                await flow(self, **kwargs)
+            finally:
+                self.kick_sync()
+
+        self.run_worker(run(), group="flow", name=key, exit_on_error=False)
+
+    def kick_sync(self) -> None:
+        """Send what is queued (offline sales, refunds owed) in the background."""
+        if any(w.group == "bgsync" and w.is_running for w in self.workers):
+            return
+        try:
+            if not self.terminal.status().unsynced_count:
+                return
+        except Exception:  # the status is best effort here
+            return
+        self.background_sync()
+
+    @work(group="bgsync", exit_on_error=False)
+    async def background_sync(self) -> None:
+        try:
+            await self.terminal.sync_now()
+        except PosError as exc:
+            log.info("background sync: %s", exc.message)
 
     async def busy(self, text: str, awaitable: Awaitable[T]) -> T:
         """Await ``awaitable`` behind a 'please wait' box; its error is re-raised here."""
@@ -210,7 +240,8 @@ class SentePOSApp(App[None]):
 
 def make_app(settings: Settings, terminal: Any, scanner: Any, printer: Any = None, *,
              kiosk: bool = False, theme: str = "default", **options: Any) -> SentePOSApp:
-    """Build the app. ``options``: ``clock``, ``wedge``, ``cursor_blink``, ``pin_timeout``."""
+    """Build the app. ``options``: ``clock``, ``wedge``, ``cursor_blink``, ``pin_timeout``,
+    ``id_photo_max_bytes``, ``background`` (float refresh and background sync)."""
     if options.get("wedge") is None:
         try:
             from hardware.wedge import WedgeDetector

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
-from pos.errors import Declined, InputError, PosError
+from pos.errors import Declined, InputError
 from screens.cards import CardSummaryScreen, scan_card, summary_lines
 from screens.dialogs import ChoiceDialog, ConfirmDialog, Step, TextPrompt
 from screens.entry import AmountScreen, PinScreen
@@ -87,6 +87,27 @@ async def new_pin_twice(app: Any, title: str) -> str | None:
         await app.show_message(title, "The two PINs differ. Try again.", "warning")
 
 
+def _still(scanner: Any, max_bytes: int, wait: float = 3.0) -> bytes:
+    """Run the camera long enough to have a frame, and return it as JPEG (camera thread)."""
+    import time
+
+    started = not getattr(scanner, "running", True)
+    if started:
+        scanner.start()
+    try:
+        end = time.monotonic() + wait
+        while True:
+            try:
+                return bytes(scanner.grab_still(max_bytes=max_bytes))
+            except RuntimeError:
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.05)
+    finally:
+        if started:
+            scanner.stop()
+
+
 async def grab_id_photo(app: Any) -> str | None:
     """A still from the camera (JPEG), base64-encoded for the provider."""
     scanner = app.scanner
@@ -99,12 +120,10 @@ async def grab_id_photo(app: Any) -> str | None:
                 yes="Take photo", no="Cancel")):
             return None
         try:
-            jpeg = await app.busy("Taking the photo...", asyncio.to_thread(scanner.grab_still))
-        except PosError as exc:
-            await app.show_message("ID photo", exc.message, "error")
-            continue
+            jpeg = await app.busy("Taking the photo...", asyncio.to_thread(_still, scanner, app.id_photo_max_bytes))
         except Exception:
-            await app.show_message("ID photo", "The camera could not take a photo.", "error")
+            await app.show_message("ID photo", "The camera could not take a photo. Try again.",
+                                   "error")
             continue
         if jpeg:
             app.notify(f"ID photo taken ({len(jpeg) // 1024} KB)")
@@ -125,9 +144,14 @@ async def activate_sente(app: Any) -> None:
     pin = await new_pin_twice(app, "Sente card PIN")
     if pin is None:
         return
-    activation = await app.busy("Activating the card...", term.activate_sente(
-        lookup, details["name"], details["phone"], details["email"] or None, pin, document))
-    pin = None
+    try:
+        activation = await app.busy("Activating the card...", term.activate_sente(
+            lookup, details["name"], details["phone"], details["email"] or None, pin, document))
+    except Declined as exc:
+        await app.push_screen_wait(ResultScreen("declined", exc.message))
+        return
+    finally:
+        pin = None
     while True:
         code = await app.push_screen_wait(TextPrompt(
             "SMS code", "Code sent by SMS", note=activation.message or

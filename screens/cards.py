@@ -157,7 +157,8 @@ async def card_tender(app: Any, amount: Money, payload: str | None = None
     wallet = await choose_wallet(app, lookup, amount)
     if wallet is None:
         return None
-    ok, pin = await customer_pin(app, lookup, amount, wallet)
+    converted = await app.terminal.quote(lookup, amount)
+    ok, pin = await customer_pin(app, lookup, amount, wallet, converted)
     if not ok:
         return None
     return lookup, wallet, pin

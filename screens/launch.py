@@ -23,18 +23,22 @@ def _close(term: Any) -> None:
 
 
 def demo_settings(sb: Any) -> Settings:
+    from pydantic import SecretStr
+
+    from pos.config import PatasenteSettings, PawaCardSettings, PrinterSettings
     from pos.sandbox import data
 
     return Settings(
         terminal_id="DEMO-01",
         merchant_name=data.MERCHANT_NAME,
-        patasente={"base_url": sb.patasente_url, "username": data.MERCHANT_CODE,
-                   "password": data.MERCHANT_PASSWORD, "connect_timeout": 1.0,
-                   "read_timeout": 10.0},
-        pawacard={"base_url": sb.pawacard_url, "username": data.VENDOR_USERNAME,
-                  "password": data.VENDOR_PASSWORD, "connect_timeout": 1.0, "read_timeout": 10.0,
-                  "poll_interval": 1.0, "max_polls": 15},
-        printer={"kind": "none"},
+        patasente=PatasenteSettings(
+            base_url=sb.patasente_url, username=data.MERCHANT_CODE,
+            password=SecretStr(data.MERCHANT_PASSWORD), connect_timeout=1.0, read_timeout=10.0),
+        pawacard=PawaCardSettings(
+            base_url=sb.pawacard_url, username=data.VENDOR_USERNAME,
+            password=SecretStr(data.VENDOR_PASSWORD), connect_timeout=1.0, read_timeout=10.0,
+            poll_interval=1.0, max_polls=15),
+        printer=PrinterSettings(kind="none"),
     )
 
 

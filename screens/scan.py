@@ -19,6 +19,10 @@ from screens.dialogs import Step
 from screens.widgets import PosInput
 
 
+def _ignore(_: Any) -> None:
+    """Camera callback while no scan screen is open."""
+
+
 class ScanScreen(Step[Any]):
     """Returns a ``CardLookup`` (or None on cancel). Errors stay on this screen."""
 
@@ -61,8 +65,8 @@ class ScanScreen(Step[Any]):
             try:
                 scanner.stop()
             finally:
-                scanner.on_scan = None
-                scanner.on_status = None
+                scanner.on_scan = _ignore
+                scanner.on_status = _ignore
 
     # Camera thread -> UI thread
     def _scan_from_thread(self, payload: str) -> None:

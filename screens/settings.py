@@ -70,6 +70,7 @@ class SettingsScreen(Step[Settings]):
         self.leave_kiosk = False
 
     def body(self) -> ComposeResult:
+        yield Static("", id="settings-error", classes="error-text", markup=False)
         with VerticalScroll(id="settings-form"):
             for section, name, label, kind in FIELDS:
                 value = getattr(getattr(self.settings, section), name)
@@ -88,7 +89,6 @@ class SettingsScreen(Step[Settings]):
                                  allow_blank=False)
                 else:
                     yield PosInput(str(value), id=fid)
-            yield Static("", id="settings-error", classes="error-text", markup=False)
             yield Button("Save (F2)", id="settings-save", variant="primary")
             if self.kiosk:
                 yield Button("Leave kiosk mode", id="settings-leave-kiosk")

@@ -5,11 +5,12 @@ import zxingcpp
 
 from hardware.cardimages import QUIET_ZONE, make_cards, qr_matrix, render_card, render_qr
 
+QR = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 PAYLOAD = "1613*****65219&11/35&UGX&0&Debit Card&108"
 
 
 def _read(img: object) -> list[zxingcpp.Barcode]:
-    return zxingcpp.read_barcodes(img, formats=zxingcpp.BarcodeFormat.QRCode)
+    return zxingcpp.read_barcodes(img, formats=QR)
 
 
 def test_qr_has_four_module_quiet_zone() -> None:

@@ -36,8 +36,10 @@ def test_twenty_offline_vends_survive_killed_syncs(sb: SandboxServer, tmp_path: 
     # Lost responses while syncing: the vend is done but the answer never arrives.
     sb.faults.add(provider="pawacard", endpoint="vend", mode="drop_after_commit", count=4)
     sb.faults.add(provider="pawacard", endpoint="*", mode="latency", seconds=0.15, count=60)
+    h.sync()  # one full run calibrates the kill window; it may settle a few
+    sb.faults.add(provider="pawacard", endpoint="vend", mode="drop_after_commit", count=4)
     for _ in range(8):
-        h.sync(kill_after=h.rng.uniform(0.4, 1.6))
+        h.sync(kill=True)
     sb.faults.clear()
     final = h.settle()
     assert final is not None and final["remaining"] == 0
@@ -61,11 +63,11 @@ def test_kills_during_sales_and_sync_lose_nothing(sb: SandboxServer, tmp_path: P
     sb.faults.add(provider="patasente", endpoint="debit-patasente-card",
                   mode="drop_after_commit", count=2)
     for i, meter in enumerate(ms):
-        h.vend(meter, kill_after=h.rng.uniform(0.3, 1.3) if i % 2 == 0 else None)
+        h.vend(meter, kill=i % 2 == 1)
         if i % 3 == 0:
-            h.debit(kill_after=h.rng.uniform(0.3, 1.3) if i % 2 else None)
+            h.debit(kill=i % 2 == 1)
         if i % 4 == 3:
-            h.sync(kill_after=h.rng.uniform(0.2, 1.0))
+            h.sync(kill=True)
     sb.faults.clear()
     final = h.settle()
     assert final is not None and final["remaining"] == 0

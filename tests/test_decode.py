@@ -42,7 +42,8 @@ def decoder() -> QRDecoder:
 
 def zxing_alone(img: np.ndarray) -> list[str]:
     gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-    return [r.text for r in zxingcpp.read_barcodes(gray, formats=zxingcpp.BarcodeFormat.QRCode)]
+    qr = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+    return [r.text for r in zxingcpp.read_barcodes(gray, formats=qr)]
 
 
 @pytest.mark.parametrize("category", ["clean", "rotation", "lowcontrast", "jpeg"])

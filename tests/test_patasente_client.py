@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from pydantic import SecretStr
@@ -25,20 +25,12 @@ from pos.providers.models import CardOpStatus
 from pos.providers.patasente import PatasenteClient
 from pos.refs import new_ref
 from pos.sandbox import data
-from pos.sandbox.server import SandboxServer
 
 DEBIT = "debit-patasente-card"
 
 
 def ugx(n: int) -> Money:
     return Money(n, "UGX")
-
-
-@pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    """A fresh sandbox per test (tests/conftest.py may provide the same fixture)."""
-    with SandboxServer(port=0) as sb:
-        yield sb
 
 
 def settings_for(url: str, password: str = data.MERCHANT_PASSWORD) -> PatasenteSettings:
@@ -343,3 +335,24 @@ async def test_lock_failures_are_not_repeated_blindly(sandbox, pata: PatasenteCl
     with pytest.raises(Transient):  # could have been sent: not repeated blindly
         await pata.lock_card(data.CARD_ACTIVE.id)
     assert await pata.lock_card(data.CARD_ACTIVE.id)
+
+
+async def test_lost_credit_answer_credits_once(sandbox, pata: PatasenteClient) -> None:
+    card = data.CARD_LOW
+    ref = new_ref()
+    sandbox.faults.add(provider="patasente", endpoint="credit-patasente-card",
+                       mode="drop_after_commit", count=1)
+    res = await pata.credit_card(card.id, ugx(1_000), "Refund", ref)
+    assert res.status is CardOpStatus.APPROVED and res.provider_txn_id
+    assert sandbox.state.patasente.applied_count(ref, "credit") == 1
+    assert balance(sandbox, card) == card.balance + 1_000
+
+
+async def test_debit_503_is_checked_then_sent_again(sandbox, pata: PatasenteClient) -> None:
+    card = data.CARD_ACTIVE
+    ref = new_ref()
+    sandbox.faults.add(provider="patasente", endpoint=DEBIT, mode="http503", count=1)
+    res = await pata.debit_card(card.id, ugx(1_000), "tea", card.pin, data.CURRENT, ref)
+    assert res.status is CardOpStatus.APPROVED
+    assert count(sandbox, DEBIT) == 2 and count(sandbox, "get-prepaid-transactions") == 1
+    assert sandbox.state.patasente.applied_count(ref) == 1

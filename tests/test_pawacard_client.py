@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from pydantic import SecretStr
@@ -24,20 +24,12 @@ from pos.providers.models import VendStatus
 from pos.providers.pawacard import PawaCardClient
 from pos.refs import new_ref
 from pos.sandbox import data
-from pos.sandbox.server import SandboxServer
 
 KES = "KES"
 
 
 def kes(major: int) -> Money:
     return Money(major * 100, KES)
-
-
-@pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    """A fresh sandbox per test (tests/conftest.py may provide the same fixture)."""
-    with SandboxServer(port=0) as sb:
-        yield sb
 
 
 def settings_for(url: str, password: str = data.VENDOR_PASSWORD) -> PawaCardSettings:

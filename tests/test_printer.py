@@ -27,6 +27,7 @@ from hardware.printer import (
     OUT_OF_PAPER,
     DummyPrinter,
     EscposPrinter,
+    NoPrinter,
     NullPrinter,
     PrinterError,
     PrinterStatus,
@@ -282,7 +283,11 @@ def test_null_printer_and_factory() -> None:
     printer = make_printer(PrinterSettings(kind="none"))
     assert isinstance(printer, NullPrinter)
     assert printer.status().ok and printer.status().message == "no printer"
-    printer.print_receipt(vend_receipt())  # shows only; nothing to fail
+    # Reported, so the cashier is never told "Printed" when nothing was.
+    with pytest.raises(NoPrinter) as info:
+        printer.print_receipt(vend_receipt())
+    assert info.value.message == "No printer: receipt shown on screen"
+    assert isinstance(info.value, PrinterError)
 
 
 def test_factory_opens_nothing_at_start_up() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
+import threading
 import time
 from decimal import Decimal
 from typing import Any
@@ -18,6 +20,10 @@ from pos.sandbox.server import SandboxServer, describe
 from pos.sandbox.state import SandboxState
 
 # ----------------------------------------------------------------- helpers
+#: One TLS context for every client: building one costs ~70 ms (httpx makes one per
+#: client even for plain http).
+TLS = ssl.create_default_context()
+web = httpx.Client(verify=TLS, timeout=10)
 
 
 class Pawa:
@@ -25,7 +31,7 @@ class Pawa:
 
     def __init__(self, sb: SandboxServer) -> None:
         self.sb = sb
-        self.http = httpx.Client(base_url=sb.pawacard_url, timeout=10)
+        self.http = httpx.Client(base_url=sb.pawacard_url, timeout=10, verify=TLS)
         self.key = self.login().json()["key"]
 
     def login(self, password: str = data.VENDOR_PASSWORD) -> httpx.Response:
@@ -51,7 +57,7 @@ class Pata:
 
     def __init__(self, sb: SandboxServer) -> None:
         self.sb = sb
-        self.http = httpx.Client(base_url=sb.patasente_url, timeout=10)
+        self.http = httpx.Client(base_url=sb.patasente_url, timeout=10, verify=TLS)
         r = self.http.post("login", params={"username": data.MERCHANT_CODE,
                                             "password": data.MERCHANT_PASSWORD})
         assert r.status_code == 200, r.text
@@ -150,7 +156,7 @@ def test_pawacard_rejects_missing_or_expired_key(sandbox: SandboxServer, pawa: P
     assert r.status_code == 401
     assert r.json() == {"status": 1, "msg": "Invalid key, please login again"}
     assert pawa.post("balance").status_code == 200
-    httpx.post(sandbox.control_url + "expire-tokens")
+    web.post(sandbox.control_url + "expire-tokens")
     assert pawa.post("balance").status_code == 401
     assert pawa.post("vend", meter=data.METER_OK, amount="50", ref="1").status_code == 401
     assert sandbox.state.pawacard.vends_performed == 0
@@ -349,9 +355,9 @@ def test_postpaid_bill_success_pending_failed(sandbox: SandboxServer, pawa: Pawa
 
 
 def test_pawacard_wrong_method_and_path(sandbox: SandboxServer) -> None:
-    assert httpx.get(sandbox.pawacard_url + "balance").status_code == 405
-    assert httpx.post(sandbox.pawacard_url + "nothing", json={}).status_code == 404
-    r = httpx.post(sandbox.pawacard_url + "balance", content=b"not json")
+    assert web.get(sandbox.pawacard_url + "balance").status_code == 405
+    assert web.post(sandbox.pawacard_url + "nothing", json={}).status_code == 404
+    r = web.post(sandbox.pawacard_url + "balance", content=b"not json")
     assert r.status_code == 200 and r.json()["status"] == 1
 
 
@@ -359,32 +365,32 @@ def test_pawacard_wrong_method_and_path(sandbox: SandboxServer) -> None:
 @pytest.mark.parametrize("username", [data.MERCHANT_CODE, data.MERCHANT_EMAIL,
                                       data.MERCHANT_PHONE])
 def test_patasente_login(sandbox: SandboxServer, username: str) -> None:
-    r = httpx.post(sandbox.patasente_url + "login",
+    r = web.post(sandbox.patasente_url + "login",
                    params={"username": username, "password": data.MERCHANT_PASSWORD})
     assert r.status_code == 200 and set(r.json()) == {"token"}
 
 
 def test_patasente_login_failures(sandbox: SandboxServer) -> None:
     url = sandbox.patasente_url + "login"
-    r = httpx.post(url, params={"username": "hward@gmail.com", "password": "x"})
+    r = web.post(url, params={"username": "hward@gmail.com", "password": "x"})
     assert r.status_code == 404
     assert r.json() == {"error": "Account with hward@gmail.com doesn't exist !!"}
-    r = httpx.post(url, params={"username": data.MERCHANT_CODE, "password": "wrong"})
+    r = web.post(url, params={"username": data.MERCHANT_CODE, "password": "wrong"})
     assert r.status_code == 401 and "error" in r.json()
     # parameters belong in the query string, not a JSON body
-    r = httpx.post(url, json={"username": data.MERCHANT_CODE,
+    r = web.post(url, json={"username": data.MERCHANT_CODE,
                               "password": data.MERCHANT_PASSWORD})
     assert r.status_code == 400
 
 
 def test_patasente_needs_a_bearer_token(sandbox: SandboxServer, pata: Pata) -> None:
-    r = httpx.get(sandbox.patasente_url + "get-wallet-balance")
+    r = web.get(sandbox.patasente_url + "get-wallet-balance")
     assert r.status_code == 401 and r.json() == {"error": "Unauthenticated."}
-    r = httpx.get(sandbox.patasente_url + "get-wallet-balance",
+    r = web.get(sandbox.patasente_url + "get-wallet-balance",
                   headers={"Authorization": "Bearer nonsense"})
     assert r.status_code == 401
     assert pata.req("GET", "get-wallet-balance").status_code == 200
-    assert httpx.post(sandbox.control_url + "expire-tokens").json() == {"ok": True}
+    assert web.post(sandbox.control_url + "expire-tokens").json() == {"ok": True}
     assert pata.req("GET", "get-wallet-balance").status_code == 401
 
 
@@ -588,7 +594,7 @@ def test_sente_card_activation_kyc(sandbox: SandboxServer, pata: Pata) -> None:
     assert body["phone_number"] == "+256783159235" and isinstance(body["user_id"], int)
     assert pata.card(card)["status"] == "inactive"  # not before the phone is verified
 
-    control = httpx.get(sandbox.control_url + "state").json()
+    control = web.get(sandbox.control_url + "state").json()
     codes = [v["code"] for v in control["patasente"]["verifications"]
              if v["user_id"] == body["user_id"]]
     assert codes == [data.SMS_CODE]
@@ -638,7 +644,7 @@ def test_patasente_routing_errors(sandbox: SandboxServer, pata: Pata) -> None:
     assert pata.req("GET", "debit-patasente-card/108").status_code == 405
     assert pata.req("GET", "no-such-endpoint").status_code == 404
     assert pata.req("GET", "get-patasente-card/108").status_code == 404
-    assert httpx.get(sandbox.base_url + "/elsewhere").status_code == 404
+    assert web.get(sandbox.base_url + "/elsewhere").status_code == 404
 
 
 # ------------------------------------------------------------------ faults
@@ -765,7 +771,7 @@ def test_fault_count_and_wildcards(sandbox: SandboxServer, pawa: Pawa, pata: Pat
 
 
 def test_control_endpoints(sandbox: SandboxServer, pawa: Pawa) -> None:
-    ctl = httpx.Client(base_url=sandbox.control_url)
+    ctl = httpx.Client(base_url=sandbox.control_url, verify=TLS)
     r = ctl.post("faults", json={"provider": "pawacard", "endpoint": "vend",
                                  "mode": "drop_after_commit", "count": 1})
     assert r.status_code == 200 and r.json()["fault"]["mode"] == "drop_after_commit"
@@ -801,7 +807,7 @@ def test_no_pin_or_password_in_state_or_log(sandbox: SandboxServer, pawa: Pawa,
     pata.debit(data.CARD_LOW, pin="0000", amount=100)
     pata.req("PUT", f"modify-patasente-card-status/{data.CARD_GIFT_INACTIVE.id}",
              status="active", pin="8642")
-    text = httpx.get(sandbox.control_url + "state").text
+    text = web.get(sandbox.control_url + "state").text
     for secret in ("1234", "0000", "8642", data.MERCHANT_PASSWORD, data.VENDOR_PASSWORD):
         assert f"pin={secret}" not in text and f'"{secret}"' not in text
     assert "password" not in text and "pin_hash" not in text
@@ -827,8 +833,6 @@ def test_stop_and_start_keep_port_and_state(sandbox: SandboxServer, pawa: Pawa) 
 
 def test_stop_cuts_requests_in_flight(sandbox: SandboxServer, pawa: Pawa) -> None:
     sandbox.faults.add(provider="pawacard", endpoint="balance", mode="latency", seconds=5)
-    import threading
-
     errors: list[BaseException] = []
 
     def call() -> None:
@@ -850,7 +854,7 @@ def test_stop_cuts_requests_in_flight(sandbox: SandboxServer, pawa: Pawa) -> Non
 def test_server_wide_latency() -> None:
     with SandboxServer(port=0, latency=0.2) as sb:
         start = time.monotonic()
-        httpx.post(sb.pawacard_url + "login", json={"username": "x", "password": "y"})
+        web.post(sb.pawacard_url + "login", json={"username": "x", "password": "y"})
         assert time.monotonic() - start >= 0.2
 
 
@@ -862,7 +866,7 @@ def test_concurrent_vends_are_counted_once_each() -> None:
         key = Pawa(sb).key
 
         def work(start: int) -> list[int]:
-            with httpx.Client(base_url=sb.pawacard_url) as c:
+            with httpx.Client(base_url=sb.pawacard_url, verify=TLS) as c:
                 out = []
                 for i in range(start, start + 25):
                     body = {"username": data.VENDOR_USERNAME, "key": key, "meter": meter(i),
@@ -878,3 +882,31 @@ def test_concurrent_vends_are_counted_once_each() -> None:
         assert pc.vends_performed == 200
         assert pc.vendor_float == Decimal(data.VENDOR_FLOAT - 2000)
         assert all(t.vend_calls == 2 for t in pc.transactions.values())
+
+
+def test_serve_forever_in_a_subprocess(tmp_path: Any) -> None:
+    """The standalone sandbox prints its URLs, answers, and stops on SIGTERM."""
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "pos.sandbox.server", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = ""
+        deadline = time.monotonic() + 20
+        while not url and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            if "PawaCard  :" in line:
+                url = line.split(":", 1)[1].strip()
+        assert url.endswith("/pawacard/v3/")
+        r = web.post(url + "login", json={"username": data.VENDOR_USERNAME,
+                                          "password": data.VENDOR_PASSWORD})
+        assert r.json()["status"] == 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    assert proc.returncode in (0, -signal.SIGTERM)

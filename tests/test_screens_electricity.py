@@ -148,7 +148,7 @@ async def test_failed_vend_paid_by_card_is_credited_back(term, sbx):
     app = app_for(term.settings, term)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
-        await start_token(pilot, data.METER_FAIL, "800")
+        await start_token(pilot, data.METER_FAIL, "300")
         await pilot.press("2")
         scan = await wait_screen(pilot, ScanScreen)
         scan.query_one("#scan-manual").value = data.CARD_NO_PIN.payload
@@ -159,8 +159,15 @@ async def test_failed_vend_paid_by_card_is_credited_back(term, sbx):
         await pilot.press("enter")
         await wait_screen(pilot, ResultScreen, timeout=20)
         text = screen_text(app)
-        assert "FAILED" in text
-    assert sbx.state.patasente.balance(data.CARD_NO_PIN) == before
+        assert "CARD CREDITED BACK" in text
+        await pilot.press("enter")
+        await wait_screen(pilot, ChoiceDialog)
+        await pilot.press("3")
+        # The refund goes out in the background as soon as the flow ends.
+        await wait_for(pilot, lambda: sbx.state.patasente.balance(data.CARD_NO_PIN) == before,
+                       15, "the refund")
+    states = {t.kind: t.state for t in term.journal_list()}
+    assert states == {"card_debit": "done", "vend": "declined", "card_refund": "done"}
     assert any(t.kind == "card_refund" for t in term.journal_list())
 
 

@@ -55,7 +55,7 @@ PROVIDER = "Patasente"
 _NOTHING_FOUND = re.compile(r"\bno\b.*\bfound\b", re.I)
 #: Above this size the KYC document goes in a form body, not the URL (see activate).
 _QUERY_DOCUMENT_LIMIT = 4096
-_FAILED_ROW = re.compile(r"fail|declin|revers|cancel", re.I)
+FAILED_ROW = re.compile(r"fail|declin|revers|cancel", re.I)
 
 
 def _amount(value: Any, currency: str, field: str) -> Money:
@@ -564,7 +564,7 @@ class PatasenteClient:
                     ref=ref,
                 ) from None
             if row is not None:
-                if _FAILED_ROW.search(row.status):
+                if FAILED_ROW.search(row.status):
                     return CardOpResult(CardOpStatus.DECLINED, ref, row.status,
                                         provider_txn_id=row.transaction_id or None)
                 return CardOpResult(CardOpStatus.APPROVED, ref, row.status or "Processed",

@@ -85,7 +85,7 @@ def _record(state: SandboxState, kind: str, card: CardState, amount: int, reason
     tid = ps.next_transaction_id
     ps.next_transaction_id += 1
     debit = kind == "debit"
-    ps.transactions.append({
+    ps.add_transaction({
         "id": tid, "currency_format": card.currency, "charge_currency_format": card.currency,
         "amount": str(amount), "transaction_id": f"{tid:08d}",
         "transaction_id_from_callback": None, "reference_id_from_callback": None,
@@ -422,15 +422,13 @@ def prepaid_transactions(state: SandboxState, req: Req) -> Reply:
     skip, take = _page(req)
     search = req.query.get("search", "").strip().lower()
     frm, to = _date_arg(req.query.get("from_date")), _date_arg(req.query.get("to_date"))
+    ps = state.patasente
     out: list[dict[str, Any]] = []
     seen = 0
-    for row in reversed(state.patasente.transactions):  # newest first
-        if search and not (
-            search in row["payment_reason"].lower()
-            or search in row["patasente_card_no"].lower()
-            or search in row["transaction_id"]
-        ):
+    for i in range(len(ps.transactions) - 1, -1, -1):  # newest first
+        if search and search not in ps.search_keys[i]:
             continue
+        row = ps.transactions[i]
         if frm or to:
             day = dt.date.fromisoformat(row["created_at"][:10])
             if (frm and day < frm) or (to and day > to):

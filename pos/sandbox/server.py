@@ -57,6 +57,7 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(1024)  # connections queue from now on, before the loop serves them
     except OSError:
         sock.close()
         raise
@@ -280,7 +281,7 @@ def describe(sb_or_urls: SandboxServer | str | Mapping[str, str]) -> str:
         "Cards (QR payload | PIN | role)",
     ]
     for card in data.DEMO_CARDS:
-        lines.append(f"  {card.name:<19} {card.payload:<44} PIN {card.pin or '-':<4}  "
+        lines.append(f"  {card.name:<19} {card.payload:<52} PIN {card.pin or '-':<4}  "
                      f"{card.role}")
     lines += ["", f"  Sente card activation SMS code: {data.SMS_CODE}", "",
               "Meters and accounts"]
@@ -314,4 +315,23 @@ def serve_forever(host: str = HOST, port: int = 8765, *, throttle_seconds: float
         sock.close()
 
 
-__all__ = ["SandboxServer", "describe", "sandbox_env", "serve_forever"]
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pos.sandbox.server --port 8765``: what ``sente-pos sandbox`` does."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m pos.sandbox.server", description=__doc__)
+    parser.add_argument("--host", default=HOST)
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--throttle-seconds", type=float, default=300.0)
+    parser.add_argument("--daily-limit", type=int, default=5, help="0: no limit")
+    parser.add_argument("--latency", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    serve_forever(args.host, args.port, throttle_seconds=args.throttle_seconds,
+                  daily_limit=args.daily_limit or None, latency=args.latency)
+    return 0
+
+
+__all__ = ["SandboxServer", "describe", "main", "sandbox_env", "serve_forever"]
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -230,11 +230,18 @@ class PatasenteState:
     salt: bytes
     tokens: set[str] = field(default_factory=set)
     transactions: list[dict[str, Any]] = field(default_factory=list)  # oldest first
+    #: Lower-case "reason / card no / transaction id" of each row, for a fast search.
+    search_keys: list[str] = field(default_factory=list)
     applied: list[AppliedOp] = field(default_factory=list)
     verifications: dict[int, Verification] = field(default_factory=dict)
     next_transaction_id: int = 14567
     next_user_id: int = 34
     logins: int = 0
+
+    def add_transaction(self, row: dict[str, Any]) -> None:
+        self.transactions.append(row)
+        self.search_keys.append("\x00".join(
+            (row["payment_reason"], row["patasente_card_no"], row["transaction_id"])).lower())
 
     def hash_pin(self, pin: str) -> str:
         return hashlib.sha256(self.salt + pin.encode()).hexdigest()
@@ -301,8 +308,9 @@ def _seed_transactions() -> list[dict[str, Any]]:
 def new_patasente_state() -> PatasenteState:
     salt = secrets.token_bytes(16)
     state = PatasenteState(cards={}, wallet=Decimal(data.MERCHANT_WALLET),
-                           prepaid_float=data.MERCHANT_PREPAID_FLOAT, salt=salt,
-                           transactions=_seed_transactions())
+                           prepaid_float=data.MERCHANT_PREPAID_FLOAT, salt=salt)
+    for row in _seed_transactions():
+        state.add_transaction(row)
     for c in data.DEMO_CARDS:
         state.cards[c.id] = CardState(
             id=c.id, card_no=c.card_no, card_type=c.card_type, expiry=c.expiry,

@@ -72,10 +72,7 @@ async def pay_by_card(ctx: Context, lookup: CardLookup, amount: Money, wallet: s
                       allow_offline: bool = True, details: dict | None = None) -> SaleResult:
     """Debit the card. Journaled before anything is sent; offline within the merchant's limits."""
     _precheck(lookup, amount, wallet)
-    if lookup.has_pin:
-        pin = validate_card_pin(pin)
-    else:
-        pin = None
+    pin = validate_card_pin(pin) if lookup.has_pin else None
     card = lookup.card
     link = ctx.link.patasente
     common = dict(

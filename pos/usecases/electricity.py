@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from typing import Literal
+from typing import Any, Literal
 
 from pos.errors import Declined, InputError, OutcomeUnknown, ProviderError, ProviderUnavailable
 from pos.journal import Kind, State, Tender, Txn
@@ -38,7 +38,7 @@ async def verify_account(ctx: Context, account: str) -> AccountInfo:
     return await _online(ctx, ctx.pawacard.postpaid_verify(account))
 
 
-async def _online(ctx: Context, coro):  # type: ignore[no-untyped-def]
+async def _online(ctx: Context, coro: Any) -> Any:
     link = ctx.link.pawacard
     try:
         out = await coro
@@ -108,7 +108,10 @@ def _queue_cash(ctx: Context, kind: Kind, amount: Money, common: dict) -> SaleRe
 
 
 async def _send(ctx: Context, txn: Txn, *, queue_on_connect_failure: bool) -> SaleResult:
-    """Mark the row sending (durably), then ask PawaCard once; the client resolves unknowns by ref."""
+    """Mark the row sending (durably), then ask PawaCard once.
+
+    The client resolves an unknown outcome by querying the ref.
+    """
     link = ctx.link.pawacard
     txn = ctx.journal.transition(txn.ref, State.sending)
     try:
@@ -194,7 +197,7 @@ async def _sell_by_card(ctx: Context, kind: Kind, target: str, amount: Money, cu
                                card_id=card.card.card_id, card_no=debit.txn.card_no,
                                details={"debit_ref": debit.ref,
                                         "card_amount": card_amount.to_json()},
-                               **common)  # type: ignore[arg-type]
+                               **common)
     if debit.status != "approved":
         # The debit's outcome is unknown: the vend waits (queued) for sync to settle it.
         child = ctx.journal.transition(child.ref, State.queued,

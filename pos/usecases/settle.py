@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from typing import Any
 
 from pos.journal import Kind, State, Tender, Txn
 from pos.providers.models import CardOpResult, CardOpStatus, VendOutcome, VendStatus
@@ -23,7 +24,7 @@ _PIN_DONE = {State.done, State.declined, State.declined_offline, State.expired, 
 
 
 def finish(ctx: Context, txn: Txn, state: State, *, note: str | None = None,
-           error: str | None = None, **fields: object) -> Txn:
+           error: str | None = None, **fields: Any) -> Txn:
     """Transition and, once the row no longer needs it, erase its queued PIN."""
     if txn.state != state or state == State.pending:
         txn = ctx.journal.transition(txn.ref, state, note=note, error=error, **fields)

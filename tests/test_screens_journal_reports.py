@@ -1,0 +1,158 @@
+"""Journal (search, filter, event trail, DUPLICATE reprint, resolve flagged), X / Z reports,
+and settings, through the screens."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from pos.journal import Kind, State
+from pos.money import Money
+from pos.sandbox import data
+from pos.sandbox.server import SandboxServer
+from pos.terminal import Terminal
+from screens.dialogs import ConfirmDialog, TextPrompt
+from screens.home import HomeScreen
+from screens.journal import JournalDetailScreen, JournalScreen
+from screens.receipt import ReceiptScreen
+from screens.reports import ReportScreen
+from screens.settings import SettingsScreen
+from screens.signin import SupervisorPinScreen
+from tests.screens_support import app_for, make_settings, screen_text, wait_for, wait_screen
+
+
+@pytest.fixture
+def sbx():
+    with SandboxServer(port=0, throttle_seconds=0, daily_limit=None) as sb:
+        yield sb
+
+
+@pytest.fixture
+async def term(tmp_path, monkeypatch, sbx):
+    monkeypatch.setenv("SENTE_POS_HOME", str(tmp_path))
+    t = await Terminal.open(make_settings(tmp_path, sbx))
+    t.add_operator("boss", "supervisor", "8642")
+    t.add_operator("ann", "cashier", "1111")
+    t.sign_in("ann", "1111")
+    yield t
+    await t.aclose()
+
+
+def flagged_debit(term: Terminal) -> str:
+    """A card debit accepted offline and refused at sync: flagged for the merchant."""
+    j = term.journal
+    txn = j.create(Kind.card_debit, Money(4000, "UGX"), operator="ann", terminal_id="POS-001",
+                   card_id=109, card_no="1663********13455034", wallet="Current Account",
+                   offline=True, state=State.queued)
+    j.transition(txn.ref, State.sending)
+    j.transition(txn.ref, State.declined_offline, error="Insufficient balance on card")
+    return txn.ref
+
+
+async def test_journal_search_detail_duplicate_and_resolve(term, sbx):
+    sale = await term.sell_token(data.METER_OK, Money(50000, "KES"), "Bilbo Baggins")
+    assert sale.status == "approved"
+    ref = flagged_debit(term)
+    app = app_for(term.settings, term)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        assert "Flagged 1" in screen_text(app)
+        await pilot.press("5")
+        screen = await wait_screen(pilot, JournalScreen)
+        text = screen_text(app)
+        assert sale.ref in text and ref in text
+        await pilot.press("f")  # flagged only
+        await pilot.pause()
+        table = screen.query_one("#journal-table")
+        assert table.row_count == 1
+        await pilot.press("a")
+        await pilot.pause()
+        assert table.row_count == 2
+        screen.query_one("#journal-search").value = data.METER_OK
+        screen.query_one("#journal-search").focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert table.row_count == 1
+        await pilot.press("enter")  # open the vend
+        await wait_screen(pilot, JournalDetailScreen)
+        text = screen_text(app)
+        assert "Event trail" in text and "-> done" in text
+        await pilot.press("r")
+        await wait_screen(pilot, ReceiptScreen)
+        assert "DUPLICATE" in screen_text(app)
+        await pilot.press("escape", "escape")
+        await wait_screen(pilot, JournalScreen)
+        # Resolve the flagged debit.
+        screen.query_one("#journal-search").value = ref
+        screen.query_one("#journal-search").focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("enter")
+        await wait_screen(pilot, JournalDetailScreen)
+        assert "declined_offline" in screen_text(app)
+        await pilot.press("s")
+        await wait_screen(pilot, SupervisorPinScreen)
+        await pilot.press(*"8642", "enter")
+        await wait_screen(pilot, TextPrompt)
+        await pilot.press(*"cash", "space", *"collected", "enter")
+        await wait_screen(pilot, JournalScreen)
+    txn, events = term.journal_detail(ref)
+    assert txn.state == "resolved"
+    assert events[-1].note == "cash collected" and events[-1].operator == "boss"
+
+
+async def test_x_report_then_day_close_needs_override_when_unsynced(term, sbx):
+    sale = await term.sell_token(data.METER_OK, Money(30000, "KES"), "Bilbo Baggins")
+    assert sale.status == "approved"
+    sbx.stop()
+    offline = await term.sell_token(data.METER_PENDING, Money(20000, "KES"), "Frodo")
+    assert offline.status == "offline"
+    app = app_for(term.settings, term)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await pilot.press("6")
+        await wait_screen(pilot, ReportScreen)
+        assert "X REPORT" in screen_text(app)
+        await pilot.press("z")
+        await wait_screen(pilot, ConfirmDialog)
+        await pilot.press("1")
+        await wait_screen(pilot, ConfirmDialog)  # unsynced: override?
+        assert "not synced" in screen_text(app)
+        await pilot.press("1")
+        await wait_screen(pilot, SupervisorPinScreen)
+        await pilot.press(*"8642", "enter")
+        await wait_screen(pilot, ReportScreen)
+        text = screen_text(app)
+        assert "Z REPORT #1" in text
+        await wait_for(pilot, lambda: "Override by" in screen_text(app) or "boss" in
+                       app.screen.text, 5, "override line")
+    (z,) = term.journal.z_reports()
+    assert z.payload["override_by"] == "boss"
+
+
+async def test_settings_saved_by_a_supervisor_with_passwords_masked(term, sbx, tmp_path):
+    app = app_for(term.settings, term, kiosk=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await pilot.press("8")
+        await wait_screen(pilot, SupervisorPinScreen)
+        await pilot.press(*"8642", "enter")
+        screen = await wait_screen(pilot, SettingsScreen)
+        secret = term.settings.patasente.password.get_secret_value()
+        assert secret and secret not in screen_text(app)
+        screen.query_one("#set-offline-max_amount").value = "12345"
+        screen.query_one("#set-kiosk-idle_lock_seconds").value = "abc"
+        await pilot.press("f2")
+        await pilot.pause()
+        assert isinstance(app.screen, SettingsScreen)  # invalid number: not saved
+        assert "idle_lock_seconds" in screen_text(app)
+        screen.query_one("#set-kiosk-idle_lock_seconds").value = "300"
+        await pilot.press("f2")
+        await wait_screen(pilot, HomeScreen)
+        assert app.settings.offline.max_amount == 12345
+    saved = tomllib.loads((tmp_path / "config.toml").read_text())
+    assert saved["offline"]["max_amount"] == 12345
+    assert saved["kiosk"]["idle_lock_seconds"] == 300
+    assert saved["patasente"]["password"] == secret  # an empty field keeps the password
+    assert ((tmp_path / "config.toml").stat().st_mode & 0o077) == 0

@@ -1,0 +1,64 @@
+"""Scanning a card with the (simulated) camera and with a keyboard-wedge scanner."""
+
+from __future__ import annotations
+
+import pytest
+
+from hardware.simcam import SimulatedCamera
+from hardware.wedge import WedgeDetector
+from pos.sandbox import data
+from pos.sandbox.server import SandboxServer
+from pos.terminal import Terminal
+from screens.cards import CardSummaryScreen
+from screens.home import HomeScreen
+from screens.scan import ScanScreen
+from tests.screens_support import app_for, make_settings, screen_text, wait_for, wait_screen
+
+
+@pytest.fixture
+def sbx():
+    with SandboxServer(port=0) as sb:
+        yield sb
+
+
+@pytest.fixture
+async def term(tmp_path, monkeypatch, sbx):
+    monkeypatch.setenv("SENTE_POS_HOME", str(tmp_path))
+    t = await Terminal.open(make_settings(tmp_path, sbx))
+    t.add_operator("ann", "cashier", "1111")
+    t.sign_in("ann", "1111")
+    yield t
+    await t.aclose()
+
+
+async def test_camera_scan_looks_the_card_up(term, sbx):
+    camera = SimulatedCamera(fps=30)
+    app = app_for(term.settings, term, camera)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await pilot.press("1")
+        await wait_screen(pilot, ScanScreen)
+        await wait_for(pilot, lambda: "scanning" in screen_text(app), 10, "camera status")
+        camera.show(data.CARD_ACTIVE.payload)
+        await wait_screen(pilot, CardSummaryScreen, timeout=15)
+        text = screen_text(app)
+        assert "1613*****65219" in text and "UGX 150,000" in text
+        assert "Credit Account" in text and "60,000 available" in text
+        await pilot.press("escape")
+        await wait_screen(pilot, HomeScreen)
+        await wait_for(pilot, lambda: not camera.running, 5, "camera stopped")
+    assert term.journal_list() == []
+
+
+async def test_wedge_burst_is_a_scan(term, sbx):
+    # Pilot key presses are slower than a real scanner's, so widen the burst window.
+    wedge = WedgeDetector(max_interval=0.5, min_length=8)
+    app = app_for(term.settings, term, wedge=wedge)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await pilot.press("1")
+        await wait_screen(pilot, ScanScreen)
+        await pilot.press(*[("space" if c == " " else c) for c in data.CARD_NO_PIN.payload],
+                          "enter")
+        await wait_screen(pilot, CardSummaryScreen, timeout=10)
+        assert "Shopping Card" in screen_text(app)

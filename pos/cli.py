@@ -337,8 +337,31 @@ def cmd_cards_make(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     from pos.sandbox.server import serve_forever
 
-    serve_forever(args.host, args.port, throttle_seconds=args.throttle_seconds,
-                  daily_limit=args.daily_limit or None, latency=args.latency)
+    from pos.errors import InputError
+    from pos.sandbox.faults import FaultError
+
+    faults = [parse_fault(spec) for spec in args.fault or []]
+    try:
+        serve_forever(args.host, args.port, throttle_seconds=args.throttle_seconds,
+                      daily_limit=args.daily_limit or None, latency=args.latency, faults=faults)
+    except FaultError as exc:
+        raise InputError(f"--fault: {exc}") from exc
+
+
+def parse_fault(spec: str) -> dict[str, Any]:
+    """``provider:endpoint:mode[:count[:seconds]]``, e.g. ``pawacard:vend:drop_after_commit:1``."""
+    parts = spec.split(":")
+    if len(parts) < 3:
+        raise_input(f"--fault takes provider:endpoint:mode[:count[:seconds]], not {spec!r}")
+    fault: dict[str, Any] = {"provider": parts[0], "endpoint": parts[1], "mode": parts[2]}
+    try:
+        if len(parts) > 3 and parts[3]:
+            fault["count"] = None if parts[3] in ("*", "forever") else int(parts[3])
+        if len(parts) > 4 and parts[4]:
+            fault["seconds"] = float(parts[4])
+    except ValueError:
+        raise_input(f"--fault count and seconds are numbers: {spec!r}")
+    return fault
     return EXIT_OK
 
 
@@ -381,6 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--daily-limit", type=int, default=5,
                     help="PawaCard vends per meter per day (0: no limit)")
     sb.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    sb.add_argument("--fault", action="append", metavar="P:E:MODE[:COUNT[:SECONDS]]",
+                    help="inject a fault, e.g. pawacard:vend:drop_after_commit:1 (repeatable); "
+                         "modes: latency http500 http503 http429 drop_before drop_after_commit "
+                         "html empty badjson pending; more at runtime via POST /_control/faults")
 
     cfg = sub.add_parser("config", help="settings")
     cfg_sub = cfg.add_subparsers(dest="action", required=True)

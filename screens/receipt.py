@@ -52,8 +52,8 @@ class ResultScreen(Step[bool]):
             yield TokenDisplay(self.token, id="result-token")
         if self.message:
             yield Static(self.message, classes="step-note", id="result-message", markup=False)
-        for line in self.extra:
-            yield Static(line, classes="step-note", markup=False)
+        if self.extra:
+            yield Static("\n".join(self.extra), classes="result-extra", markup=False)
         if self.status in EXPLAIN:
             yield Static(EXPLAIN[self.status], classes="step-note", markup=False)
         yield Button("OK", id="result-ok", variant="primary")

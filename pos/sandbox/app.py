@@ -10,6 +10,7 @@ break a response half-way.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -73,6 +74,7 @@ class SandboxApp:
             return
         if scope["type"] != "http":  # pragma: no cover - websockets are switched off
             return
+        send = self._dated(send)
         path: str = scope["path"]
         for prefix, (provider, handler) in _PROVIDERS.items():
             if path.startswith(prefix):
@@ -83,6 +85,20 @@ class SandboxApp:
             await response(scope, receive, send)
             return
         await _send(send, 404, b'{"error":"Not found"}')
+
+    def _dated(self, send: Send) -> Send:
+        """Add an HTTP ``Date`` header from the sandbox clock (doctor reads clock skew)."""
+
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(k.lower() == b"date" for k, _ in headers):
+                    stamp = email.utils.formatdate(self.state.clock.now(), usegmt=True)
+                    headers.append((b"date", stamp.encode("latin-1")))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        return wrapped
 
     @staticmethod
     async def _lifespan(receive: Receive, send: Send) -> None:

@@ -294,13 +294,15 @@ def describe(sb_or_urls: SandboxServer | str | Mapping[str, str]) -> str:
 
 def serve_forever(host: str = HOST, port: int = 8765, *, throttle_seconds: float = 300.0,
                   daily_limit: int | None = 5, latency: float = 0.0, quiet: bool = False,
-                  **opts: Any) -> None:
+                  faults: list[dict[str, Any]] | None = None, **opts: Any) -> None:
     """Serve in the foreground until Ctrl-C / SIGTERM (``sente-pos sandbox --port N``).
 
     Prints :func:`describe` once the port is bound unless ``quiet``. Extra
     ``opts`` go to :class:`SandboxState` (``vendor_float``, ``prepaid_float``).
     """
     state = SandboxState(throttle_seconds=throttle_seconds, daily_limit=daily_limit, **opts)
+    for fault in faults or []:
+        state.faults.add(**fault)
     app = create_app(state, latency=latency)
     sock = _bind(host, port)
     port = sock.getsockname()[1]

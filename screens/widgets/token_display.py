@@ -45,20 +45,35 @@ def big_digits(text: str, gap: int = 1) -> list[str]:
     return lines
 
 
+GROUP_GAP = 3
+
+
+def _row_width(groups: list[str]) -> int:
+    return sum(len(big_digits(g)[0]) for g in groups) + GROUP_GAP * (len(groups) - 1)
+
+
 def group_lines(groups: list[str], width: int) -> list[list[str]]:
-    """Split token groups into rows of big digits that fit ``width`` columns."""
-    rows: list[list[str]] = []
-    current: list[str] = []
-    for group in groups:
-        candidate = [*current, group]
-        if current and len(big_digits("  ".join(candidate))[0]) > width:
-            rows.append(current)
-            current = [group]
-        else:
-            current = candidate
-    if current:
-        rows.append(current)
-    return rows
+    """Split token groups into the fewest rows of big digits that fit ``width``, balanced
+    (a 20-digit token at 80 columns: 3 groups, then 2)."""
+    if not groups:
+        return []
+    for n_rows in range(1, len(groups) + 1):
+        per_row = -(-len(groups) // n_rows)
+        rows = [groups[i : i + per_row] for i in range(0, len(groups), per_row)]
+        if all(_row_width(r) <= width for r in rows):
+            return rows
+    return [[g] for g in groups]
+
+
+def render_rows(groups: list[str], width: int) -> list[str]:
+    """The big-digit lines of the token, a blank line between rows."""
+    out: list[str] = []
+    for row in group_lines(groups, width):
+        glyphs = [big_digits(g) for g in row]
+        for r in range(3):
+            out.append((" " * GROUP_GAP).join(g[r] for g in glyphs))
+        out.append("")
+    return out
 
 
 class TokenDisplay(Widget):
@@ -85,10 +100,8 @@ class TokenDisplay(Widget):
 
     def render(self) -> Text:
         width = self.content_size.width or 80
-        out = Text(justify="center", style="bold")
-        for row in self._rows(width):
-            for line in big_digits("  ".join(row)):
-                out.append(line + "\n")
-            out.append("\n")
+        out = Text(style="bold")
+        for line in render_rows(self.groups, max(width, 20)):
+            out.append(line + "\n")
         out.append(self.plain, style="bold reverse")
         return out

@@ -51,6 +51,9 @@ def setup_logging(settings: Settings | None) -> None:
     except OSError:
         handler = logging.NullHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    from pos.logredact import RedactingFilter
+
+    handler.addFilter(RedactingFilter())
     root.addHandler(handler)
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "uvicorn.access"):
@@ -335,10 +338,9 @@ def cmd_cards_make(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
-    from pos.sandbox.server import serve_forever
-
     from pos.errors import InputError
     from pos.sandbox.faults import FaultError
+    from pos.sandbox.server import serve_forever
 
     faults = [parse_fault(spec) for spec in args.fault or []]
     try:
@@ -346,6 +348,7 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
                       daily_limit=args.daily_limit or None, latency=args.latency, faults=faults)
     except FaultError as exc:
         raise InputError(f"--fault: {exc}") from exc
+    return EXIT_OK
 
 
 def parse_fault(spec: str) -> dict[str, Any]:

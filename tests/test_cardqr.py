@@ -1,3 +1,4 @@
+import contextlib
 import datetime as dt
 
 import pytest
@@ -78,10 +79,8 @@ def test_arbitrary_text_never_raises_unexpectedly(text: str) -> None:
     )
 )
 def test_fieldlike_text_never_raises_unexpectedly(parts: list[str]) -> None:
-    try:
+    with contextlib.suppress(CardQRError):
         parse_card_qr("&".join(parts))
-    except CardQRError:
-        pass
 
 
 def test_non_string_input() -> None:

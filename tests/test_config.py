@@ -41,5 +41,5 @@ def test_save_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 def test_broken_toml_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SENTE_POS_HOME", str(tmp_path))
     (tmp_path / "config.toml").write_text("terminal_id = \n")
-    with pytest.raises(InputError, match="config.toml"):
+    with pytest.raises(InputError, match=r"config\.toml"):
         load_settings()

@@ -16,7 +16,12 @@ def test_check_digit_round_trip() -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("", "Enter"), ("0145117495A", "digits only"), ("123", "11 to 13"), ("12345678912", "check digit")],
+    [
+        ("", "Enter"),
+        ("0145117495A", "digits only"),
+        ("123", "11 to 13"),
+        ("12345678912", "check digit"),
+    ],
 )
 def test_validate_meter_messages(text: str, message: str) -> None:
     with pytest.raises(InputError, match=message):

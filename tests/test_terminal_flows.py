@@ -252,3 +252,71 @@ async def test_reports(term: Terminal, sb: SandboxServer) -> None:
     z = term.close_day(override_by=boss)
     assert z.number == 1 and z.payload["override_by"] == "boss"
     assert term.journal.z_reports()[0].payload["unsynced"]
+
+
+async def test_operators_and_resolving_a_flagged_item(term: Terminal, sb: SandboxServer) -> None:
+    term.add_operator("amina", "cashier", "1111")
+    boss = term.add_operator("boss", "supervisor", "9999")
+    with pytest.raises(InputError):
+        term.sign_in("amina", "2222")
+    op = term.sign_in("amina", "1111")
+    assert op.role == "cashier" and term.status().operator == "amina"
+    with pytest.raises(InputError):
+        term.check_supervisor("1111")  # a cashier's PIN is not a supervisor's
+    assert term.check_supervisor("9999").name == "boss"
+    lookup = await term.lookup_card(data.CARD_ACTIVE.payload)
+    sb.stop()
+    res = await term.pay_by_card(lookup, ugx(1000), "Current Account", "0000", "rice")
+    assert term.journal.require(res.ref).operator == "amina"
+    sb.start()
+    term.link.patasente.record_success()
+    await term.sync_now()
+    assert term.status().flagged_count == 1
+    with pytest.raises(InputError):
+        term.resolve_flagged(res.ref, "", boss)
+    with pytest.raises(InputError):
+        term.resolve_flagged(res.ref, "cash taken", op)  # type: ignore[arg-type]
+    txn = term.resolve_flagged(res.ref, "customer paid cash instead", boss)
+    assert txn.state == State.resolved
+    trail = term.journal.events(res.ref)
+    assert trail[-1].operator == "boss" and trail[-1].note == "customer paid cash instead"
+    assert term.status().flagged_count == 0
+
+
+async def test_gift_activation_and_lock_unlock(term: Terminal, sb: SandboxServer) -> None:
+    gift = await term.lookup_card(data.CARD_GIFT_INACTIVE.payload)
+    res = await term.activate_gift(gift, "2580")
+    assert res.status == "approved", res.message
+    again = await term.lookup_card(data.CARD_GIFT_INACTIVE.payload)
+    assert again.status == "active" and again.has_pin
+    locked = await term.lookup_card(data.CARD_LOCKED.payload)
+    assert "Card is locked" in " ".join(locked.problems)
+    assert await term.unlock_card(locked)
+    assert (await term.lookup_card(data.CARD_LOCKED.payload)).status == "active"
+    assert await term.lock_card(locked)
+    kinds = [t.kind for t in term.journal.list()]
+    assert Kind.gift_activation in kinds and Kind.card_lock in kinds
+
+
+async def test_top_up_needs_a_supervisor(term: Terminal, sb: SandboxServer) -> None:
+    low = await term.lookup_card(data.CARD_LOW.payload)
+    cashier = term.add_operator("amina", "cashier", "1111")
+    with pytest.raises(InputError):
+        await term.top_up(low, ugx(1000), "top-up", cashier)
+    boss = term.add_operator("boss", "supervisor", "9999")
+    before = sb.state.patasente.balance(data.CARD_LOW)
+    res = await term.top_up(low, ugx(1000), "top-up", boss)
+    assert res.status == "approved"
+    assert sb.state.patasente.balance(data.CARD_LOW) == before + 1000
+
+
+async def test_sente_kyc_activation(term: Terminal, sb: SandboxServer) -> None:
+    new = await term.lookup_card(data.CARD_SENTE_NEW.payload)
+    act = await term.activate_sente(new, "Ivan Yiga", "256783159235", None, "1357",
+                                    "aGVsbG8=")
+    assert act.user_id
+    with pytest.raises(Declined):
+        await term.verify_sente_code(act.user_id, act.phone_number, "0000")
+    msg = await term.verify_sente_code(act.user_id, act.phone_number, data.SMS_CODE)
+    assert msg
+    assert (await term.lookup_card(data.CARD_SENTE_NEW.payload)).status == "active"

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from textual import events, on, work
 from textual.app import App
 from textual.binding import Binding
+from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from pos.config import Settings
@@ -106,24 +107,32 @@ class SentePOSApp(App[None]):
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key | events.MouseDown) and not event.is_forwarded:
             self.last_activity = time.monotonic()
-            if isinstance(event, events.Key):
-                self._feed_wedge(event)
+            if isinstance(event, events.Key) and self._feed_wedge(event):
+                return  # part of a scanner burst: not a key for the screen
         await super().on_event(event)
 
-    def _feed_wedge(self, event: events.Key) -> None:
-        """Route keystrokes to the keyboard-wedge detector; a burst is a card scan."""
+    def _feed_wedge(self, event: events.Key) -> bool:
+        """Route keystrokes to the keyboard-wedge detector; a burst is a card scan.
+
+        Returns True when the key belongs to a scan and must not reach the screen:
+        the Enter that ends a scan, and burst keys while no text field has focus (so
+        a payload's digits do not pick home-screen choices)."""
         if self.wedge is None:
-            return
+            return False
         t = event.time
-        payload = None
         if event.key == "enter":
             payload = self.wedge.feed_enter(t)
-        elif event.character and event.is_printable:
-            payload = self.wedge.feed(event.character, t)
-        if payload:
-            handler = getattr(self.screen, "on_wedge_scan", None)
-            if handler is not None:
-                handler(payload)
+            if payload:
+                handler = getattr(self.screen, "on_wedge_scan", None)
+                if handler is not None:
+                    handler(payload)
+                return True
+            return False
+        if event.character and event.is_printable:
+            self.wedge.feed(event.character, t)
+            return self.wedge.in_burst(t) and not isinstance(self.focused, Input)
+        self.wedge.reset()
+        return False
 
     # ------------------------------------------------------------ operators
     @work(group="signin", exclusive=True, exit_on_error=False)

@@ -127,6 +127,41 @@ async def send(
     raise err from None
 
 
+class ClientBase:
+    """What both provider clients share: one pooled httpx client with explicit
+    timeouts, a retry policy, async context management, a repr without secrets."""
+
+    provider = "provider"
+
+    def __init__(self, settings: Any, *, transport: httpx.AsyncBaseTransport | None,
+                 retry: RetryPolicy | None, headers: dict[str, str] | None = None) -> None:
+        self._settings = settings
+        self._retry = retry or RetryPolicy()
+        self._client = make_client(
+            settings.base_url,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            transport=transport,
+            headers=headers,
+        )
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self._settings.base_url!r}, "
+                f"user={self._settings.username!r})")
+
+    async def __aenter__(self: _C) -> _C:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+_C = TypeVar("_C", bound=ClientBase)
+
+
 def retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("Retry-After", "").strip()
     try:

@@ -227,7 +227,7 @@ def _message(data: Any, key: str) -> str | None:
     return as_str(data.get(key)) if isinstance(data, dict) else None
 
 
-class PatasenteClient:
+class PatasenteClient(http.ClientBase):
     """Async client of the Patasente merchant API (see module docstring)."""
 
     provider = PROVIDER
@@ -240,29 +240,10 @@ class PatasenteClient:
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self._settings = settings
+        super().__init__(settings, transport=transport, retry=retry)
         self.currency = currency.upper()
-        self._retry = retry or RetryPolicy()
-        self._client = http.make_client(
-            settings.base_url,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            transport=transport,
-        )
         self._token: str | None = None  # in memory only
         self._login_lock = asyncio.Lock()
-
-    def __repr__(self) -> str:
-        return f"PatasenteClient({self._settings.base_url!r}, user={self._settings.username!r})"
-
-    async def __aenter__(self) -> PatasenteClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     # ---------------------------------------------------------------- plumbing
     async def _send(

@@ -173,7 +173,7 @@ def parse_vend(data: Any, ref: str, currency: str, *, postpaid: bool = False) ->
     )
 
 
-class PawaCardClient:
+class PawaCardClient(http.ClientBase):
     """Async client of the PawaCard vending API (see module docstring)."""
 
     provider = PROVIDER
@@ -185,30 +185,11 @@ class PawaCardClient:
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self._settings = settings
+        super().__init__(settings, transport=transport, retry=retry,
+                         headers={"Content-Type": "application/json"})
         self.currency = settings.currency.upper()
-        self._retry = retry or RetryPolicy()
-        self._client = http.make_client(
-            settings.base_url,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            transport=transport,
-            headers={"Content-Type": "application/json"},
-        )
         self._key: str | None = None  # in memory only
         self._login_lock = asyncio.Lock()
-
-    def __repr__(self) -> str:
-        return f"PawaCardClient({self._settings.base_url!r}, user={self._settings.username!r})"
-
-    async def __aenter__(self) -> PawaCardClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     # ---------------------------------------------------------------- plumbing
     async def _post_once(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:

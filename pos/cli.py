@@ -369,9 +369,14 @@ def parse_fault(spec: str) -> dict[str, Any]:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings | None) -> int:
+    import tempfile
+
     from screens.launch import run_demo
 
-    return run_demo(home=Path(args.home) if args.home else None, console=args.console)
+    home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="sente-pos-demo-"))
+    os.environ["SENTE_POS_HOME"] = str(home)
+    setup_logging(None)  # now that the demo's data directory is known
+    return run_demo(home=home, console=args.console)
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -494,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command != "demo":
             settings = load_settings()
-        setup_logging(settings)
+            setup_logging(settings)
         return int(args.fn(args, settings))
     except PosError as exc:
         return fail(args, exc)

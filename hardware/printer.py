@@ -129,6 +129,22 @@ def render_escpos(receipt: Receipt, columns: int = 32) -> bytes:
     return p.output
 
 
+def render_text_job(text: str, columns: int = 32) -> bytes:
+    """Plain text already laid out in ``columns`` (a report), fed and cut."""
+    import unicodedata
+
+    from escpos.printer import Dummy
+
+    p = Dummy()
+    p.hw("INIT")
+    for line in text.splitlines():
+        # Control characters out (no printer commands smuggled in), columns kept.
+        safe = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in line)
+        p.textln(safe[:columns])
+    p.cut()
+    return p.output
+
+
 # -- device errors -----------------------------------------------------------
 
 
@@ -320,9 +336,15 @@ class EscposPrinter:
         return online, paper
 
     def print_receipt(self, receipt: Receipt) -> None:
+        self._print(render_escpos(receipt, self.settings.columns))
+
+    def print_text(self, text: str) -> None:
+        """A report (X / Z) laid out for the paper width."""
+        self._print(render_text_job(text, self.settings.columns))
+
+    def _print(self, data: bytes) -> None:
         from escpos.exceptions import Error as EscposError
 
-        data = render_escpos(receipt, self.settings.columns)
         with self._lock:
             dev = self._open()
             try:
@@ -384,6 +406,11 @@ class DummyPrinter:
             raise PrinterError(self.fault)
         self.jobs.append(render_escpos(receipt, self.columns))
 
+    def print_text(self, text: str) -> None:
+        if self.fault:
+            raise PrinterError(self.fault)
+        self.jobs.append(render_text_job(text, self.columns))
+
     def status(self) -> PrinterStatus:
         if self.fault:
             return PrinterStatus(False, self.fault)
@@ -402,6 +429,9 @@ class NullPrinter:
     """
 
     def print_receipt(self, receipt: Receipt) -> None:
+        raise NoPrinter(NO_PRINTER)
+
+    def print_text(self, text: str) -> None:
         raise NoPrinter(NO_PRINTER)
 
     def status(self) -> PrinterStatus:

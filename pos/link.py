@@ -44,6 +44,10 @@ class Link:
         delay = min(self.probe_max, self.probe_base * 2 ** min(self.failures - 1, 10))
         self._next_probe = now + delay
 
+    def probe_now(self) -> None:
+        """A person asked ("sync now"): allow one attempt at once, whatever the back-off."""
+        self._next_probe = 0.0
+
     def should_try(self) -> bool:
         """True when online, or when offline and a probe is due."""
         return self.online or self.clock() >= self._next_probe
@@ -62,6 +66,11 @@ class LinkMonitor:
     @property
     def online(self) -> bool:
         return self.patasente.online and self.pawacard.online
+
+    def probe_now(self) -> None:
+        for link in (self.patasente, self.pawacard):
+            if not link.online:
+                link.probe_now()
 
     def describe(self) -> str:
         if self.online:

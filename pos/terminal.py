@@ -27,7 +27,7 @@ from pos.providers.patasente import PatasenteClient
 from pos.providers.pawacard import PawaCardClient
 from pos.receipts import Receipt
 from pos.sync import SyncEngine, SyncReport
-from pos.usecases import cards, electricity
+from pos.usecases import cards, electricity, voids
 from pos.usecases.context import Context, utcnow
 from pos.usecases.receipts import build_receipt
 from pos.usecases.results import CardLookup, SaleResult
@@ -138,8 +138,12 @@ class Terminal:
             operator=self.operator.name if self.operator else None,
         )
 
-    async def refresh_floats(self) -> None:
-        """Ask both providers for the merchant's floats (cheap, no money moves)."""
+    async def refresh_floats(self, *, probe: bool = False) -> None:
+        """Ask both providers for the merchant's floats (cheap, no money moves).
+
+        ``probe``: also try a link that is down now, whatever its back-off."""
+        if probe:
+            self.link.probe_now()
         async def pawa() -> None:
             if not self.link.pawacard.should_try():
                 return
@@ -322,6 +326,12 @@ class Terminal:
         return self.journal.transition(ref, State.resolved, note=note.strip(),
                                        operator=supervisor.name)
 
+    async def void(self, ref: str, supervisor: Operator, reason: str = "") -> SaleResult:
+        """Cancel a queued sale, or credit back a settled card payment (supervisor only)."""
+        if not supervisor.is_supervisor:
+            raise InputError("A supervisor must approve a void")
+        return await voids.void(self.ctx, ref, supervisor.name, reason)
+
     # ----------------------------------------------------------- reports
     def x_report(self) -> reports.Report:
         return reports.x_report(self.journal, terminal_id=self.settings.terminal_id,
@@ -335,5 +345,9 @@ class Terminal:
                                  override_by=override_by.name if override_by else None)
 
     # -------------------------------------------------------------- sync
-    async def sync_now(self) -> SyncReport:
+    async def sync_now(self, *, probe: bool = False) -> SyncReport:
+        """Drain the outbox. ``probe``: a person asked, so try a down link at once
+        instead of waiting out its back-off (the background sync keeps the back-off)."""
+        if probe:
+            self.link.probe_now()
         return await self.sync_engine.drain()

@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 from textual import events, on, work
 from textual.app import App
 from textual.binding import Binding
-from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from pos.config import Settings
@@ -49,6 +48,8 @@ class SentePOSApp(App[None]):
     TITLE = "Sente POS"
     FLOAT_REFRESH_SECONDS = 60.0
     ENABLE_COMMAND_PALETTE = False
+    #: Screens get ``-short`` below 24 rows (a 480x320 display's console) for a compact layout.
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (24, "-tall")]
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
         Binding("ctrl+c", "quit", show=False, priority=True),
@@ -77,6 +78,8 @@ class SentePOSApp(App[None]):
         self.background = background
         self.last_activity = time.monotonic()
         self.errors_shown: list[str] = []
+        self.demo_card_index = 0
+        self._status: Any = None
 
     # ------------------------------------------------------------ wiring
     def get_default_screen(self) -> HomeScreen:
@@ -85,11 +88,33 @@ class SentePOSApp(App[None]):
     def now(self) -> datetime:
         return self._clock() if self._clock else datetime.now().astimezone()
 
+    def current_status(self) -> Any:
+        """The terminal's status as of the last tick (read at most once a second)."""
+        if self._status is None:
+            self._status = self.terminal.status()
+        return self._status
+
+    def refresh_status(self) -> None:
+        """Read the terminal's status now and repaint the visible status bar."""
+        from screens.widgets import StatusBar
+
+        try:
+            self._status = self.terminal.status()
+        except Exception:
+            log.exception("status failed")
+        for bar in self.screen.query(StatusBar):
+            bar.refresh()
+
+    def _tick(self) -> None:
+        """Once a second: fresh status for the visible status bar, and the idle lock."""
+        self.refresh_status()
+        self._check_idle()
+
     def on_mount(self) -> None:
         for theme in THEMES.values():
             self.register_theme(theme)
         self.theme = THEMES.get(self.theme_name, THEMES["default"]).name
-        self.set_interval(1.0, self._check_idle)
+        self.set_interval(1.0, self._tick)
         if self.background:  # off in snapshots and the start-up benchmark
             self.set_interval(self.FLOAT_REFRESH_SECONDS, self.refresh_floats)
             self.set_interval(max(5.0, self.settings.sync.probe_interval), self.kick_sync)
@@ -115,22 +140,23 @@ class SentePOSApp(App[None]):
         """Route keystrokes to the keyboard-wedge detector; a burst is a card scan.
 
         Returns True when the key belongs to a scan and must not reach the screen:
-        the Enter that ends a scan, and burst keys while no text field has focus (so
-        a payload's digits do not pick home-screen choices)."""
+        the Enter that ends a scan, and burst keys on a screen that asks for it (the
+        home screen, so a payload's digits do not pick choices). Elsewhere burst keys
+        pass: a person never types that fast, but a terminal multiplexer or a paste may."""
         if self.wedge is None:
             return False
         t = event.time
         if event.key == "enter":
             payload = self.wedge.feed_enter(t)
-            if payload:
-                handler = getattr(self.screen, "on_wedge_scan", None)
-                if handler is not None:
-                    handler(payload)
+            handler = getattr(self.screen, "on_wedge_scan", None)
+            if payload and handler is not None:
+                handler(payload)
                 return True
-            return False
+            return False  # not a scan, or a screen that takes no scans: a plain Enter
         if event.character and event.is_printable:
             self.wedge.feed(event.character, t)
-            return self.wedge.in_burst(t) and not isinstance(self.focused, Input)
+            swallow = getattr(self.screen, "SWALLOW_WEDGE_BURSTS", False)
+            return bool(swallow) and self.wedge.in_burst(t)
         self.wedge.reset()
         return False
 

@@ -120,7 +120,8 @@ async def grab_id_photo(app: Any) -> str | None:
                 yes="Take photo", no="Cancel")):
             return None
         try:
-            jpeg = await app.busy("Taking the photo...", asyncio.to_thread(_still, scanner, app.id_photo_max_bytes))
+            grab = asyncio.to_thread(_still, scanner, app.id_photo_max_bytes)
+            jpeg = await app.busy("Taking the photo...", grab)
         except Exception:
             await app.show_message("ID photo", "The camera could not take a photo. Try again.",
                                    "error")

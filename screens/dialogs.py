@@ -45,6 +45,11 @@ class Step(ModalScreen[T]):
     def body(self) -> ComposeResult:
         yield from ()
 
+    def on_screen_resume(self) -> None:
+        refresh = getattr(self.app, "refresh_status", None)
+        if refresh is not None:
+            refresh()
+
     def action_cancel(self) -> None:
         self.dismiss(None)
 
@@ -242,6 +247,13 @@ class BusyScreen(ModalScreen[Outcome[Any]]):
             outcome.value = await self._work
         except Exception as exc:
             outcome.error = exc
-        while self.app.screen is not self:  # e.g. the idle lock is on top
-            await asyncio.sleep(0.1)
-        self.dismiss(outcome)
+        await dismiss_when_on_top(self, outcome)
+
+
+async def dismiss_when_on_top(screen: ModalScreen[Any], value: Any) -> None:
+    """Dismiss ``screen`` once it is the top screen again (the idle lock may be above it):
+    ``dismiss`` always pops the top screen."""
+    while screen.is_attached and screen.app.screen is not screen:
+        await asyncio.sleep(0.1)
+    if screen.is_attached:
+        screen.dismiss(value)

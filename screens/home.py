@@ -28,9 +28,13 @@ CHOICES: tuple[tuple[str, str], ...] = (
 class HomeScreen(Screen[None]):
     """Pick a task with 1-8 (or arrows and Enter, or a tap)."""
 
+    SWALLOW_WEDGE_BURSTS = True
+
     BINDINGS = [
         *(Binding(str(i), f"choose('{key}')", label, show=False)
           for i, (key, label) in enumerate(CHOICES, start=1)),
+        Binding("down,right", "app.focus_next", show=False),
+        Binding("up,left", "app.focus_previous", show=False),
         Binding("l", "lock", "Lock"),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -48,6 +52,10 @@ class HomeScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#home-card", Button).focus()
+
+    def on_screen_resume(self) -> None:
+        app: Any = self.app
+        app.refresh_status()
 
     @on(Button.Pressed, ".home-choice")
     def _pressed(self, event: Button.Pressed) -> None:

@@ -83,8 +83,8 @@ async def _probe_then_sync(app: Any) -> Any:
     """The cashier asked: probe the links now (floats are a cheap request) rather than
     wait for the link monitor's back-off, then drain the outbox."""
     with contextlib.suppress(PosError):
-        await app.terminal.refresh_floats()
-    return await app.terminal.sync_now()
+        await app.terminal.refresh_floats(probe=True)
+    return await app.terminal.sync_now(probe=True)
 
 
 async def sync_now(app: Any) -> None:

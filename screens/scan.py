@@ -12,10 +12,11 @@ from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.widgets import Input, Label, Static
 
 from pos.errors import Declined, InputError
-from screens.dialogs import Step
+from screens.dialogs import Step, dismiss_when_on_top
 from screens.widgets import PosInput
 
 
@@ -24,7 +25,13 @@ def _ignore(_: Any) -> None:
 
 
 class ScanScreen(Step[Any]):
-    """Returns a ``CardLookup`` (or None on cancel). Errors stay on this screen."""
+    """Returns a ``CardLookup`` (or None on cancel). Errors stay on this screen.
+
+    With the simulated camera (demo), F3 holds the next demo card up to it.
+    """
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"),
+                Binding("f3", "demo_card", "Show a demo card", show=False)]
 
     def __init__(self, title: str = "Scan the card", *, payload: str | None = None) -> None:
         super().__init__(title)
@@ -39,6 +46,15 @@ class ScanScreen(Step[Any]):
         yield Label("Or type the card code:")
         yield PosInput(placeholder="1613*****65219&11/29&UGX&0&Debit Card&108", id="scan-manual")
         yield Static("", id="scan-error", classes="error-text", markup=False)
+
+    def action_demo_card(self) -> None:
+        scanner = self.scanner
+        items = list(getattr(scanner, "items", None) or [])
+        if scanner is None or not hasattr(scanner, "show") or not items:
+            return
+        app: Any = self.app
+        scanner.show(items[app.demo_card_index % len(items)])
+        app.demo_card_index += 1
 
     @property
     def scanner(self) -> Any:
@@ -108,6 +124,6 @@ class ScanScreen(Step[Any]):
             return
         except BaseException:
             self._busy = False
-            self.dismiss(None)
+            await dismiss_when_on_top(self, None)
             raise
-        self.dismiss(lookup)
+        await dismiss_when_on_top(self, lookup)

@@ -45,3 +45,12 @@ def test_operator_pins_are_hashed_with_scrypt() -> None:
     assert not verify_pin("4455", "garbage")
     assert hash_pin("4455") != stored  # salted
     assert validate_operator_pin("123456") == "123456"
+
+
+def test_probe_now_skips_the_back_off() -> None:
+    clock = FakeClock()
+    m = LinkMonitor(pawacard=Link("PawaCard", clock=clock))
+    m.pawacard.record_failure("down")
+    assert not m.pawacard.should_try()
+    m.probe_now()
+    assert m.pawacard.should_try()

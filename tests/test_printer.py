@@ -488,3 +488,13 @@ def test_missing_driver_is_a_clear_error(kind: str, module: str, package: str) -
     with pytest.raises(PrinterError, match=f"install {package}"):
         printer.print_receipt(vend_receipt())
     assert printer.status().ok is False
+
+
+def test_report_text_prints_and_cuts() -> None:
+    from hardware.printer import DummyPrinter
+
+    p = DummyPrinter()
+    p.print_text("X REPORT\nCash expected      KES 100.00\n")
+    out = p.output
+    assert b"X REPORT" in out and b"Cash expected      KES 100.00" in out
+    assert out.startswith(b"\x1b@") and b"\x1dV" in out  # init ... cut

@@ -158,8 +158,8 @@ async def test_pin_pad_times_out(tmp_path, term, sbx):
         await pay(pilot, data.CARD_ACTIVE, "1000")
         await wait_screen(pilot, PinScreen)
         await pilot.press("1", "2")
-        await wait_for(pilot, lambda: not isinstance(app.screen, PinScreen), 5, "time-out")
-        assert "No PIN was typed in time" in screen_text(app)
+        await wait_for(pilot, lambda: "No PIN was typed in time" in screen_text(app), 5,
+                       "the time-out message")
     assert term.journal_list() == []
 
 
@@ -201,3 +201,28 @@ async def test_offline_sale_then_sync(term, sbx):
     assert term.journal_detail(offline_ref)[0].state == "done"
     assert sbx.state.patasente.applied_count(offline_ref) == 1
     assert sbx.state.patasente.balance(data.CARD_NO_PIN) == 20_000 - 3000
+
+
+async def test_receipt_printed_on_the_printer(tmp_path, monkeypatch, sbx):
+    from hardware.printer import DummyPrinter
+
+    monkeypatch.setenv("SENTE_POS_HOME", str(tmp_path))
+    printer = DummyPrinter()
+    t = await Terminal.open(make_settings(tmp_path, sbx), printer=printer)
+    try:
+        t.add_operator("ann", "cashier", "1111")
+        t.sign_in("ann", "1111")
+        app = app_for(t.settings, t, printer=printer)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_screen(pilot, HomeScreen)
+            await pay(pilot, data.CARD_NO_PIN, "1500", wallet_key=None)
+            await wait_screen(pilot, ResultScreen)
+            await pilot.press("enter")
+            await wait_screen(pilot, ChoiceDialog)
+            await pilot.press("1")  # print
+            await wait_screen(pilot, HomeScreen)
+        (txn,) = t.journal_list()
+        assert txn.state == "done"
+        assert txn.ref.encode() in printer.output
+    finally:
+        await t.aclose()

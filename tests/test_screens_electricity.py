@@ -8,7 +8,7 @@ from pos.sandbox import data
 from pos.sandbox.server import SandboxServer
 from pos.terminal import Terminal
 from screens.cards import CardSummaryScreen, HandOverScreen
-from screens.dialogs import ChoiceDialog, ConfirmDialog
+from screens.dialogs import ChoiceDialog, ConfirmDialog, MessageDialog
 from screens.electricity import NumberScreen
 from screens.entry import AmountScreen, PinScreen
 from screens.home import HomeScreen
@@ -194,3 +194,19 @@ async def test_postpaid_bill_cash(term, sbx):
         assert "ELECTRICITY BILL" in screen_text(app)
     (txn,) = term.journal_list()
     assert (txn.kind, txn.state, txn.account) == ("postpaid", "done", data.ACCOUNT_OK)
+
+
+async def test_unknown_meter_shows_the_providers_message_and_sells_nothing(term, sbx):
+    app = app_for(term.settings, term)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await pilot.press("2")
+        await wait_screen(pilot, NumberScreen)
+        await pilot.press(*data.METER_UNKNOWN, "enter")
+        await wait_screen(pilot, MessageDialog, timeout=15)
+        assert "Not completed" in screen_text(app)
+        assert app.errors_shown and "Traceback" not in screen_text(app)
+        await pilot.press("enter")
+        await wait_screen(pilot, HomeScreen)
+    assert term.journal_list() == []
+    assert sbx.state.vends_performed == 0

@@ -74,3 +74,25 @@ async def test_a_scan_on_the_home_screen_starts_a_card_payment(term, sbx):
                           "enter")
         await wait_screen(pilot, CardSummaryScreen, timeout=10)
         assert "1613*****65219" in screen_text(app)
+
+
+async def test_fast_typing_elsewhere_is_not_eaten_by_the_wedge(term, sbx):
+    """Keys as fast as a scanner's (a paste, a terminal multiplexer) still reach a screen
+    that takes no scans: the meter number and its Enter, the amount digits."""
+    from screens.dialogs import ConfirmDialog
+    from screens.electricity import NumberScreen
+    from screens.entry import AmountScreen
+
+    wedge = WedgeDetector(max_interval=0.25, min_length=8)
+    app = app_for(term.settings, term, wedge=wedge)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await pilot.press("2")
+        await wait_screen(pilot, NumberScreen)
+        await pilot.pause(1.1)
+        await pilot.press(*data.METER_OK, "enter")
+        await wait_screen(pilot, ConfirmDialog, timeout=10)
+        await pilot.press("1")
+        screen = await wait_screen(pilot, AmountScreen)
+        await pilot.press(*"123456789")
+        assert screen.text == "123456789"

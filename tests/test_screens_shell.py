@@ -1,10 +1,7 @@
 """The app shell against a real Terminal (no provider needed): first run, sign-in,
-idle lock, kiosk quitting, the one error handler, theme, and import hygiene."""
+idle lock, kiosk quitting, the one error handler and the console theme."""
 
 from __future__ import annotations
-
-import ast
-from pathlib import Path
 
 import pytest
 
@@ -20,8 +17,6 @@ from tests.screens_support import (
     wait_for,
     wait_screen,
 )
-
-SCREENS = Path(__file__).resolve().parents[1] / "screens"
 
 
 @pytest.fixture
@@ -174,17 +169,3 @@ async def test_status_bar_shows_offline_and_operator(home, term):
         # console theme: no rounded/heavy box drawing and no bullets
         for glyph in "╭╮╰╯━┃●▔▁":
             assert glyph not in text, glyph
-
-
-def test_screens_never_import_http_or_sqlite():
-    forbidden = {"httpx", "sqlite3", "sqlite_utils", "cv2", "httpcore"}
-    for path in SCREENS.rglob("*.py"):
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            names: list[str] = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            for name in names:
-                assert name.split(".")[0] not in forbidden, f"{path.name} imports {name}"

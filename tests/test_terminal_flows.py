@@ -320,3 +320,44 @@ async def test_sente_kyc_activation(term: Terminal, sb: SandboxServer) -> None:
     msg = await term.verify_sente_code(act.user_id, act.phone_number, data.SMS_CODE)
     assert msg
     assert (await term.lookup_card(data.CARD_SENTE_NEW.payload)).status == "active"
+
+
+async def test_sente_kyc_with_a_real_size_photo(term: Terminal, sb: SandboxServer) -> None:
+    """A 60 KB ID photo travels in the form body, not the URL."""
+    import base64
+
+    new = await term.lookup_card(data.CARD_SENTE_NEW.payload)
+    photo = base64.b64encode(bytes(range(256)) * 240).decode()  # ~80 KB of base64
+    act = await term.activate_sente(new, "Ivan Yiga", "256783159235", None, "1357", photo)
+    assert act.user_id
+
+
+async def test_void_card_payment_and_queued_sale(term: Terminal, sb: SandboxServer) -> None:
+    card = data.CARD_ACTIVE
+    boss = term.add_operator("boss", "supervisor", "9999")
+    cashier = term.add_operator("amina", "cashier", "1111")
+    before = sb.state.patasente.balance(card)
+    lookup = await term.lookup_card(card.payload)
+    paid = await term.pay_by_card(lookup, ugx(4000), "Current Account", card.pin, "shoes")
+    assert sb.state.patasente.balance(card) == before - 4000
+    with pytest.raises(InputError):
+        await term.void(paid.ref, cashier)
+    res = await term.void(paid.ref, boss, "wrong size")
+    assert res.status == "approved", res.message
+    assert sb.state.patasente.balance(card) == before
+    assert "REFUNDED" in term.receipt(paid.ref).marks
+    with pytest.raises(InputError, match="already"):
+        await term.void(paid.ref, boss)
+    # A token already delivered cannot be voided; a queued one can.
+    token = await term.sell_token(data.METER_OK, kes(100), "Bilbo")
+    with pytest.raises(InputError, match="delivered"):
+        await term.void(token.ref, boss)
+    sb.stop()
+    queued = await term.sell_token(data.METER_PENDING, kes(100), "P")
+    assert queued.status == "offline"
+    voided = await term.void(queued.ref, boss, "customer left")
+    assert term.journal.require(voided.ref).state == State.cancelled
+    sb.start()
+    term.link.pawacard.record_success()
+    await term.sync_now()
+    assert sb.state.pawacard.vend_count(queued.ref) == 0

@@ -134,6 +134,13 @@ class SandboxApp:
 
         query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        if body and headers.get("content-type", "").startswith(
+            "application/x-www-form-urlencoded"
+        ):
+            # Like the PHP backend behind the real API: form fields join the query
+            # parameters (the client sends a large ID-document photo this way).
+            form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+            query = {**form, **query}
         req = Req(method, endpoint, args, query, headers, body)
         if fault is not None and mode == "pending":
             req.pending_polls = fault.polls

@@ -64,7 +64,15 @@ def build_receipt(settings: Settings, journal: Journal, txn: Txn, *,
                 marks.add("REFUNDED")
                 notes.append(f"Card credited back {child.amount.format()} (ref {child.ref}, "
                              f"{child.state})")
+    if txn.kind == Kind.card_debit:
+        for child in journal.children(txn.ref):
+            if child.kind == Kind.card_refund and "void_of" in (child.details or {}):
+                marks.add("REFUNDED")
+                notes.append(f"Voided: {child.amount.format()} credited back (ref {child.ref}, "
+                             f"{child.state})")
     if txn.kind == Kind.card_refund:
+        if (txn.details or {}).get("void_of"):
+            notes.append(f"Void of card payment {txn.details['void_of']}")
         vend_ref = (txn.details or {}).get("vend_ref")
         if vend_ref:
             notes.append(f"Refund for electricity sale {vend_ref}")

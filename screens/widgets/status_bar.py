@@ -1,6 +1,8 @@
 """The always-visible status bar: link, unsynced sales, floats, operator, clock.
 
-It reads ``app.terminal.status()`` (cheap and synchronous) once a second.
+The app reads ``terminal.status()`` once a second (``app.current_status()``)
+and repaints the bars of the visible screen; bars on screens underneath do not
+query anything.
 """
 
 from __future__ import annotations
@@ -57,13 +59,10 @@ class StatusBar(Widget):
                 padding: 0 1; }
     """
 
-    def on_mount(self) -> None:
-        self.set_interval(1.0, self.refresh)
-
     def render(self) -> Text:
         app: Any = self.app
         try:
-            status = app.terminal.status()
+            status = app.current_status()
         except Exception:  # the bar must never take the screen down
             return Text("status unavailable")
         top, bottom = format_status(status, app.now(), app.glyphs)

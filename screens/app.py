@@ -61,7 +61,8 @@ class SentePOSApp(App[None]):
                  kiosk: bool = False, theme: str = "default",
                  clock: Callable[[], datetime] | None = None, wedge: Any = None,
                  cursor_blink: bool = True, pin_timeout: float = 60.0,
-                 id_photo_max_bytes: int = 200_000, background: bool = True) -> None:
+                 id_photo_max_bytes: int = 200_000, background: bool = True,
+                 sign_in_hint: str = "") -> None:
         super().__init__(css_path=css_paths(theme))  # type: ignore[arg-type]
         self.settings = settings
         self.terminal = terminal
@@ -76,6 +77,7 @@ class SentePOSApp(App[None]):
         self.pin_timeout = pin_timeout
         self.id_photo_max_bytes = id_photo_max_bytes
         self.background = background
+        self.sign_in_hint = sign_in_hint  # e.g. the demo's operators and PINs
         self.last_activity = time.monotonic()
         self.errors_shown: list[str] = []
         self.demo_card_index = 0

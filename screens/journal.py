@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
-from screens.dialogs import Step, TextPrompt
+from screens.dialogs import ConfirmDialog, Step, TextPrompt
 from screens.receipt import ReceiptScreen
 from screens.widgets import PosInput
 
@@ -89,6 +89,7 @@ class JournalDetailScreen(Step[None]):
         Binding("r", "reprint", "Reprint DUPLICATE"),
         Binding("v", "view", "Receipt"),
         Binding("s", "resolve", "Resolve flagged"),
+        Binding("o", "void", "Void"),
     ]
 
     def __init__(self, ref: str) -> None:
@@ -144,6 +145,28 @@ class JournalDetailScreen(Step[None]):
             return
         app.terminal.resolve_flagged(self.ref, note, supervisor)
         app.notify(f"{self.ref} resolved")
+        self.dismiss(None)
+
+
+    def action_void(self) -> None:
+        app: Any = self.app
+        app.run_worker(self._void(), group="journal", exit_on_error=False)
+
+    async def _void(self) -> None:
+        """Supervisor: cancel a sale still queued, or credit back a settled card payment."""
+        app: Any = self.app
+        txn, _ = app.terminal.journal_detail(self.ref)
+        if not await app.push_screen_wait(ConfirmDialog(
+                "Void", f"Void {txn.kind} {txn.amount.format()} ({self.ref})?")):
+            return
+        supervisor = await app.ask_supervisor(f"void {self.ref}")
+        if supervisor is None:
+            return
+        reason = await app.push_screen_wait(TextPrompt("Void", "Why? (e.g. wrong amount)"))
+        if reason is None:
+            return
+        result = await app.busy("Voiding...", app.terminal.void(self.ref, supervisor, reason))
+        await app.show_message("Void", result.message)
         self.dismiss(None)
 
 

@@ -61,7 +61,11 @@ def run_demo(home: Path | None = None, *, console: bool = False) -> int:
             term.add_operator(DEMO_CASHIER[0], "cashier", DEMO_CASHIER[1])
         scanner = SimulatedCamera([c.payload for c in data.DEMO_CARDS])
         app = make_app(settings, term, scanner, None, kiosk=False,
-                       theme="console" if console else "default")
+                       theme="console" if console else "default",
+                       sign_in_hint=(f"Demo: cashier {DEMO_CASHIER[0]} PIN {DEMO_CASHIER[1]}, "
+                                     f"supervisor {DEMO_SUPERVISOR[0]} PIN "
+                                     f"{DEMO_SUPERVISOR[1]}. F3 on the scan screen shows the "
+                                     "next demo card."))
         try:
             app.run()
         finally:

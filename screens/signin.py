@@ -58,6 +58,9 @@ class SignInScreen(_Form):
         names = ", ".join(op.name for op in self.terminal.operators())
         note = "Locked after being idle. " if self.locked else ""
         yield Static(f"{note}Operators: {names}", classes="step-note", markup=False)
+        hint = getattr(self.app, "sign_in_hint", "")
+        if hint:
+            yield Static(hint, classes="step-note", markup=False)
         yield Label("Name")
         yield PosInput(id="signin-name")
         yield Label("PIN")

@@ -102,6 +102,32 @@ async def test_journal_search_detail_duplicate_and_resolve(term, sbx):
     assert events[-1].note == "cash collected" and events[-1].operator == "boss"
 
 
+async def test_void_a_card_payment_from_the_journal(term, sbx):
+    card = data.CARD_ACTIVE
+    before = sbx.state.patasente.balance(card)
+    lookup = await term.lookup_card(card.payload)
+    paid = await term.pay_by_card(lookup, Money(3000, "UGX"), data.CURRENT, card.pin, "shoes")
+    assert paid.status == "approved"
+    app = app_for(term.settings, term)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await pilot.press("5")
+        await wait_screen(pilot, JournalScreen)
+        await pilot.press("enter")  # newest first: the payment
+        await wait_screen(pilot, JournalDetailScreen)
+        await pilot.press("o")
+        await wait_screen(pilot, ConfirmDialog)
+        await pilot.press("1")
+        await wait_screen(pilot, SupervisorPinScreen)
+        await pilot.press(*"8642", "enter")
+        await wait_screen(pilot, TextPrompt)
+        await pilot.press(*"wrong", "space", *"size", "enter")
+        await wait_for(pilot, lambda: "credited back" in screen_text(app), 10, "void message")
+    assert sbx.state.patasente.balance(card) == before
+    refund = [t for t in term.journal.children(paid.ref) if t.kind == Kind.card_refund]
+    assert refund and refund[0].state == State.done and refund[0].operator == "boss"
+
+
 async def test_x_report_then_day_close_needs_override_when_unsynced(term, sbx):
     sale = await term.sell_token(data.METER_OK, Money(30000, "KES"), "Bilbo Baggins")
     assert sale.status == "approved"

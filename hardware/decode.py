@@ -87,7 +87,7 @@ def pyzbar_available() -> bool:
 # ---------------------------------------------------------------- library calls
 
 def _zxing(img: np.ndarray, binarizer: Any = None) -> list[str]:
-    zx = _Libs.zx
+    zx = _Libs.load().zx
     # Model 2 only: zxing-cpp 3's QRCode format family includes Micro QR, whose
     # smallest symbols (numeric, error detection only) appear in clutter; cards
     # are never Micro QR (seen on the bench set: a "857000" read from a counter).
@@ -100,7 +100,7 @@ def _zxing(img: np.ndarray, binarizer: Any = None) -> list[str]:
 
 
 def _zbar(img: np.ndarray) -> list[str]:
-    pz = _Libs.zbar
+    pz = _Libs.load().zbar
     if pz is None:
         return []
     out = []
@@ -131,7 +131,7 @@ def _opencv_detector() -> Any:
 # ---------------------------------------------------------------- image helpers
 
 def to_gray(frame: np.ndarray) -> np.ndarray:
-    cv2, np_ = _Libs.cv2, _Libs.np
+    cv2, np_ = _Libs.load().cv2, _Libs.np
     if frame.ndim == 3:
         code = cv2.COLOR_BGRA2GRAY if frame.shape[2] == 4 else cv2.COLOR_BGR2GRAY
         frame = cv2.cvtColor(frame, code)
@@ -141,13 +141,13 @@ def to_gray(frame: np.ndarray) -> np.ndarray:
 
 
 def _unsharp(img: np.ndarray, sigma: float, amount: float) -> np.ndarray:
-    cv2 = _Libs.cv2
+    cv2 = _Libs.load().cv2
     blur = cv2.GaussianBlur(img, (0, 0), sigma)
     return cv2.addWeighted(img, 1 + amount, blur, -amount, 0)
 
 
 def _adaptive(img: np.ndarray, block: int = 31) -> np.ndarray:
-    cv2 = _Libs.cv2
+    cv2 = _Libs.load().cv2
     return cv2.adaptiveThreshold(img, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY,
                                  block, 5)
 
@@ -158,7 +158,7 @@ def proposals(gray: np.ndarray, k: int = 2) -> list[tuple[int, int, int, int]]:
     A QR code has strong edges in both directions at once; text mostly in
     one. Scored on a 1/4-scale image by min(|dx|, |dy|) summed over the blob.
     """
-    cv2, np_ = _Libs.cv2, _Libs.np
+    cv2, np_ = _Libs.load().cv2, _Libs.np
     f = 4
     h, w = gray.shape[:2]
     if h < 4 * f or w < 4 * f:
@@ -183,7 +183,7 @@ def proposals(gray: np.ndarray, k: int = 2) -> list[tuple[int, int, int, int]]:
 def crop_box(gray: np.ndarray, box: tuple[int, int, int, int], margin: float = 0.25,
              target: int = CROP_TARGET) -> tuple[np.ndarray, float]:
     """A square-ish crop around ``box`` with a margin, upscaled towards ``target`` px."""
-    cv2 = _Libs.cv2
+    cv2 = _Libs.load().cv2
     x, y, w, h = box
     side = max(w, h) * (1 + 2 * margin)
     cx, cy = x + w / 2, y + h / 2
@@ -207,7 +207,7 @@ def blur_direction(img: np.ndarray) -> tuple[float, float]:
     From the image's structure tensor: motion blur removes gradient energy
     along the motion, so the weakest gradient direction is the blur's.
     """
-    cv2, np_ = _Libs.cv2, _Libs.np
+    cv2, np_ = _Libs.load().cv2, _Libs.np
     f = img.astype(np_.float32)
     gx = cv2.Sobel(f, cv2.CV_32F, 1, 0)
     gy = cv2.Sobel(f, cv2.CV_32F, 0, 1)
@@ -219,7 +219,7 @@ def blur_direction(img: np.ndarray) -> tuple[float, float]:
 
 
 def _motion_psf(length: float, angle: float) -> np.ndarray:
-    np_ = _Libs.np
+    np_ = _Libs.load().np
     size = math.ceil(length) * 2 + 3
     k = np_.zeros((size, size), np_.float32)
     c = size // 2
@@ -235,7 +235,7 @@ def refine_box(gray: np.ndarray, box: tuple[int, int, int, int]) -> tuple[int, i
     The proposals are found at 1/4 scale and usually frame the whole card;
     a crop framing only the code gets the code more pixels for the same cost.
     """
-    cv2, np_ = _Libs.cv2, _Libs.np
+    cv2, np_ = _Libs.load().cv2, _Libs.np
     x, y, w, h = box
     m = int(0.1 * max(w, h))
     x0, y0 = max(0, x - m), max(0, y - m)
@@ -272,7 +272,7 @@ def card_quad(gray: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray | 
     reduced to four corners, ordered clockwise from the top-left of the card
     held upright (long edges horizontal, top edge the higher one).
     """
-    cv2, np_ = _Libs.cv2, _Libs.np
+    cv2, np_ = _Libs.load().cv2, _Libs.np
     x, y, w, h = box
     m = int(0.15 * max(w, h))
     x0, y0 = max(0, x - m), max(0, y - m)
@@ -310,7 +310,7 @@ def card_quad(gray: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray | 
 
 def warp_qr(gray: np.ndarray, quad: np.ndarray, side: int = 240) -> np.ndarray:
     """The QR area of a card (where ``render_card`` puts it), rectified to ``side`` px."""
-    cv2, np_ = _Libs.cv2, _Libs.np
+    cv2, np_ = _Libs.load().cv2, _Libs.np
     # Card layout in units of the card's height (see hardware.cardimages.render_card).
     band, qr = 1 / 7, 1 - 1 / 7 - 1 / 12
     qx, qy = CARD_ASPECT - qr - 1 / 24, band + (1 - band - qr) / 2
@@ -326,7 +326,7 @@ def warp_qr(gray: np.ndarray, quad: np.ndarray, side: int = 240) -> np.ndarray:
 
 def _pad_dft(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(float32 image padded by edge replication to fast DFT sizes, its spectrum)."""
-    cv2, np_ = _Libs.cv2, _Libs.np
+    cv2, np_ = _Libs.load().cv2, _Libs.np
     h, w = img.shape[:2]
     ph, pw = cv2.getOptimalDFTSize(h), cv2.getOptimalDFTSize(w)
     f = cv2.copyMakeBorder(img, 0, ph - h, 0, pw - w, cv2.BORDER_REPLICATE).astype(np_.float32)
@@ -334,7 +334,7 @@ def _pad_dft(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _disk_psf(radius: float) -> np.ndarray:
-    np_ = _Libs.np
+    np_ = _Libs.load().np
     r = math.ceil(radius)
     yy, xx = np_.mgrid[-r:r + 1, -r:r + 1]
     k = (xx**2 + yy**2 <= radius**2).astype(np_.float32)
@@ -344,7 +344,7 @@ def _disk_psf(radius: float) -> np.ndarray:
 def wiener_spec(spec: np.ndarray, shape: tuple[int, int], psf: np.ndarray,
                 k: float = 0.01) -> np.ndarray:
     """Wiener deconvolution given the image's spectrum; returns the ``shape`` top-left part."""
-    cv2, np_ = _Libs.cv2, _Libs.np
+    cv2, np_ = _Libs.load().cv2, _Libs.np
     ph, pw = spec.shape[:2]
     kernel = np_.zeros((ph, pw), np_.float32)
     s = psf.shape[0]
@@ -484,7 +484,7 @@ def blur_length(img: np.ndarray, angle: float, max_len: int = 24) -> int:
     difference of two copies of the sharp edges L apart, so the derivative's
     autocorrelation has its deepest minimum at lag L.
     """
-    cv2 = _Libs.cv2
+    cv2 = _Libs.load().cv2
     h, w = img.shape[:2]
     rot = cv2.getRotationMatrix2D((w / 2, h / 2), math.degrees(angle), 1.0)
     r = cv2.warpAffine(img, rot, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
@@ -535,18 +535,18 @@ def _full(fn: Callable[[np.ndarray], np.ndarray]) -> Step:
 
 
 def _half(g: np.ndarray) -> np.ndarray:
-    cv2 = _Libs.cv2
+    cv2 = _Libs.load().cv2
     return cv2.resize(g, (g.shape[1] // 2, g.shape[0] // 2), interpolation=cv2.INTER_AREA)
 
 
 def _otsu(g: np.ndarray) -> np.ndarray:
-    cv2 = _Libs.cv2
+    cv2 = _Libs.load().cv2
     return cv2.threshold(g, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[1]
 
 
 def _close(img: np.ndarray) -> np.ndarray:
     """Grey closing: fills thin dark scratches across light modules."""
-    cv2, np_ = _Libs.cv2, _Libs.np
+    cv2, np_ = _Libs.load().cv2, _Libs.np
     return cv2.morphologyEx(img, cv2.MORPH_CLOSE, np_.ones((3, 3), np_.uint8))
 
 
@@ -584,6 +584,8 @@ def all_steps() -> dict[str, tuple[str, Step]]:
     s["card-warp"] = ("zxing", _on_warp(_zxing))
     s["card-warp+sharpen"] = ("zxing", _on_warp(lambda c: _zxing(_unsharp(c, 1.0, 1.0))))
     s["card-warp+adaptive"] = ("zxing", _on_warp(lambda c: _zxing(_adaptive(c, 15))))
+    s["card-warp+sharpen2"] = ("zxing", _on_warp(lambda c: _zxing(_unsharp(c, 2.0, 1.5))))
+    s["card-warp+adaptive+zbar"] = ("zbar", _on_warp(lambda c: _zbar(_adaptive(c, 15))))
     s["q280+opencv"] = ("opencv", _on_crop(0, 280, _opencv))
     s["q280+clahe"] = ("zxing", _on_crop(0, 280, lambda c: _zxing(
         _Libs.cv2.createCLAHE(2.0, (4, 4)).apply(c))))
@@ -607,29 +609,31 @@ ORDER: list[tuple[str, float]] = [
     ("q280+sharpen", 0.5),
     ("q280+adaptive15", 0.3),
     ("motion-est+0.0", 2.3),
-    ("q280+adaptive51", 0.3),
-    ("q200+adaptive15+zbar", 1.0),
-    ("q200+adaptive51", 0.2),
-    ("qx3+sharpen", 1.0),
-    ("q280+adaptive31", 0.3),
-    ("q200+adaptive15", 0.2),
+    ("q200+adaptive51", 0.4),
+    ("q200+adaptive15+zbar", 0.8),
+    ("q400+sharpen2", 0.9),
     ("half", 0.1),
-    ("defocus3.5", 1.4),
+    ("otsu", 0.4),
+    ("card-warp+adaptive", 1.0),
     ("motion-est-1.5", 1.3),
+    ("defocus3.5", 1.4),
     ("q200+adaptive+zbar", 0.9),
-    ("q280+sharpen2", 0.6),
-    ("q400+adaptive15", 0.6),
-    ("qx3", 0.6),
     ("q200+sharpen2", 0.3),
-    ("card2/q280+adaptive+zbar", 1.1),
-    ("motion8", 1.3),
     ("q200+zbar", 1.5),
-    ("q400+sharpen2", 0.8),
+    ("q200+adaptive15", 0.2),
+    ("q280+adaptive51", 0.2),
+    ("q200+sharpen", 0.2),
+    ("q400+sharpen", 0.5),
+    ("q280+sharpen2", 0.5),
+    ("card2/q280+adaptive+zbar", 1.1),
+    ("motion8", 1.2),
     ("motion7", 1.2),
     ("q280+adaptive15+zbar", 1.6),
     ("q280+adaptive+zbar", 1.6),
     ("q280+zbar", 2.6),
-    ("q400+adaptive+zbar", 2.9),
+    ("q400+close+zbar", 2.9),
+    ("card-warp+sharpen2", 0.4),  # added by hand after the tuning run: multi-frame / files
+    ("card-warp+adaptive+zbar", 1.1),
     ("q280+opencv", 8.3),
 ]
 
@@ -699,7 +703,7 @@ class QRDecoder:
 
     def decode_file(self, path: str | Path) -> list[str]:
         """Decode an image file with the whole chain (no time budget)."""
-        cv2 = _Libs.cv2
+        cv2 = _Libs.load().cv2
         if not Path(path).is_file():
             raise ValueError(f"no such image file: {path}")
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import threading
@@ -14,10 +15,21 @@ import numpy as np
 import pytest
 import zxingcpp
 
-from bench.qrset import Sample, render
+from bench.qrset import Sample, _motion_kernel, render
 from hardware.camera import CameraScanner, CameraStatus, Deduper
 from hardware.cardimages import make_cards
-from hardware.decode import MultiFrameDecoder, QRDecoder, accept
+from hardware.decode import (
+    DEBLUR_SIDE,
+    MOTION_ANISOTROPY,
+    MultiFrameDecoder,
+    QRDecoder,
+    _adaptive,
+    _Frame,
+    accept,
+    card_quad,
+    proposals,
+    warp_qr,
+)
 from hardware.simcam import SimulatedCamera
 
 SEED = 7
@@ -79,6 +91,35 @@ def test_micro_qr_false_positive_is_not_read(decoder: QRDecoder) -> None:
     s = render("perspective", 0, seed=3)
     assert any(t != s.payload for t in zxing_alone(s.image))
     assert all(t == s.payload for t in decoder.decode(s.image))
+
+
+def test_card_outline_rectifies_a_tilted_card() -> None:
+    # A strongly tilted card zxing cannot read as is: the card's outline gives
+    # the homography that brings its QR area back to a square.
+    s = render("perspective", 2, seed=SEED)
+    gray = cv2.cvtColor(s.image, cv2.COLOR_BGR2GRAY)
+    assert zxing_alone(s.image) == []
+    quad = card_quad(gray, proposals(gray)[0])
+    assert quad is not None
+    qr = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+    square = warp_qr(gray, quad)
+    assert square.shape == (240, 240)
+    assert s.payload in [r.text for r in zxingcpp.read_barcodes(_adaptive(square, 15), formats=qr)]
+
+
+@pytest.mark.parametrize(("length", "angle"), [(4, 0), (7, 30), (10, 100), (7, 150)])
+def test_motion_blur_direction_and_length(length: int, angle: int) -> None:
+    s = samples("clean")[0]
+    gray = cv2.cvtColor(s.image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    blurred = np.clip(cv2.filter2D(gray, -1, _motion_kernel(length, angle)), 0, 255)
+    fr = _Frame(blurred.astype(np.uint8))
+    crop = fr.crop(0, DEBLUR_SIDE)
+    est = fr.blur()
+    assert crop is not None and est is not None
+    est_angle = math.degrees(est[0]) % 180
+    assert min(abs(est_angle - angle), 180 - abs(est_angle - angle)) < 12
+    assert est[1] <= MOTION_ANISOTROPY  # looks motion-blurred
+    assert abs(fr.blur_len() / crop[1] - length) <= 1.5
 
 
 def test_gray_input_and_budget(decoder: QRDecoder) -> None:

@@ -30,3 +30,12 @@ def test_filter_scrubs_messages_args_and_tracebacks(caplog: pytest.LogCaptureFix
             logger.exception("boom")
     text = caplog.text
     assert "7391" not in text and "pin=***" in text
+
+
+def test_tls_verification_stays_on() -> None:
+    import ssl
+
+    from pos.providers.http import tls_context
+
+    ctx = tls_context()
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname

@@ -359,12 +359,6 @@ def wiener_spec(spec: np.ndarray, shape: tuple[int, int], psf: np.ndarray,
     return np_.clip(res[:h, :w], 0, 255).astype(np_.uint8)
 
 
-def wiener(img: np.ndarray, psf: np.ndarray, k: float = 0.01) -> np.ndarray:
-    """Wiener deconvolution of ``img`` by ``psf`` (noise-to-signal ratio ``k``)."""
-    _, spec = _pad_dft(img)
-    return wiener_spec(spec, img.shape[:2], psf, k)
-
-
 # Motion-blurred crops in the bench set have a structure-tensor anisotropy
 # (weak / strong eigenvalue) of 0.18-0.48; sharp or defocused ones 0.6-1.
 MOTION_ANISOTROPY = 0.55

@@ -13,8 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from pos.config import Settings
 
 MAX_SKEW_SECONDS = 120
@@ -38,6 +36,8 @@ class Check:
 
 def check_link(name: str, base_url: str, timeout: float = 5.0) -> Check:
     """Reachable, and the provider's clock (HTTP Date) close to ours."""
+    import httpx
+
     started = time.time()
     try:
         with httpx.Client(timeout=timeout) as client:

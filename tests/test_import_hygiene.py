@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY = ("textual", "cv2", "numpy", "zxingcpp", "pyzbar", "escpos")
+HEAVY = ("textual", "cv2", "numpy", "zxingcpp", "pyzbar", "escpos", "httpx", "uvicorn")
 
 
 def loaded_after(code: str) -> set[str]:

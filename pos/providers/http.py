@@ -22,15 +22,17 @@ import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
     stop_after_attempt,
     wait_exponential,
 )
+
+if TYPE_CHECKING:  # httpx costs ~140 ms to import: loaded on the first request
+    import httpx
 
 from pos.errors import ProviderError, ProviderUnavailable, RateLimited
 
@@ -92,6 +94,7 @@ def make_client(
     headers: dict[str, str] | None = None,
 ) -> httpx.AsyncClient:
     """One keep-alive client per provider; TLS verification is always on."""
+    import httpx
     if not base_url.endswith("/"):
         base_url += "/"  # so relative paths join below the API root
     timeout = httpx.Timeout(
@@ -116,6 +119,7 @@ async def send(
     The httpx exception is not chained (``from None``): its request carries the
     URL, and Patasente URLs carry PINs.
     """
+    import httpx
     try:
         return await client.request(method, path, **kwargs)
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:

@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 from pos.cardqr import CardRef
 from pos.config import PatasenteSettings

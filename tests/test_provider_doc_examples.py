@@ -337,3 +337,15 @@ def test_decode_json_names_provider_and_status() -> None:
         http.decode_json("PawaCard", resp)
     assert str(info.value) == "PawaCard answered something unexpected (HTTP 200)"
     assert info.value.http_status == 200 and info.value.provider == "PawaCard"
+
+
+def test_vend_timeout_elec100_is_never_a_decline() -> None:
+    """The document's "Request timed out. please fetch the response again" (elec100):
+    the vend may have happened, so it is an unknown outcome (query by ref), not a decline."""
+    from pos.errors import ProviderError
+    from pos.providers.pawacard import parse_vend
+
+    doc = {"status": 1, "msg": "Request timed out. please fetch the response again",
+           "code": "elec100"}
+    with pytest.raises(ProviderError):
+        parse_vend(doc, "370474587102", "KES")

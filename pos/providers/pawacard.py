@@ -50,6 +50,9 @@ PROVIDER = "PawaCard"
 _KEY_REJECTED = re.compile(r"\b(key|login|token|unauthori[sz]ed|authenticat\w*|session)\b", re.I)
 #: The meter throttle: one transaction per meter every 5 minutes.
 _THROTTLE = re.compile(r"too soon", re.I)
+# elec100 "Request timed out. please fetch the response again": PawaCard lost its
+# answer from Kenya Power; the sale may have happened. Never a decline.
+_FETCH_AGAIN = re.compile(r"timed out|fetch the response again", re.I)
 #: ``elec100`` / "Connection error": Kenya Power could not be reached; fetch again.
 _UPSTREAM_TIMEOUT = re.compile(r"timed out|fetch the response again|connection error", re.I)
 
@@ -156,6 +159,12 @@ def parse_vend(data: Any, ref: str, currency: str, *, postpaid: bool = False) ->
         return outcome(VendStatus.VENDED, msg or "success", token=token, **details)
     if tstatus in ("0", "5"):
         return outcome(VendStatus.PENDING, tmsg or "transaction still pending")
+    if code == "elec100" or _FETCH_AGAIN.search(tmsg or ""):
+        # Outcome unknown: the caller queries by ref before anything is sent again.
+        raise http.Transient(
+            f"PawaCard has no answer from Kenya Power yet ({tmsg or code})",
+            provider=PROVIDER, http_status=200,
+        )
     if tstatus == "2" or code in ("elec001", "elec003"):
         return outcome(VendStatus.DECLINED, tmsg or "Failed")
     if tstatus == "1" and ok_status:

@@ -92,3 +92,18 @@ async def wait_screen(pilot: Any, cls: type, timeout: float = 10.0) -> Any:
 
 async def type_text(pilot: Any, text: str) -> None:
     await pilot.press(*["space" if c == " " else c for c in text])
+
+
+async def counter_terminal(home: Path, monkeypatch: Any, sb: Any, *,
+                           supervisor: bool = False) -> Any:
+    """A terminal on ``sb`` with cashier ann (PIN 1111) signed in, and supervisor boss
+    (PIN 8642) when asked for."""
+    from pos.terminal import Terminal
+
+    monkeypatch.setenv("SENTE_POS_HOME", str(home))
+    t = await Terminal.open(make_settings(home, sb))
+    if supervisor:
+        t.add_operator("boss", "supervisor", "8642")
+    t.add_operator("ann", "cashier", "1111")
+    t.sign_in("ann", "1111")
+    return t

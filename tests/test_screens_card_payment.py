@@ -13,7 +13,14 @@ from screens.entry import AmountScreen, PinScreen
 from screens.home import HomeScreen
 from screens.receipt import ReceiptScreen, ResultScreen
 from screens.scan import ScanScreen
-from tests.screens_support import app_for, make_settings, screen_text, wait_for, wait_screen
+from tests.screens_support import (
+    app_for,
+    counter_terminal,
+    make_settings,
+    screen_text,
+    wait_for,
+    wait_screen,
+)
 
 
 @pytest.fixture
@@ -24,10 +31,7 @@ def sbx():
 
 @pytest.fixture
 async def term(tmp_path, monkeypatch, sbx):
-    monkeypatch.setenv("SENTE_POS_HOME", str(tmp_path))
-    t = await Terminal.open(make_settings(tmp_path, sbx))
-    t.add_operator("ann", "cashier", "1111")
-    t.sign_in("ann", "1111")
+    t = await counter_terminal(tmp_path, monkeypatch, sbx)
     yield t
     await t.aclose()
 

@@ -7,7 +7,6 @@ import pytest
 from hardware.simcam import SimulatedCamera
 from pos.sandbox import data
 from pos.sandbox.server import SandboxServer
-from pos.terminal import Terminal
 from screens.card_services import KycForm
 from screens.cards import CardSummaryScreen
 from screens.dialogs import ChoiceDialog, ConfirmDialog, MessageDialog, TextPrompt
@@ -16,7 +15,13 @@ from screens.home import HomeScreen
 from screens.receipt import ResultScreen
 from screens.scan import ScanScreen
 from screens.signin import SupervisorPinScreen
-from tests.screens_support import app_for, make_settings, screen_text, type_text, wait_screen
+from tests.screens_support import (
+    app_for,
+    counter_terminal,
+    screen_text,
+    type_text,
+    wait_screen,
+)
 
 
 @pytest.fixture
@@ -27,11 +32,7 @@ def sbx():
 
 @pytest.fixture
 async def term(tmp_path, monkeypatch, sbx):
-    monkeypatch.setenv("SENTE_POS_HOME", str(tmp_path))
-    t = await Terminal.open(make_settings(tmp_path, sbx))
-    t.add_operator("boss", "supervisor", "8642")
-    t.add_operator("ann", "cashier", "1111")
-    t.sign_in("ann", "1111")
+    t = await counter_terminal(tmp_path, monkeypatch, sbx, supervisor=True)
     yield t
     await t.aclose()
 

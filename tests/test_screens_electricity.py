@@ -6,7 +6,6 @@ import pytest
 
 from pos.sandbox import data
 from pos.sandbox.server import SandboxServer
-from pos.terminal import Terminal
 from screens.cards import CardSummaryScreen, HandOverScreen
 from screens.dialogs import ChoiceDialog, ConfirmDialog, MessageDialog
 from screens.electricity import NumberScreen
@@ -15,7 +14,13 @@ from screens.home import HomeScreen
 from screens.receipt import ReceiptScreen, ResultScreen
 from screens.scan import ScanScreen
 from screens.widgets import TokenDisplay
-from tests.screens_support import app_for, make_settings, screen_text, wait_for, wait_screen
+from tests.screens_support import (
+    app_for,
+    counter_terminal,
+    screen_text,
+    wait_for,
+    wait_screen,
+)
 
 
 @pytest.fixture
@@ -26,10 +31,7 @@ def sbx():
 
 @pytest.fixture
 async def term(tmp_path, monkeypatch, sbx):
-    monkeypatch.setenv("SENTE_POS_HOME", str(tmp_path))
-    t = await Terminal.open(make_settings(tmp_path, sbx))
-    t.add_operator("ann", "cashier", "1111")
-    t.sign_in("ann", "1111")
+    t = await counter_terminal(tmp_path, monkeypatch, sbx)
     yield t
     await t.aclose()
 

@@ -19,7 +19,13 @@ from screens.receipt import ReceiptScreen
 from screens.reports import ReportScreen
 from screens.settings import SettingsScreen
 from screens.signin import SupervisorPinScreen
-from tests.screens_support import app_for, make_settings, screen_text, wait_for, wait_screen
+from tests.screens_support import (
+    app_for,
+    counter_terminal,
+    screen_text,
+    wait_for,
+    wait_screen,
+)
 
 
 @pytest.fixture
@@ -30,11 +36,7 @@ def sbx():
 
 @pytest.fixture
 async def term(tmp_path, monkeypatch, sbx):
-    monkeypatch.setenv("SENTE_POS_HOME", str(tmp_path))
-    t = await Terminal.open(make_settings(tmp_path, sbx))
-    t.add_operator("boss", "supervisor", "8642")
-    t.add_operator("ann", "cashier", "1111")
-    t.sign_in("ann", "1111")
+    t = await counter_terminal(tmp_path, monkeypatch, sbx, supervisor=True)
     yield t
     await t.aclose()
 

@@ -8,11 +8,16 @@ from hardware.simcam import SimulatedCamera
 from hardware.wedge import WedgeDetector
 from pos.sandbox import data
 from pos.sandbox.server import SandboxServer
-from pos.terminal import Terminal
 from screens.cards import CardSummaryScreen
 from screens.home import HomeScreen
 from screens.scan import ScanScreen
-from tests.screens_support import app_for, make_settings, screen_text, wait_for, wait_screen
+from tests.screens_support import (
+    app_for,
+    counter_terminal,
+    screen_text,
+    wait_for,
+    wait_screen,
+)
 
 
 @pytest.fixture
@@ -23,10 +28,7 @@ def sbx():
 
 @pytest.fixture
 async def term(tmp_path, monkeypatch, sbx):
-    monkeypatch.setenv("SENTE_POS_HOME", str(tmp_path))
-    t = await Terminal.open(make_settings(tmp_path, sbx))
-    t.add_operator("ann", "cashier", "1111")
-    t.sign_in("ann", "1111")
+    t = await counter_terminal(tmp_path, monkeypatch, sbx)
     yield t
     await t.aclose()
 

@@ -122,7 +122,7 @@ class SyncSettings(BaseModel):
     """PawaCard allows one transaction per meter in this many seconds."""
     probe_interval: float = 15.0
     """Seconds between link probes while offline (grows with backoff)."""
-    sending_lease_seconds: float = 120.0
+    sending_lease_seconds: float = 300.0
     """A row marked sending is left alone by other syncs this long (its sender may be alive)."""
     abandon_created_after: float = 60.0
     """A row journaled but never sent (a crash in between) is cancelled after this many seconds."""

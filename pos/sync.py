@@ -324,7 +324,7 @@ class SyncEngine:
             if outcome.status in (VendStatus.ABSENT, VendStatus.UNKNOWN):
                 raise OutcomeUnknown("PawaCard gave no usable answer", provider="PawaCard",
                                      ref=txn.ref)
-            apply_vend_outcome(ctx, txn, outcome)
+            apply_vend_outcome(ctx, txn, outcome, background=True)
             return
         if txn.kind == Kind.card_debit:
             assert txn.card_id is not None
@@ -333,9 +333,9 @@ class SyncEngine:
                 result = await ctx.patasente.debit_card(txn.card_id, txn.amount, txn.reason or "",
                                                         pin, txn.wallet or "", txn.ref)
             except Declined as exc:
-                finish(ctx, txn, refused_state(txn), error=exc.message)
+                finish(ctx, txn, refused_state(txn, background=True), error=exc.message)
                 return
-            txn = apply_card_result(ctx, txn, result)
+            txn = apply_card_result(ctx, txn, result, background=True)
             if txn.state == State.done:
                 self._card_seen_online(txn)
             return
@@ -346,14 +346,13 @@ class SyncEngine:
                     txn.card_id, txn.amount, txn.reason or REFUND_REASON, txn.ref)
             except Declined as exc:
                 # A refund the provider refuses must reach a person: it is flagged.
-                state = State.failed if txn.kind == Kind.card_refund else refused_state(txn)
-                finish(ctx, txn, state, error=exc.message)
+                finish(ctx, txn, refused_state(txn, background=True), error=exc.message)
                 return
             if result.status == CardOpStatus.APPROVED:
                 finish(ctx, txn, State.done, note=result.message,
                        provider_txn_id=result.provider_txn_id)
             else:
-                finish(ctx, txn, State.declined_offline, error=result.message)
+                finish(ctx, txn, refused_state(txn, background=True), error=result.message)
             return
         if txn.kind in STATUS_KINDS:
             # Never re-sent automatically (a gift activation carries the customer's PIN):
@@ -391,14 +390,14 @@ class SyncEngine:
                 return
             if outcome.status == VendStatus.UNKNOWN:
                 raise OutcomeUnknown("PawaCard status unclear", provider="PawaCard", ref=txn.ref)
-            apply_vend_outcome(ctx, txn, outcome)
+            apply_vend_outcome(ctx, txn, outcome, background=True)
             return
         if txn.kind in CARD_KINDS:
             kind = "debit" if txn.kind == Kind.card_debit else "credit"
             found = await ctx.patasente.find_by_ref(txn.ref, kind=kind)
             if found is not None:
                 if FAILED_ROW.search(found.status or ""):
-                    finish(ctx, txn, refused_state(txn),
+                    finish(ctx, txn, refused_state(txn, background=True),
                            error=f"Patasente recorded it as {found.status}")
                 else:
                     finish(ctx, txn, State.done, note="found by reconciliation",
@@ -444,4 +443,4 @@ class SyncEngine:
             return
         if outcome.status == VendStatus.UNKNOWN:
             raise OutcomeUnknown("PawaCard status unclear", provider="PawaCard", ref=txn.ref)
-        apply_vend_outcome(ctx, txn, outcome)
+        apply_vend_outcome(ctx, txn, outcome, background=True)

@@ -618,3 +618,20 @@ def test_sigkill_mid_stream_loses_nothing_committed(tmp_path: Path) -> None:
             events = j.events(t.ref)
             assert events[-1].to_state is t.state
             assert (t.provider_txn_id is not None) == (t.state is State.done)
+
+
+def test_create_once_per_parent_returns_the_existing_child(tmp_path: Path) -> None:
+    from pos.journal import Journal, Kind, State
+    from pos.money import Money
+
+    j = Journal.open(tmp_path / "j.db")
+    try:
+        debit = j.create(Kind.card_debit, Money(500, "UGX"), operator="a", terminal_id="T")
+        first = j.create(Kind.card_refund, Money(500, "UGX"), operator="a", terminal_id="T",
+                         parent_ref=debit.ref, state=State.queued, once_per_parent=True)
+        again = j.create(Kind.card_refund, Money(500, "UGX"), operator="b", terminal_id="T",
+                         parent_ref=debit.ref, state=State.queued, once_per_parent=True)
+        assert again.ref == first.ref
+        assert [t.ref for t in j.children(debit.ref)] == [first.ref]
+    finally:
+        j.close()

@@ -240,8 +240,14 @@ class Journal:
         offline: bool = False,
         state: State | str = State.created,
         details: dict[str, Any] | None = None,
+        once_per_parent: bool = False,
     ) -> Txn:
-        """Journal a new transaction durably and return it (with its ref)."""
+        """Journal a new transaction durably and return it (with its ref).
+
+        ``once_per_parent``: if ``parent_ref`` already has a child of this ``kind``,
+        return that child instead (checked inside the same write transaction, so two
+        processes cannot both create, e.g., the refund owed for one failed sale).
+        """
         kind, tender, state = Kind(kind), Tender(tender), State(state)
         if state not in INITIAL_STATES:
             raise ValueError(f"a transaction starts as created or queued, not {state}")
@@ -259,6 +265,13 @@ class Journal:
                 "SELECT 1 FROM txns WHERE ref = ?", (parent_ref,)
             ).fetchone():
                 raise UnknownTransaction(f"No transaction with ref {parent_ref} (parent)")
+            if once_per_parent and parent_ref is not None:
+                twin = conn.execute(
+                    "SELECT ref FROM txns WHERE parent_ref = ? AND kind = ? ORDER BY rowid"
+                    " LIMIT 1", (parent_ref, str(kind)),
+                ).fetchone()
+                if twin is not None:
+                    return self._get(conn, twin["ref"])  # type: ignore[return-value]
             for _ in range(50):
                 this_ref = ref if ref is not None else new_ref()
                 values = (

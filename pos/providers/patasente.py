@@ -527,8 +527,16 @@ class PatasenteClient(http.ClientBase):
                     ref=ref,
                     message=_message(data, "success") or "Approved",
                 )
-            except (ProviderUnavailable, AuthError, InputError, Declined):
-                raise  # nothing was sent, or it was refused: the cashier sees why
+            except ProviderUnavailable:
+                if sends == 1:
+                    raise  # nothing was sent: the cashier (or sync) may go offline
+                # The first send's outcome was lost and this resend never left: unknown.
+                raise OutcomeUnknown(
+                    f"Patasente card {kind} outcome unknown (link lost before the resend)",
+                    provider=PROVIDER, ref=ref,
+                ) from None
+            except (AuthError, InputError, Declined):
+                raise  # refused before any work: the cashier sees why
             except RateLimited as exc:
                 if exc.http_status == 429:
                     raise

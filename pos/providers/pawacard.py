@@ -46,8 +46,14 @@ from pos.providers.models import (
 
 PROVIDER = "PawaCard"
 
-#: A ``status: 1`` message meaning the key was refused (re-login and repeat).
-_KEY_REJECTED = re.compile(r"\b(key|login|token|unauthori[sz]ed|authenticat\w*|session)\b", re.I)
+#: A ``status: 1`` message meaning the key was refused (re-login and repeat). Narrow on
+#: purpose: a token-vending API's own failures talk about "tokens", and taking one of
+#: those for a refused key would re-send a sale.
+_KEY_REJECTED = re.compile(
+    r"invalid (vendor )?key|(wrong|expired|bad|unknown) key|key (is )?(invalid|expired)"
+    r"|login again|log in again|not logged in|unauthori[sz]ed|authenticat\w* (failed|required)",
+    re.I,
+)
 #: The meter throttle: one transaction per meter every 5 minutes.
 _THROTTLE = re.compile(r"too soon", re.I)
 # elec100 "Request timed out. please fetch the response again": PawaCard lost its
@@ -66,10 +72,12 @@ def _msg(data: dict[str, Any]) -> str:
 
 
 def key_rejected(data: dict[str, Any]) -> bool:
-    """``status`` 1, no transaction, and a message about the key / login."""
+    """``status`` 1, no transaction, no ``code``, and a message about the key / login."""
     return (
         _status(data) == "1"
         and not isinstance(data.get("transaction"), dict)
+        and not data.get("code")
+        and "token" not in data
         and bool(_KEY_REJECTED.search(_msg(data)))
         and not _THROTTLE.search(_msg(data))
     )
@@ -154,7 +162,9 @@ def parse_vend(data: Any, ref: str, currency: str, *, postpaid: bool = False) ->
         "charges": parse_charges(src.get("fixed")),
     }
     ok_status = status in (None, "0")
-    complete = ok_status and code in (None, "elec000") and tstatus in (None, "1")
+    # With a ``transaction`` object its status is the real state (DESIGN.md): top-level
+    # ``status`` 1 means "pending or failed" only until transaction.status says more.
+    complete = tstatus == "1" or (tstatus is None and ok_status and code in (None, "elec000"))
     if not postpaid and token and complete:
         return outcome(VendStatus.VENDED, msg or "success", token=token, **details)
     if tstatus in ("0", "5"):
@@ -167,7 +177,7 @@ def parse_vend(data: Any, ref: str, currency: str, *, postpaid: bool = False) ->
         )
     if tstatus == "2" or code in ("elec001", "elec003"):
         return outcome(VendStatus.DECLINED, tmsg or "Failed")
-    if tstatus == "1" and ok_status:
+    if tstatus == "1":
         if postpaid:
             return outcome(VendStatus.VENDED, msg or "success", **details)
         if token:
@@ -403,15 +413,38 @@ class PawaCardClient(http.ClientBase):
         for sends in (1, 2):
             try:
                 data = await self._authed_once(endpoint, fields)
-                return parse_vend(data, ref, self.currency, postpaid=postpaid)
-            except (ProviderUnavailable, AuthError, InputError, Declined):
-                raise  # nothing was sent (or it was refused): safe as is
+                outcome = parse_vend(data, ref, self.currency, postpaid=postpaid)
+            except ProviderUnavailable:
+                if sends == 1:
+                    raise  # nothing was sent: safe as is
+                # The first send's outcome was lost; this one never left: still unknown.
+                raise OutcomeUnknown(
+                    f"PawaCard {endpoint} outcome unknown (link lost before the resend)",
+                    provider=PROVIDER, ref=ref,
+                ) from None
+            except (AuthError, InputError, Declined):
+                raise  # refused before any work: safe as is
             except RateLimited as exc:
                 if exc.http_status == 429:
                     raise  # refused before any work
                 lost: ProviderError = exc  # a 503 after sending: resolve like any other
             except ProviderError as exc:  # Transient, unparsable answer
                 lost = exc
+            else:
+                if not _bare_status_1(outcome):
+                    return outcome
+                # "status 1" without a transaction, code or known reason: the document
+                # defines 1 as "failed request, pending". Ask by ref before believing
+                # it failed (a card-paid sale would be refunded while a token comes).
+                try:
+                    found = await query(ref)
+                except PosError:
+                    raise OutcomeUnknown(
+                        f"PawaCard {endpoint} answered status 1 "
+                        f"({outcome.message or 'no reason'}) and the status check failed",
+                        provider=PROVIDER, ref=ref,
+                    ) from None
+                return outcome if found.status is VendStatus.ABSENT else found
             await asyncio.sleep(self._retry.settle_delay)
             try:
                 found = await query(ref)
@@ -431,6 +464,18 @@ class PawaCardClient(http.ClientBase):
             provider=PROVIDER,
             ref=ref,
         )
+
+
+def _bare_status_1(outcome: VendOutcome) -> bool:
+    """A decline read from a bare ``status: 1`` (no transaction, no code, no throttle)."""
+    raw = outcome.raw
+    return (
+        outcome.status is VendStatus.DECLINED
+        and not outcome.throttled
+        and not outcome.code
+        and as_str(raw.get("status")) == "1"
+        and not isinstance(raw.get("transaction"), dict)
+    )
 
 
 class _KeyRefused(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from pos.cardqr import CardRef, parse_card_qr
 from pos.errors import Declined, InputError, OutcomeUnknown, ProviderError, ProviderUnavailable
@@ -50,11 +51,14 @@ async def lookup_card(ctx: Context, payload: str) -> CardLookup:
     return CardLookup(card, None, True, problems, wallets, cached)
 
 
-def _precheck(lookup: CardLookup, amount: Money, wallet: str) -> None:
+def _precheck(ctx: Context, lookup: CardLookup, amount: Money, wallet: str) -> None:
     if amount.minor <= 0:
         raise InputError("The amount must be greater than zero")
     if amount.currency != lookup.card.currency:
         raise InputError(f"This card pays in {lookup.card.currency}, not {amount.currency}")
+    if amount.currency != ctx.card_currency:
+        raise InputError(f"This terminal takes {ctx.card_currency} cards; this card is "
+                         f"{lookup.card.currency}")
     if wallet not in lookup.wallets:
         raise InputError(f"This card has no {wallet!r} wallet")
     if lookup.problems:
@@ -69,9 +73,14 @@ def _precheck(lookup: CardLookup, amount: Money, wallet: str) -> None:
 
 async def pay_by_card(ctx: Context, lookup: CardLookup, amount: Money, wallet: str,
                       pin: str | None, reason: str, *, parent_ref: str | None = None,
-                      allow_offline: bool = True, details: dict | None = None) -> SaleResult:
-    """Debit the card. Journaled before anything is sent; offline within the merchant's limits."""
-    _precheck(lookup, amount, wallet)
+                      allow_offline: bool = True, details: dict | None = None,
+                      before_send: Callable[[Txn], object] | None = None) -> SaleResult:
+    """Debit the card. Journaled before anything is sent; offline within the merchant's limits.
+
+    ``before_send`` runs once the debit row is journaled and before the request leaves:
+    a two-step sale journals its second step there (write-ahead for the whole sale).
+    """
+    _precheck(ctx, lookup, amount, wallet)
     pin = validate_card_pin(pin) if lookup.has_pin else None
     card = lookup.card
     link = ctx.link.patasente
@@ -86,9 +95,14 @@ async def pay_by_card(ctx: Context, lookup: CardLookup, amount: Money, wallet: s
         return _queue_offline(ctx, lookup, amount, pin, common)
 
     txn = ctx.journal.create(Kind.card_debit, amount, **common)  # type: ignore[arg-type]
+    if before_send is not None:
+        before_send(txn)
     txn = ctx.journal.transition(txn.ref, State.sending)
     try:
         result = await ctx.patasente.debit_card(card.card_id, amount, reason, pin, wallet, txn.ref)
+    except InputError as exc:
+        txn = finish(ctx, txn, State.declined, error=exc.message)  # nothing left
+        raise
     except ProviderUnavailable as exc:
         link.record_failure(str(exc))
         if not allow_offline:
@@ -171,6 +185,9 @@ async def _service_op(ctx: Context, kind: Kind, card: CardRef, op, *, amount: Mo
     txn = ctx.journal.transition(txn.ref, State.sending)
     try:
         message = await op(txn.ref)
+    except InputError as exc:
+        finish(ctx, txn, State.declined, error=exc.message)  # nothing left
+        raise
     except ProviderUnavailable as exc:
         ctx.link.patasente.record_failure(str(exc))
         txn = finish(ctx, txn, State.declined, error=f"link down: {exc.message}")
@@ -219,6 +236,8 @@ async def top_up(ctx: Context, lookup: CardLookup, amount: Money, reason: str,
         raise InputError("The amount must be greater than zero")
     if amount.currency != lookup.card.currency:
         raise InputError(f"This card holds {lookup.card.currency}, not {amount.currency}")
+    if amount.currency != ctx.card_currency:
+        raise InputError(f"This terminal takes {ctx.card_currency} cards")
     reason = reason.strip() or "Top-up"
 
     async def op(ref: str) -> str:

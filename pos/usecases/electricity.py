@@ -12,7 +12,14 @@ import datetime as dt
 import logging
 from typing import Any, Literal
 
-from pos.errors import Declined, InputError, OutcomeUnknown, ProviderError, ProviderUnavailable
+from pos.errors import (
+    Declined,
+    InputError,
+    OutcomeUnknown,
+    PosError,
+    ProviderError,
+    ProviderUnavailable,
+)
 from pos.journal import Kind, State, Tender, Txn
 from pos.meter import validate_account, validate_meter
 from pos.money import Money
@@ -21,7 +28,7 @@ from pos.providers.models import AccountInfo, MeterInfo, VendOutcome, VendStatus
 from pos.usecases.cards import pay_by_card
 from pos.usecases.context import Context
 from pos.usecases.results import CardLookup, SaleResult
-from pos.usecases.settle import apply_vend_outcome
+from pos.usecases.settle import apply_vend_outcome, finish
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +143,12 @@ async def _send(ctx: Context, txn: Txn, *, queue_on_connect_failure: bool) -> Sa
                           "No clear answer from PawaCard yet: the terminal keeps checking by "
                           "reference. Do not sell again.", txn)
     link.record_success()
+    if outcome.status in (VendStatus.ABSENT, VendStatus.UNKNOWN):
+        txn = ctx.journal.transition(txn.ref, State.unknown,
+                                     error=outcome.message or "no usable answer")
+        return SaleResult("pending", txn.ref,
+                          "No clear answer from PawaCard yet: the terminal keeps checking by "
+                          "reference. Do not sell again.", txn)
     return result_from(ctx, apply_vend_outcome(ctx, txn, outcome), outcome)
 
 
@@ -187,21 +200,40 @@ async def _sell_by_card(ctx: Context, kind: Kind, target: str, amount: Money, cu
 
     card_amount = await quote(ctx, card, amount) or amount
     what = "Electricity token" if kind == Kind.vend else "Electricity bill"
-    debit = await pay_by_card(ctx, card, card_amount, wallet, pin, f"{what} {target}",
-                              allow_offline=False,
-                              details={"for": kind.value, "target": target,
-                                       "price": amount.to_json()})
-    if debit.status == "declined":
+    lease = dt.timedelta(seconds=ctx.settings.sync.sending_lease_seconds)
+    second: list[Txn] = []
+
+    def journal_second_step(debit_txn: Txn) -> None:
+        """Write-ahead for the whole sale: the vend is journaled (queued, waiting on the
+        debit) before the debit leaves, so a crash in between leaves the sync engine a
+        vend to send or cancel, never a charged card with nothing owed for it."""
+        child = ctx.journal.create(
+            kind, amount, tender=Tender.card, parent_ref=debit_txn.ref,
+            card_id=card.card.card_id, card_no=debit_txn.card_no, state=State.queued,
+            details={"debit_ref": debit_txn.ref, "card_amount": card_amount.to_json()},
+            **common)
+        # Left to this sale unless the terminal dies: then sync takes it after the lease.
+        second.append(ctx.journal.update(child.ref, next_attempt_at=ctx.clock() + lease))
+
+    try:
+        debit = await pay_by_card(ctx, card, card_amount, wallet, pin, f"{what} {target}",
+                                  allow_offline=False, before_send=journal_second_step,
+                                  details={"for": kind.value, "target": target,
+                                           "price": amount.to_json()})
+    except PosError:
+        for child in second:
+            finish(ctx, child, State.cancelled, note="card payment not taken")
+        raise
+    if not second:
         return debit
-    child = ctx.journal.create(kind, amount, tender=Tender.card, parent_ref=debit.ref,
-                               card_id=card.card.card_id, card_no=debit.txn.card_no,
-                               details={"debit_ref": debit.ref,
-                                        "card_amount": card_amount.to_json()},
-                               **common)
+    child = ctx.journal.require(second[0].ref)
+    if debit.status == "declined":
+        finish(ctx, child, State.cancelled, note="card payment not taken")
+        return debit
     if debit.status != "approved":
-        # The debit's outcome is unknown: the vend waits (queued) for sync to settle it.
-        child = ctx.journal.transition(child.ref, State.queued,
-                                       note="waiting for the card debit to be confirmed")
+        # The debit's outcome is unknown: the vend waits for sync to settle the debit.
+        child = ctx.journal.update(child.ref, next_attempt_at=ctx.clock(),
+                                   note="waiting for the card debit to be confirmed")
         return SaleResult("pending", child.ref,
                           "The card payment is being confirmed; the token follows automatically",
                           child)
@@ -216,6 +248,7 @@ async def wait_settled(ctx: Context, ref: str, *, interval: float | None = None,
     txn = ctx.journal.require(ref)
     outcome: VendOutcome | None = None
     for _ in range(max_polls):
+        txn = ctx.journal.require(ref)  # the background sync may have settled it meanwhile
         if txn.state not in (State.pending, State.unknown, State.sending):
             break
         try:

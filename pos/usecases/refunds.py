@@ -25,9 +25,6 @@ def ensure_refund(ctx: Context, failed: Txn) -> Txn | None:
     debit = ctx.journal.get(failed.parent_ref)
     if debit is None or debit.kind != Kind.card_debit or debit.state != State.done:
         return None  # the card was never charged: nothing to give back
-    for child in ctx.journal.children(debit.ref):
-        if child.kind == Kind.card_refund:
-            return child
     refund = ctx.journal.create(
         Kind.card_refund,
         debit.amount,
@@ -41,8 +38,10 @@ def ensure_refund(ctx: Context, failed: Txn) -> Txn | None:
         parent_ref=debit.ref,
         state=State.queued,
         details={"vend_ref": failed.ref, "debit_ref": debit.ref},
+        once_per_parent=True,  # one refund per debit, whoever gets here first
     )
-    log.info("refund %s queued for failed %s %s", refund.ref, failed.kind, failed.ref)
+    if (refund.details or {}).get("vend_ref") == failed.ref and refund.state == State.queued:
+        log.info("refund %s queued for failed %s %s", refund.ref, failed.kind, failed.ref)
     return refund
 
 

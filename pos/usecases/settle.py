@@ -3,16 +3,24 @@
 Every path that learns how a money movement ended goes through here, so the
 state machine, the PIN erasure and the automatic refund of a card-paid vend
 that finally failed are decided once.
+
+Two rules hold for every caller:
+
+* the row is re-read before anything is decided: the TUI's foreground poll and
+  the background sync may both be settling the same sale, and the first answer
+  applied wins (a row already final is left as it is);
+* an outcome learned *in the background* (by the sync engine, after the cashier
+  was told "offline" or "pending") that refuses the sale is flagged for the
+  merchant: the customer has left with goods or a receipt, and somebody must act.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from typing import Any
 
-from pos.journal import Kind, State, Tender, Txn
+from pos.journal import Kind, State, Tender, Txn, is_final
 from pos.providers.models import CardOpResult, CardOpStatus, VendOutcome, VendStatus
 from pos.usecases.context import Context
 
@@ -25,28 +33,49 @@ _PIN_DONE = {State.done, State.declined, State.declined_offline, State.expired, 
 
 def finish(ctx: Context, txn: Txn, state: State, *, note: str | None = None,
            error: str | None = None, **fields: Any) -> Txn:
-    """Transition and, once the row no longer needs it, erase its queued PIN."""
-    if txn.state != state or state == State.pending:
-        txn = ctx.journal.transition(txn.ref, state, note=note, error=error, **fields)
-    if state in _PIN_DONE and txn.kind == Kind.card_debit:
-        ctx.journal.erase_pin(txn.ref)
-    return txn
+    """Transition (unless the row already got there) and erase a PIN no longer needed."""
+    current = ctx.journal.require(txn.ref)
+    if current.state != state or state == State.pending:
+        if is_final(current.state) or current.state == State.resolved:
+            log.info("%s already %s; %s not applied", txn.ref, current.state, state)
+            return current
+        current = ctx.journal.transition(txn.ref, state, note=note, error=error, **fields)
+    if state in _PIN_DONE and current.kind == Kind.card_debit:
+        ctx.journal.erase_pin(current.ref)
+    return current
 
 
-def refused_state(txn: Txn) -> State:
-    """An offline-accepted sale refused at sync is flagged, not silently dropped."""
-    return State.declined_offline if txn.offline else State.declined
+def refused_state(txn: Txn, *, background: bool = False) -> State:
+    """A refusal nobody saw at the counter is flagged, never silently final.
+
+    ``background``: the sync engine learned it, after the cashier was told the sale
+    was accepted offline or pending.
+    """
+    power = txn.kind in (Kind.vend, Kind.postpaid)
+    if power and (txn.state == State.pending or (background and not txn.offline)):
+        return State.failed  # cash taken or card charged, nothing delivered
+    if txn.kind == Kind.card_refund and background:
+        return State.failed  # a refund the provider refuses must reach a person
+    return State.declined_offline if (txn.offline or background) else State.declined
 
 
-def apply_card_result(ctx: Context, txn: Txn, result: CardOpResult) -> Txn:
+def apply_card_result(ctx: Context, txn: Txn, result: CardOpResult, *,
+                      background: bool = False) -> Txn:
+    txn = ctx.journal.require(txn.ref)
+    if is_final(txn.state):
+        return txn
     if result.status == CardOpStatus.APPROVED:
         return finish(ctx, txn, State.done, note=result.message,
                       provider_txn_id=result.provider_txn_id)
-    return finish(ctx, txn, refused_state(txn), error=result.message)
+    return finish(ctx, txn, refused_state(txn, background=background), error=result.message)
 
 
-def apply_vend_outcome(ctx: Context, txn: Txn, outcome: VendOutcome) -> Txn:
-    """Record a PawaCard outcome; start the refund if a card-paid vend ended without power."""
+def apply_vend_outcome(ctx: Context, txn: Txn, outcome: VendOutcome, *,
+                       background: bool = False) -> Txn:
+    """Record a PawaCard outcome; start the refund if a card-paid sale ended without power."""
+    txn = ctx.journal.require(txn.ref)
+    if is_final(txn.state) or txn.is_flagged:
+        return txn  # settled meanwhile (by the foreground poll or the sync engine)
     if outcome.status == VendStatus.VENDED:
         charges = [{"name": c.name, "amount": c.amount} for c in outcome.charges]
         return finish(
@@ -61,23 +90,20 @@ def apply_vend_outcome(ctx: Context, txn: Txn, outcome: VendOutcome) -> Txn:
         return finish(ctx, txn, State.pending, note=outcome.message or "pending",
                       provider_txn_id=str(outcome.transaction_id)
                       if outcome.transaction_id else txn.provider_txn_id)
-    if outcome.status == VendStatus.DECLINED and outcome.throttled and txn.offline:
-        # Nothing was done; PawaCard allows one sale per meter per 5 minutes.
+    if outcome.status == VendStatus.DECLINED and outcome.throttled and (
+        txn.offline or background
+    ):
+        # Nothing was done; PawaCard allows one sale per meter per 5 minutes. A sale
+        # the customer already paid for waits and goes again.
         retry = ctx.clock() + dt.timedelta(seconds=ctx.settings.sync.meter_throttle_seconds)
         return ctx.journal.transition(txn.ref, State.queued, note="meter throttled",
                                       error=outcome.message, next_attempt_at=retry)
-    if outcome.status in (VendStatus.DECLINED, VendStatus.UNKNOWN, VendStatus.ABSENT):
-        target = State.failed if txn.state == State.pending else refused_state(txn)
-        if outcome.status != VendStatus.DECLINED:
-            raise ValueError(f"{outcome.status} is not a final vend outcome")
-        txn = finish(ctx, txn, target, error=outcome.message or "declined")
-        if txn.tender == Tender.card:
-            from pos.usecases.refunds import ensure_refund
+    if outcome.status != VendStatus.DECLINED:
+        raise ValueError(f"{outcome.status} is not a final vend outcome")
+    txn = finish(ctx, txn, refused_state(txn, background=background),
+                 error=outcome.message or "declined")
+    if txn.tender == Tender.card:
+        from pos.usecases.refunds import ensure_refund
 
-            ensure_refund(ctx, txn)
-        return txn
-    raise ValueError(f"unhandled vend outcome {outcome.status}")  # pragma: no cover
-
-
-def details_json(**kw: object) -> str:
-    return json.dumps(kw, default=str)
+        ensure_refund(ctx, txn)
+    return txn

@@ -24,8 +24,12 @@ async def void(ctx: Context, ref: str, supervisor: str, reason: str = "") -> Sal
                          "(a delivered token cannot be taken back)")
     if txn.card_id is None:
         raise InputError("This payment has no card to credit")
-    if any(c.kind == Kind.card_refund for c in ctx.journal.children(txn.ref)):
+    children = ctx.journal.children(txn.ref)
+    if any(c.kind == Kind.card_refund for c in children):
         raise InputError("This payment was already voided or refunded")
+    if any(c.kind in (Kind.vend, Kind.postpaid) for c in children):
+        raise InputError("This card payment bought electricity: a delivered token or bill "
+                         "cannot be taken back, and a failed one is refunded automatically")
     refund = ctx.journal.create(
         Kind.card_refund, txn.amount, tender=Tender.card, operator=supervisor,
         terminal_id=ctx.terminal_id, card_id=txn.card_id, card_no=txn.card_no,

@@ -1,0 +1,201 @@
+"""The camera thread: capture frames, decode QR codes, report through callbacks.
+
+No UI here: the thread calls ``on_scan(text)`` and ``on_status(CameraStatus)``
+from its own thread; the screen marshals them (``call_from_thread``). The
+same card held in view is one scan: a text is delivered again only after it
+has been out of view for ``dedupe_seconds``.
+
+OpenCV and the decoders are imported inside the thread, so importing this
+module costs nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import numpy as np
+
+State = Literal["starting", "scanning", "no-camera", "error", "stopped"]
+
+
+@dataclass(frozen=True)
+class CameraStatus:
+    state: State
+    message: str = ""
+    fps: float = 0.0
+
+
+class Deduper:
+    """One delivery per card presentation: repeats are dropped until the text
+    has been unseen for ``window`` seconds."""
+
+    def __init__(self, window: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window = window
+        self.clock = clock
+        self._last_seen: dict[str, float] = {}
+
+    def should_emit(self, text: str) -> bool:
+        now = self.clock()
+        seen = self._last_seen.get(text)
+        self._last_seen[text] = now
+        for k in [k for k, t in self._last_seen.items() if now - t > self.window]:
+            del self._last_seen[k]
+        return seen is None or now - seen > self.window
+
+
+class ScanLoop:
+    """Shared thread logic of the real and the simulated camera."""
+
+    status_interval = 1.0
+
+    def __init__(self, on_scan: Callable[[str], None],
+                 on_status: Callable[[CameraStatus], None] | None = None,
+                 dedupe_seconds: float = 3.0) -> None:
+        self.on_scan = on_scan
+        self.on_status = on_status or (lambda s: None)
+        self.dedupe = Deduper(dedupe_seconds)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._latest: np.ndarray | None = None
+        self._lock = threading.Lock()
+        self.status = CameraStatus("stopped")
+
+    # -- lifecycle
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _set_status(self, state: State, message: str = "", fps: float = 0.0) -> None:
+        self.status = CameraStatus(state, message, fps)
+        with contextlib.suppress(Exception):  # a callback bug must not kill the thread
+            self.on_status(self.status)
+
+    # -- frame source, provided by subclasses
+    def _open(self) -> str | None:
+        """Open the source; return an error message for "no-camera", else None."""
+        raise NotImplementedError
+
+    def _read(self) -> np.ndarray | None:
+        """The next frame, or None on a read failure."""
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        pass
+
+    def _run(self) -> None:
+        from hardware.decode import MultiFrameDecoder, QRDecoder
+
+        self._set_status("starting", "Opening the camera")
+        try:
+            error = self._open()
+        except Exception as exc:
+            error = str(exc) or type(exc).__name__
+        if error:
+            self._set_status("no-camera", error)
+            return
+        decoder = MultiFrameDecoder(QRDecoder())
+        failures = 0
+        frames, t_status = 0, time.monotonic()
+        self._set_status("scanning", "Hold the card's QR code up to the camera")
+        try:
+            while not self._stop.is_set():
+                frame = self._read()
+                if frame is None:
+                    failures += 1
+                    if failures >= 30:
+                        self._set_status("error", "The camera stopped sending pictures")
+                        return
+                    self._stop.wait(0.05)
+                    continue
+                failures = 0
+                with self._lock:
+                    self._latest = frame
+                text = decoder.feed(frame)
+                if text is not None and self.dedupe.should_emit(text):
+                    with contextlib.suppress(Exception):
+                        self.on_scan(text)
+                frames += 1
+                now = time.monotonic()
+                if now - t_status >= self.status_interval:
+                    self._set_status("scanning", "", frames / (now - t_status))
+                    frames, t_status = 0, now
+        except Exception as exc:
+            self._set_status("error", f"Camera failed: {exc}")
+            return
+        finally:
+            self._close()
+        self._set_status("stopped")
+
+    def grab_still(self, max_bytes: int = 200_000) -> bytes:
+        """The latest frame as JPEG of at most ``max_bytes`` (quality, then size, lowered)."""
+        import cv2
+
+        with self._lock:
+            frame = None if self._latest is None else self._latest.copy()
+        if frame is None:
+            raise RuntimeError("no frame captured yet")
+        img = frame
+        while True:
+            for quality in (90, 75, 60, 45, 30):
+                ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+                if ok and len(buf) <= max_bytes:
+                    return bytes(buf)
+            if min(img.shape[:2]) < 32:
+                raise RuntimeError("cannot make the picture small enough")
+            img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2),
+                             interpolation=cv2.INTER_AREA)
+
+
+class CameraScanner(ScanLoop):
+    """A real camera through OpenCV: ``source`` is an index (0, "0") or a device path/URL."""
+
+    def __init__(self, source: str | int, on_scan: Callable[[str], None],
+                 on_status: Callable[[CameraStatus], None] | None = None,
+                 width: int = 640, height: int = 480, fps: int = 15,
+                 dedupe_seconds: float = 3.0) -> None:
+        super().__init__(on_scan, on_status, dedupe_seconds)
+        self.source = int(source) if isinstance(source, str) and source.isdigit() else source
+        self.width, self.height, self.fps = width, height, fps
+        self._cap: Any = None
+
+    def _open(self) -> str | None:
+        import cv2
+
+        cap = cv2.VideoCapture(self.source)
+        if not cap.isOpened():
+            cap.release()
+            return f"No camera at {self.source!r}"
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+        cap.set(cv2.CAP_PROP_FPS, self.fps)
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # decode the newest frame, not a backlog
+        self._cap = cap
+        return None
+
+    def _read(self) -> np.ndarray | None:
+        ok, frame = self._cap.read()
+        return frame if ok else None
+
+    def _close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None

@@ -1,0 +1,121 @@
+"""A simulated camera for the demo and the tests.
+
+It has :class:`hardware.camera.CameraScanner`'s interface and runs the same
+thread loop, so every frame goes through the real decoder chain and the same
+de-duplication. Its frames are rendered: a card carrying a payload (see
+``hardware.cardimages``) or an image file, held "in view" for ``hold_frames``
+frames, with empty frames in between.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hardware.camera import CameraStatus, ScanLoop
+
+if TYPE_CHECKING:
+    import numpy as np
+
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+class SimulatedCamera(ScanLoop):
+    """Plays ``source`` (payload strings or image paths), then whatever ``show()`` is given.
+
+    ``loop`` replays ``source`` forever; otherwise the camera shows an empty
+    scene once the list is played.
+    """
+
+    def __init__(self, source: Iterable[str | Path] = (),
+                 on_scan: Callable[[str], None] = lambda text: None,
+                 on_status: Callable[[CameraStatus], None] | None = None,
+                 width: int = 640, height: int = 480, fps: float = 15,
+                 dedupe_seconds: float = 3.0, hold_frames: int = 8, gap_frames: int = 4,
+                 loop: bool = False) -> None:
+        super().__init__(on_scan, on_status, dedupe_seconds)
+        self.items = list(source)
+        self.width, self.height, self.fps = width, height, fps
+        self.hold_frames, self.gap_frames, self.loop = hold_frames, gap_frames, loop
+        self._shown: queue.SimpleQueue[str | Path] = queue.SimpleQueue()
+        self._plan: list[np.ndarray | None] = []
+        self._cursor = 0
+        self._cache: dict[str, np.ndarray] = {}
+        self._empty: np.ndarray | None = None
+        self.frames_served = 0
+
+    def show(self, item: str | Path) -> None:
+        """Put a card (payload text) or an image file in front of the camera, now."""
+        self._shown.put(item)
+
+    # -- ScanLoop frame source
+    def _open(self) -> str | None:
+        import numpy as np
+
+        self._empty = np.full((self.height, self.width, 3), 96, np.uint8)
+        for item in self.items:
+            self._plan += [None] * self.gap_frames + [self._frame_for(item)] * self.hold_frames
+        return None
+
+    def _read(self) -> np.ndarray | None:
+        if self.fps > 0:
+            self._stop.wait(1.0 / self.fps)
+        try:
+            shown = self._shown.get_nowait()
+        except queue.Empty:
+            pass
+        else:  # a shown card interrupts the playlist
+            card = self._frame_for(shown)
+            at = self._cursor
+            self._plan[at:at] = [None] * self.gap_frames + [card] * self.hold_frames
+        frame: np.ndarray | None = None
+        if self._cursor < len(self._plan):
+            frame = self._plan[self._cursor]
+            self._cursor += 1
+            if self.loop and self._cursor >= len(self._plan):
+                self._cursor = 0
+        self.frames_served += 1
+        return frame if frame is not None else self._empty
+
+    def _frame_for(self, item: str | Path) -> np.ndarray:
+        key = str(item)
+        if key not in self._cache:
+            p = Path(key)
+            if p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file():
+                self._cache[key] = self._load_image(p)
+            else:
+                self._cache[key] = self._render(key)
+        return self._cache[key]
+
+    def _load_image(self, path: Path) -> np.ndarray:
+        import cv2
+
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise ValueError(f"cannot read image {path}")
+        return self._fit(img)
+
+    def _render(self, payload: str) -> np.ndarray:
+        import numpy as np
+
+        from hardware.cardimages import render_card
+
+        card = np.array(render_card(payload, height_px=max(60, self.height // 2)))[:, :, ::-1]
+        return self._fit(card)
+
+    def _fit(self, img: np.ndarray) -> np.ndarray:
+        """Centre ``img`` on the empty scene, scaled down if it does not fit."""
+        import cv2
+        import numpy as np
+
+        canvas = np.full((self.height, self.width, 3), 96, np.uint8)
+        h, w = img.shape[:2]
+        scale = min(1.0, 0.9 * self.width / w, 0.9 * self.height / h)
+        if scale < 1.0:
+            img = cv2.resize(img, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
+            h, w = img.shape[:2]
+        y, x = (self.height - h) // 2, (self.width - w) // 2
+        canvas[y:y + h, x:x + w] = img
+        return canvas

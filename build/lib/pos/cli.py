@@ -1,0 +1,519 @@
+"""The ``sente-pos`` command. Headless commands take ``--json`` and print one JSON document.
+
+Exit codes (DESIGN.md): 0 done; 2 declined or rejected input; 3 accepted
+offline or pending (queued for sync); 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from pos.config import Settings, ensure_home, load_settings
+from pos.errors import PosError
+
+EXIT_OK, EXIT_OTHER, EXIT_DECLINED, EXIT_QUEUED = 0, 1, 2, 3
+log = logging.getLogger("sente_pos")
+
+
+# ----------------------------------------------------------------- output
+def emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(data, default=str, ensure_ascii=False))
+    else:
+        print(text)
+
+
+def fail(args: argparse.Namespace, exc: PosError) -> int:
+    if getattr(args, "json", False):
+        print(json.dumps({"error": exc.message, "type": type(exc).__name__}))
+    else:
+        print(f"error: {exc.message}", file=sys.stderr)
+    return exc.exit_code
+
+
+def setup_logging(settings: Settings | None) -> None:
+    """Log to ``sente-pos.log`` in the data directory; never to the customer's screen."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    level = getattr(logging, (settings.log_level if settings else "INFO").upper(), logging.INFO)
+    try:
+        home = ensure_home()
+        handler: logging.Handler = logging.FileHandler(home / "sente-pos.log")
+    except OSError:
+        handler = logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    from pos.logredact import RedactingFilter
+
+    handler.addFilter(RedactingFilter())
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("httpx", "httpcore", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def read_pin_from_stdin() -> str | None:
+    """The customer's PIN comes on stdin (never argv, never echoed)."""
+    if sys.stdin is None:
+        return None
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass("Card PIN: ").strip() or None
+    line = sys.stdin.readline().strip()
+    return line or None
+
+
+# ------------------------------------------------------- terminal commands
+async def _with_terminal(settings: Settings,
+                         body: Callable[[Any], Awaitable[int]]) -> int:
+    from pos.terminal import Terminal
+
+    term = await Terminal.open(settings, operator=os.environ.get("SENTE_POS_OPERATOR", "cli"))
+    try:
+        return await body(term)
+    finally:
+        await term.aclose()
+
+
+def _sale_text(res: Any) -> str:
+    lines = [f"{res.status.upper()}: {res.message}", f"ref {res.ref}"]
+    if res.token:
+        from pos.providers.models import format_token
+
+        lines.append(f"TOKEN  {format_token(res.token)}")
+    if res.units:
+        lines.append(f"units  {res.units}")
+    return "\n".join(lines)
+
+
+def cmd_card_show(args: argparse.Namespace, settings: Settings) -> int:
+    from pos.cardqr import parse_card_qr
+
+    card = parse_card_qr(args.payload)
+    if args.offline:
+        data = {"card": card.to_json(), "problems": card.problems()}
+        emit(args, data, _card_text(data))
+        return EXIT_OK
+
+    async def body(term: Any) -> int:
+        lookup = await term.lookup_card(args.payload)
+        data = lookup.to_json()
+        emit(args, data, _card_text(data))
+        return EXIT_OK
+
+    return asyncio.run(_with_terminal(settings, body))
+
+
+def _card_text(data: dict[str, Any]) -> str:
+    c = data["card"]
+    lines = [f"{c['card_type']} {c['number']}  id {c['card_id']}  expires {c['expiry']}  "
+             f"{c['currency']}"]
+    if "status" in data:
+        lines.append(f"status {data['status']}  PIN {'required' if data['has_pin'] else 'no'}"
+                     f"{'  (offline: cached)' if data.get('offline') else ''}")
+    if "balance" in data:
+        lines.append(f"balance {data['balance']['display']}  available credit "
+                     f"{data['available_credit']['display']}")
+    if data.get("wallets"):
+        lines.append("wallets: " + ", ".join(data["wallets"]))
+    for p in data.get("problems", []):
+        lines.append(f"! {p}")
+    return "\n".join(lines)
+
+
+def cmd_card_debit(args: argparse.Namespace, settings: Settings) -> int:
+    from pos.money import parse_user_amount
+
+    pin = read_pin_from_stdin()
+
+    async def body(term: Any) -> int:
+        lookup = await term.lookup_card(args.payload)
+        amount = parse_user_amount(args.amount, lookup.card.currency)
+        wallet = args.wallet or settings.patasente.default_wallet
+        res = await term.pay_by_card(lookup, amount, wallet, pin, args.reason)
+        emit(args, res.to_json(), _sale_text(res))
+        return int(res.exit_code)
+
+    return asyncio.run(_with_terminal(settings, body))
+
+
+def _power_sale(args: argparse.Namespace, settings: Settings, *, postpaid: bool) -> int:
+    from pos.errors import ProviderUnavailable
+    from pos.money import parse_user_amount
+
+    async def body(term: Any) -> int:
+        amount = parse_user_amount(args.amount, settings.pawacard.currency)
+        name = args.name or ""
+        if not name and term.link.pawacard.should_try():
+            try:
+                info = await (term.verify_account(args.target) if postpaid
+                              else term.verify_meter(args.target))
+                name = info.customer_name
+            except ProviderUnavailable:
+                pass  # the sale itself will queue offline
+        if postpaid:
+            res = await term.pay_bill(args.target, amount, name)
+        else:
+            res = await term.sell_token(args.target, amount, name)
+        if res.status == "pending" and args.wait:
+            res = await term.wait_settled(res.ref)
+        emit(args, res.to_json(), _sale_text(res))
+        return int(res.exit_code)
+
+    return asyncio.run(_with_terminal(settings, body))
+
+
+def cmd_vend(args: argparse.Namespace, settings: Settings) -> int:
+    args.target = args.meter
+    return _power_sale(args, settings, postpaid=False)
+
+
+def cmd_postpaid(args: argparse.Namespace, settings: Settings) -> int:
+    args.target = args.account
+    return _power_sale(args, settings, postpaid=True)
+
+
+def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    async def body(term: Any) -> int:
+        rep = await term.sync_now()
+        data = rep.to_json()
+        data["outcomes"] = [term.journal.require(r).to_json() for r in
+                            dict.fromkeys(rep.settled + rep.declined + rep.failed + rep.expired)]
+        text = (f"settled {len(rep.settled)}, declined {len(rep.declined)}, failed "
+                f"{len(rep.failed)}, expired {len(rep.expired)}, pending {len(rep.pending)}, "
+                f"deferred {len(rep.deferred)}, refunds {len(rep.refunds)}; "
+                f"{rep.remaining} outstanding" + (" (another sync is running)" if rep.busy
+                                                  else "") + (" [offline]" if rep.offline else ""))
+        for o in data["outcomes"]:
+            extra = f" token {o['token_groups']}" if o.get("token_groups") else ""
+            err = f" ({o['last_error']})" if o.get("last_error") and o["state"] != "done" else ""
+            text += f"\n  {o['ref']} {o['kind']} {o['amount']['display']}: {o['state']}{extra}{err}"
+        emit(args, data, text)
+        if rep.busy:
+            return EXIT_QUEUED
+        return EXIT_OK if rep.remaining == 0 else EXIT_QUEUED
+
+    return asyncio.run(_with_terminal(settings, body))
+
+
+def cmd_journal(args: argparse.Namespace, settings: Settings) -> int:
+    import datetime as dt
+
+    from pos.journal import Journal, State, export_csv
+
+    home = ensure_home()
+    journal = Journal.open(home / "journal.db")
+    try:
+        if args.action == "export":
+            if not args.csv:
+                raise_input("journal export needs --csv FILE")
+            n = export_csv(journal, Path(args.csv))
+            emit(args, {"exported": n, "file": args.csv}, f"exported {n} rows to {args.csv}")
+            return EXIT_OK
+        since: dt.datetime | None = None
+        if args.since:
+            try:
+                parsed = dt.datetime.fromisoformat(args.since)
+            except ValueError:
+                raise_input(f"--since takes an ISO date/time, not {args.since!r}")
+                raise  # unreachable: raise_input raises
+            since = parsed if parsed.tzinfo else parsed.astimezone()
+        states = None
+        if args.status == "flagged":
+            rows = journal.flagged()
+        else:
+            if args.status == "unsynced":
+                states = [State.queued, State.sending, State.unknown, State.pending]
+            elif args.status:
+                try:
+                    states = [State(args.status)]
+                except ValueError:
+                    raise_input(f"unknown status {args.status!r}; one of: "
+                                + ", ".join(s.value for s in State) + ", unsynced, flagged")
+            rows = journal.list(states=states, since=since, search=args.search,
+                                limit=args.limit)
+        data = [t.to_json() for t in rows]
+        if args.ref:
+            data = [dict(t, events=[e.to_json() for e in journal.events(t["ref"])])
+                    for t in data if t["ref"] == args.ref]
+        text = "\n".join(
+            f"{t['created_at'][:19]} {t['ref']} {t['kind']:<16} {t['amount']['display']:>14} "
+            f"{t['state']:<16}{' ' + t['token_groups'] if t.get('token_groups') else ''}"
+            for t in data) or "(no transactions)"
+        emit(args, data, text)
+        return EXIT_OK
+    finally:
+        journal.close()
+
+
+def raise_input(message: str) -> None:
+    from pos.errors import InputError
+
+    raise InputError(message)
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from pos.reports import render_report
+
+    async def body(term: Any) -> int:
+        if args.which == "x":
+            rep = term.x_report()
+        else:
+            override = None
+            if args.override:
+                pin = read_pin_from_stdin() or ""
+                override = term.check_supervisor(pin)
+            rep = term.close_day(override_by=override)
+        emit(args, rep.to_json(), render_report(rep, 40))
+        return EXIT_OK
+
+    return asyncio.run(_with_terminal(settings, body))
+
+
+def cmd_config_show(args: argparse.Namespace, settings: Settings) -> int:
+    data = settings.masked()
+    text = "\n".join(
+        f"{k} = {v}" if not isinstance(v, dict) else
+        f"[{k}]\n" + "\n".join(f"  {kk} = {vv}" for kk, vv in v.items())
+        for k, v in data.items()
+    )
+    emit(args, data, text)
+    return EXIT_OK
+
+
+def cmd_operator_add(args: argparse.Namespace, settings: Settings) -> int:
+    pin = read_pin_from_stdin() or ""
+    from pos.terminal import Terminal
+
+    term = Terminal.open_sync(settings)
+    try:
+        op = term.add_operator(args.name, args.role, pin)
+    finally:
+        asyncio.run(term.aclose())
+    emit(args, {"name": op.name, "role": op.role}, f"added {op.role} {op.name}")
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from hardware.checks import camera_check, printer_check
+    from pos.doctor import run_checks
+
+    checks = run_checks(
+        settings,
+        camera=None if args.no_camera else (lambda: camera_check(settings.camera)),
+        printer=lambda: printer_check(settings.printer),
+    )
+    ok = all(c.ok for c in checks)
+    emit(args, {"ok": ok, "checks": [c.to_json() for c in checks]},
+         "\n".join(c.line() for c in checks))
+    return EXIT_OK if ok else EXIT_OTHER
+
+
+def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
+    from hardware.scan import run_scan_camera, run_scan_images
+
+    if args.camera is not None:
+        return run_scan_camera(args.camera, args.json, sys.stdout, timeout=args.timeout)
+    if not args.image:
+        raise_input("scan needs --image FILE... or --camera N")
+    return run_scan_images(args.image, args.json, sys.stdout)
+
+
+def cmd_cards_make(args: argparse.Namespace, settings: Settings) -> int:
+    from hardware.cardimages import make_cards
+    from pos.sandbox.data import DEMO_CARDS
+
+    paths = make_cards(Path(args.dir), [c.payload for c in DEMO_CARDS], qr_only=args.qr_only)
+    emit(args, {"files": [str(p) for p in paths]}, "\n".join(str(p) for p in paths))
+    return EXIT_OK
+
+
+def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
+    from pos.errors import InputError
+    from pos.sandbox.faults import FaultError
+    from pos.sandbox.server import serve_forever
+
+    faults = [parse_fault(spec) for spec in args.fault or []]
+    try:
+        serve_forever(args.host, args.port, throttle_seconds=args.throttle_seconds,
+                      daily_limit=args.daily_limit or None, latency=args.latency, faults=faults)
+    except FaultError as exc:
+        raise InputError(f"--fault: {exc}") from exc
+    return EXIT_OK
+
+
+def parse_fault(spec: str) -> dict[str, Any]:
+    """``provider:endpoint:mode[:count[:seconds]]``, e.g. ``pawacard:vend:drop_after_commit:1``."""
+    parts = spec.split(":")
+    if len(parts) < 3:
+        raise_input(f"--fault takes provider:endpoint:mode[:count[:seconds]], not {spec!r}")
+    fault: dict[str, Any] = {"provider": parts[0], "endpoint": parts[1], "mode": parts[2]}
+    try:
+        if len(parts) > 3 and parts[3]:
+            fault["count"] = None if parts[3] in ("*", "forever") else int(parts[3])
+        if len(parts) > 4 and parts[4]:
+            fault["seconds"] = float(parts[4])
+    except ValueError:
+        raise_input(f"--fault count and seconds are numbers: {spec!r}")
+    return fault
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings | None) -> int:
+    import tempfile
+
+    from screens.launch import run_demo
+
+    home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="sente-pos-demo-"))
+    os.environ["SENTE_POS_HOME"] = str(home)
+    setup_logging(None)  # now that the demo's data directory is known
+    return run_demo(home=home, console=args.console)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from screens.launch import run_kiosk
+
+    return run_kiosk(settings, console=args.console)
+
+
+# ------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sente-pos", description="Sente POS terminal")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn: Callable[..., int], help_: str, *, json_flag: bool = True
+            ) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_)
+        sp.set_defaults(fn=fn)
+        if json_flag:
+            sp.add_argument("--json", action="store_true", help="print one JSON document")
+        return sp
+
+    d = add("demo", cmd_demo, "the TUI against the built-in sandbox", json_flag=False)
+    d.add_argument("--home", help="data directory for the demo (default: a fresh temp dir)")
+    d.add_argument("--console", action="store_true", help="console-safe theme")
+    r = add("run", cmd_run, "the TUI against the configured providers (kiosk)", json_flag=False)
+    r.add_argument("--console", action="store_true", help="console-safe theme")
+
+    sb = add("sandbox", cmd_sandbox, "run the provider simulators", json_flag=False)
+    sb.add_argument("--port", type=int, default=8765)
+    sb.add_argument("--host", default="127.0.0.1")
+    sb.add_argument("--throttle-seconds", type=float, default=300.0,
+                    help="PawaCard per-meter throttle window")
+    sb.add_argument("--daily-limit", type=int, default=5,
+                    help="PawaCard vends per meter per day (0: no limit)")
+    sb.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    sb.add_argument("--fault", action="append", metavar="P:E:MODE[:COUNT[:SECONDS]]",
+                    help="inject a fault, e.g. pawacard:vend:drop_after_commit:1 (repeatable); "
+                         "modes: latency http500 http503 http429 drop_before drop_after_commit "
+                         "html empty badjson pending; more at runtime via POST /_control/faults")
+
+    cfg = sub.add_parser("config", help="settings")
+    cfg_sub = cfg.add_subparsers(dest="action", required=True)
+    cs = cfg_sub.add_parser("show", help="print the effective settings, secrets masked")
+    cs.add_argument("--json", action="store_true")
+    cs.set_defaults(fn=cmd_config_show)
+
+    card = sub.add_parser("card", help="look up or debit a card")
+    card_sub = card.add_subparsers(dest="action", required=True)
+    show = card_sub.add_parser("show", help="parse a card QR payload and look the card up")
+    show.add_argument("payload")
+    show.add_argument("--offline", action="store_true", help="only parse, no request")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(fn=cmd_card_show)
+    debit = card_sub.add_parser("debit", help="debit a card (PIN read from stdin)")
+    debit.add_argument("payload")
+    debit.add_argument("--amount", required=True)
+    debit.add_argument("--wallet", default=None)
+    debit.add_argument("--reason", default="POS sale")
+    debit.add_argument("--json", action="store_true")
+    debit.set_defaults(fn=cmd_card_debit)
+
+    v = add("vend", cmd_vend, "sell a prepaid electricity token (cash)")
+    v.add_argument("meter")
+    v.add_argument("--amount", required=True)
+    v.add_argument("--name", default="", help="customer name (default: from verify)")
+    v.add_argument("--no-wait", dest="wait", action="store_false",
+                   help="do not poll a pending vend")
+    pp = add("postpaid", cmd_postpaid, "pay a postpaid electricity bill (cash)")
+    pp.add_argument("account")
+    pp.add_argument("--amount", required=True)
+    pp.add_argument("--name", default="")
+    pp.add_argument("--no-wait", dest="wait", action="store_false")
+
+    add("sync", cmd_sync, "drain the outbox once and print what happened")
+
+    j = add("journal", cmd_journal, "list or export the journal")
+    j.add_argument("action", nargs="?", choices=["list", "export"], default="list")
+    j.add_argument("--status", help="state, or 'unsynced' / 'flagged'")
+    j.add_argument("--since", help="ISO date/time")
+    j.add_argument("--search")
+    j.add_argument("--ref", help="one transaction with its event trail")
+    j.add_argument("--limit", type=int, default=1000)
+    j.add_argument("--csv", help="with export: the CSV file to write")
+
+    rep = add("report", cmd_report, "X (running) or Z (day close) report")
+    rep.add_argument("which", choices=["x", "z"])
+    rep.add_argument("--override", action="store_true",
+                     help="supervisor override of unsynced items (supervisor PIN on stdin)")
+
+    doc = add("doctor", cmd_doctor, "check camera, printer, links, clock, disk, journal")
+    doc.add_argument("--no-camera", action="store_true")
+
+    sc = add("scan", cmd_scan, "decode card QR codes from images or the camera")
+    sc.add_argument("--image", nargs="+", metavar="FILE")
+    sc.add_argument("--camera", default=None, help="device index or path: scan live")
+    sc.add_argument("--timeout", type=float, default=60.0)
+
+    cards = sub.add_parser("cards", help="printable card QR images")
+    cards_sub = cards.add_subparsers(dest="action", required=True)
+    mk = cards_sub.add_parser("make", help="render the sandbox cards' QR images into DIR")
+    mk.add_argument("dir")
+    mk.add_argument("--qr-only", action="store_true", help="the bare QR symbol, not a card")
+    mk.add_argument("--json", action="store_true")
+    mk.set_defaults(fn=cmd_cards_make)
+
+    op = sub.add_parser("operator", help="manage operators")
+    op_sub = op.add_subparsers(dest="action", required=True)
+    oa = op_sub.add_parser("add", help="add a cashier or supervisor (PIN on stdin)")
+    oa.add_argument("name")
+    oa.add_argument("--role", choices=["cashier", "supervisor"], default="cashier")
+    oa.add_argument("--json", action="store_true")
+    oa.set_defaults(fn=cmd_operator_add)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    settings: Settings | None = None
+    try:
+        if args.command != "demo":
+            settings = load_settings()
+            setup_logging(settings)
+        return int(args.fn(args, settings))
+    except PosError as exc:
+        return fail(args, exc)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the last line of defence: a message, never a traceback
+        log.exception("unexpected error in %s", args.command)
+        msg = f"unexpected error ({type(exc).__name__}); details in the log"
+        if getattr(args, "json", False):
+            print(json.dumps({"error": msg, "type": type(exc).__name__}))
+        else:
+            print(f"error: {msg}", file=sys.stderr)
+        return EXIT_OTHER
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""Settings: ``config.toml`` in the data directory, overridden by ``SENTE_POS_*`` env vars.
+
+Precedence (highest first): constructor arguments, environment variables
+(``SENTE_POS_PAWACARD__BASE_URL`` ...), ``$SENTE_POS_HOME/config.toml``, defaults.
+Amounts in limits are integer minor units of the currency named beside them
+(UGX has no minor unit, so they read as shillings).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+APP_NAME = "sente-pos"
+
+
+def data_home() -> Path:
+    """``$SENTE_POS_HOME`` or the platform's user data directory."""
+    env = os.environ.get("SENTE_POS_HOME")
+    return Path(env).expanduser() if env else Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def ensure_home(home: Path | None = None) -> Path:
+    """Create the data directory with mode 0700 (and tighten it if it exists)."""
+    home = home or data_home()
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if stat.S_IMODE(home.stat().st_mode) & 0o077:
+        home.chmod(0o700)
+    return home
+
+
+def write_secret_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically with mode 0600 from the first byte."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    path.chmod(0o600)
+
+
+class PatasenteSettings(BaseModel):
+    base_url: str = "https://demo.patasente.com/phantom-api/"
+    """Patasente API root (``.../phantom-api/``)."""
+    username: str = ""
+    """Merchant code, e-mail or phone (2567...) used to log in."""
+    password: SecretStr = SecretStr("")
+    """Merchant password. Never logged or printed."""
+    default_wallet: str = "Current Account"
+    """Wallet debited when the card has several and the cashier does not choose."""
+    connect_timeout: float = 5.0
+    """Seconds to establish a connection; a failure here means nothing was sent."""
+    read_timeout: float = 20.0
+    """Seconds to wait for an answer once the request is sent."""
+
+
+class PawaCardSettings(BaseModel):
+    base_url: str = "https://app.pawacard.co.ke:8586/v3/"
+    """PawaCard API root including the version (``.../v3/``)."""
+    username: str = ""
+    """Vendor user name."""
+    password: SecretStr = SecretStr("")
+    """Vendor password. Never logged or printed."""
+    currency: str = "KES"
+    """Currency of PawaCard amounts and float."""
+    connect_timeout: float = 5.0
+    """Seconds to establish a connection."""
+    read_timeout: float = 30.0
+    """Seconds to wait for a vend / bill answer."""
+    poll_interval: float = 3.0
+    """Seconds between status polls of a pending vend or bill."""
+    max_polls: int = 20
+    """Polls in the foreground before a pending sale is left to the sync worker."""
+
+
+class OfflineLimits(BaseModel):
+    enabled: bool = True
+    """Accept card debits and cash electricity sales while the link is down."""
+    max_amount: int = 50_000
+    """Largest single offline card debit (minor units of the card currency)."""
+    max_total: int = 300_000
+    """Total outstanding offline card debits on this terminal."""
+    max_count: int = 20
+    """Number of outstanding offline card debits on this terminal."""
+    max_age_hours: float = 24.0
+    """An offline debit older than this is no longer sent; it is flagged instead."""
+    per_card_max_total: int = 100_000
+    """Cumulative outstanding offline debits on one card."""
+    per_card_max_consecutive: int = 3
+    """Consecutive offline debits on one card before it must be seen online again."""
+    allow_unknown_cards: bool = False
+    """Accept offline debits on cards this terminal has never seen online."""
+    vend_max_amount: int = 500_000
+    """Largest queued cash electricity sale (minor units of the PawaCard currency)."""
+    vend_max_count: int = 50
+    """Number of queued cash electricity sales."""
+
+
+class SyncSettings(BaseModel):
+    concurrency: int = 4
+    """Requests in flight at once while draining the outbox."""
+    backoff_base: float = 2.0
+    """First retry delay in seconds; doubles on each failure, with jitter."""
+    backoff_max: float = 300.0
+    """Longest retry delay in seconds."""
+    meter_throttle_seconds: float = 300.0
+    """PawaCard allows one transaction per meter in this many seconds."""
+    probe_interval: float = 15.0
+    """Seconds between link probes while offline (grows with backoff)."""
+    sending_lease_seconds: float = 120.0
+    """A row marked sending is left alone by other syncs this long (its sender may be alive)."""
+    abandon_created_after: float = 60.0
+    """A row journaled but never sent (a crash in between) is cancelled after this many seconds."""
+
+
+class PrinterSettings(BaseModel):
+    kind: Literal["none", "usb", "serial", "network", "file"] = "none"
+    """Where receipts go: none (show only), USB, serial, network (port 9100) or a file."""
+    usb_vendor: int = 0x0416
+    """USB vendor id of the printer."""
+    usb_product: int = 0x5011
+    """USB product id of the printer."""
+    serial_device: str = "/dev/ttyUSB0"
+    """Serial device of the printer."""
+    serial_baudrate: int = 9600
+    """Serial speed."""
+    host: str = "127.0.0.1"
+    """Network printer address."""
+    port: int = 9100
+    """Network printer port."""
+    file_path: str = "/dev/usb/lp0"
+    """Device or file written by the ``file`` printer."""
+    columns: int = 32
+    """Characters per line: 32 on 58 mm paper, 48 on 80 mm."""
+
+
+class CameraSettings(BaseModel):
+    device: str = "0"
+    """OpenCV capture device: an index (``0``) or a path (``/dev/video0``)."""
+    width: int = 640
+    """Capture width in pixels."""
+    height: int = 480
+    """Capture height in pixels."""
+    fps: int = 15
+    """Capture frame rate."""
+
+
+class KioskSettings(BaseModel):
+    enabled: bool = False
+    """Kiosk mode: nothing quits or suspends the app without the supervisor PIN."""
+    idle_lock_seconds: int = 120
+    """Lock the cashier session after this many idle seconds."""
+    theme: Literal["default", "console"] = "default"
+    """``console`` is 16 colours, plain borders, no emoji: for the Linux text console."""
+
+
+class Settings(BaseSettings):
+    """Everything the terminal is configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SENTE_POS_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    terminal_id: str = "POS-001"
+    """Printed on receipts and journaled with every transaction."""
+    merchant_name: str = "Sente Shop"
+    """Receipt header."""
+    card_currency: str = "UGX"
+    """Currency of Sente / Patasente card amounts."""
+    low_float_warning: int = 20_000
+    """Warn in the status bar when a provider float falls below this (major units)."""
+    log_level: str = "INFO"
+    """Log level of ``sente-pos.log`` in the data directory."""
+    patasente: PatasenteSettings = Field(default_factory=PatasenteSettings)
+    pawacard: PawaCardSettings = Field(default_factory=PawaCardSettings)
+    offline: OfflineLimits = Field(default_factory=OfflineLimits)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
+    printer: PrinterSettings = Field(default_factory=PrinterSettings)
+    camera: CameraSettings = Field(default_factory=CameraSettings)
+    kiosk: KioskSettings = Field(default_factory=KioskSettings)
+
+    @field_validator("card_currency")
+    @classmethod
+    def _upper(cls, v: str) -> str:
+        return v.upper()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=data_home() / "config.toml")
+        return (init_settings, env_settings, toml)
+
+    @property
+    def home(self) -> Path:
+        return data_home()
+
+    @property
+    def journal_path(self) -> Path:
+        return self.home / "journal.db"
+
+    @property
+    def device_key_path(self) -> Path:
+        return self.home / "device.key"
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain data with every secret masked."""
+        data = self.model_dump(mode="json")
+        for section in ("patasente", "pawacard"):
+            pw = getattr(self, section).password.get_secret_value()
+            data[section]["password"] = "********" if pw else ""
+        data["home"] = str(self.home)
+        return data
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load settings; a broken config.toml becomes a clear error, not a traceback."""
+    from pos.errors import InputError
+
+    try:
+        return Settings(**overrides)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"config.toml is not valid TOML: {exc}") from exc
+    except ValueError as exc:  # pydantic.ValidationError
+        raise InputError(f"Invalid settings: {exc}") from exc
+
+
+def save_settings(settings: Settings) -> Path:
+    """Write ``config.toml`` (mode 0600: it holds provider passwords)."""
+    home = ensure_home()
+    data = settings.model_dump(mode="python")
+    for section in ("patasente", "pawacard"):
+        data[section]["password"] = getattr(settings, section).password.get_secret_value()
+    path = home / "config.toml"
+    write_secret_file(path, _to_toml(data).encode())
+    return path
+
+
+def _to_toml(data: dict[str, Any]) -> str:
+    """A minimal TOML writer for our flat two-level settings."""
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
+    lines = [f"{k} = {_toml_value(v)}" for k, v in scalars.items()]
+    for name, table in tables.items():
+        lines.append("")
+        lines.append(f"[{name}]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items())
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{s}"'

@@ -1,0 +1,117 @@
+"""``sente-pos doctor``: one line per check; camera, printer, links with clock skew, disk,
+journal integrity, permissions of secret files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import shutil
+import sqlite3
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pos.config import Settings
+
+MAX_SKEW_SECONDS = 120
+MIN_FREE_BYTES = 200 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    warning: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {"check": self.name, "ok": self.ok, "warning": self.warning, "detail": self.detail}
+
+    def line(self) -> str:
+        mark = "ok  " if self.ok and not self.warning else ("warn" if self.ok else "FAIL")
+        return f"[{mark}] {self.name:<10} {self.detail}"
+
+
+def check_link(name: str, base_url: str, timeout: float = 5.0) -> Check:
+    """Reachable, and the provider's clock (HTTP Date) close to ours."""
+    import httpx
+
+    started = time.time()
+    try:
+        with httpx.Client(timeout=timeout) as client:
+            resp = client.get(base_url)
+    except httpx.HTTPError as exc:
+        return Check(name, False, f"unreachable: {type(exc).__name__}")
+    rtt = (time.time() - started) * 1000
+    date = resp.headers.get("date")
+    if not date:
+        return Check(name, True, f"reachable (HTTP {resp.status_code}, {rtt:.0f} ms); "
+                     "no Date header to check the clock", warning=True)
+    try:
+        theirs = email.utils.parsedate_to_datetime(date)
+    except (TypeError, ValueError):
+        return Check(name, True, f"reachable ({rtt:.0f} ms); unreadable Date header",
+                     warning=True)
+    skew = (dt.datetime.now(dt.UTC) - theirs).total_seconds()
+    ok = abs(skew) <= MAX_SKEW_SECONDS
+    return Check(name, ok, f"reachable (HTTP {resp.status_code}, {rtt:.0f} ms), clock skew "
+                 f"{skew:+.0f} s" + ("" if ok else " -- set the clock (NTP)"))
+
+
+def check_disk(home: Path) -> Check:
+    usage = shutil.disk_usage(home)
+    free_mb = usage.free // (1024 * 1024)
+    ok = usage.free >= MIN_FREE_BYTES
+    return Check("disk", ok, f"{free_mb} MB free in {home}" + ("" if ok else " -- too little"))
+
+
+def check_journal(path: Path) -> Check:
+    if not path.exists():
+        return Check("journal", True, f"{path} not created yet", warning=True)
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            result = conn.execute("PRAGMA integrity_check").fetchone()[0]
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return Check("journal", False, f"cannot read {path}: {exc}")
+    ok = result == "ok"
+    return Check("journal", ok, f"integrity {result}, journal_mode {mode}")
+
+
+def check_permissions(home: Path) -> Check:
+    problems = []
+    if home.exists() and stat.S_IMODE(home.stat().st_mode) & 0o077:
+        problems.append(f"{home} is not 0700")
+    for name in ("config.toml", "device.key"):
+        p = home / name
+        if p.exists() and stat.S_IMODE(p.stat().st_mode) & 0o077:
+            problems.append(f"{name} is {oct(stat.S_IMODE(p.stat().st_mode))}, not 0600")
+    if problems:
+        return Check("secrets", False, "; ".join(problems))
+    return Check("secrets", True, "data dir 0700, secret files 0600")
+
+
+def run_checks(settings: Settings, *, camera: Callable[[], Check] | None = None,
+               printer: Callable[[], Check] | None = None) -> list[Check]:
+    home = settings.home
+    checks: list[Check] = []
+    if camera is not None:
+        checks.append(camera())
+    if printer is not None:
+        checks.append(printer())
+    checks.append(check_link("patasente", settings.patasente.base_url,
+                             settings.patasente.connect_timeout + 2))
+    checks.append(check_link("pawacard", settings.pawacard.base_url,
+                             settings.pawacard.connect_timeout + 2))
+    if home.exists():
+        checks.append(check_disk(home))
+    else:
+        checks.append(Check("disk", True, f"{home} not created yet", warning=True))
+    checks.append(check_journal(settings.journal_path))
+    checks.append(check_permissions(home))
+    return checks

@@ -1,0 +1,87 @@
+"""One tree of domain errors; each carries a message fit for a cashier.
+
+CLI exit codes follow DESIGN.md: 2 for declined / rejected input, 3 for
+accepted offline or pending, 1 for anything else.
+"""
+
+from __future__ import annotations
+
+
+class PosError(Exception):
+    """Base of every error the terminal shows to a person."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InputError(PosError):
+    """Bad input from the cashier, the customer or a scan; nothing was changed."""
+
+    exit_code = 2
+
+
+class Declined(PosError):
+    """The provider refused the operation; its reason is kept for the cashier."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, provider: str = "", code: str | None = None) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.code = code
+
+
+class ProviderError(PosError):
+    """A provider answered in a way we cannot use (HTML, bad JSON, odd shape, 5xx)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        http_status: int | None = None,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.http_status = http_status
+        self.detail = detail
+
+
+class ProviderUnavailable(ProviderError):
+    """The request never reached the provider (connect refused, DNS, link down).
+
+    Safe to retry: nothing can have happened at the provider.
+    """
+
+
+class OutcomeUnknown(ProviderError):
+    """A money-moving request left the terminal and its outcome is not known.
+
+    Must be resolved by querying by ``ref`` before anything is sent again.
+    """
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, provider: str, ref: str, **kw: object) -> None:
+        super().__init__(message, provider=provider, **kw)  # type: ignore[arg-type]
+        self.ref = ref
+
+
+class AuthError(ProviderError):
+    """Credentials were refused by the provider."""
+
+
+class RateLimited(ProviderError):
+    """The provider asked us to slow down (429 / 503 / PawaCard meter throttle)."""
+
+    def __init__(self, message: str, *, provider: str, retry_after: float | None = None,
+                 http_status: int | None = None) -> None:
+        super().__init__(message, provider=provider, http_status=http_status)
+        self.retry_after = retry_after

@@ -1,0 +1,163 @@
+"""Versioned journal schema. Migrations run at open, tracked by ``PRAGMA user_version``.
+
+Append a new script to :data:`MIGRATIONS` to change the schema; never edit a
+released one. Each script runs inside one ``BEGIN IMMEDIATE`` transaction
+together with the ``user_version`` bump, so a crash mid-migration leaves the
+previous version intact and a second process opening the file waits instead
+of migrating twice.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from pos.errors import PosError
+
+_V1 = """
+CREATE TABLE txns (
+    ref             TEXT PRIMARY KEY,
+    kind            TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    amount_minor    INTEGER NOT NULL,
+    currency        TEXT NOT NULL,
+    tender          TEXT NOT NULL,
+    operator        TEXT NOT NULL,
+    terminal_id     TEXT NOT NULL,
+    card_id         INTEGER,
+    card_no         TEXT,
+    wallet          TEXT,
+    meter           TEXT,
+    account         TEXT,
+    customer_name   TEXT,
+    reason          TEXT,
+    parent_ref      TEXT,
+    offline         INTEGER NOT NULL DEFAULT 0,
+    provider_txn_id TEXT,
+    token           TEXT,
+    receipt_no      TEXT,
+    receipt_number  INTEGER,
+    units           TEXT,
+    charges_json    TEXT,
+    total_json      TEXT,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT,
+    last_error      TEXT,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    settled_at      TEXT,
+    details_json    TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX txns_state_due ON txns(state, next_attempt_at);
+CREATE INDEX txns_created ON txns(created_at);
+CREATE INDEX txns_parent ON txns(parent_ref) WHERE parent_ref IS NOT NULL;
+CREATE INDEX txns_card ON txns(card_id, kind, offline) WHERE card_id IS NOT NULL;
+CREATE TRIGGER txns_no_delete BEFORE DELETE ON txns
+BEGIN SELECT RAISE(ABORT, 'journal rows are never deleted'); END;
+
+CREATE TABLE events (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    ref        TEXT NOT NULL REFERENCES txns(ref),
+    at         TEXT NOT NULL,
+    from_state TEXT,
+    to_state   TEXT NOT NULL,
+    note       TEXT,
+    error      TEXT,
+    operator   TEXT
+);
+CREATE INDEX events_ref ON events(ref, id);
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+
+CREATE TABLE pins (
+    ref        TEXT PRIMARY KEY REFERENCES txns(ref),
+    blob       BLOB NOT NULL,
+    created_at TEXT NOT NULL
+);
+
+CREATE TABLE card_cache (
+    card_id          INTEGER PRIMARY KEY,
+    card_no          TEXT,
+    status           TEXT NOT NULL,
+    has_pin          INTEGER NOT NULL,
+    wallets_json     TEXT NOT NULL,
+    balance_minor    INTEGER,
+    balance_currency TEXT,
+    seen_online_at   TEXT NOT NULL
+);
+
+CREATE TABLE operators (
+    name       TEXT PRIMARY KEY,
+    role       TEXT NOT NULL CHECK (role IN ('cashier', 'supervisor')),
+    pin_hash   TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+
+CREATE TABLE z_reports (
+    number       INTEGER PRIMARY KEY,
+    payload_json TEXT NOT NULL,
+    created_at   TEXT NOT NULL
+);
+CREATE TRIGGER z_no_update BEFORE UPDATE ON z_reports
+BEGIN SELECT RAISE(ABORT, 'Z reports are immutable'); END;
+CREATE TRIGGER z_no_delete BEFORE DELETE ON z_reports
+BEGIN SELECT RAISE(ABORT, 'Z reports are immutable'); END;
+
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+#: Migration ``i`` brings the schema from version ``i`` to ``i + 1``.
+MIGRATIONS: tuple[str, ...] = (_V1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a script into complete statements (triggers contain inner ``;``)."""
+    out: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        raise ValueError(f"incomplete SQL statement in migration: {buf[:60]!r}")
+    return out
+
+
+def user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to :data:`SCHEMA_VERSION`; return the version found at open.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``).
+    """
+    found = user_version(conn)
+    if found > SCHEMA_VERSION:
+        raise PosError(
+            f"journal.db has schema version {found}, newer than this program "
+            f"({SCHEMA_VERSION}); upgrade sente-pos"
+        )
+    if found == SCHEMA_VERSION:
+        return found
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = user_version(conn)  # another process may have migrated meanwhile
+        for version in range(current, SCHEMA_VERSION):
+            # executescript() would COMMIT first; run statement by statement instead.
+            for stmt in _statements(MIGRATIONS[version]):
+                conn.execute(stmt)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return found

@@ -1,0 +1,755 @@
+"""The write-ahead journal: every money movement is a row committed durably before it is sent.
+
+Durability: WAL with ``synchronous=FULL`` (each commit fsyncs the WAL), every
+write in a short ``BEGIN IMMEDIATE`` transaction, ``busy_timeout`` so the TUI
+and ``sente-pos sync`` can share the file from two processes.
+
+Concurrency: one connection per :class:`Journal`, guarded by a lock, opened
+with ``check_same_thread=False``. Every call is one small local transaction
+(a few milliseconds, dominated by the fsync), so asyncio code may call it
+inline; on a slow SD card ``await asyncio.to_thread(journal.transition, ...)``
+is equally safe.
+
+Leases: entering ``sending`` sets ``next_attempt_at`` to now + :attr:`Journal.
+sending_lease` unless the caller gives one, so the sync worker of another
+process does not pick up (and re-send) a request the TUI is still waiting
+for; after a crash the row becomes due when the lease runs out.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pos.errors import InputError, PosError
+from pos.journal.models import (
+    CachedCard,
+    Event,
+    Exposure,
+    Operator,
+    Txn,
+    ZReport,
+    from_iso,
+    iso,
+)
+from pos.journal.schema import migrate
+from pos.journal.states import (
+    FLAGGED_STATES,
+    INITIAL_STATES,
+    SYNC_STATES,
+    Kind,
+    State,
+    Tender,
+    check_transition,
+    holds_pin,
+    is_final,
+    is_flagged,
+    needs_sync,
+)
+from pos.money import Money
+from pos.refs import new_ref
+from pos.vault import Vault, VaultError
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+class UnknownTransaction(PosError):
+    """No journal row has this ref."""
+
+
+class DuplicateRef(PosError):
+    """A journal row with this ref already exists (refs are unique)."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, Money):
+        return value.to_json()
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"cannot store {type(value).__name__} in the journal")
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, default=_json_default, separators=(",", ":"), sort_keys=True)
+
+
+def mask_card_no(card_no: str | None) -> str | None:
+    """Keep a card number masked: an unmasked number keeps only its first and last four digits."""
+    if card_no is None:
+        return None
+    text = card_no.strip()
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if "*" in text or len(digits) < 10:
+        return text
+    return digits[:4] + "*" * (len(digits) - 8) + digits[-4:]
+
+
+# Columns a transition / update may change, and how each is encoded.
+_STR_FIELDS = frozenset(
+    {"provider_txn_id", "token", "receipt_no", "units", "customer_name", "last_error", "wallet"}
+)
+_INT_FIELDS = frozenset({"receipt_number", "attempts"})
+_UPDATABLE = _STR_FIELDS | _INT_FIELDS | frozenset(
+    {"next_attempt_at", "charges", "charges_json", "total", "total_json", "details", "offline"}
+)
+
+_TXN_COLUMNS = (
+    "ref, kind, state, amount_minor, currency, tender, operator, terminal_id, card_id, card_no,"
+    " wallet, meter, account, customer_name, reason, parent_ref, offline, attempts,"
+    " next_attempt_at, created_at, updated_at, details_json"
+)
+
+
+def _placeholders(n: int) -> str:
+    return ",".join("?" * n)
+
+
+class Journal:
+    """The terminal's journal (see the module docstring for durability and concurrency)."""
+
+    #: Seconds a row in ``sending`` is left alone by :meth:`due_for_sync`.
+    sending_lease: float = 120.0
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, vault: Vault | None,
+                 clock: Clock) -> None:
+        self._conn = conn
+        self._lock = threading.RLock()
+        self.path = path
+        self.vault = vault
+        self._clock = clock
+        self._scrub_pending = False
+
+    # ------------------------------------------------------------ lifecycle
+    @classmethod
+    def open(cls, path: Path, *, vault: Vault | None = None, clock: Clock | None = None,
+             busy_timeout_ms: int = 10_000) -> Journal:
+        """Open (creating and migrating if needed) the journal at ``path``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not path.exists()
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                               timeout=busy_timeout_ms / 1000)
+        try:
+            if fresh:
+                path.chmod(0o600)  # -wal and -shm inherit the database file's mode
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise PosError(f"journal.db could not be put in WAL mode (got {mode})")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA secure_delete = ON")
+            migrate(conn)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise PosError(f"The journal {path} cannot be opened: {exc}") from exc
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path, vault, clock or _utcnow)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._scrub_pending:
+                self._scrub()
+            self._conn.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def pragma(self, name: str) -> Any:
+        """Read a PRAGMA value (for diagnostics and tests)."""
+        if not name.replace("_", "").isalpha():
+            raise ValueError(f"not a pragma name: {name!r}")
+        with self._lock:
+            return self._conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+    def _now(self) -> datetime:
+        return self._clock().astimezone(UTC)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction, committed durably on exit."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """Several reads from one consistent snapshot (a deferred read transaction)."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield self._conn
+            finally:
+                self._conn.execute("COMMIT")
+
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, tuple(params)).fetchall()
+
+    # ---------------------------------------------------------- transactions
+    def create(
+        self,
+        kind: Kind | str,
+        amount: Money,
+        *,
+        ref: str | None = None,
+        tender: Tender | str = Tender.none,
+        operator: str,
+        terminal_id: str,
+        card_id: int | None = None,
+        card_no: str | None = None,
+        wallet: str | None = None,
+        meter: str | None = None,
+        account: str | None = None,
+        customer_name: str | None = None,
+        reason: str | None = None,
+        parent_ref: str | None = None,
+        offline: bool = False,
+        state: State | str = State.created,
+        details: dict[str, Any] | None = None,
+    ) -> Txn:
+        """Journal a new transaction durably and return it (with its ref)."""
+        kind, tender, state = Kind(kind), Tender(tender), State(state)
+        if state not in INITIAL_STATES:
+            raise ValueError(f"a transaction starts as created or queued, not {state}")
+        if not isinstance(amount, Money):
+            raise TypeError("amount must be Money")
+        if amount.minor < 0:
+            raise InputError("A journaled amount cannot be negative")
+        if not operator or not terminal_id:
+            raise ValueError("operator and terminal_id are required")
+        now = iso(self._now())
+        due = now if needs_sync(state) else None
+        details_json = _dumps(details or {})
+        with self._write() as conn:
+            if parent_ref is not None and not conn.execute(
+                "SELECT 1 FROM txns WHERE ref = ?", (parent_ref,)
+            ).fetchone():
+                raise UnknownTransaction(f"No transaction with ref {parent_ref} (parent)")
+            for _ in range(50):
+                this_ref = ref if ref is not None else new_ref()
+                values = (
+                    this_ref, str(kind), str(state), amount.minor, amount.currency, str(tender),
+                    operator, terminal_id, card_id, mask_card_no(card_no), wallet, meter,
+                    account, customer_name, reason, parent_ref, int(bool(offline)), 0, due,
+                    now, now, details_json,
+                )
+                try:
+                    conn.execute(
+                        f"INSERT INTO txns ({_TXN_COLUMNS}) VALUES ({_placeholders(len(values))})",
+                        values,
+                    )
+                except sqlite3.IntegrityError:
+                    if ref is not None:
+                        raise DuplicateRef(f"A transaction with ref {ref} already exists") from None
+                    continue  # a drawn ref clashed: draw again
+                break
+            else:  # pragma: no cover - 50 clashes of a 12-digit random ref
+                raise PosError("Could not draw a unique transaction ref")
+            self._event(conn, this_ref, now, None, state, "created", None, operator)
+            return self._get(conn, this_ref)  # type: ignore[return-value]
+
+    def transition(self, ref: str, new_state: State | str, *, note: str | None = None,
+                   error: str | None = None, operator: str | None = None,
+                   **fields: Any) -> Txn:
+        """Move ``ref`` to ``new_state`` (checked against the table), update ``fields``,
+        and append one event, all in one durable transaction.
+
+        ``error`` is kept in the event and as ``last_error``; ``operator`` is who
+        made the change (e.g. the supervisor resolving a flagged item).
+        """
+        new = State(new_state)
+        scrub = False
+        with self._write() as conn:
+            row = self._row(conn, ref)
+            old = State(row["state"])
+            check_transition(ref, old, new)
+            nowdt = self._now()
+            now = iso(nowdt)
+            sets = self._encode(fields, row)
+            sets["state"] = str(new)
+            sets["updated_at"] = now
+            if error is not None and "last_error" not in fields:
+                sets["last_error"] = error
+            if (is_final(new) or is_flagged(new)) and row["settled_at"] is None:
+                sets["settled_at"] = now
+            if "next_attempt_at" not in fields:
+                if new is State.sending:
+                    sets["next_attempt_at"] = iso(nowdt + timedelta(seconds=self.sending_lease))
+                elif not needs_sync(new):
+                    sets["next_attempt_at"] = None
+                elif row["next_attempt_at"] is None or old is State.sending:
+                    sets["next_attempt_at"] = now
+            self._set(conn, ref, sets)
+            self._event(conn, ref, now, old, new, note, error, operator)
+            if not holds_pin(new):
+                conn.execute("DELETE FROM pins WHERE ref = ?", (ref,))
+                scrub = conn.execute("SELECT changes()").fetchone()[0] > 0
+            txn = self._get(conn, ref)
+        if scrub:
+            self._scrub()
+        assert txn is not None
+        return txn
+
+    def update(self, ref: str, *, note: str | None = None, error: str | None = None,
+               operator: str | None = None, **fields: Any) -> Txn:
+        """Change non-state fields; appends an event only when ``note`` or ``error`` is given."""
+        if "state" in fields:
+            raise ValueError("use transition() to change the state")
+        with self._write() as conn:
+            row = self._row(conn, ref)
+            now = iso(self._now())
+            sets = self._encode(fields, row)
+            if error is not None and "last_error" not in fields:
+                sets["last_error"] = error
+            sets["updated_at"] = now
+            self._set(conn, ref, sets)
+            if note is not None or error is not None:
+                state = State(row["state"])
+                self._event(conn, ref, now, state, state, note, error, operator)
+            txn = self._get(conn, ref)
+        assert txn is not None
+        return txn
+
+    def get(self, ref: str) -> Txn | None:
+        with self._lock:
+            return self._get(self._conn, ref)
+
+    def require(self, ref: str) -> Txn:
+        txn = self.get(ref)
+        if txn is None:
+            raise UnknownTransaction(f"No transaction with ref {ref}")
+        return txn
+
+    def list(
+        self,
+        *,
+        states: Iterable[State | str] | None = None,
+        kinds: Iterable[Kind | str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        search: str | None = None,
+        limit: int = 200,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> builtins.list[Txn]:
+        """Transactions filtered by state, kind, creation time (``since`` <= t < ``until``)
+        and a free-text ``search`` over ref, card, meter, account, name, reason, token."""
+        where: list[str] = []
+        params: list[Any] = []
+        if states is not None:
+            sv = [str(State(s)) for s in states]
+            where.append(f"state IN ({_placeholders(len(sv))})" if sv else "0")
+            params += sv
+        if kinds is not None:
+            kv = [str(Kind(k)) for k in kinds]
+            where.append(f"kind IN ({_placeholders(len(kv))})" if kv else "0")
+            params += kv
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(iso(since))
+        if until is not None:
+            where.append("created_at < ?")
+            params.append(iso(until))
+        if search:
+            pattern = "%" + _like_escape(search.strip()) + "%"
+            cols = ("ref", "card_no", "meter", "account", "customer_name", "reason", "token",
+                    "provider_txn_id", "receipt_no", "CAST(receipt_number AS TEXT)")
+            where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in cols) + ")")
+            params += [pattern] * len(cols)
+        order = "DESC" if newest_first else "ASC"
+        sql = (
+            "SELECT * FROM txns"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + f" ORDER BY created_at {order}, rowid {order} LIMIT ? OFFSET ?"
+        )
+        params += [int(limit), int(offset)]
+        return [_to_txn(r) for r in self._query(sql, params)]
+
+    def events(self, ref: str) -> builtins.list[Event]:
+        rows = self._query("SELECT * FROM events WHERE ref = ? ORDER BY id", (ref,))
+        return [
+            Event(
+                id=r["id"], ref=r["ref"], at=from_iso(r["at"]),  # type: ignore[arg-type]
+                from_state=State(r["from_state"]) if r["from_state"] else None,
+                to_state=State(r["to_state"]), note=r["note"], error=r["error"],
+                operator=r["operator"],
+            )
+            for r in rows
+        ]
+
+    def due_for_sync(self, now: datetime, limit: int = 100) -> builtins.list[Txn]:
+        """Rows with outstanding work whose next attempt is due, oldest first."""
+        sv = [str(s) for s in SYNC_STATES]
+        rows = self._query(
+            f"SELECT * FROM txns WHERE state IN ({_placeholders(len(sv))})"
+            " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+            " ORDER BY created_at, rowid LIMIT ?",
+            [*sv, iso(now), int(limit)],
+        )
+        return [_to_txn(r) for r in rows]
+
+    def flagged(self) -> builtins.list[Txn]:
+        """Items the merchant must see until a supervisor resolves them, oldest first."""
+        sv = [str(s) for s in FLAGGED_STATES]
+        rows = self._query(
+            f"SELECT * FROM txns WHERE state IN ({_placeholders(len(sv))})"
+            " ORDER BY created_at, rowid", sv,
+        )
+        return [_to_txn(r) for r in rows]
+
+    def children(self, parent_ref: str) -> builtins.list[Txn]:
+        rows = self._query(
+            "SELECT * FROM txns WHERE parent_ref = ? ORDER BY created_at, rowid", (parent_ref,)
+        )
+        return [_to_txn(r) for r in rows]
+
+    # --------------------------------------------------------------- exposure
+    def offline_exposure(self, card_id: int | None = None) -> Exposure:
+        """Outstanding offline card debits (offline and still in a sync state).
+
+        With ``card_id``: the same for that card, plus ``consecutive``: its offline
+        debits (any state but cancelled / declined) created since the card was
+        last seen online (all of them if it never was).
+        """
+        sv = [str(s) for s in SYNC_STATES]
+        base = (
+            "SELECT currency, COUNT(*) AS n, SUM(amount_minor) AS total FROM txns"
+            f" WHERE kind = 'card_debit' AND offline = 1 AND state IN ({_placeholders(len(sv))})"
+        )
+        with self._snapshot() as conn:
+            count, totals = _sum_rows(conn.execute(base + " GROUP BY currency", sv))
+            if card_id is None:
+                return Exposure(count=count, totals=totals)
+            card_count, card_totals = _sum_rows(
+                conn.execute(base + " AND card_id = ? GROUP BY currency", [*sv, card_id])
+            )
+            cached = conn.execute(
+                "SELECT seen_online_at FROM card_cache WHERE card_id = ?", (card_id,)
+            ).fetchone()
+            since = cached["seen_online_at"] if cached else ""
+            consecutive = conn.execute(
+                "SELECT COUNT(*) FROM txns WHERE kind = 'card_debit' AND offline = 1"
+                " AND card_id = ? AND state NOT IN ('cancelled', 'declined') AND created_at > ?",
+                (card_id, since),
+            ).fetchone()[0]
+        return Exposure(count=count, totals=totals, card_id=card_id, card_count=card_count,
+                        card_totals=card_totals, consecutive=int(consecutive))
+
+    def queued_vend_exposure(self) -> Exposure:
+        """Outstanding cash electricity sales (vends and bills) accepted while offline:
+        the cash is taken, the token or bill payment still owed."""
+        sv = [str(s) for s in SYNC_STATES]
+        with self._lock:
+            count, totals = _sum_rows(self._conn.execute(
+                "SELECT currency, COUNT(*) AS n, SUM(amount_minor) AS total FROM txns"
+                " WHERE kind IN ('vend', 'postpaid') AND tender = 'cash' AND offline = 1"
+                f" AND state IN ({_placeholders(len(sv))}) GROUP BY currency", sv,
+            ))
+        return Exposure(count=count, totals=totals)
+
+    # ------------------------------------------------------------- receipts
+    def next_receipt_no(self) -> int:
+        """Our next receipt number: monotonically increasing, persisted, never reused."""
+        with self._write() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'receipt_no'").fetchone()
+            number = (int(row["value"]) if row else 0) + 1
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES ('receipt_no', ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(number),),
+            )
+        return number
+
+    # ------------------------------------------------------------ card cache
+    def card_cache_put(self, card_id: int, card_no: str | None, status: str, has_pin: bool,
+                       wallets: Iterable[str], balance: Money | None,
+                       seen_online_at: datetime) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO card_cache(card_id, card_no, status, has_pin, wallets_json,"
+                " balance_minor, balance_currency, seen_online_at) VALUES (?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(card_id) DO UPDATE SET card_no = excluded.card_no,"
+                " status = excluded.status, has_pin = excluded.has_pin,"
+                " wallets_json = excluded.wallets_json, balance_minor = excluded.balance_minor,"
+                " balance_currency = excluded.balance_currency,"
+                " seen_online_at = excluded.seen_online_at",
+                (card_id, mask_card_no(card_no), status, int(bool(has_pin)),
+                 _dumps(list(wallets)), balance.minor if balance else None,
+                 balance.currency if balance else None, iso(seen_online_at)),
+            )
+
+    def card_cache_get(self, card_id: int) -> CachedCard | None:
+        rows = self._query("SELECT * FROM card_cache WHERE card_id = ?", (card_id,))
+        if not rows:
+            return None
+        r = rows[0]
+        balance = (
+            Money(r["balance_minor"], r["balance_currency"])
+            if r["balance_minor"] is not None else None
+        )
+        return CachedCard(
+            card_id=r["card_id"], card_no=r["card_no"], status=r["status"],
+            has_pin=bool(r["has_pin"]), wallets=tuple(json.loads(r["wallets_json"])),
+            balance=balance, seen_online_at=from_iso(r["seen_online_at"]),  # type: ignore[arg-type]
+        )
+
+    # ------------------------------------------------------------- PIN vault
+    def store_pin(self, ref: str, pin: str) -> None:
+        """Keep the PIN of a queued offline debit, sealed with the device key (AAD = ref)."""
+        if self.vault is None:
+            raise VaultError("No device key: a PIN cannot be kept for an offline debit")
+        if not (isinstance(pin, str) and pin.isdigit() and 4 <= len(pin) <= 12):
+            raise InputError("A PIN is 4 to 12 digits")
+        blob = self.vault.encrypt(pin.encode(), ref.encode())
+        with self._write() as conn:
+            self._row(conn, ref)
+            conn.execute(
+                "INSERT INTO pins(ref, blob, created_at) VALUES (?, ?, ?)"
+                " ON CONFLICT(ref) DO UPDATE SET blob = excluded.blob",
+                (ref, blob, iso(self._now())),
+            )
+
+    def load_pin(self, ref: str) -> str | None:
+        rows = self._query("SELECT blob FROM pins WHERE ref = ?", (ref,))
+        if not rows:
+            return None
+        if self.vault is None:
+            raise VaultError("No device key: the kept PIN cannot be opened")
+        return self.vault.decrypt(bytes(rows[0]["blob"]), ref.encode()).decode()
+
+    def erase_pin(self, ref: str) -> None:
+        """Delete the sealed PIN so it cannot be recovered from journal.db or its WAL.
+
+        ``secure_delete`` zeroes the freed bytes in the page; the checkpoint then
+        writes that page home and truncates the WAL, which held the old copies.
+        (Transitions out of the sync states erase the PIN by themselves.)
+        """
+        with self._write() as conn:
+            conn.execute("DELETE FROM pins WHERE ref = ?", (ref,))
+            erased = conn.execute("SELECT changes()").fetchone()[0] > 0
+        if erased or self._scrub_pending:
+            self._scrub()
+
+    def checkpoint(self) -> tuple[int, int, int]:
+        """``PRAGMA wal_checkpoint(TRUNCATE)``: (busy, wal pages, checkpointed pages)."""
+        with self._lock:
+            row = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def _scrub(self) -> None:
+        busy, _, _ = self.checkpoint()
+        # If another process held a read snapshot, the WAL could not be truncated yet;
+        # try again at the next erase or at close().
+        self._scrub_pending = bool(busy)
+        if busy:
+            log.warning("journal checkpoint after a PIN erase was blocked by a reader")
+
+    # -------------------------------------------------------------- operators
+    def operator_put(self, name: str, role: str, pin_hash: str) -> None:
+        if role not in ("cashier", "supervisor"):
+            raise ValueError("role is cashier or supervisor")
+        if pin_hash.isdigit() and len(pin_hash) <= 12:
+            raise ValueError("operator_put takes a PIN hash, never a PIN")
+        now = iso(self._now())
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO operators(name, role, pin_hash, created_at, updated_at)"
+                " VALUES (?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET role = excluded.role,"
+                " pin_hash = excluded.pin_hash, updated_at = excluded.updated_at",
+                (name, role, pin_hash, now, now),
+            )
+
+    def operator_get(self, name: str) -> Operator | None:
+        rows = self._query("SELECT * FROM operators WHERE name = ?", (name,))
+        return _to_operator(rows[0]) if rows else None
+
+    def operators(self) -> builtins.list[Operator]:
+        return [_to_operator(r) for r in self._query("SELECT * FROM operators ORDER BY name")]
+
+    # ------------------------------------------------------------- Z reports
+    def z_report_put(self, number: int, payload: dict[str, Any]) -> ZReport:
+        """Store Z report ``number``; it can never be changed or deleted afterwards."""
+        now = iso(self._now())
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    "INSERT INTO z_reports(number, payload_json, created_at) VALUES (?,?,?)",
+                    (int(number), _dumps(payload), now),
+                )
+        except sqlite3.IntegrityError:
+            raise PosError(f"Z report {number} already exists and cannot be changed") from None
+        return ZReport(int(number), json.loads(_dumps(payload), parse_float=Decimal), from_iso(now))  # type: ignore[arg-type]
+
+    def z_reports(self) -> builtins.list[ZReport]:
+        return [
+            ZReport(r["number"], json.loads(r["payload_json"], parse_float=Decimal),
+                    from_iso(r["created_at"]))  # type: ignore[arg-type]
+            for r in self._query("SELECT * FROM z_reports ORDER BY number")
+        ]
+
+    def meta_get(self, key: str, default: str | None = None) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0]["value"] if rows else default
+
+    def meta_set(self, key: str, value: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, str(value)),
+            )
+
+    # ---------------------------------------------------------------- helpers
+    def _row(self, conn: sqlite3.Connection, ref: str) -> sqlite3.Row:
+        row = conn.execute("SELECT * FROM txns WHERE ref = ?", (ref,)).fetchone()
+        if row is None:
+            raise UnknownTransaction(f"No transaction with ref {ref}")
+        return row
+
+    def _get(self, conn: sqlite3.Connection, ref: str) -> Txn | None:
+        row = conn.execute("SELECT * FROM txns WHERE ref = ?", (ref,)).fetchone()
+        return _to_txn(row) if row else None
+
+    @staticmethod
+    def _event(conn: sqlite3.Connection, ref: str, at: str, old: State | None, new: State,
+               note: str | None, error: str | None, operator: str | None) -> None:
+        conn.execute(
+            "INSERT INTO events(ref, at, from_state, to_state, note, error, operator)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (ref, at, str(old) if old else None, str(new), note, error, operator),
+        )
+
+    @staticmethod
+    def _set(conn: sqlite3.Connection, ref: str, sets: dict[str, Any]) -> None:
+        cols = ", ".join(f"{c} = ?" for c in sets)
+        conn.execute(f"UPDATE txns SET {cols} WHERE ref = ?", [*sets.values(), ref])
+
+    @staticmethod
+    def _encode(fields: dict[str, Any], row: sqlite3.Row) -> dict[str, Any]:
+        """Validate and encode updatable fields into column values."""
+        unknown = set(fields) - _UPDATABLE
+        if unknown:
+            raise TypeError(f"not updatable journal fields: {', '.join(sorted(unknown))}")
+        out: dict[str, Any] = {}
+        for name, value in fields.items():
+            if name in _STR_FIELDS:
+                out[name] = None if value is None else str(value)
+            elif name in _INT_FIELDS:
+                if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                    raise TypeError(f"{name} must be an int")
+                out[name] = value
+            elif name == "next_attempt_at":
+                out[name] = None if value is None else iso(value)
+            elif name == "offline":
+                out[name] = int(bool(value))
+            elif name in ("charges", "charges_json"):
+                out["charges_json"] = None if value is None else _dumps(
+                    [_charge(c) for c in value]
+                )
+            elif name in ("total", "total_json"):
+                if value is not None and not isinstance(value, Money):
+                    raise TypeError("total must be Money")
+                out["total_json"] = None if value is None else _dumps(
+                    {"minor": value.minor, "currency": value.currency}
+                )
+            elif name == "details":  # shallow merge into what is there
+                merged = json.loads(row["details_json"] or "{}")
+                merged.update(value or {})
+                out["details_json"] = _dumps(merged)
+        return out
+
+
+# ---------------------------------------------------------------- row codecs
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _charge(value: Any) -> dict[str, str]:
+    if isinstance(value, dict):
+        return {"name": str(value["name"]), "amount": str(value["amount"])}
+    return {"name": str(value.name), "amount": str(value.amount)}
+
+
+def _sum_rows(cursor: sqlite3.Cursor) -> tuple[int, dict[str, int]]:
+    count = 0
+    totals: dict[str, int] = {}
+    for r in cursor:
+        count += int(r["n"])
+        totals[r["currency"]] = int(r["total"] or 0)
+    return count, totals
+
+
+def _to_txn(r: sqlite3.Row) -> Txn:
+    total = json.loads(r["total_json"]) if r["total_json"] else None
+    return Txn(
+        ref=r["ref"],
+        kind=Kind(r["kind"]),
+        state=State(r["state"]),
+        amount=Money(r["amount_minor"], r["currency"]),
+        tender=Tender(r["tender"]),
+        operator=r["operator"],
+        terminal_id=r["terminal_id"],
+        card_id=r["card_id"],
+        card_no=r["card_no"],
+        wallet=r["wallet"],
+        meter=r["meter"],
+        account=r["account"],
+        customer_name=r["customer_name"],
+        reason=r["reason"],
+        parent_ref=r["parent_ref"],
+        offline=bool(r["offline"]),
+        provider_txn_id=r["provider_txn_id"],
+        token=r["token"],
+        receipt_no=r["receipt_no"],
+        receipt_number=r["receipt_number"],
+        units=r["units"],
+        charges=json.loads(r["charges_json"]) if r["charges_json"] else [],
+        total=Money(total["minor"], total["currency"]) if total else None,
+        attempts=r["attempts"],
+        next_attempt_at=from_iso(r["next_attempt_at"]),
+        last_error=r["last_error"],
+        created_at=from_iso(r["created_at"]),  # type: ignore[arg-type]
+        updated_at=from_iso(r["updated_at"]),  # type: ignore[arg-type]
+        settled_at=from_iso(r["settled_at"]),
+        details=json.loads(r["details_json"] or "{}", parse_float=Decimal),
+    )
+
+
+def _to_operator(r: sqlite3.Row) -> Operator:
+    return Operator(
+        name=r["name"], role=r["role"], pin_hash=r["pin_hash"],
+        created_at=from_iso(r["created_at"]),  # type: ignore[arg-type]
+        updated_at=from_iso(r["updated_at"]),  # type: ignore[arg-type]
+    )

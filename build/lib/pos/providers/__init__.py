@@ -1,0 +1,1 @@
+"""Provider clients: Patasente (cards, float) and PawaCard (electricity)."""

@@ -1,0 +1,353 @@
+"""The facade the screens and the CLI use: one object per running terminal.
+
+It wires settings, the journal (with the PIN vault), both provider clients,
+the link monitor and the sync engine, and exposes the use cases as plain
+async methods. The screens call only this; it never imports Textual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pos import reports
+from pos.config import Settings, ensure_home
+from pos.errors import InputError, PosError, ProviderUnavailable
+from pos.journal import Event, Journal, Kind, State, Txn
+from pos.link import LinkMonitor
+from pos.money import Money
+from pos.operators import Operator, Role, hash_pin, validate_operator_pin, verify_pin
+from pos.providers.models import AccountInfo, CardInfo, MeterInfo, SenteActivation
+from pos.providers.patasente import PatasenteClient
+from pos.providers.pawacard import PawaCardClient
+from pos.receipts import Receipt
+from pos.sync import SyncEngine, SyncReport
+from pos.usecases import cards, electricity, voids
+from pos.usecases.context import Context, utcnow
+from pos.usecases.receipts import build_receipt
+from pos.usecases.results import CardLookup, SaleResult
+from pos.vault import Vault
+
+log = logging.getLogger(__name__)
+
+_OUTSTANDING = [State.queued, State.sending, State.unknown, State.pending]
+
+
+@dataclass(frozen=True)
+class TerminalStatus:
+    online: bool
+    link: str
+    unsynced_count: int
+    unsynced_total: list[Money]
+    flagged_count: int
+    pawacard_float: Money | None
+    patasente_float: Money | None
+    low_float: bool
+    operator: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "online": self.online,
+            "link": self.link,
+            "unsynced_count": self.unsynced_count,
+            "unsynced_total": [m.to_json() for m in self.unsynced_total],
+            "flagged_count": self.flagged_count,
+            "pawacard_float": self.pawacard_float.to_json() if self.pawacard_float else None,
+            "patasente_float": self.patasente_float.to_json() if self.patasente_float else None,
+            "low_float": self.low_float,
+            "operator": self.operator,
+        }
+
+
+class Terminal:
+    def __init__(self, ctx: Context, *, printer: Any = None) -> None:
+        self.ctx = ctx
+        self.sync_engine = SyncEngine(ctx)
+        self.printer = printer
+        self.operator: Operator | None = None
+        self._floats: dict[str, Money | None] = {"pawacard": None, "patasente": None}
+
+    # ------------------------------------------------------------ set-up
+    @classmethod
+    async def open(cls, settings: Settings, *, printer: Any = None,
+                   clock: Callable[[], dt.datetime] | None = None,
+                   operator: str = "system") -> Terminal:
+        return cls.open_sync(settings, printer=printer, clock=clock, operator=operator)
+
+    @classmethod
+    def open_sync(cls, settings: Settings, *, printer: Any = None,
+                  clock: Callable[[], dt.datetime] | None = None,
+                  operator: str = "system") -> Terminal:
+        home = ensure_home(settings.home)
+        vault = Vault.open(home / "device.key")
+        journal = Journal.open(home / "journal.db", vault=vault)
+        journal.sending_lease = settings.sync.sending_lease_seconds
+        ctx = Context(
+            settings=settings,
+            journal=journal,
+            patasente=PatasenteClient(settings.patasente, settings.card_currency),
+            pawacard=PawaCardClient(settings.pawacard),
+            operator=operator,
+            clock=clock or utcnow,
+        )
+        return cls(ctx, printer=printer)
+
+    async def aclose(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.ctx.patasente.aclose()
+        with contextlib.suppress(Exception):
+            await self.ctx.pawacard.aclose()
+        self.ctx.journal.close()
+
+    @property
+    def settings(self) -> Settings:
+        return self.ctx.settings
+
+    @property
+    def journal(self) -> Journal:
+        return self.ctx.journal
+
+    @property
+    def link(self) -> LinkMonitor:
+        return self.ctx.link
+
+    # ------------------------------------------------------------ status
+    def status(self) -> TerminalStatus:
+        outstanding = self.journal.list(states=_OUTSTANDING, limit=100_000)
+        totals: dict[str, int] = {}
+        for t in outstanding:
+            totals[t.amount.currency] = totals.get(t.amount.currency, 0) + t.amount.minor
+        low = any(
+            m is not None and m.major < self.settings.low_float_warning
+            for m in self._floats.values()
+        )
+        return TerminalStatus(
+            online=self.link.online,
+            link=self.link.describe(),
+            unsynced_count=len(outstanding),
+            unsynced_total=[Money(v, c) for c, v in sorted(totals.items())],
+            flagged_count=len(self.journal.flagged()),
+            pawacard_float=self._floats["pawacard"],
+            patasente_float=self._floats["patasente"],
+            low_float=low,
+            operator=self.operator.name if self.operator else None,
+        )
+
+    async def refresh_floats(self, *, probe: bool = False) -> None:
+        """Ask both providers for the merchant's floats (cheap, no money moves).
+
+        ``probe``: also try a link that is down now, whatever its back-off."""
+        if probe:
+            self.link.probe_now()
+        async def pawa() -> None:
+            if not self.link.pawacard.should_try():
+                return
+            try:
+                self._floats["pawacard"] = await self.ctx.pawacard.balance()
+                self.link.pawacard.record_success()
+            except ProviderUnavailable as exc:
+                self.link.pawacard.record_failure(str(exc))
+            except PosError as exc:
+                log.info("pawacard float: %s", exc.message)
+
+        async def pata() -> None:
+            if not self.link.patasente.should_try():
+                return
+            try:
+                wb = await self.ctx.patasente.wallet_balance()
+                self._floats["patasente"] = wb.prepaid_float or wb.amount
+                self.link.patasente.record_success()
+            except ProviderUnavailable as exc:
+                self.link.patasente.record_failure(str(exc))
+            except PosError as exc:
+                log.info("patasente float: %s", exc.message)
+
+        await asyncio.gather(pawa(), pata())
+
+    # --------------------------------------------------------- operators
+    def has_operators(self) -> bool:
+        return bool(self.journal.operators())
+
+    def operators(self) -> list[Operator]:
+        return [Operator(o.name, o.role) for o in self.journal.operators()]  # type: ignore[arg-type]
+
+    def add_operator(self, name: str, role: Role, pin: str) -> Operator:
+        name = " ".join(name.split())
+        if not name or len(name) > 32:
+            raise InputError("An operator name has 1 to 32 characters")
+        if role not in ("cashier", "supervisor"):
+            raise InputError("Role is cashier or supervisor")
+        validate_operator_pin(pin)
+        self.journal.operator_put(name, role, hash_pin(pin))
+        return Operator(name, role)
+
+    def _check(self, name: str, pin: str) -> Operator:
+        rec = self.journal.operator_get(name)
+        if rec is None or not verify_pin(pin, rec.pin_hash):
+            raise InputError("Wrong operator or PIN")
+        return Operator(rec.name, rec.role)  # type: ignore[arg-type]
+
+    def sign_in(self, name: str, pin: str) -> Operator:
+        op = self._check(name, pin)
+        self.operator = op
+        self.ctx.operator = op.name
+        return op
+
+    def sign_out(self) -> None:
+        self.operator = None
+        self.ctx.operator = "system"
+
+    def check_supervisor(self, pin: str, name: str | None = None) -> Operator:
+        """Any supervisor whose PIN matches (or the named one)."""
+        candidates = [o for o in self.journal.operators() if o.role == "supervisor"
+                      and (name is None or o.name == name)]
+        for rec in candidates:
+            if verify_pin(pin, rec.pin_hash):
+                return Operator(rec.name, "supervisor")
+        raise InputError("Supervisor PIN not accepted")
+
+    # ------------------------------------------------------------- cards
+    async def lookup_card(self, payload: str) -> CardLookup:
+        return await cards.lookup_card(self.ctx, payload)
+
+    async def quote(self, lookup: CardLookup, amount: Money) -> Money | None:
+        return await cards.quote(self.ctx, lookup, amount)
+
+    async def pay_by_card(self, lookup: CardLookup, amount: Money, wallet: str, pin: str | None,
+                          reason: str) -> SaleResult:
+        return await cards.pay_by_card(self.ctx, lookup, amount, wallet, pin, reason)
+
+    async def activate_gift(self, lookup: CardLookup, pin: str, phone_number: str | None = None,
+                            card_names: str | None = None) -> SaleResult:
+        return await cards.activate_gift(self.ctx, lookup, pin, phone_number, card_names)
+
+    async def activate_sente(self, lookup: CardLookup, name: str, phone: str, email: str | None,
+                             pin: str, document_b64: str) -> SenteActivation:
+        return await cards.activate_sente(self.ctx, lookup, name, phone, email, pin, document_b64)
+
+    async def verify_sente_code(self, user_id: int, phone: str, code: str) -> str:
+        return await cards.verify_sente_code(self.ctx, user_id, phone, code)
+
+    async def top_up(self, lookup: CardLookup, amount: Money, reason: str,
+                     supervisor: Operator) -> SaleResult:
+        if not supervisor.is_supervisor:
+            raise InputError("A supervisor must approve a top-up or refund")
+        return await cards.top_up(self.ctx, lookup, amount, reason, supervisor.name)
+
+    async def lock_card(self, lookup: CardLookup) -> str:
+        return (await cards.set_locked(self.ctx, lookup, True)).message
+
+    async def unlock_card(self, lookup: CardLookup) -> str:
+        return (await cards.set_locked(self.ctx, lookup, False)).message
+
+    async def card_balance(self, lookup: CardLookup) -> CardInfo:
+        return await cards.card_balance(self.ctx, lookup)
+
+    # ------------------------------------------------------- electricity
+    async def verify_meter(self, meter: str) -> MeterInfo:
+        return await electricity.verify_meter(self.ctx, meter)
+
+    async def verify_account(self, account: str) -> AccountInfo:
+        return await electricity.verify_account(self.ctx, account)
+
+    async def sell_token(self, meter: str, amount: Money, customer_name: str, *,
+                         tender: str = "cash", card: CardLookup | None = None,
+                         wallet: str | None = None, pin: str | None = None) -> SaleResult:
+        return await electricity.sell(self.ctx, Kind.vend, meter, amount, customer_name,
+                                      tender=tender, card=card, wallet=wallet,  # type: ignore[arg-type]
+                                      pin=pin)
+
+    async def pay_bill(self, account: str, amount: Money, customer_name: str, *,
+                       tender: str = "cash", card: CardLookup | None = None,
+                       wallet: str | None = None, pin: str | None = None) -> SaleResult:
+        return await electricity.sell(self.ctx, Kind.postpaid, account, amount, customer_name,
+                                      tender=tender, card=card, wallet=wallet,  # type: ignore[arg-type]
+                                      pin=pin)
+
+    async def wait_settled(self, ref: str, *, interval: float | None = None,
+                           max_polls: int | None = None) -> SaleResult:
+        return await electricity.wait_settled(self.ctx, ref, interval=interval,
+                                              max_polls=max_polls)
+
+    def sale_result(self, ref: str) -> SaleResult:
+        return electricity.result_from(self.ctx, self.journal.require(ref))
+
+    # ----------------------------------------------------------- journal
+    def journal_list(self, state: str | None = None, kind: str | None = None,
+                     search: str | None = None, limit: int = 200,
+                     since: dt.datetime | None = None) -> list[Txn]:
+        states = None
+        if state == "flagged":
+            return self.journal.flagged()
+        if state == "unsynced":
+            states = _OUTSTANDING
+        elif state:
+            states = [State(state)]
+        return self.journal.list(states=states, kinds=[Kind(kind)] if kind else None,
+                                 search=search, limit=limit, since=since)
+
+    def journal_detail(self, ref: str) -> tuple[Txn, list[Event]]:
+        return self.journal.require(ref), self.journal.events(ref)
+
+    def receipt(self, ref: str, duplicate: bool = False) -> Receipt:
+        return build_receipt(self.settings, self.journal, self.journal.require(ref),
+                             duplicate=duplicate)
+
+    def print_receipt(self, ref: str, duplicate: bool = False) -> str:
+        """Print; a printer problem is a message for the cashier, never a failed sale."""
+        receipt = self.receipt(ref, duplicate=duplicate)
+        if self.printer is None:
+            return "No printer: receipt shown on screen"
+        try:
+            self.printer.print_receipt(receipt)
+        except PosError as exc:
+            return exc.message
+        return "Printed (duplicate)" if duplicate else "Printed"
+
+    def last_token_ref(self) -> str | None:
+        for txn in self.journal.list(kinds=[Kind.vend], limit=20):
+            if txn.token:
+                return txn.ref
+        return None
+
+    def resolve_flagged(self, ref: str, note: str, supervisor: Operator) -> Txn:
+        if not supervisor.is_supervisor:
+            raise InputError("A supervisor must resolve flagged items")
+        txn = self.journal.require(ref)
+        if not txn.is_flagged:
+            raise InputError(f"{ref} is not a flagged item")
+        if not note.strip():
+            raise InputError("Say how it was resolved (e.g. cash refunded)")
+        return self.journal.transition(ref, State.resolved, note=note.strip(),
+                                       operator=supervisor.name)
+
+    async def void(self, ref: str, supervisor: Operator, reason: str = "") -> SaleResult:
+        """Cancel a queued sale, or credit back a settled card payment (supervisor only)."""
+        if not supervisor.is_supervisor:
+            raise InputError("A supervisor must approve a void")
+        return await voids.void(self.ctx, ref, supervisor.name, reason)
+
+    # ----------------------------------------------------------- reports
+    def x_report(self) -> reports.Report:
+        return reports.x_report(self.journal, terminal_id=self.settings.terminal_id,
+                                now=self.ctx.clock())
+
+    def close_day(self, override_by: Operator | None = None) -> reports.Report:
+        if override_by is not None and not override_by.is_supervisor:
+            raise InputError("Only a supervisor can override the day close")
+        return reports.close_day(self.journal, terminal_id=self.settings.terminal_id,
+                                 now=self.ctx.clock(), operator=self.ctx.operator,
+                                 override_by=override_by.name if override_by else None)
+
+    # -------------------------------------------------------------- sync
+    async def sync_now(self, *, probe: bool = False) -> SyncReport:
+        """Drain the outbox. ``probe``: a person asked, so try a down link at once
+        instead of waiting out its back-off (the background sync keeps the back-off)."""
+        if probe:
+            self.link.probe_now()
+        return await self.sync_engine.drain()

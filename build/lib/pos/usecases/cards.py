@@ -1,0 +1,286 @@
+"""Card use cases: look up a scanned card, debit it with the customer's PIN, card services."""
+
+from __future__ import annotations
+
+import logging
+
+from pos.cardqr import CardRef, parse_card_qr
+from pos.errors import Declined, InputError, OutcomeUnknown, ProviderError, ProviderUnavailable
+from pos.journal import Kind, State, Tender, Txn
+from pos.money import Money
+from pos.offline import check_offline_debit
+from pos.providers.models import CardInfo, CardOpStatus, SenteActivation
+from pos.usecases.context import Context
+from pos.usecases.results import CardLookup, SaleResult
+from pos.usecases.settle import apply_card_result, finish
+
+log = logging.getLogger(__name__)
+
+
+def validate_card_pin(pin: str | None) -> str:
+    if pin is None or len(pin) != 4 or not pin.isdigit():
+        raise InputError("The card PIN has 4 digits")
+    return pin
+
+
+async def lookup_card(ctx: Context, payload: str) -> CardLookup:
+    """Parse the QR and ask the issuer; fall back to the card cache when the link is down."""
+    card = parse_card_qr(payload)
+    problems = card.problems(ctx.clock().date())
+    link = ctx.link.patasente
+    if link.should_try():
+        try:
+            info = await ctx.patasente.get_card(card)
+        except ProviderUnavailable as exc:
+            link.record_failure(str(exc))
+        else:
+            link.record_success()
+            ctx.journal.card_cache_put(
+                card.card_id, info.card_no or card.number, info.status, info.has_pin,
+                list(info.wallets), info.current_balance, ctx.clock(),
+            )
+            if info.status.lower() != "active":
+                problems = [*problems, f"Card is {info.status}"]
+            return CardLookup(card, info, False, problems, list(info.wallets),
+                              ctx.journal.card_cache_get(card.card_id))
+    cached = ctx.journal.card_cache_get(card.card_id)
+    wallets = list(cached.wallets) if cached else [ctx.settings.patasente.default_wallet]
+    if cached is not None and cached.status.lower() != "active":
+        problems = [*problems, f"Card is {cached.status} (last seen online)"]
+    return CardLookup(card, None, True, problems, wallets, cached)
+
+
+def _precheck(lookup: CardLookup, amount: Money, wallet: str) -> None:
+    if amount.minor <= 0:
+        raise InputError("The amount must be greater than zero")
+    if amount.currency != lookup.card.currency:
+        raise InputError(f"This card pays in {lookup.card.currency}, not {amount.currency}")
+    if wallet not in lookup.wallets:
+        raise InputError(f"This card has no {wallet!r} wallet")
+    if lookup.problems:
+        raise Declined(lookup.problems[0], provider="Sente POS")
+    info = lookup.info
+    if info is not None:
+        available = info.available_in(wallet)
+        if available.currency == amount.currency and amount > available:
+            raise Declined(f"Not enough on the card's {wallet}: {available.format()} available",
+                           provider="Sente POS")
+
+
+async def pay_by_card(ctx: Context, lookup: CardLookup, amount: Money, wallet: str,
+                      pin: str | None, reason: str, *, parent_ref: str | None = None,
+                      allow_offline: bool = True, details: dict | None = None) -> SaleResult:
+    """Debit the card. Journaled before anything is sent; offline within the merchant's limits."""
+    _precheck(lookup, amount, wallet)
+    pin = validate_card_pin(pin) if lookup.has_pin else None
+    card = lookup.card
+    link = ctx.link.patasente
+    common = dict(
+        tender=Tender.card, operator=ctx.operator, terminal_id=ctx.terminal_id,
+        card_id=card.card_id, card_no=lookup.info.card_no if lookup.info else card.number,
+        wallet=wallet, reason=reason, parent_ref=parent_ref, details=details,
+    )
+    if not link.should_try():
+        if not allow_offline:
+            raise Declined("Patasente cannot be reached: this needs the link", provider="Patasente")
+        return _queue_offline(ctx, lookup, amount, pin, common)
+
+    txn = ctx.journal.create(Kind.card_debit, amount, **common)  # type: ignore[arg-type]
+    txn = ctx.journal.transition(txn.ref, State.sending)
+    try:
+        result = await ctx.patasente.debit_card(card.card_id, amount, reason, pin, wallet, txn.ref)
+    except ProviderUnavailable as exc:
+        link.record_failure(str(exc))
+        if not allow_offline:
+            finish(ctx, txn, State.declined, error=f"link down: {exc.message}")
+            raise Declined("Patasente cannot be reached: this needs the link",
+                           provider="Patasente") from exc
+        return _requeue_after_connect_failure(ctx, lookup, txn, pin)
+    except Declined as exc:
+        link.record_success()
+        txn = finish(ctx, txn, State.declined, error=exc.message)
+        return SaleResult("declined", txn.ref, exc.message, txn)
+    except (OutcomeUnknown, ProviderError) as exc:
+        # The request may have been applied: keep the PIN (encrypted) so sync can
+        # finish it after reconciliation, never charge again blindly.
+        if pin:
+            ctx.journal.store_pin(txn.ref, pin)
+        txn = ctx.journal.transition(txn.ref, State.unknown, error=exc.message)
+        msg = ("No clear answer from Patasente. The payment will be confirmed automatically: "
+               "do not charge the card again.")
+        return SaleResult("pending", txn.ref, msg, txn)
+    link.record_success()
+    txn = apply_card_result(ctx, txn, result)
+    if result.status == CardOpStatus.APPROVED:
+        return SaleResult("approved", txn.ref, result.message or "Approved", txn)
+    return SaleResult("declined", txn.ref, result.message, txn)
+
+
+def _queue_offline(ctx: Context, lookup: CardLookup, amount: Money, pin: str | None,
+                   common: dict) -> SaleResult:
+    check_offline_debit(ctx.settings.offline, ctx.journal, lookup.card.card_id, amount,
+                        lookup.cached, ctx.clock(), wallet=common["wallet"])
+    txn = ctx.journal.create(Kind.card_debit, amount, offline=True, **common)
+    if pin:
+        ctx.journal.store_pin(txn.ref, pin)
+    txn = ctx.journal.transition(txn.ref, State.queued, note="accepted offline")
+    return SaleResult("offline", txn.ref,
+                      "Accepted offline: the card will be debited when the link is back", txn)
+
+
+def _requeue_after_connect_failure(ctx: Context, lookup: CardLookup, txn: Txn,
+                                   pin: str | None) -> SaleResult:
+    """The connection failed before the request left: safe to store and forward."""
+    try:
+        check_offline_debit(ctx.settings.offline, ctx.journal, lookup.card.card_id, txn.amount,
+                            lookup.cached, ctx.clock(), wallet=txn.wallet or "")
+    except Declined as exc:
+        txn = finish(ctx, txn, State.declined, error=f"link down; {exc.message}")
+        return SaleResult("declined", txn.ref, exc.message, txn)
+    if pin:
+        ctx.journal.store_pin(txn.ref, pin)
+    txn = ctx.journal.transition(txn.ref, State.queued, note="link down: accepted offline",
+                                 offline=True)
+    return SaleResult("offline", txn.ref,
+                      "Link down: accepted offline, the card will be debited when it is back", txn)
+
+
+async def quote(ctx: Context, lookup: CardLookup, amount: Money) -> Money | None:
+    """The price converted into the card's currency (None when they are the same)."""
+    if amount.currency == lookup.card.currency:
+        return None
+    return await ctx.patasente.convert_currency(amount.currency, lookup.card.currency, amount)
+
+
+# ------------------------------------------------------------- card services
+def _require_online(ctx: Context) -> None:
+    if not ctx.link.patasente.should_try():
+        raise Declined("Card services need the link to Patasente; try again when online",
+                       provider="Patasente")
+
+
+async def _service_op(ctx: Context, kind: Kind, card: CardRef, op, *, amount: Money | None = None,
+                      reason: str | None = None, details: dict | None = None) -> SaleResult:
+    """Run a card-service call with a journal row around it (audit trail)."""
+    _require_online(ctx)
+    txn = ctx.journal.create(
+        kind, amount or Money.zero(card.currency), tender=Tender.none, operator=ctx.operator,
+        terminal_id=ctx.terminal_id, card_id=card.card_id, card_no=card.number, reason=reason,
+        details=details,
+    )
+    txn = ctx.journal.transition(txn.ref, State.sending)
+    try:
+        message = await op(txn.ref)
+    except ProviderUnavailable as exc:
+        ctx.link.patasente.record_failure(str(exc))
+        txn = finish(ctx, txn, State.declined, error=f"link down: {exc.message}")
+        raise
+    except Declined as exc:
+        ctx.link.patasente.record_success()
+        txn = finish(ctx, txn, State.declined, error=exc.message)
+        return SaleResult("declined", txn.ref, exc.message, txn)
+    except (OutcomeUnknown, ProviderError) as exc:
+        txn = ctx.journal.transition(txn.ref, State.unknown, error=exc.message)
+        return SaleResult("pending", txn.ref,
+                          "No clear answer from Patasente; the terminal will check it", txn)
+    ctx.link.patasente.record_success()
+    txn = finish(ctx, txn, State.done, note=str(message))
+    return SaleResult("approved", txn.ref, str(message), txn)
+
+
+async def activate_gift(ctx: Context, lookup: CardLookup, pin: str, phone_number: str | None = None,
+                        card_names: str | None = None) -> SaleResult:
+    pin = validate_card_pin(pin)
+
+    async def op(ref: str) -> str:
+        return await ctx.patasente.modify_card_status(lookup.card.card_id, "active", pin=pin,
+                                                      phone_number=phone_number,
+                                                      card_names=card_names)
+
+    return await _service_op(ctx, Kind.gift_activation, lookup.card, op,
+                             details={"target_status": "active"})
+
+
+async def set_locked(ctx: Context, lookup: CardLookup, locked: bool) -> SaleResult:
+    async def op(ref: str) -> str:
+        if locked:
+            return await ctx.patasente.lock_card(lookup.card.card_id)
+        return await ctx.patasente.unlock_card(lookup.card.card_id)
+
+    kind = Kind.card_lock if locked else Kind.card_unlock
+    return await _service_op(ctx, kind, lookup.card, op,
+                             details={"target_status": "locked" if locked else "active"})
+
+
+async def top_up(ctx: Context, lookup: CardLookup, amount: Money, reason: str,
+                 supervisor: str) -> SaleResult:
+    """Credit the card from the merchant's prepaid float (top-up or refund). Online only."""
+    if amount.minor <= 0:
+        raise InputError("The amount must be greater than zero")
+    if amount.currency != lookup.card.currency:
+        raise InputError(f"This card holds {lookup.card.currency}, not {amount.currency}")
+    reason = reason.strip() or "Top-up"
+
+    async def op(ref: str) -> str:
+        res = await ctx.patasente.credit_card(lookup.card.card_id, amount, reason, ref)
+        if res.status != CardOpStatus.APPROVED:
+            raise Declined(res.message, provider="Patasente")
+        return res.message
+
+    return await _service_op(ctx, Kind.card_credit, lookup.card, op, amount=amount, reason=reason,
+                             details={"supervisor": supervisor})
+
+
+async def activate_sente(ctx: Context, lookup: CardLookup, name: str, phone: str, email: str | None,
+                         pin: str, document_b64: str) -> SenteActivation:
+    """KYC activation, step 1: the provider sends an SMS code to the holder."""
+    _require_online(ctx)
+    pin = validate_card_pin(pin)
+    name = " ".join(name.split())
+    if len(name) < 3:
+        raise InputError("Enter the holder's full name as on the ID document")
+    phone = phone.strip().lstrip("+").replace(" ", "")
+    if not phone.isdigit() or not 10 <= len(phone) <= 15:
+        raise InputError("Enter the phone number in international form, e.g. 256780000001")
+    if not document_b64:
+        raise InputError("Take a photo of the ID document first")
+    txn = ctx.journal.create(
+        Kind.sente_activation, Money.zero(lookup.card.currency), tender=Tender.none,
+        operator=ctx.operator, terminal_id=ctx.terminal_id, card_id=lookup.card.card_id,
+        card_no=lookup.card.number, customer_name=name, details={"phone": phone},
+    )
+    txn = ctx.journal.transition(txn.ref, State.sending)
+    try:
+        act = await ctx.patasente.activate_sente_card(lookup.card.card_id, name, phone, email, pin,
+                                                      document_b64)
+    except Declined as exc:
+        finish(ctx, txn, State.declined, error=exc.message)
+        raise
+    except PosErrorTypes as exc:
+        finish(ctx, txn, State.declined, error=str(exc))
+        raise
+    finish(ctx, txn, State.done, note="SMS code sent", provider_txn_id=str(act.user_id))
+    return act
+
+
+async def verify_sente_code(ctx: Context, user_id: int, phone: str, code: str) -> str:
+    _require_online(ctx)
+    code = code.strip()
+    if not code.isdigit() or len(code) != 4:
+        raise InputError("The SMS code has 4 digits")
+    message = await ctx.patasente.verify_phone_code(user_id, phone, code)
+    for txn in ctx.journal.list(states=[State.done], kinds=[Kind.sente_activation], limit=50):
+        if txn.provider_txn_id == str(user_id):
+            ctx.journal.update(txn.ref, details={**txn.details, "phone_verified": True})
+            break
+    return message
+
+
+async def card_balance(ctx: Context, lookup: CardLookup) -> CardInfo:
+    _require_online(ctx)
+    info = await ctx.patasente.get_card(lookup.card)
+    ctx.link.patasente.record_success()
+    return info
+
+
+PosErrorTypes = (ProviderError, OutcomeUnknown)

@@ -1,0 +1,239 @@
+"""Electricity: prepaid tokens and postpaid bills through PawaCard, cash or card.
+
+Cash sales queue while PawaCard is down (a "token pending" receipt) within
+the merchant's limits. A card-paid sale debits the card first, then vends;
+if the vend finally fails the card is credited back (see ``refunds``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from typing import Any, Literal
+
+from pos.errors import Declined, InputError, OutcomeUnknown, ProviderError, ProviderUnavailable
+from pos.journal import Kind, State, Tender, Txn
+from pos.meter import validate_account, validate_meter
+from pos.money import Money
+from pos.offline import check_offline_vend
+from pos.providers.models import AccountInfo, MeterInfo, VendOutcome, VendStatus
+from pos.usecases.cards import pay_by_card
+from pos.usecases.context import Context
+from pos.usecases.results import CardLookup, SaleResult
+from pos.usecases.settle import apply_vend_outcome
+
+log = logging.getLogger(__name__)
+
+TenderName = Literal["cash", "card"]
+
+
+async def verify_meter(ctx: Context, meter: str) -> MeterInfo:
+    meter = validate_meter(meter)
+    return await _online(ctx, ctx.pawacard.verify_meter(meter))
+
+
+async def verify_account(ctx: Context, account: str) -> AccountInfo:
+    account = validate_account(account)
+    return await _online(ctx, ctx.pawacard.postpaid_verify(account))
+
+
+async def _online(ctx: Context, coro: Any) -> Any:
+    link = ctx.link.pawacard
+    try:
+        out = await coro
+    except ProviderUnavailable as exc:
+        link.record_failure(str(exc))
+        raise
+    link.record_success()
+    return out
+
+
+def _check_amount(ctx: Context, amount: Money) -> None:
+    if amount.currency != ctx.power_currency:
+        raise InputError(f"Electricity is sold in {ctx.power_currency}, not {amount.currency}")
+    if amount.minor <= 0:
+        raise InputError("The amount must be greater than zero")
+    exp_unit = Money(1, amount.currency).major
+    if amount.major != amount.major.to_integral_value():
+        raise InputError(f"PawaCard sells whole {amount.currency} amounts (not {exp_unit} steps)")
+
+
+def recent_meter_sale(ctx: Context, meter: str) -> Txn | None:
+    """A vend on this meter inside PawaCard's 5-minute throttle window, if any."""
+    window = dt.timedelta(seconds=ctx.settings.sync.meter_throttle_seconds)
+    since = ctx.clock() - window
+    for txn in ctx.journal.list(kinds=[Kind.vend], since=since, search=meter, limit=20):
+        if txn.meter == meter and txn.state in (State.done, State.pending, State.sending,
+                                                State.unknown):
+            return txn
+    return None
+
+
+async def sell(ctx: Context, kind: Kind, target: str, amount: Money, customer_name: str, *,
+               tender: TenderName = "cash", card: CardLookup | None = None,
+               wallet: str | None = None, pin: str | None = None) -> SaleResult:
+    """Sell a prepaid token (``kind=vend``, target = meter) or pay a bill (``postpaid``)."""
+    target = validate_meter(target) if kind == Kind.vend else validate_account(target)
+    _check_amount(ctx, amount)
+    customer_name = " ".join((customer_name or "").split())
+    if kind == Kind.vend:
+        recent = recent_meter_sale(ctx, target)
+        if recent is not None:
+            raise Declined("This meter had a sale less than 5 minutes ago (PawaCard allows one "
+                           "every 5 minutes). Wait a few minutes.", provider="PawaCard")
+    link = ctx.link.pawacard
+    common = dict(operator=ctx.operator, terminal_id=ctx.terminal_id, customer_name=customer_name,
+                  meter=target if kind == Kind.vend else None,
+                  account=target if kind == Kind.postpaid else None)
+
+    if tender == "card":
+        return await _sell_by_card(ctx, kind, target, amount, customer_name, card, wallet, pin,
+                                   common)
+
+    if not link.should_try():
+        return _queue_cash(ctx, kind, amount, common)
+    txn = ctx.journal.create(kind, amount, tender=Tender.cash, **common)  # type: ignore[arg-type]
+    return await _send(ctx, txn, queue_on_connect_failure=True)
+
+
+def _queue_cash(ctx: Context, kind: Kind, amount: Money, common: dict) -> SaleResult:
+    check_offline_vend(ctx.settings.offline, ctx.journal, amount)
+    txn = ctx.journal.create(kind, amount, tender=Tender.cash, offline=True, **common)
+    txn = ctx.journal.transition(txn.ref, State.queued, note="accepted offline")
+    what = "token" if kind == Kind.vend else "bill payment"
+    return SaleResult("offline", txn.ref,
+                      f"PawaCard is unreachable: the {what} is queued and will be sent when the "
+                      "link is back (receipt says TOKEN PENDING)", txn)
+
+
+async def _send(ctx: Context, txn: Txn, *, queue_on_connect_failure: bool) -> SaleResult:
+    """Mark the row sending (durably), then ask PawaCard once.
+
+    The client resolves an unknown outcome by querying the ref.
+    """
+    link = ctx.link.pawacard
+    txn = ctx.journal.transition(txn.ref, State.sending)
+    try:
+        outcome = await _request(ctx, txn)
+    except ProviderUnavailable as exc:
+        link.record_failure(str(exc))
+        if queue_on_connect_failure:
+            try:
+                check_offline_vend(ctx.settings.offline, ctx.journal, txn.amount)
+            except Declined as lim:
+                txn = ctx.journal.transition(txn.ref, State.declined, error=lim.message)
+                return SaleResult("declined", txn.ref, lim.message, txn)
+            txn = ctx.journal.transition(txn.ref, State.queued, offline=True,
+                                         note="link down: accepted offline")
+            return SaleResult("offline", txn.ref,
+                              "PawaCard is unreachable: queued, TOKEN PENDING", txn)
+        txn = ctx.journal.transition(txn.ref, State.queued, note="link down: will retry")
+        return SaleResult("pending", txn.ref, "PawaCard is unreachable: will retry", txn)
+    except (OutcomeUnknown, ProviderError) as exc:
+        txn = ctx.journal.transition(txn.ref, State.unknown, error=exc.message)
+        return SaleResult("pending", txn.ref,
+                          "No clear answer from PawaCard yet: the terminal keeps checking by "
+                          "reference. Do not sell again.", txn)
+    link.record_success()
+    return result_from(ctx, apply_vend_outcome(ctx, txn, outcome), outcome)
+
+
+async def _request(ctx: Context, txn: Txn) -> VendOutcome:
+    if txn.kind == Kind.vend:
+        assert txn.meter is not None
+        return await ctx.pawacard.vend(txn.meter, txn.amount, txn.customer_name or "", txn.ref)
+    assert txn.account is not None
+    return await ctx.pawacard.postpaid_bill(txn.account, txn.amount, txn.customer_name or "",
+                                            txn.ref)
+
+
+def result_from(ctx: Context, txn: Txn, outcome: VendOutcome | None = None) -> SaleResult:
+    """Turn a journal row (after an outcome) into what the cashier sees."""
+    refund_ref = None
+    if txn.tender == Tender.card and txn.parent_ref:
+        for child in ctx.journal.children(txn.parent_ref):
+            if child.kind == Kind.card_refund:
+                refund_ref = child.ref
+    msg = (outcome.message if outcome else "") or ""
+    if txn.state == State.done:
+        return SaleResult("approved", txn.ref, msg or "Done", txn, token=txn.token, units=txn.units,
+                          receipt_no=txn.receipt_no)
+    if txn.state in (State.pending, State.sending, State.unknown):
+        return SaleResult("pending", txn.ref,
+                          "PawaCard is still processing: the token will come shortly", txn)
+    if txn.state == State.queued:
+        note = "Meter throttled: will retry in 5 minutes" if txn.offline else "Queued"
+        return SaleResult("offline" if txn.offline else "pending", txn.ref, note, txn)
+    reason = txn.last_error or msg or "Declined"
+    if refund_ref:
+        return SaleResult("refunded", txn.ref,
+                          f"{reason}. The card is being credited back (refund {refund_ref}).",
+                          txn, refund_ref=refund_ref)
+    status = "failed" if txn.state == State.failed else "declined"
+    return SaleResult(status, txn.ref, reason, txn)  # type: ignore[arg-type]
+
+
+async def _sell_by_card(ctx: Context, kind: Kind, target: str, amount: Money, customer_name: str,
+                        card: CardLookup | None, wallet: str | None, pin: str | None,
+                        common: dict) -> SaleResult:
+    """Two steps: debit the card (online only), then vend; refund if the vend finally fails."""
+    if card is None or wallet is None:
+        raise InputError("Scan the card and choose a wallet first")
+    if not (ctx.link.pawacard.should_try() and ctx.link.patasente.should_try()):
+        raise Declined("Paying electricity by card needs the link: take cash or try later",
+                       provider="Sente POS")
+    from pos.usecases.cards import quote
+
+    card_amount = await quote(ctx, card, amount) or amount
+    what = "Electricity token" if kind == Kind.vend else "Electricity bill"
+    debit = await pay_by_card(ctx, card, card_amount, wallet, pin, f"{what} {target}",
+                              allow_offline=False,
+                              details={"for": kind.value, "target": target,
+                                       "price": amount.to_json()})
+    if debit.status == "declined":
+        return debit
+    child = ctx.journal.create(kind, amount, tender=Tender.card, parent_ref=debit.ref,
+                               card_id=card.card.card_id, card_no=debit.txn.card_no,
+                               details={"debit_ref": debit.ref,
+                                        "card_amount": card_amount.to_json()},
+                               **common)
+    if debit.status != "approved":
+        # The debit's outcome is unknown: the vend waits (queued) for sync to settle it.
+        child = ctx.journal.transition(child.ref, State.queued,
+                                       note="waiting for the card debit to be confirmed")
+        return SaleResult("pending", child.ref,
+                          "The card payment is being confirmed; the token follows automatically",
+                          child)
+    return await _send(ctx, child, queue_on_connect_failure=False)
+
+
+async def wait_settled(ctx: Context, ref: str, *, interval: float | None = None,
+                       max_polls: int | None = None) -> SaleResult:
+    """Poll a pending vend or bill by ref until it completes or fails (or we give up)."""
+    interval = ctx.settings.pawacard.poll_interval if interval is None else interval
+    max_polls = ctx.settings.pawacard.max_polls if max_polls is None else max_polls
+    txn = ctx.journal.require(ref)
+    outcome: VendOutcome | None = None
+    for _ in range(max_polls):
+        if txn.state not in (State.pending, State.unknown, State.sending):
+            break
+        try:
+            outcome = await (ctx.pawacard.postpaid_transaction(ref) if txn.kind == Kind.postpaid
+                             else ctx.pawacard.transaction(ref))
+        except ProviderUnavailable as exc:
+            ctx.link.pawacard.record_failure(str(exc))
+            break
+        except ProviderError as exc:
+            log.info("poll %s: %s", ref, exc.message)
+        else:
+            ctx.link.pawacard.record_success()
+            if outcome.status == VendStatus.ABSENT:
+                if txn.state == State.pending:
+                    log.warning("pending %s now unknown to PawaCard", ref)
+                break  # sync resends an absent ref (same ref) after reconciling
+            txn = apply_vend_outcome(ctx, txn, outcome)
+            if txn.state != State.pending:
+                break
+        await asyncio.sleep(interval)
+    return result_from(ctx, ctx.journal.require(ref), outcome)

@@ -1,0 +1,101 @@
+"""Build the printable :class:`~pos.receipts.Receipt` of a journal row."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pos.config import Settings
+from pos.journal import Journal, Kind, State, Tender, Txn
+from pos.receipts import Receipt
+
+TITLES = {
+    Kind.card_debit: "CARD PAYMENT",
+    Kind.card_credit: "CARD TOP-UP",
+    Kind.card_refund: "CARD REFUND",
+    Kind.gift_activation: "GIFT CARD ACTIVATION",
+    Kind.sente_activation: "SENTE CARD ACTIVATION",
+    Kind.card_lock: "CARD LOCKED",
+    Kind.card_unlock: "CARD UNLOCKED",
+    Kind.vend: "ELECTRICITY TOKEN",
+    Kind.postpaid: "ELECTRICITY BILL",
+}
+
+
+def receipt_number(journal: Journal, txn: Txn) -> int:
+    """Our receipt number, drawn once per transaction and kept in the journal."""
+    if txn.receipt_number:
+        return txn.receipt_number
+    number = journal.next_receipt_no()
+    journal.update(txn.ref, receipt_number=number)
+    return number
+
+
+def build_receipt(settings: Settings, journal: Journal, txn: Txn, *,
+                  duplicate: bool = False) -> Receipt:
+    marks: set[str] = set()
+    notes: list[str] = []
+    if duplicate:
+        marks.add("DUPLICATE")
+    if txn.offline and txn.state != State.done:
+        marks.add("OFFLINE")
+    if txn.kind in (Kind.vend, Kind.postpaid) and txn.state in (
+        State.queued, State.sending, State.unknown, State.pending
+    ):
+        marks.add("TOKEN PENDING" if txn.kind == Kind.vend else "PENDING")
+        notes.append("Token follows when the provider answers" if txn.kind == Kind.vend
+                     else "Payment will be confirmed by the provider")
+    elif txn.state in (State.queued, State.sending, State.unknown, State.pending):
+        marks.add("PENDING")
+    if txn.state in (State.declined, State.declined_offline, State.failed, State.expired):
+        marks.add("DECLINED")
+        if txn.last_error:
+            notes.append(txn.last_error)
+    lines: list[tuple[str, str]] = []
+    if txn.wallet:
+        lines.append(("Wallet", txn.wallet))
+    if txn.reason and txn.kind in (Kind.card_debit, Kind.card_credit, Kind.card_refund):
+        lines.append(("For", txn.reason))
+    card_amount = (txn.details or {}).get("card_amount")
+    if card_amount and txn.tender == Tender.card:
+        lines.append(("Charged to card", str(card_amount.get("display", ""))))
+    if txn.parent_ref:
+        for child in journal.children(txn.parent_ref):
+            if child.kind == Kind.card_refund:
+                marks.add("REFUNDED")
+                notes.append(f"Card credited back {child.amount.format()} (ref {child.ref}, "
+                             f"{child.state})")
+    if txn.kind == Kind.card_debit:
+        for child in journal.children(txn.ref):
+            if child.kind == Kind.card_refund and "void_of" in (child.details or {}):
+                marks.add("REFUNDED")
+                notes.append(f"Voided: {child.amount.format()} credited back (ref {child.ref}, "
+                             f"{child.state})")
+    if txn.kind == Kind.card_refund:
+        if (txn.details or {}).get("void_of"):
+            notes.append(f"Void of card payment {txn.details['void_of']}")
+        vend_ref = (txn.details or {}).get("vend_ref")
+        if vend_ref:
+            notes.append(f"Refund for electricity sale {vend_ref}")
+    timestamp = (txn.settled_at or txn.created_at).astimezone()
+    return Receipt(
+        merchant_name=settings.merchant_name,
+        terminal_id=txn.terminal_id,
+        receipt_no=receipt_number(journal, txn),
+        ref=txn.ref,
+        timestamp=timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=dt.UTC),
+        title=TITLES.get(txn.kind, str(txn.kind).upper()),
+        total=txn.amount,
+        operator=txn.operator,
+        lines=lines,
+        tender=str(txn.tender).upper() if txn.tender != Tender.none else "",
+        card_number=txn.card_no or "",
+        meter=txn.meter or "",
+        account=txn.account or "",
+        customer_name=txn.customer_name or "",
+        token=txn.token or "",
+        units=txn.units or "",
+        charges=[(c.get("name", ""), c.get("amount", "")) for c in txn.charges],
+        provider_receipt_no=txn.receipt_no or "",
+        marks=marks,
+        notes=notes,
+    )

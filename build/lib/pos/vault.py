@@ -1,0 +1,102 @@
+"""The device key and AES-GCM sealing of PINs kept for queued offline debits.
+
+The key is 32 random bytes in a file of mode 0600 in the data directory,
+created on first use. A key file readable by group or others is refused
+rather than used: a PIN sealed with a key anyone can read is a PIN in clear.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from pos.config import write_secret_file
+from pos.errors import PosError
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+
+
+class VaultError(PosError):
+    """The device key is missing, unsafe or does not open a sealed PIN."""
+
+
+class Vault:
+    """Seals small secrets with the device key. ``repr`` never shows the key."""
+
+    __slots__ = ("_aead", "path")
+
+    def __init__(self, key: bytes, path: Path | None = None) -> None:
+        if len(key) != KEY_BYTES:
+            raise VaultError(f"The device key must be {KEY_BYTES} bytes")
+        self._aead = AESGCM(key)
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"Vault(path={str(self.path)!r})"
+
+    @classmethod
+    def open(cls, path: Path) -> Vault:
+        """Load the key at ``path``, creating it (mode 0600) if it does not exist."""
+        path = Path(path)
+        if not path.exists():
+            _create_key(path)
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise VaultError(f"Device key {path} is not a regular file")
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            raise VaultError(
+                f"Device key {path} is readable by other users "
+                f"(mode {stat.S_IMODE(st.st_mode):04o}); refusing to use it. "
+                f"Run: chmod 600 {path}"
+            )
+        key = path.read_bytes()
+        if len(key) != KEY_BYTES:
+            raise VaultError(f"Device key {path} is damaged (expected {KEY_BYTES} bytes)")
+        return cls(key, path)
+
+    def encrypt(self, plaintext: bytes, aad: bytes) -> bytes:
+        """``nonce || ciphertext+tag``; ``aad`` binds the blob to its owner (the ref)."""
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, plaintext, aad)
+
+    def decrypt(self, blob: bytes, aad: bytes) -> bytes:
+        if len(blob) < NONCE_BYTES + 16:
+            raise VaultError("Sealed data is too short")
+        try:
+            return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
+        except InvalidTag as exc:
+            raise VaultError(
+                "Sealed data does not open with this device key (wrong key or tampered)"
+            ) from exc
+
+
+def _create_key(path: Path) -> None:
+    """Create the key atomically; if another process wins the race, keep its key."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
+    write_secret_file(tmp, os.urandom(KEY_BYTES))
+    try:
+        os.link(tmp, path)  # fails if the key appeared meanwhile: never replace a key
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,289 @@
+"""The Textual application: wiring only. Each screen module owns its behaviour.
+
+``make_app`` is the one factory used by ``sente-pos run``, ``sente-pos demo``,
+the tests and the benchmark.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from textual import events, on, work
+from textual.app import App
+from textual.binding import Binding
+from textual.worker import Worker, WorkerState
+
+from pos.config import Settings
+from pos.errors import PosError
+from screens.dialogs import BusyScreen, MessageDialog
+from screens.home import HomeScreen
+from screens.theme import THEMES, css_paths, glyphs
+
+log = logging.getLogger("sente_pos.screens")
+T = TypeVar("T")
+
+#: Home choice -> "module:function" of the flow coroutine ``flow(app, **kw)``.
+TASKS: dict[str, str] = {
+    "card": "screens.card_payment:card_payment",
+    "token": "screens.electricity:electricity",
+    "bill": "screens.postpaid:postpaid",
+    "services": "screens.card_services:card_services",
+    "journal": "screens.journal:journal",
+    "reports": "screens.reports:reports",
+    "sync": "screens.reports:sync_now",
+    "settings": "screens.settings:settings_flow",
+}
+
+GENERIC_ERROR = "Something went wrong. Nothing more was done; check the journal."
+
+
+class SentePOSApp(App[None]):
+    """The counter application."""
+
+    TITLE = "Sente POS"
+    FLOAT_REFRESH_SECONDS = 60.0
+    ENABLE_COMMAND_PALETTE = False
+    #: Screens get ``-short`` below 24 rows (a 480x320 display's console) for a compact layout.
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (24, "-tall")]
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        Binding("ctrl+c", "quit", show=False, priority=True),
+        Binding("ctrl+z", "suspend_process", show=False, priority=True),
+        Binding("f5", "sync", "Sync", show=False, priority=True),
+    ]
+
+    def __init__(self, settings: Settings, terminal: Any, scanner: Any, printer: Any = None, *,
+                 kiosk: bool = False, theme: str = "default",
+                 clock: Callable[[], datetime] | None = None, wedge: Any = None,
+                 cursor_blink: bool = True, pin_timeout: float = 60.0,
+                 id_photo_max_bytes: int = 200_000, background: bool = True,
+                 sign_in_hint: str = "") -> None:
+        super().__init__(css_path=css_paths(theme))  # type: ignore[arg-type]
+        self.settings = settings
+        self.terminal = terminal
+        self.scanner = scanner
+        self.printer = printer
+        self.kiosk = kiosk
+        self.theme_name = theme
+        self.glyphs = glyphs(theme)
+        self._clock = clock
+        self.wedge = wedge
+        self.cursor_blink = cursor_blink
+        self.pin_timeout = pin_timeout
+        self.id_photo_max_bytes = id_photo_max_bytes
+        self.background = background
+        self.sign_in_hint = sign_in_hint  # e.g. the demo's operators and PINs
+        self.last_activity = time.monotonic()
+        self.errors_shown: list[str] = []
+        self.demo_card_index = 0
+        self._status: Any = None
+
+    # ------------------------------------------------------------ wiring
+    def get_default_screen(self) -> HomeScreen:
+        return HomeScreen()
+
+    def now(self) -> datetime:
+        return self._clock() if self._clock else datetime.now().astimezone()
+
+    def current_status(self) -> Any:
+        """The terminal's status as of the last tick (read at most once a second)."""
+        if self._status is None:
+            self._status = self.terminal.status()
+        return self._status
+
+    def refresh_status(self) -> None:
+        """Read the terminal's status now and repaint the visible status bar."""
+        from screens.widgets import StatusBar
+
+        try:
+            self._status = self.terminal.status()
+        except Exception:
+            log.exception("status failed")
+        for bar in self.screen.query(StatusBar):
+            bar.refresh()
+
+    def _tick(self) -> None:
+        """Once a second: fresh status for the visible status bar, and the idle lock."""
+        self.refresh_status()
+        self._check_idle()
+
+    def on_mount(self) -> None:
+        for theme in THEMES.values():
+            self.register_theme(theme)
+        self.theme = THEMES.get(self.theme_name, THEMES["default"]).name
+        self.set_interval(1.0, self._tick)
+        if self.background:  # off in snapshots and the start-up benchmark
+            self.set_interval(self.FLOAT_REFRESH_SECONDS, self.refresh_floats)
+            self.set_interval(max(5.0, self.settings.sync.probe_interval), self.kick_sync)
+            self.refresh_floats()
+        self.ensure_operator()
+
+    @work(group="floats", exclusive=True, exit_on_error=False)
+    async def refresh_floats(self) -> None:
+        """Floats for the status bar; a provider being down is shown there, not as an error."""
+        try:
+            await self.terminal.refresh_floats()
+        except PosError as exc:
+            log.info("float refresh failed: %s", exc.message)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key | events.MouseDown) and not event.is_forwarded:
+            self.last_activity = time.monotonic()
+            if isinstance(event, events.Key) and self._feed_wedge(event):
+                return  # part of a scanner burst: not a key for the screen
+        await super().on_event(event)
+
+    def _feed_wedge(self, event: events.Key) -> bool:
+        """Route keystrokes to the keyboard-wedge detector; a burst is a card scan.
+
+        Returns True when the key belongs to a scan and must not reach the screen:
+        the Enter that ends a scan, and burst keys on a screen that asks for it (the
+        home screen, so a payload's digits do not pick choices). Elsewhere burst keys
+        pass: a person never types that fast, but a terminal multiplexer or a paste may."""
+        if self.wedge is None:
+            return False
+        t = event.time
+        if event.key == "enter":
+            payload = self.wedge.feed_enter(t)
+            handler = getattr(self.screen, "on_wedge_scan", None)
+            if payload and handler is not None:
+                handler(payload)
+                return True
+            return False  # not a scan, or a screen that takes no scans: a plain Enter
+        if event.character and event.is_printable:
+            self.wedge.feed(event.character, t)
+            swallow = getattr(self.screen, "SWALLOW_WEDGE_BURSTS", False)
+            return bool(swallow) and self.wedge.in_burst(t)
+        self.wedge.reset()
+        return False
+
+    # ------------------------------------------------------------ operators
+    @work(group="signin", exclusive=True, exit_on_error=False)
+    async def ensure_operator(self, locked: bool = False) -> None:
+        from screens.signin import CreateSupervisorScreen, SignInScreen
+
+        if not self.terminal.has_operators():
+            await self.push_screen_wait(CreateSupervisorScreen(self.terminal))
+        while self.terminal.operator is None:
+            await self.push_screen_wait(SignInScreen(self.terminal, locked=locked))
+        self.last_activity = time.monotonic()
+
+    def lock(self, locked: bool = False) -> None:
+        self.terminal.sign_out()
+        self.ensure_operator(locked=locked)
+
+    def _check_idle(self) -> None:
+        from screens.signin import CreateSupervisorScreen, SignInScreen
+
+        limit = self.settings.kiosk.idle_lock_seconds
+        if limit <= 0 or self.terminal.operator is None:
+            return
+        if isinstance(self.screen, BusyScreen | SignInScreen | CreateSupervisorScreen):
+            return
+        if time.monotonic() - self.last_activity >= limit:
+            self.lock(locked=True)
+
+    async def ask_supervisor(self, reason: str) -> Any:
+        """The approving supervisor, or None when cancelled. Call from a worker."""
+        from screens.signin import SupervisorPinScreen
+
+        return await self.push_screen_wait(SupervisorPinScreen(self.terminal, reason))
+
+    # ------------------------------------------------------------ flows
+    def start_task(self, key: str, **kwargs: Any) -> None:
+        """Run a home-screen task as the one flow worker (a new one replaces nothing)."""
+        if self.terminal.operator is None:
+            return
+        if any(w.group == "flow" and w.is_running for w in self.workers):
+            return
+        module_name, func_name = TASKS[key].split(":")
+        flow = getattr(importlib.import_module(module_name), func_name)
+
+        async def run() -> None:
+            try:
+                await flow(self, **kwargs)
+            finally:
+                self.kick_sync()
+
+        self.run_worker(run(), group="flow", name=key, exit_on_error=False)
+
+    def kick_sync(self) -> None:
+        """Send what is queued (offline sales, refunds owed) in the background."""
+        if any(w.group == "bgsync" and w.is_running for w in self.workers):
+            return
+        try:
+            if not self.terminal.status().unsynced_count:
+                return
+        except Exception:  # the status is best effort here
+            return
+        self.background_sync()
+
+    @work(group="bgsync", exit_on_error=False)
+    async def background_sync(self) -> None:
+        try:
+            await self.terminal.sync_now()
+        except PosError as exc:
+            log.info("background sync: %s", exc.message)
+
+    async def busy(self, text: str, awaitable: Awaitable[T]) -> T:
+        """Await ``awaitable`` behind a 'please wait' box; its error is re-raised here."""
+        outcome = await self.push_screen_wait(BusyScreen(text, awaitable))
+        return outcome.unwrap()
+
+    async def show_message(self, title: str, message: str, severity: str = "information") -> None:
+        await self.push_screen_wait(MessageDialog(title, message, severity))
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        """The ONE place a failed worker lands: a plain message, the detail in the log."""
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        if isinstance(error, PosError):
+            message = error.message
+            log.warning("%s failed: %s", event.worker.name, error.__class__.__name__)
+        else:
+            message = GENERIC_ERROR
+            log.error("%s failed", event.worker.name, exc_info=error)
+        self.errors_shown.append(message)
+        self.push_screen(MessageDialog("Not completed", message, "error"))
+
+    # ------------------------------------------------------------ actions
+    def action_sync(self) -> None:
+        self.start_task("sync")
+
+    async def action_quit(self) -> None:
+        if self.kiosk:
+            self._quit_with_pin()
+        else:
+            self.exit()
+
+    @work(group="kiosk", exclusive=True, exit_on_error=False)
+    async def _quit_with_pin(self) -> None:
+        if await self.ask_supervisor("leave the terminal program"):
+            self.exit()
+
+    def action_suspend_process(self) -> None:
+        if self.kiosk:
+            self.notify("Suspending is not allowed in kiosk mode", severity="warning")
+            return
+        super().action_suspend_process()
+
+
+def make_app(settings: Settings, terminal: Any, scanner: Any, printer: Any = None, *,
+             kiosk: bool = False, theme: str = "default", **options: Any) -> SentePOSApp:
+    """Build the app. ``options``: ``clock``, ``wedge``, ``cursor_blink``, ``pin_timeout``,
+    ``id_photo_max_bytes``, ``background`` (float refresh and background sync)."""
+    if options.get("wedge") is None:
+        try:
+            from hardware.wedge import WedgeDetector
+
+            options["wedge"] = WedgeDetector()
+        except ImportError:  # pragma: no cover - the wedge module is part of the package
+            options["wedge"] = None
+    return SentePOSApp(settings, terminal, scanner, printer, kiosk=kiosk, theme=theme, **options)

@@ -1,0 +1,256 @@
+"""Card services: Sente KYC activation, gift activation, top-up, lock / unlock, balance."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import Button, Checkbox, Input, Label, Static
+
+from pos.errors import Declined, InputError
+from screens.cards import CardSummaryScreen, scan_card, summary_lines
+from screens.dialogs import ChoiceDialog, ConfirmDialog, Step, TextPrompt
+from screens.entry import AmountScreen, PinScreen
+from screens.receipt import ResultScreen, finish_sale
+from screens.widgets import PosInput
+
+SERVICES = [
+    ("sente", "Activate a Sente card (KYC)"),
+    ("gift", "Activate a gift card"),
+    ("topup", "Top-up / refund to a card (supervisor)"),
+    ("lock", "Lock a card"),
+    ("unlock", "Unlock a card"),
+    ("balance", "Card balance"),
+]
+
+
+class KycForm(Step[dict[str, str]]):
+    """Customer details for a Sente card; both agreements must be accepted."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def body(self) -> ComposeResult:
+        yield Label("Full name")
+        yield PosInput(id="kyc-name")
+        yield Label("Phone (2567...)")
+        yield PosInput(id="kyc-phone", restrict=r"[0-9+]*")
+        yield Label("E-mail (optional)")
+        yield PosInput(id="kyc-email")
+        yield Checkbox("Customer accepts the card agreement", id="kyc-card-agreement")
+        yield Checkbox("Customer accepts the platform agreement", id="kyc-platform-agreement")
+        yield Static("", id="kyc-error", classes="error-text", markup=False)
+        yield Button("Continue", id="kyc-go", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#kyc-name", Input).focus()
+
+    @on(Input.Submitted)
+    def _next(self) -> None:
+        self.focus_next()
+
+    @on(Button.Pressed, "#kyc-go")
+    def _go(self) -> None:
+        name = self.query_one("#kyc-name", Input).value.strip()
+        phone = self.query_one("#kyc-phone", Input).value.strip()
+        email = self.query_one("#kyc-email", Input).value.strip()
+        error = ""
+        if len(name.split()) < 2:
+            error = "Enter the customer's full name as on the ID"
+        elif not phone.lstrip("+").isdigit() or len(phone.lstrip("+")) < 9:
+            error = "Enter the customer's phone number"
+        elif not (self.query_one("#kyc-card-agreement", Checkbox).value
+                  and self.query_one("#kyc-platform-agreement", Checkbox).value):
+            error = "The customer must accept both agreements"
+        if error:
+            self.query_one("#kyc-error", Static).update(error)
+            return
+        self.dismiss({"name": name, "phone": phone, "email": email})
+
+
+async def new_pin_twice(app: Any, title: str) -> str | None:
+    """A new 4-digit card PIN typed twice by the customer."""
+    while True:
+        first = await app.push_screen_wait(PinScreen(title, "Choose a 4-digit PIN",
+                                                     timeout=app.pin_timeout))
+        if first is None:
+            return None
+        second = await app.push_screen_wait(PinScreen(title, "Type the same PIN again",
+                                                      timeout=app.pin_timeout))
+        if second is None:
+            return None
+        if first == second:
+            return str(first)
+        await app.show_message(title, "The two PINs differ. Try again.", "warning")
+
+
+def _still(scanner: Any, max_bytes: int, wait: float = 3.0) -> bytes:
+    """Run the camera long enough to have a frame, and return it as JPEG (camera thread)."""
+    import time
+
+    started = not getattr(scanner, "running", True)
+    if started:
+        scanner.start()
+    try:
+        end = time.monotonic() + wait
+        while True:
+            try:
+                return bytes(scanner.grab_still(max_bytes=max_bytes))
+            except RuntimeError:
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.05)
+    finally:
+        if started:
+            scanner.stop()
+
+
+async def grab_id_photo(app: Any) -> str | None:
+    """A still from the camera (JPEG), base64-encoded for the provider."""
+    scanner = app.scanner
+    if scanner is None or not hasattr(scanner, "grab_still"):
+        await app.show_message("ID photo", "No camera is available for the ID photo.", "error")
+        return None
+    while True:
+        if not await app.push_screen_wait(ConfirmDialog(
+                "ID photo", "Hold the customer's ID document in front of the camera.",
+                yes="Take photo", no="Cancel")):
+            return None
+        try:
+            grab = asyncio.to_thread(_still, scanner, app.id_photo_max_bytes)
+            jpeg = await app.busy("Taking the photo...", grab)
+        except Exception:
+            await app.show_message("ID photo", "The camera could not take a photo. Try again.",
+                                   "error")
+            continue
+        if jpeg:
+            app.notify(f"ID photo taken ({len(jpeg) // 1024} KB)")
+            return base64.b64encode(jpeg).decode("ascii")
+
+
+async def activate_sente(app: Any) -> None:
+    term = app.terminal
+    lookup = await scan_card(app, "Scan the new Sente card")
+    if lookup is None:
+        return
+    details = await app.push_screen_wait(KycForm("Sente card: customer details"))
+    if details is None:
+        return
+    document = await grab_id_photo(app)
+    if document is None:
+        return
+    pin = await new_pin_twice(app, "Sente card PIN")
+    if pin is None:
+        return
+    try:
+        activation = await app.busy("Activating the card...", term.activate_sente(
+            lookup, details["name"], details["phone"], details["email"] or None, pin, document))
+    except Declined as exc:
+        await app.push_screen_wait(ResultScreen("declined", exc.message))
+        return
+    finally:
+        pin = None
+    while True:
+        code = await app.push_screen_wait(TextPrompt(
+            "SMS code", "Code sent by SMS", note=activation.message or
+            f"A code was sent to {activation.phone_number}"))
+        if code is None:
+            await app.show_message("Sente card", "The card stays inactive until the SMS code "
+                                   "is verified.", "warning")
+            return
+        try:
+            message = await app.busy("Checking the code...", term.verify_sente_code(
+                activation.user_id, activation.phone_number, code.strip()))
+        except (InputError, Declined) as exc:
+            await app.show_message("SMS code", exc.message, "error")
+            continue
+        await app.push_screen_wait(ResultScreen("approved", message or "Card activated"))
+        return
+
+
+async def activate_gift(app: Any) -> None:
+    lookup = await scan_card(app, "Scan the gift card")
+    if lookup is None or not await app.push_screen_wait(CardSummaryScreen(lookup, "Gift card")):
+        return
+    pin = await new_pin_twice(app, "Gift card PIN")
+    if pin is None:
+        return
+    phone = await app.push_screen_wait(TextPrompt("Gift card", "Customer phone (optional)"))
+    if phone is None:
+        return
+    try:
+        result = await app.busy("Activating the gift card...", app.terminal.activate_gift(
+            lookup, pin, phone_number=phone.strip() or None))
+    except Declined as exc:
+        await app.push_screen_wait(ResultScreen("declined", exc.message))
+        return
+    await finish_sale(app, result)
+
+
+async def top_up(app: Any) -> None:
+    supervisor = await app.ask_supervisor("card top-up / refund")
+    if supervisor is None:
+        return
+    lookup = await scan_card(app, "Scan the card to credit")
+    if lookup is None or not await app.push_screen_wait(CardSummaryScreen(lookup)):
+        return
+    amount = await app.push_screen_wait(AmountScreen("Amount to credit",
+                                                     app.settings.card_currency))
+    if amount is None:
+        return
+    reason = await app.push_screen_wait(TextPrompt("Top-up", "Reason", value="Top-up"))
+    if reason is None:
+        return
+    try:
+        result = await app.busy("Crediting the card...",
+                                app.terminal.top_up(lookup, amount, reason, supervisor))
+    except Declined as exc:
+        await app.push_screen_wait(ResultScreen("declined", exc.message, amount.format()))
+        return
+    await finish_sale(app, result, amount.format())
+
+
+async def lock_or_unlock(app: Any, lock: bool) -> None:
+    verb = "Lock" if lock else "Unlock"
+    lookup = await scan_card(app, f"Scan the card to {verb.lower()}")
+    if lookup is None:
+        return
+    if not await app.push_screen_wait(ConfirmDialog(
+            f"{verb} card", f"{verb} card {lookup.card.number}?")):
+        return
+    call = app.terminal.lock_card if lock else app.terminal.unlock_card
+    try:
+        message = await app.busy(f"{verb}ing the card...", call(lookup))
+    except Declined as exc:
+        await app.push_screen_wait(ResultScreen("declined", exc.message))
+        return
+    await app.push_screen_wait(ResultScreen("approved", message or f"Card {verb.lower()}ed"))
+
+
+async def balance(app: Any) -> None:
+    lookup = await scan_card(app, "Scan the card")
+    if lookup is None:
+        return
+    info = await app.busy("Asking for the balance...", app.terminal.card_balance(lookup))
+    from dataclasses import replace
+
+    fresh = replace(lookup, info=info, offline=False)
+    rows = summary_lines(fresh)
+    await app.show_message("Card balance", "\n".join(f"{k}: {v}" for k, v in rows))
+
+
+async def card_services(app: Any) -> None:
+    choice = await app.push_screen_wait(ChoiceDialog("Card services", SERVICES))
+    if choice == "sente":
+        await activate_sente(app)
+    elif choice == "gift":
+        await activate_gift(app)
+    elif choice == "topup":
+        await top_up(app)
+    elif choice in ("lock", "unlock"):
+        await lock_or_unlock(app, choice == "lock")
+    elif choice == "balance":
+        await balance(app)

@@ -1,0 +1,164 @@
+"""Card summary and the steps shared by every card-paid flow (wallet, hand-over, PIN)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import events, on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import Button, Static
+
+from pos.money import Money
+from screens.dialogs import ChoiceDialog, Step
+from screens.entry import PinScreen
+from screens.scan import ScanScreen
+
+
+def summary_lines(lookup: Any) -> list[tuple[str, str]]:
+    """Label/value rows describing a looked-up card for the cashier."""
+    card = lookup.card
+    rows = [
+        ("Card", f"{card.card_type} {card.number}"),
+        ("Expiry", card.expiry),
+        ("Status", lookup.status + ("  (offline: last known)" if lookup.offline else "")),
+        ("PIN required", "yes" if lookup.has_pin else "no"),
+    ]
+    info = lookup.info
+    for wallet in lookup.wallets:
+        if info is not None:
+            if "credit" in wallet.lower():
+                value = (f"{info.available_credit.format()} available "
+                         f"(limit {info.credit_limit.format()})")
+            else:
+                value = info.current_balance.format()
+        else:
+            value = "balance unknown offline"
+        rows.append((wallet, value))
+    return rows
+
+
+class CardSummaryScreen(Step[bool]):
+    """What the issuer says about the card; Enter continues, Escape cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("enter", "go", "Continue")]
+
+    def __init__(self, lookup: Any, title: str = "Card") -> None:
+        super().__init__(title)
+        self.lookup = lookup
+
+    def body(self) -> ComposeResult:
+        rows = summary_lines(self.lookup)
+        width = max(len(label) for label, _ in rows) + 2
+        text = "\n".join(f"{label:<{width}}{value}" for label, value in rows)
+        yield Static(text, classes="summary", markup=False, id="card-summary")
+        for problem in self.lookup.problems:
+            yield Static(f"{self.app_glyph('warn')} {problem}", classes="error-text",
+                         markup=False)
+        if self.lookup.offline:
+            yield Static("The card service cannot be reached: the sale will be accepted "
+                         "offline within the limits and sent later.", classes="step-note")
+        yield Button("Continue", id="card-continue", variant="primary")
+
+    def app_glyph(self, name: str) -> str:
+        return str(getattr(self.app, "glyphs", {}).get(name, "!"))
+
+    def on_mount(self) -> None:
+        self.query_one("#card-continue", Button).focus()
+
+    @on(Button.Pressed, "#card-continue")
+    def action_go(self) -> None:
+        self.dismiss(True)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+
+class HandOverScreen(Step[bool]):
+    """Tells the cashier to hand the terminal to the customer for the PIN."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("enter", "go", "Customer ready")]
+
+    def __init__(self, amount: Money, wallet: str, converted: Money | None = None) -> None:
+        super().__init__("Hand the terminal to the customer")
+        self.amount = amount
+        self.wallet = wallet
+        self.converted = converted
+
+    def body(self) -> ComposeResult:
+        text = f"Pay {self.amount.format()} from {self.wallet}"
+        if self.converted is not None:
+            text += f"\n(charged to the card as {self.converted.format()})"
+        yield Static(text, classes="amount-display", id="handover-amount", markup=False)
+        yield Static("Customer: check the amount, then press Enter (or OK) to type your PIN.",
+                     classes="step-note")
+        yield Button("OK", id="handover-ok", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#handover-ok", Button).focus()
+
+    @on(Button.Pressed, "#handover-ok")
+    def action_go(self) -> None:
+        self.dismiss(True)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+    def on_key(self, event: events.Key) -> None:
+        if event.key == "enter":
+            event.stop()
+            self.dismiss(True)
+
+
+async def scan_card(app: Any, title: str = "Scan the card", payload: str | None = None) -> Any:
+    """Scan and look a card up; None when the cashier cancels."""
+    return await app.push_screen_wait(ScanScreen(title, payload=payload))
+
+
+async def choose_wallet(app: Any, lookup: Any, amount: Money | None = None) -> str | None:
+    """The wallet to debit: asked only when the card has more than one."""
+    wallets = list(lookup.wallets) or [app.settings.patasente.default_wallet]
+    if len(wallets) == 1:
+        return wallets[0]
+    choices = []
+    for wallet in wallets:
+        label = wallet
+        if lookup.info is not None:
+            label += f"  ({lookup.info.available_in(wallet).format()})"
+        choices.append((wallet, label))
+    note = f"Amount {amount.format()}" if amount is not None else ""
+    result: str | None = await app.push_screen_wait(ChoiceDialog("Which wallet?", choices, note))
+    return result
+
+
+async def customer_pin(app: Any, lookup: Any, amount: Money, wallet: str,
+                       converted: Money | None = None) -> tuple[bool, str | None]:
+    """Hand-over then PIN pad. Returns (go on?, pin); the pin is None when not needed."""
+    if not await app.push_screen_wait(HandOverScreen(amount, wallet, converted)):
+        return False, None
+    if not lookup.has_pin:
+        return True, None
+    screen = PinScreen(f"PIN for {amount.format()}", timeout=app.pin_timeout)
+    pin = await app.push_screen_wait(screen)
+    if pin is None:
+        if screen.timed_out:
+            await app.show_message("PIN", "No PIN was typed in time: nothing was charged.",
+                                   "warning")
+        return False, None
+    return True, pin
+
+
+async def card_tender(app: Any, amount: Money, payload: str | None = None
+                      ) -> tuple[Any, str, str | None] | None:
+    """Scan, summary, wallet, hand-over and PIN for paying ``amount`` by card."""
+    lookup = await scan_card(app, payload=payload)
+    if lookup is None or not await app.push_screen_wait(CardSummaryScreen(lookup)):
+        return None
+    wallet = await choose_wallet(app, lookup, amount)
+    if wallet is None:
+        return None
+    converted = await app.terminal.quote(lookup, amount)
+    ok, pin = await customer_pin(app, lookup, amount, wallet, converted)
+    if not ok:
+        return None
+    return lookup, wallet, pin

@@ -1,0 +1,171 @@
+"""Electricity token: meter (instant Luhn check) -> verify -> name -> amount -> tender ->
+vend (pending shown) -> token in large groups of four -> receipt. Also: reprint last token."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import Input, Label, Static
+
+from pos.errors import Declined, InputError
+from pos.meter import validate_meter
+from screens.cards import card_tender
+from screens.dialogs import ChoiceDialog, ConfirmDialog, Step
+from screens.entry import AmountScreen
+from screens.receipt import ReceiptScreen, ResultScreen, offer_receipt
+from screens.widgets import PosInput
+
+
+class NumberScreen(Step[str]):
+    """A meter or account number with feedback on every keystroke."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("f2", "reprint", "Reprint last")]
+
+    def __init__(self, title: str, label: str, check: Callable[[str], str], *,
+                 reprint: bool = False) -> None:
+        super().__init__(title)
+        self.label = label
+        self.check = check
+        self.reprint = reprint
+
+    def body(self) -> ComposeResult:
+        yield Label(self.label)
+        yield PosInput(id="number-input", restrict=r"[0-9 \-]*", max_length=20)
+        yield Static("", id="number-feedback", markup=False)
+        if self.reprint:
+            yield Static("F2: reprint the last token", classes="step-note")
+
+    def on_mount(self) -> None:
+        self.query_one("#number-input", Input).focus()
+
+    def _feedback(self, text: str, ok: bool) -> None:
+        fb = self.query_one("#number-feedback", Static)
+        fb.update(text)
+        fb.set_class(ok, "ok-text")
+        fb.set_class(not ok, "error-text")
+
+    @on(Input.Changed, "#number-input")
+    def _changed(self, event: Input.Changed) -> None:
+        if not event.value.strip():
+            self._feedback("", True)
+            return
+        try:
+            value = self.check(event.value)
+        except InputError as exc:
+            self._feedback(exc.message, False)
+        else:
+            self._feedback(f"{value}: number OK, press Enter", True)
+
+    @on(Input.Submitted, "#number-input")
+    def _submitted(self, event: Input.Submitted) -> None:
+        try:
+            value = self.check(event.value)
+        except InputError as exc:
+            self._feedback(exc.message, False)
+            return
+        self.dismiss(value)
+
+    def action_reprint(self) -> None:
+        if self.reprint:
+            self.dismiss("reprint")
+
+
+async def choose_tender(app: Any, amount_text: str) -> str | None:
+    result: str | None = await app.push_screen_wait(
+        ChoiceDialog("How does the customer pay?", [("cash", "Cash"), ("card", "Card")],
+                     note=f"Amount {amount_text}"))
+    return result
+
+
+async def pay_with(app: Any, amount: Any, call: Callable[..., Any], busy_text: str) -> Any:
+    """Ask the tender (and the card) then run ``call(tender=..., card=..., wallet=..., pin=...)``.
+
+    Returns the SaleResult, or None when cancelled or declined (already shown)."""
+    tender = await choose_tender(app, amount.format())
+    if tender is None:
+        return None
+    kwargs: dict[str, Any] = {"tender": tender}
+    if tender == "card":
+        paid = await card_tender(app, amount)
+        if paid is None:
+            return None
+        kwargs["card"], kwargs["wallet"], kwargs["pin"] = paid
+    try:
+        return await app.busy(busy_text, call(**kwargs))
+    except Declined as exc:
+        await app.push_screen_wait(ResultScreen("declined", exc.message, amount.format()))
+        return None
+    finally:
+        kwargs.clear()
+
+
+def charge_lines(result: Any) -> list[str]:
+    lines = []
+    if result.units:
+        lines.append(f"Units: {result.units}")
+    for charge in getattr(result.txn, "charges", None) or []:
+        if isinstance(charge, dict):
+            lines.append(f"{charge.get('name', '')}: {charge.get('amount', '')}")
+        else:
+            name, value = (charge.name, charge.amount) if hasattr(charge, "name") else charge
+            lines.append(f"{name}: {value}")
+    if result.refund_ref:
+        lines.append(f"Card credited back (ref {result.refund_ref})")
+    return lines
+
+
+async def settle_pending(app: Any, result: Any) -> Any:
+    """A pending vend or bill: poll in front of the cashier; the sync worker goes on after."""
+    if result.status != "pending":
+        return result
+    return await app.busy("Token pending: asking PawaCard again...",
+                          app.terminal.wait_settled(result.ref))
+
+
+async def electricity(app: Any) -> None:
+    term = app.terminal
+    meter = await app.push_screen_wait(
+        NumberScreen("Electricity token", "Meter number", validate_meter, reprint=True))
+    if meter is None:
+        return
+    if meter == "reprint":
+        await reprint_last_token(app)
+        return
+    info = await app.busy("Checking the meter...", term.verify_meter(meter))
+    if not await app.push_screen_wait(ConfirmDialog(
+            "Confirm the customer", f"Meter {info.meter}\nName: {info.customer_name}\n\n"
+            "Is this the customer's name?")):
+        return
+    currency = app.settings.pawacard.currency
+    amount = await app.push_screen_wait(AmountScreen("Token amount", currency,
+                                                     note=f"Meter {meter}  {info.customer_name}"))
+    if amount is None:
+        return
+
+    def vend(**kw: Any) -> Any:
+        return term.sell_token(meter, amount, info.customer_name, **kw)
+
+    result = await pay_with(app, amount, vend, "Vending the token...")
+    if result is None:
+        return
+    result = await settle_pending(app, result)
+    await app.push_screen_wait(ResultScreen(result.status, result.message, amount.format(),
+                                            token=result.token, extra=charge_lines(result)))
+    if result.status != "declined":
+        await offer_receipt(app, result.ref)
+
+
+async def reprint_last_token(app: Any) -> None:
+    ref = app.terminal.last_token_ref()
+    if ref is None:
+        await app.show_message("Reprint", "No token has been sold on this terminal yet.")
+        return
+    app.notify(app.terminal.print_receipt(ref, duplicate=True))
+    await app.push_screen_wait(ReceiptScreen(ref, duplicate=True))
+
+
+__all__ = ["NumberScreen", "electricity", "pay_with"]

@@ -1,0 +1,75 @@
+"""The home screen: eight big numbered choices, usable from a numeric keypad."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Label
+
+from screens.widgets import StatusBar
+
+CHOICES: tuple[tuple[str, str], ...] = (
+    ("card", "Card payment"),
+    ("token", "Electricity token"),
+    ("bill", "Electricity bill"),
+    ("services", "Card services"),
+    ("journal", "Journal"),
+    ("reports", "Reports"),
+    ("sync", "Sync"),
+    ("settings", "Settings"),
+)
+
+
+class HomeScreen(Screen[None]):
+    """Pick a task with 1-8 (or arrows and Enter, or a tap)."""
+
+    SWALLOW_WEDGE_BURSTS = True
+
+    BINDINGS = [
+        *(Binding(str(i), f"choose('{key}')", label, show=False)
+          for i, (key, label) in enumerate(CHOICES, start=1)),
+        Binding("down,right", "app.focus_next", show=False),
+        Binding("up,left", "app.focus_previous", show=False),
+        Binding("l", "lock", "Lock"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        app: Any = self.app
+        yield StatusBar()
+        yield Label(f"{app.settings.merchant_name}  -  {app.settings.terminal_id}",
+                    id="home-title", markup=False)
+        with Grid(id="home-grid"):
+            for i, (key, label) in enumerate(CHOICES, start=1):
+                button = Button(f"{i}  {label}", id=f"home-{key}", classes="home-choice")
+                yield button
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#home-card", Button).focus()
+
+    def on_screen_resume(self) -> None:
+        app: Any = self.app
+        app.refresh_status()
+
+    @on(Button.Pressed, ".home-choice")
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.action_choose((event.button.id or "").removeprefix("home-"))
+
+    def action_choose(self, key: str) -> None:
+        app: Any = self.app
+        app.start_task(key)
+
+    def action_lock(self) -> None:
+        app: Any = self.app
+        app.lock()
+
+    def on_wedge_scan(self, payload: str) -> None:
+        """A card scanned with the keyboard-wedge scanner on the home screen starts a payment."""
+        app: Any = self.app
+        app.start_task("card", payload=payload)

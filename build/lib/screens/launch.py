@@ -1,0 +1,118 @@
+"""Start the TUI: ``sente-pos demo`` (sandbox + simulated camera) and ``sente-pos run`` (kiosk)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from pos.config import Settings, ensure_home
+
+DEMO_SUPERVISOR = ("boss", "9999")
+DEMO_CASHIER = ("amina", "1111")
+
+
+def _close(term: Any) -> None:
+    with contextlib.suppress(Exception):
+        asyncio.run(term.aclose())
+
+
+def demo_settings(sb: Any) -> Settings:
+    from pydantic import SecretStr
+
+    from pos.config import PatasenteSettings, PawaCardSettings, PrinterSettings
+    from pos.sandbox import data
+
+    return Settings(
+        terminal_id="DEMO-01",
+        merchant_name=data.MERCHANT_NAME,
+        patasente=PatasenteSettings(
+            base_url=sb.patasente_url, username=data.MERCHANT_CODE,
+            password=SecretStr(data.MERCHANT_PASSWORD), connect_timeout=1.0, read_timeout=10.0),
+        pawacard=PawaCardSettings(
+            base_url=sb.pawacard_url, username=data.VENDOR_USERNAME,
+            password=SecretStr(data.VENDOR_PASSWORD), connect_timeout=1.0, read_timeout=10.0,
+            poll_interval=1.0, max_polls=15),
+        printer=PrinterSettings(kind="none"),
+    )
+
+
+def run_demo(home: Path | None = None, *, console: bool = False) -> int:
+    """The whole product on a laptop: no hardware, no network."""
+    from hardware.simcam import SimulatedCamera
+    from pos.sandbox import data
+    from pos.sandbox.server import SandboxServer
+    from pos.terminal import Terminal
+    from screens.app import make_app
+
+    home = home or Path(tempfile.mkdtemp(prefix="sente-pos-demo-"))
+    os.environ["SENTE_POS_HOME"] = str(home)
+    ensure_home(home)
+    with SandboxServer(port=0) as sb:
+        settings = demo_settings(sb)
+        term = Terminal.open_sync(settings)
+        if not term.has_operators():
+            term.add_operator(DEMO_SUPERVISOR[0], "supervisor", DEMO_SUPERVISOR[1])
+            term.add_operator(DEMO_CASHIER[0], "cashier", DEMO_CASHIER[1])
+        scanner = SimulatedCamera([c.payload for c in data.DEMO_CARDS])
+        app = make_app(settings, term, scanner, None, kiosk=False,
+                       theme="console" if console else "default",
+                       sign_in_hint=(f"Demo: cashier {DEMO_CASHIER[0]} PIN {DEMO_CASHIER[1]}, "
+                                     f"supervisor {DEMO_SUPERVISOR[0]} PIN "
+                                     f"{DEMO_SUPERVISOR[1]}. F3 on the scan screen shows the "
+                                     "next demo card."))
+        try:
+            app.run()
+        finally:
+            _close(term)
+    print(f"Demo data kept in {home}. Operators: {DEMO_CASHIER[0]} PIN {DEMO_CASHIER[1]}, "
+          f"supervisor {DEMO_SUPERVISOR[0]} PIN {DEMO_SUPERVISOR[1]}.", file=sys.stderr)
+    return 0
+
+
+def _watchdog(app: Any, stop: threading.Event, interval: float) -> None:
+    """Ping systemd only while the app's event loop really answers."""
+    from pos import sdnotify
+
+    while not stop.wait(interval):
+        try:
+            app.call_from_thread(lambda: None)
+        except Exception:  # the loop is gone or stuck: stop pinging, systemd restarts us
+            return
+        sdnotify.watchdog()
+
+
+def run_kiosk(settings: Settings, *, console: bool = False) -> int:
+    """The configured terminal: real camera, printer, kiosk options from settings."""
+    from hardware.camera import CameraScanner
+    from hardware.printer import make_printer
+    from pos import sdnotify
+    from pos.terminal import Terminal
+    from screens.app import make_app
+
+    printer = make_printer(settings.printer)
+    term = Terminal.open_sync(settings, printer=printer)
+    cam = settings.camera
+    source: int | str = int(cam.device) if cam.device.isdigit() else cam.device
+    scanner = CameraScanner(source, on_scan=lambda _payload: None, width=cam.width,
+                            height=cam.height, fps=cam.fps)
+    theme = "console" if console else settings.kiosk.theme
+    app = make_app(settings, term, scanner, printer, kiosk=settings.kiosk.enabled, theme=theme)
+    stop = threading.Event()
+    interval = sdnotify.watchdog_interval()
+    if interval:
+        threading.Thread(target=_watchdog, args=(app, stop, interval / 2), daemon=True,
+                         name="watchdog").start()
+    sdnotify.ready("Sente POS starting")
+    try:
+        app.run()
+    finally:
+        stop.set()
+        sdnotify.stopping()
+        _close(term)
+    return 0

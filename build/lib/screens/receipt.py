@@ -1,0 +1,119 @@
+"""The end of every sale: the result, then the receipt (print, show or skip)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import events, on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import Button, Static
+
+from screens.dialogs import ChoiceDialog, Step
+from screens.widgets import ReceiptView, TokenDisplay
+
+HEADLINES = {
+    "approved": ("APPROVED", "result-approved"),
+    "declined": ("DECLINED", "result-declined"),
+    "offline": ("ACCEPTED OFFLINE", "result-offline"),
+    "pending": ("PENDING", "result-offline"),
+    "failed": ("FAILED", "result-declined"),
+    "refunded": ("FAILED - CARD CREDITED BACK", "result-declined"),
+}
+
+EXPLAIN = {
+    "offline": "The link is down. The sale is saved and will be sent automatically.",
+    "pending": "The provider has not finished yet. The terminal keeps asking; the token "
+               "will be in the journal and can be reprinted.",
+}
+
+
+class ResultScreen(Step[bool]):
+    """Approved / declined (with the provider's reason) / offline / pending."""
+
+    BINDINGS = [Binding("escape", "done", "Done"), Binding("enter", "done", "Done")]
+
+    def __init__(self, status: str, message: str, amount_text: str = "",
+                 token: str | None = None, extra: list[str] | None = None) -> None:
+        super().__init__("Result")
+        self.status = status
+        self.message = message
+        self.amount_text = amount_text
+        self.token = token
+        self.extra = extra or []
+
+    def body(self) -> ComposeResult:
+        headline, css = HEADLINES.get(self.status, (self.status.upper(), "result-offline"))
+        if self.amount_text:
+            headline += f"  {self.amount_text}"
+        yield Static(headline, classes=f"result-headline {css}", id="result-headline",
+                     markup=False)
+        if self.token:
+            yield TokenDisplay(self.token, id="result-token")
+        if self.message:
+            yield Static(self.message, classes="step-note", id="result-message", markup=False)
+        if self.extra:
+            yield Static("\n".join(self.extra), classes="result-extra", markup=False)
+        if self.status in EXPLAIN:
+            yield Static(EXPLAIN[self.status], classes="step-note", markup=False)
+        yield Button("OK", id="result-ok", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#result-ok", Button).focus()
+
+    @on(Button.Pressed, "#result-ok")
+    def action_done(self) -> None:
+        self.dismiss(True)
+
+    def action_cancel(self) -> None:
+        self.dismiss(True)
+
+
+class ReceiptScreen(Step[bool]):
+    """The receipt on screen; P prints it."""
+
+    BINDINGS = [Binding("escape", "cancel", "Close"), Binding("p", "print", "Print")]
+
+    def __init__(self, ref: str, *, duplicate: bool = False) -> None:
+        super().__init__("Receipt" + (" (DUPLICATE)" if duplicate else ""))
+        self.ref = ref
+        self.duplicate = duplicate
+
+    def body(self) -> ComposeResult:
+        from pos.receipts import render_text
+
+        app: Any = self.app
+        receipt = app.terminal.receipt(self.ref, duplicate=self.duplicate)
+        text = render_text(receipt, app.settings.printer.columns)
+        yield ReceiptView(text, id="receipt-view")
+
+    def action_print(self) -> None:
+        app: Any = self.app
+        self.notify(app.terminal.print_receipt(self.ref, duplicate=self.duplicate))
+
+    def on_key(self, event: events.Key) -> None:
+        if event.key == "enter":
+            event.stop()
+            self.dismiss(True)
+
+
+async def offer_receipt(app: Any, ref: str, *, duplicate: bool = False) -> None:
+    """Print / show / skip."""
+    choice = await app.push_screen_wait(
+        ChoiceDialog("Receipt", [("print", "Print"), ("show", "Show on screen"),
+                                 ("skip", "No receipt")])
+    )
+    if choice == "print":
+        message = app.terminal.print_receipt(ref, duplicate=duplicate)
+        app.notify(message)
+    elif choice == "show":
+        await app.push_screen_wait(ReceiptScreen(ref, duplicate=duplicate))
+
+
+async def finish_sale(app: Any, result: Any, amount_text: str = "",
+                      extra: list[str] | None = None) -> None:
+    """Show a ``SaleResult`` and, unless it was declined, offer its receipt."""
+    await app.push_screen_wait(ResultScreen(result.status, result.message, amount_text,
+                                            token=result.token, extra=extra))
+    if result.status != "declined":
+        await offer_receipt(app, result.ref)

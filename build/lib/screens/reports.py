@@ -1,0 +1,103 @@
+"""X report, Z (day close, supervisor override when items are unsynced), and sync now."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from pos.errors import InputError, PosError
+from screens.dialogs import ConfirmDialog, Step
+
+
+class ReportScreen(Step[str]):
+    """A report as it would print; P prints it, Z closes the day."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Back"),
+        Binding("p", "print", "Print"),
+        Binding("z", "close_day", "Close day (Z)"),
+    ]
+
+    def __init__(self, report: Any) -> None:
+        super().__init__(f"{report.kind} report")
+        self.report = report
+
+    def body(self) -> ComposeResult:
+        from pos.reports import render_report
+
+        app: Any = self.app
+        self.text = render_report(self.report, app.settings.printer.columns)
+        yield VerticalScroll(Static(self.text, classes="receipt-paper report-text",
+                                    markup=False, id="report-text"))
+
+    def action_print(self) -> None:
+        app: Any = self.app
+        printer = getattr(app.terminal, "printer", None) or app.printer
+        if printer is None:
+            self.notify("No printer: the report is on screen")
+        elif hasattr(printer, "print_text"):
+            try:
+                printer.print_text(self.text)
+            except Exception as exc:
+                self.notify(getattr(exc, "message", "The printer failed"), severity="error")
+            else:
+                self.notify("Printed")
+        else:
+            self.notify("This printer cannot print reports yet", severity="warning")
+
+    def action_close_day(self) -> None:
+        self.dismiss("z")
+
+
+async def close_day(app: Any) -> Any:
+    if not await app.push_screen_wait(ConfirmDialog(
+            "Close the day", "Print the Z report and start a new day?")):
+        return None
+    try:
+        return app.terminal.close_day()
+    except InputError as exc:
+        if not await app.push_screen_wait(ConfirmDialog(
+                "Day close", f"{exc.message}\n\nOverride with a supervisor PIN?")):
+            return None
+    supervisor = await app.ask_supervisor("close the day with unsynced items")
+    if supervisor is None:
+        return None
+    return app.terminal.close_day(override_by=supervisor)
+
+
+async def reports(app: Any) -> None:
+    report = app.terminal.x_report()
+    while report is not None:
+        choice = await app.push_screen_wait(ReportScreen(report))
+        if choice != "z" or report.kind == "Z":
+            return
+        report = await close_day(app)
+
+
+async def _probe_then_sync(app: Any) -> Any:
+    """The cashier asked: probe the links now (floats are a cheap request) rather than
+    wait for the link monitor's back-off, then drain the outbox."""
+    with contextlib.suppress(PosError):
+        await app.terminal.refresh_floats(probe=True)
+    return await app.terminal.sync_now(probe=True)
+
+
+async def sync_now(app: Any) -> None:
+    rep = await app.busy("Sending queued transactions...", _probe_then_sync(app))
+    if rep.busy:
+        await app.show_message("Sync", "A sync is already running.")
+        return
+    parts = [f"Settled: {len(rep.settled)}", f"Declined: {len(rep.declined)}",
+             f"Failed: {len(rep.failed)}", f"Pending: {len(rep.pending)}",
+             f"Still queued: {rep.remaining}"]
+    if rep.offline:
+        parts.insert(0, "The link is still down.")
+    if rep.declined:
+        parts.append("Declined offline sales are flagged in the journal (F).")
+    severity = "warning" if rep.declined or rep.failed or rep.offline else "information"
+    await app.show_message("Sync", "\n".join(parts), severity)

@@ -1,0 +1,138 @@
+"""Settings (supervisor only): credentials masked, offline limits, printer, camera, kiosk, theme.
+
+Saved with ``pos.config.save_settings`` (config.toml, mode 0600). A password
+field left empty keeps the stored password; passwords are never shown.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import SecretStr, ValidationError
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+
+from pos.config import Settings, save_settings
+from screens.dialogs import Step
+from screens.widgets import PosInput
+
+# (section, field, label, kind) ; kind: text | secret | int | float | bool | select:<a,b>
+FIELDS: list[tuple[str, str, str, str]] = [
+    ("patasente", "base_url", "Patasente URL", "text"),
+    ("patasente", "username", "Patasente user", "text"),
+    ("patasente", "password", "Patasente password", "secret"),
+    ("pawacard", "base_url", "PawaCard URL", "text"),
+    ("pawacard", "username", "PawaCard user", "text"),
+    ("pawacard", "password", "PawaCard password", "secret"),
+    ("offline", "enabled", "Sell offline", "bool"),
+    ("offline", "max_amount", "Offline max per sale", "int"),
+    ("offline", "max_total", "Offline max outstanding", "int"),
+    ("offline", "max_count", "Offline max count", "int"),
+    ("offline", "max_age_hours", "Offline max age (h)", "float"),
+    ("printer", "kind", "Printer", "select:none,usb,serial,network,file"),
+    ("printer", "columns", "Printer columns", "int"),
+    ("camera", "device", "Camera device", "text"),
+    ("kiosk", "idle_lock_seconds", "Idle lock (s)", "int"),
+    ("kiosk", "theme", "Theme (next start)", "select:default,console"),
+]
+
+
+def field_id(section: str, name: str) -> str:
+    return f"set-{section}-{name}"
+
+
+def apply_changes(settings: Settings, values: dict[tuple[str, str], Any]) -> Settings:
+    """A new validated Settings with ``values`` applied; an empty secret keeps the old one."""
+    data = settings.model_dump()
+    for (section, name), value in values.items():
+        if isinstance(value, str) and name == "password":
+            if not value:
+                continue
+            value = SecretStr(value)
+        data[section][name] = value
+    for section in ("patasente", "pawacard"):
+        pw = data[section]["password"]
+        if not isinstance(pw, SecretStr):
+            data[section]["password"] = SecretStr(str(pw))
+    return Settings.model_validate(data)
+
+
+class SettingsScreen(Step[Settings]):
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("f2", "save", "Save")]
+
+    def __init__(self, settings: Settings, kiosk: bool) -> None:
+        super().__init__("Settings (supervisor)")
+        self.settings = settings
+        self.kiosk = kiosk
+        self.leave_kiosk = False
+
+    def body(self) -> ComposeResult:
+        yield Static("", id="settings-error", classes="error-text", markup=False)
+        with VerticalScroll(id="settings-form"):
+            for section, name, label, kind in FIELDS:
+                value = getattr(getattr(self.settings, section), name)
+                fid = field_id(section, name)
+                if kind == "bool":
+                    yield Checkbox(label, bool(value), id=fid)
+                    continue
+                yield Label(label)
+                if kind == "secret":
+                    has = bool(value.get_secret_value())
+                    yield PosInput(password=True, id=fid,
+                                   placeholder="******** (unchanged)" if has else "not set")
+                elif kind.startswith("select:"):
+                    options = kind.split(":", 1)[1].split(",")
+                    yield Select([(o, o) for o in options], value=str(value), id=fid,
+                                 allow_blank=False)
+                else:
+                    yield PosInput(str(value), id=fid)
+            yield Button("Save (F2)", id="settings-save", variant="primary")
+            if self.kiosk:
+                yield Button("Leave kiosk mode", id="settings-leave-kiosk")
+
+    def values(self) -> dict[tuple[str, str], Any]:
+        out: dict[tuple[str, str], Any] = {}
+        for section, name, _label, kind in FIELDS:
+            fid = field_id(section, name)
+            if kind == "bool":
+                out[(section, name)] = self.query_one(f"#{fid}", Checkbox).value
+            elif kind.startswith("select:"):
+                out[(section, name)] = self.query_one(f"#{fid}", Select).value
+            else:
+                out[(section, name)] = self.query_one(f"#{fid}", Input).value.strip()
+        return out
+
+    @on(Button.Pressed, "#settings-save")
+    def action_save(self) -> None:
+        try:
+            new = apply_changes(self.settings, self.values())
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            self.query_one("#settings-error", Static).update(f"{where}: {first['msg']}")
+            return
+        save_settings(new)
+        self.dismiss(new)
+
+    @on(Button.Pressed, "#settings-leave-kiosk")
+    def _leave_kiosk(self) -> None:
+        self.leave_kiosk = True
+        self.dismiss(None)
+
+
+async def settings_flow(app: Any) -> None:
+    supervisor = await app.ask_supervisor("change settings")
+    if supervisor is None:
+        return
+    screen = SettingsScreen(app.settings, app.kiosk)
+    new = await app.push_screen_wait(screen)
+    if screen.leave_kiosk:
+        app.kiosk = False
+        app.notify("Kiosk mode is off until the next start")
+        return
+    if new is not None:
+        app.settings = new
+        app.notify("Settings saved. Connections and theme change at the next start.")

@@ -1,0 +1,19 @@
+"""Reusable widgets of the counter screens."""
+
+from screens.widgets.keypad import KeyPressed, NumericKeypad
+from screens.widgets.pin_pad import PinPad
+from screens.widgets.pos_input import PosInput
+from screens.widgets.receipt_view import ReceiptView
+from screens.widgets.status_bar import StatusBar
+from screens.widgets.token_display import TokenDisplay, big_digits
+
+__all__ = [
+    "KeyPressed",
+    "NumericKeypad",
+    "PinPad",
+    "PosInput",
+    "ReceiptView",
+    "StatusBar",
+    "TokenDisplay",
+    "big_digits",
+]

@@ -94,7 +94,7 @@ class CrashHarness:
         return self.rng.uniform(0.55, 1.05) * typical
 
     def cli(self, *args: str, stdin: str | None = None, kill_after: float | None = None,
-            timeout: float = 60.0) -> tuple[int | None, str]:
+            timeout: float = 60.0, command: str | None = None) -> tuple[int | None, str]:
         """Run ``sente-pos ARGS``; SIGKILL it after ``kill_after`` seconds if still running."""
         started = time.monotonic()
         proc = subprocess.Popen(
@@ -115,7 +115,7 @@ class CrashHarness:
             self.counts.kills += 1
             return None, ""
         self.counts.exits[proc.returncode] = self.counts.exits.get(proc.returncode, 0) + 1
-        self._durations.setdefault(args[0], []).append(time.monotonic() - started)
+        self._durations.setdefault(command or args[0], []).append(time.monotonic() - started)
         return proc.returncode, out
 
     def _accepted(self, rc: int | None, out: str) -> None:
@@ -136,6 +136,16 @@ class CrashHarness:
         rc, out = self.cli("card", "debit", card.payload, "--amount", amount, "--wallet",
                            data.CURRENT, "--reason", "crash test", "--json",
                            stdin=f"{card.pin}\n", kill_after=kill_after)
+        self._accepted(rc, out)
+
+    def card_vend(self, meter: str, amount: str = "10", kill: bool = False) -> None:
+        """Card pays for electricity: debit, then vend (refund if the vend fails)."""
+        kill_after = self.kill_time("vend-card") if kill else None
+        card = data.CARD_ACTIVE
+        rc, out = self.cli("vend", meter, "--amount", amount, "--name", "Crash Test",
+                           "--card", card.payload, "--wallet", data.CURRENT, "--no-wait",
+                           "--json", stdin=f"{card.pin}\n", kill_after=kill_after,
+                           command="vend-card")
         self._accepted(rc, out)
 
     def sync(self, kill: bool = False) -> dict[str, Any] | None:
@@ -176,14 +186,16 @@ class CrashHarness:
         done = cancelled = 0
         for t in rows:
             if t.kind == Kind.vend:
-                performed = t.ref in pawa
+                # Delivered = the provider completed it (a failed vend is recorded too).
+                performed = t.ref in pawa and pawa[t.ref].status == 1
                 calls = self.sb.state.pawacard.vend_count(t.ref)
                 if t.state == State.done:
                     done += 1
                     if not performed or pawa[t.ref].token != t.token:
                         problems.append(f"{t.ref} done in the journal, token differs/not vended")
-                elif t.state in (State.cancelled, State.declined):
-                    cancelled += 1
+                elif t.state in (State.cancelled, State.declined, State.failed,
+                                 State.declined_offline):
+                    cancelled += 1  # nothing delivered (failed ones are flagged / refunded)
                     if performed:
                         problems.append(f"{t.ref} {t.state} in the journal but vended")
                 else:
@@ -204,6 +216,25 @@ class CrashHarness:
                         problems.append(f"{t.ref} {t.state} but applied")
                 else:
                     problems.append(f"{t.ref} left {t.state}")
+            elif t.kind == Kind.card_refund:
+                n = pata.applied_count(t.ref)
+                if n > 1 or (t.state == State.done) != (n == 1):
+                    problems.append(f"refund {t.ref} {t.state} but credited {n} times")
+                if t.state != State.done:
+                    problems.append(f"refund {t.ref} left {t.state}")
+        # Card pays for electricity: a charged card ends with power delivered or money back.
+        for t in rows:
+            if t.kind != Kind.card_debit or t.state != State.done:
+                continue
+            if (t.details or {}).get("for") not in ("vend", "postpaid"):
+                continue
+            kids = [by_ref[k.ref] for k in rows if k.parent_ref == t.ref]
+            delivered = [k for k in kids if k.kind in (Kind.vend, Kind.postpaid)
+                         and k.state == State.done]
+            refunded = [k for k in kids if k.kind == Kind.card_refund and k.state == State.done]
+            if len(delivered) + len(refunded) != 1:
+                problems.append(f"card charged by {t.ref}: {len(delivered)} delivered, "
+                                f"{len(refunded)} refunded")
         for ref in self.counts.accepted:
             t = by_ref.get(ref)
             if t is None or t.state != State.done:

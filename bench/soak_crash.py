@@ -1,4 +1,5 @@
-"""Soak version of the crash test: >= 200 SIGKILLs during sales and syncs, then verify.
+"""Soak version of the crash test: >= 200 SIGKILLs during cash vends, card debits,
+card-paid vends and syncs, then verify.
 
     python bench/soak_crash.py [--kills 200] [--seed 1]
 
@@ -50,12 +51,15 @@ def main() -> int:
             if i <= 3:  # calibrate the kill windows on complete runs
                 h.vend(next(pool))
                 h.debit(amount="10")
+                h.card_vend(next(pool))
                 h.sync()
                 continue
-            if roll < 0.45:
+            if roll < 0.35:
                 h.vend(next(pool), kill=True)
-            elif roll < 0.7:
+            elif roll < 0.55:
                 h.debit(amount="10", kill=True)
+            elif roll < 0.75:
+                h.card_vend(next(pool), kill=True)
             else:
                 h.sync(kill=True)
         sb.faults.clear()

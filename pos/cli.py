@@ -150,8 +150,13 @@ def _power_sale(args: argparse.Namespace, settings: Settings, *, postpaid: bool)
     from pos.errors import ProviderUnavailable
     from pos.money import parse_user_amount
 
+    pin = read_pin_from_stdin() if args.card else None
+
     async def body(term: Any) -> int:
         amount = parse_user_amount(args.amount, settings.pawacard.currency)
+        card = await term.lookup_card(args.card) if args.card else None
+        tender = "card" if card else "cash"
+        wallet = (args.wallet or settings.patasente.default_wallet) if card else None
         name = args.name or ""
         if not name and term.link.pawacard.should_try():
             try:
@@ -160,10 +165,9 @@ def _power_sale(args: argparse.Namespace, settings: Settings, *, postpaid: bool)
                 name = info.customer_name
             except ProviderUnavailable:
                 pass  # the sale itself will queue offline
-        if postpaid:
-            res = await term.pay_bill(args.target, amount, name)
-        else:
-            res = await term.sell_token(args.target, amount, name)
+        sell = term.pay_bill if postpaid else term.sell_token
+        res = await sell(args.target, amount, name, tender=tender, card=card, wallet=wallet,
+                         pin=pin)
         if res.status == "pending" and args.wait:
             res = await term.wait_settled(res.ref)
         emit(args, res.to_json(), _sale_text(res))
@@ -438,17 +442,18 @@ def build_parser() -> argparse.ArgumentParser:
     debit.add_argument("--json", action="store_true")
     debit.set_defaults(fn=cmd_card_debit)
 
-    v = add("vend", cmd_vend, "sell a prepaid electricity token (cash)")
+    v = add("vend", cmd_vend, "sell a prepaid electricity token (cash, or --card)")
     v.add_argument("meter")
-    v.add_argument("--amount", required=True)
-    v.add_argument("--name", default="", help="customer name (default: from verify)")
-    v.add_argument("--no-wait", dest="wait", action="store_false",
-                   help="do not poll a pending vend")
-    pp = add("postpaid", cmd_postpaid, "pay a postpaid electricity bill (cash)")
+    pp = add("postpaid", cmd_postpaid, "pay a postpaid electricity bill (cash, or --card)")
     pp.add_argument("account")
-    pp.add_argument("--amount", required=True)
-    pp.add_argument("--name", default="")
-    pp.add_argument("--no-wait", dest="wait", action="store_false")
+    for sp in (v, pp):
+        sp.add_argument("--amount", required=True)
+        sp.add_argument("--name", default="", help="customer name (default: from verify)")
+        sp.add_argument("--card", metavar="PAYLOAD",
+                        help="pay by card (its QR payload); the PIN is read from stdin")
+        sp.add_argument("--wallet", default=None, help="card wallet (with --card)")
+        sp.add_argument("--no-wait", dest="wait", action="store_false",
+                        help="do not poll a pending sale")
 
     add("sync", cmd_sync, "drain the outbox once and print what happened")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.crash_harness import CrashHarness, meters
+from pos.sandbox import data
 from pos.sandbox.server import SandboxServer
 
 pytestmark = pytest.mark.slow
@@ -74,3 +75,26 @@ def test_kills_during_sales_and_sync_lose_nothing(sb: SandboxServer, tmp_path: P
     result = h.verify()
     assert result["kills"] >= 6
     assert result["done"] >= len(h.counts.accepted)
+
+
+def test_kills_during_card_paid_electricity(sb: SandboxServer, tmp_path: Path) -> None:
+    """Card pays for electricity, killed anywhere: every charged card ends with exactly
+    one outcome, power delivered or the money credited back; nothing vended twice."""
+    h = CrashHarness(tmp_path, sb, seed=5)
+    ms = meters(10, start=700)
+    sb.faults.add(provider="*", endpoint="*", mode="latency", seconds=0.2, count=None)
+    h.card_vend(ms[0])  # calibrates the kill window (with the latency)
+    for i, meter in enumerate(ms[1:], start=1):
+        if i % 3 == 0:  # some vends fail: the card must be credited back
+            sb.faults.add(provider="pawacard", endpoint="vend", mode="drop_after_commit",
+                          count=1)
+        h.card_vend(meter, kill=True)
+        if i % 4 == 0:
+            h.sync(kill=True)
+    h.card_vend(data.METER_FAIL, kill=False)  # a vend that fails: refunded
+    sb.faults.clear()
+    final = h.settle()
+    assert final is not None and final["remaining"] == 0
+    result = h.verify()
+    assert result["kills"] >= 5
+    assert result["journal_rows"] >= 10  # kills landed during the sales, not only start-up

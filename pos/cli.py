@@ -510,6 +510,11 @@ def main(argv: list[str] | None = None) -> int:
         return fail(args, exc)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (``sente-pos scan ... | head``): stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OTHER
     except Exception as exc:  # the last line of defence: a message, never a traceback
         log.exception("unexpected error in %s", args.command)
         msg = f"unexpected error ({type(exc).__name__}); details in the log"

@@ -53,6 +53,8 @@ def test_console_like_getty(unit: dict[str, dict[str, list[str]]]) -> None:
     s, u = unit["Service"], unit["Unit"]
     assert s["TTYPath"] == ["/dev/tty1"]
     assert s["StandardInput"] == ["tty"] and s["StandardOutput"] == ["tty"]
+    # Textual renders on stderr: with stderr elsewhere the console would stay blank.
+    assert s["StandardError"] == ["tty"]
     for key in ("TTYReset", "TTYVHangup", "TTYVTDisallocate"):
         assert s[key] == ["yes"], key
     assert "getty@tty1.service" in words(u["Conflicts"])

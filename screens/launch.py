@@ -75,15 +75,27 @@ def run_demo(home: Path | None = None, *, console: bool = False) -> int:
     return 0
 
 
-def _watchdog(app: Any, stop: threading.Event, interval: float) -> None:
-    """Ping systemd only while the app's event loop really answers."""
+def _notifier(app: Any, stop: threading.Event, interval: float | None) -> None:
+    """Tell systemd READY once the app's event loop answers (the first screen is up),
+    then ping the watchdog only while the loop keeps answering."""
     from pos import sdnotify
 
-    while not stop.wait(interval):
+    def answers() -> bool:
         try:
             app.call_from_thread(lambda: None)
-        except Exception:  # the loop is gone or stuck: stop pinging, systemd restarts us
-            return
+        except Exception:  # not running yet, or gone
+            return False
+        return True
+
+    while not stop.wait(0.1):
+        if answers():
+            sdnotify.ready("Sente POS ready")
+            break
+    if not interval:
+        return
+    while not stop.wait(interval):
+        if not answers():
+            return  # stuck or gone: stop pinging, systemd restarts us
         sdnotify.watchdog()
 
 
@@ -104,11 +116,8 @@ def run_kiosk(settings: Settings, *, console: bool = False) -> int:
     theme = "console" if console else settings.kiosk.theme
     app = make_app(settings, term, scanner, printer, kiosk=settings.kiosk.enabled, theme=theme)
     stop = threading.Event()
-    interval = sdnotify.watchdog_interval()
-    if interval:
-        threading.Thread(target=_watchdog, args=(app, stop, interval / 2), daemon=True,
-                         name="watchdog").start()
-    sdnotify.ready("Sente POS starting")
+    threading.Thread(target=_notifier, args=(app, stop, sdnotify.watchdog_interval()),
+                     daemon=True, name="sd-notify").start()
     try:
         app.run()
     finally:

@@ -191,3 +191,38 @@ def test_watchdog_interval() -> None:
     assert sdnotify.watchdog_interval({**usec, "WATCHDOG_PID": "999999999"}) is None
     assert sdnotify.watchdog_interval({}) is None
     assert sdnotify.watchdog_interval({"WATCHDOG_USEC": "soon"}) is None
+
+
+def test_ready_once_the_app_answers_then_watchdog_while_it_does(tmp_path, monkeypatch):
+    """READY=1 only when the event loop answers; WATCHDOG=1 stops when it no longer does."""
+    import socket
+    import threading
+
+    from screens.launch import _notifier
+
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(3)
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+
+    class FakeApp:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def call_from_thread(self, fn):  # not running for 2 calls, then 3 answers, then stuck
+            self.calls += 1
+            if self.calls <= 2 or self.calls > 5:
+                raise RuntimeError("App is not running")
+            return fn()
+
+    stop = threading.Event()
+    t = threading.Thread(target=_notifier, args=(FakeApp(), stop, 0.05), daemon=True)
+    t.start()
+    got = [sock.recv(1000).decode() for _ in range(3)]
+    t.join(timeout=3)
+    stop.set()
+    assert got[0].startswith("READY=1")
+    assert got[1:] == ["WATCHDOG=1", "WATCHDOG=1"]
+    assert not t.is_alive()  # the loop stopped answering: no more pings
+    sock.close()

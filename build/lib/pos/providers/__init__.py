@@ -1,1 +1,0 @@
-"""Provider clients: Patasente (cards, float) and PawaCard (electricity)."""

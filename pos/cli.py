@@ -212,7 +212,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_journal(args: argparse.Namespace, settings: Settings) -> int:
     import datetime as dt
 
-    from pos.journal import Journal, State, export_csv
+    from pos.journal import SYNC_STATES, Journal, State, export_csv
 
     home = ensure_home()
     journal = Journal.open(home / "journal.db")
@@ -236,7 +236,7 @@ def cmd_journal(args: argparse.Namespace, settings: Settings) -> int:
             rows = journal.flagged()
         else:
             if args.status == "unsynced":
-                states = [State.queued, State.sending, State.unknown, State.pending]
+                states = list(SYNC_STATES)
             elif args.status:
                 try:
                     states = [State(args.status)]
@@ -394,13 +394,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sente-pos", description="Sente POS terminal")
     sub = p.add_subparsers(dest="command", required=True)
 
-    def add(name: str, fn: Callable[..., int], help_: str, *, json_flag: bool = True
-            ) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help_)
+    def add(name: str, fn: Callable[..., int], help_: str, *, json_flag: bool = True,
+            under: Any = None) -> argparse.ArgumentParser:
+        sp = (under or sub).add_parser(name, help=help_)
         sp.set_defaults(fn=fn)
         if json_flag:
             sp.add_argument("--json", action="store_true", help="print one JSON document")
         return sp
+
+    def group(name: str, help_: str) -> Any:
+        return sub.add_parser(name, help=help_).add_subparsers(dest="action", required=True)
 
     d = add("demo", cmd_demo, "the TUI against the built-in sandbox", json_flag=False)
     d.add_argument("--home", help="data directory for the demo (default: a fresh temp dir)")
@@ -421,26 +424,18 @@ def build_parser() -> argparse.ArgumentParser:
                          "modes: latency http500 http503 http429 drop_before drop_after_commit "
                          "html empty badjson pending; more at runtime via POST /_control/faults")
 
-    cfg = sub.add_parser("config", help="settings")
-    cfg_sub = cfg.add_subparsers(dest="action", required=True)
-    cs = cfg_sub.add_parser("show", help="print the effective settings, secrets masked")
-    cs.add_argument("--json", action="store_true")
-    cs.set_defaults(fn=cmd_config_show)
+    cfg = group("config", "settings")
+    add("show", cmd_config_show, "print the effective settings, secrets masked", under=cfg)
 
-    card = sub.add_parser("card", help="look up or debit a card")
-    card_sub = card.add_subparsers(dest="action", required=True)
-    show = card_sub.add_parser("show", help="parse a card QR payload and look the card up")
+    card = group("card", "look up or debit a card")
+    show = add("show", cmd_card_show, "parse a card QR payload and look the card up", under=card)
     show.add_argument("payload")
     show.add_argument("--offline", action="store_true", help="only parse, no request")
-    show.add_argument("--json", action="store_true")
-    show.set_defaults(fn=cmd_card_show)
-    debit = card_sub.add_parser("debit", help="debit a card (PIN read from stdin)")
+    debit = add("debit", cmd_card_debit, "debit a card (PIN read from stdin)", under=card)
     debit.add_argument("payload")
     debit.add_argument("--amount", required=True)
     debit.add_argument("--wallet", default=None)
     debit.add_argument("--reason", default="POS sale")
-    debit.add_argument("--json", action="store_true")
-    debit.set_defaults(fn=cmd_card_debit)
 
     v = add("vend", cmd_vend, "sell a prepaid electricity token (cash, or --card)")
     v.add_argument("meter")
@@ -479,21 +474,15 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--camera", default=None, help="device index or path: scan live")
     sc.add_argument("--timeout", type=float, default=60.0)
 
-    cards = sub.add_parser("cards", help="printable card QR images")
-    cards_sub = cards.add_subparsers(dest="action", required=True)
-    mk = cards_sub.add_parser("make", help="render the sandbox cards' QR images into DIR")
+    cards = group("cards", "printable card QR images")
+    mk = add("make", cmd_cards_make, "render the sandbox cards' QR images into DIR", under=cards)
     mk.add_argument("dir")
     mk.add_argument("--qr-only", action="store_true", help="the bare QR symbol, not a card")
-    mk.add_argument("--json", action="store_true")
-    mk.set_defaults(fn=cmd_cards_make)
 
-    op = sub.add_parser("operator", help="manage operators")
-    op_sub = op.add_subparsers(dest="action", required=True)
-    oa = op_sub.add_parser("add", help="add a cashier or supervisor (PIN on stdin)")
+    op = group("operator", "manage operators")
+    oa = add("add", cmd_operator_add, "add a cashier or supervisor (PIN on stdin)", under=op)
     oa.add_argument("name")
     oa.add_argument("--role", choices=["cashier", "supervisor"], default="cashier")
-    oa.add_argument("--json", action="store_true")
-    oa.set_defaults(fn=cmd_operator_add)
     return p
 
 

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pos.errors import InputError
-from pos.journal import Journal, State, Tender, Txn
+from pos.journal import SYNC_STATES, Journal, State, Tender, Txn
 from pos.money import Money
 
 #: States that count as a completed sale in the totals.
 _DONE = {State.done}
 #: Accepted sales not yet settled with the provider.
-_OUTSTANDING = {State.queued, State.sending, State.unknown, State.pending}
+_OUTSTANDING = SYNC_STATES
 #: Cash taken at the counter that is still in the drawer (accepted, not refused).
 _CASH_KEPT = _DONE | _OUTSTANDING | {State.declined_offline, State.failed, State.expired}
 

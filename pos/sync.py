@@ -136,8 +136,7 @@ class SyncEngine:
         return total
 
     def outstanding(self) -> int:
-        return len(self.ctx.journal.list(states=[State.queued, State.sending, State.unknown,
-                                                 State.pending], limit=100_000))
+        return self.ctx.journal.unsynced().count
 
     # ------------------------------------------------------------- a pass
     async def _pass(self, report: SyncReport, limit: int) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from pos import reports
 from pos.config import Settings, ensure_home
 from pos.errors import InputError, PosError, ProviderUnavailable
-from pos.journal import Event, Journal, Kind, State, Txn
+from pos.journal import SYNC_STATES, Event, Journal, Kind, State, Txn
 from pos.link import LinkMonitor
 from pos.money import Money
 from pos.operators import Operator, Role, hash_pin, validate_operator_pin, verify_pin
@@ -35,7 +35,6 @@ from pos.vault import Vault
 
 log = logging.getLogger(__name__)
 
-_OUTSTANDING = [State.queued, State.sending, State.unknown, State.pending]
 
 
 @dataclass(frozen=True)
@@ -118,10 +117,7 @@ class Terminal:
 
     # ------------------------------------------------------------ status
     def status(self) -> TerminalStatus:
-        outstanding = self.journal.list(states=_OUTSTANDING, limit=100_000)
-        totals: dict[str, int] = {}
-        for t in outstanding:
-            totals[t.amount.currency] = totals.get(t.amount.currency, 0) + t.amount.minor
+        unsynced = self.journal.unsynced()
         low = any(
             m is not None and m.major < self.settings.low_float_warning
             for m in self._floats.values()
@@ -129,8 +125,8 @@ class Terminal:
         return TerminalStatus(
             online=self.link.online,
             link=self.link.describe(),
-            unsynced_count=len(outstanding),
-            unsynced_total=[Money(v, c) for c, v in sorted(totals.items())],
+            unsynced_count=unsynced.count,
+            unsynced_total=[Money(v, c) for c, v in sorted(unsynced.totals.items())],
             flagged_count=len(self.journal.flagged()),
             pawacard_float=self._floats["pawacard"],
             patasente_float=self._floats["patasente"],
@@ -285,7 +281,7 @@ class Terminal:
         if state == "flagged":
             return self.journal.flagged()
         if state == "unsynced":
-            states = _OUTSTANDING
+            states = list(SYNC_STATES)
         elif state:
             states = [State(state)]
         return self.journal.list(states=states, kinds=[Kind(kind)] if kind else None,

@@ -635,3 +635,20 @@ def test_create_once_per_parent_returns_the_existing_child(tmp_path: Path) -> No
         assert [t.ref for t in j.children(debit.ref)] == [first.ref]
     finally:
         j.close()
+
+
+def test_unsynced_counts_and_sums_per_currency(tmp_path: Path) -> None:
+    from pos.journal import Journal, Kind, State
+    from pos.money import Money
+
+    j = Journal.open(tmp_path / "j.db")
+    try:
+        for amount in (Money(500, "UGX"), Money(700, "UGX"), Money(10000, "KES")):
+            j.create(Kind.vend, amount, operator="a", terminal_id="T", state=State.queued)
+        done = j.create(Kind.vend, Money(900, "UGX"), operator="a", terminal_id="T")
+        j.transition(done.ref, State.sending)
+        j.transition(done.ref, State.done)
+        u = j.unsynced()
+        assert u.count == 3 and u.totals == {"UGX": 1200, "KES": 10000}
+    finally:
+        j.close()

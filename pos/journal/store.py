@@ -494,6 +494,17 @@ class Journal:
             ))
         return Exposure(count=count, totals=totals)
 
+    def unsynced(self) -> Exposure:
+        """Everything with outstanding provider work (queued, sending, unknown, pending),
+        counted and summed in SQL: the status bar asks every second."""
+        sv = [str(s) for s in SYNC_STATES]
+        with self._lock:
+            count, totals = _sum_rows(self._conn.execute(
+                "SELECT currency, COUNT(*) AS n, SUM(amount_minor) AS total FROM txns"
+                f" WHERE state IN ({_placeholders(len(sv))}) GROUP BY currency", sv,
+            ))
+        return Exposure(count=count, totals=totals)
+
     # ------------------------------------------------------------- receipts
     def next_receipt_no(self) -> int:
         """Our next receipt number: monotonically increasing, persisted, never reused."""

@@ -135,11 +135,8 @@ def _queue_offline(ctx: Context, lookup: CardLookup, amount: Money, pin: str | N
     check_offline_debit(ctx.settings.offline, ctx.journal, lookup.card.card_id, amount,
                         lookup.cached, ctx.clock(), wallet=common["wallet"])
     txn = ctx.journal.create(Kind.card_debit, amount, offline=True, **common)
-    if pin:
-        ctx.journal.store_pin(txn.ref, pin)
-    txn = ctx.journal.transition(txn.ref, State.queued, note="accepted offline")
-    return SaleResult("offline", txn.ref,
-                      "Accepted offline: the card will be debited when the link is back", txn)
+    return _hold_offline(ctx, txn, pin, "accepted offline",
+                         "Accepted offline: the card will be debited when the link is back")
 
 
 def _requeue_after_connect_failure(ctx: Context, lookup: CardLookup, txn: Txn,
@@ -151,12 +148,17 @@ def _requeue_after_connect_failure(ctx: Context, lookup: CardLookup, txn: Txn,
     except Declined as exc:
         txn = finish(ctx, txn, State.declined, error=f"link down; {exc.message}")
         return SaleResult("declined", txn.ref, exc.message, txn)
+    return _hold_offline(ctx, txn, pin, "link down: accepted offline",
+                         "Link down: accepted offline, the card will be debited when it is back")
+
+
+def _hold_offline(ctx: Context, txn: Txn, pin: str | None, note: str,
+                  message: str) -> SaleResult:
+    """Store and forward: the PIN sealed in the vault first, then the row queued."""
     if pin:
         ctx.journal.store_pin(txn.ref, pin)
-    txn = ctx.journal.transition(txn.ref, State.queued, note="link down: accepted offline",
-                                 offline=True)
-    return SaleResult("offline", txn.ref,
-                      "Link down: accepted offline, the card will be debited when it is back", txn)
+    txn = ctx.journal.transition(txn.ref, State.queued, note=note, offline=True)
+    return SaleResult("offline", txn.ref, message, txn)
 
 
 async def quote(ctx: Context, lookup: CardLookup, amount: Money) -> Money | None:
@@ -275,7 +277,7 @@ async def activate_sente(ctx: Context, lookup: CardLookup, name: str, phone: str
     except Declined as exc:
         finish(ctx, txn, State.declined, error=exc.message)
         raise
-    except PosErrorTypes as exc:
+    except ProviderError as exc:  # includes OutcomeUnknown / ProviderUnavailable
         finish(ctx, txn, State.declined, error=str(exc))
         raise
     finish(ctx, txn, State.done, note="SMS code sent", provider_txn_id=str(act.user_id))
@@ -301,5 +303,3 @@ async def card_balance(ctx: Context, lookup: CardLookup) -> CardInfo:
     ctx.link.patasente.record_success()
     return info
 
-
-PosErrorTypes = (ProviderError, OutcomeUnknown)

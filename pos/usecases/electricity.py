@@ -61,9 +61,8 @@ def _check_amount(ctx: Context, amount: Money) -> None:
         raise InputError(f"Electricity is sold in {ctx.power_currency}, not {amount.currency}")
     if amount.minor <= 0:
         raise InputError("The amount must be greater than zero")
-    exp_unit = Money(1, amount.currency).major
     if amount.major != amount.major.to_integral_value():
-        raise InputError(f"PawaCard sells whole {amount.currency} amounts (not {exp_unit} steps)")
+        raise InputError(f"PawaCard sells whole {amount.currency} amounts")
 
 
 def recent_meter_sale(ctx: Context, meter: str) -> Txn | None:
@@ -138,18 +137,19 @@ async def _send(ctx: Context, txn: Txn, *, queue_on_connect_failure: bool) -> Sa
         txn = ctx.journal.transition(txn.ref, State.queued, note="link down: will retry")
         return SaleResult("pending", txn.ref, "PawaCard is unreachable: will retry", txn)
     except (OutcomeUnknown, ProviderError) as exc:
-        txn = ctx.journal.transition(txn.ref, State.unknown, error=exc.message)
-        return SaleResult("pending", txn.ref,
-                          "No clear answer from PawaCard yet: the terminal keeps checking by "
-                          "reference. Do not sell again.", txn)
+        return _outcome_unknown(ctx, txn, exc.message)
     link.record_success()
     if outcome.status in (VendStatus.ABSENT, VendStatus.UNKNOWN):
-        txn = ctx.journal.transition(txn.ref, State.unknown,
-                                     error=outcome.message or "no usable answer")
-        return SaleResult("pending", txn.ref,
-                          "No clear answer from PawaCard yet: the terminal keeps checking by "
-                          "reference. Do not sell again.", txn)
+        return _outcome_unknown(ctx, txn, outcome.message or "no usable answer")
     return result_from(ctx, apply_vend_outcome(ctx, txn, outcome), outcome)
+
+
+def _outcome_unknown(ctx: Context, txn: Txn, error: str) -> SaleResult:
+    """Sent, no usable answer: the sync engine queries the ref before anything else."""
+    txn = ctx.journal.transition(txn.ref, State.unknown, error=error)
+    return SaleResult("pending", txn.ref,
+                      "No clear answer from PawaCard yet: the terminal keeps checking by "
+                      "reference. Do not sell again.", txn)
 
 
 async def _request(ctx: Context, txn: Txn) -> VendOutcome:

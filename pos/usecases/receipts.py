@@ -38,13 +38,11 @@ def build_receipt(settings: Settings, journal: Journal, txn: Txn, *,
         marks.add("DUPLICATE")
     if txn.offline and txn.state != State.done:
         marks.add("OFFLINE")
-    if txn.kind in (Kind.vend, Kind.postpaid) and txn.state in (
-        State.queued, State.sending, State.unknown, State.pending
-    ):
+    if txn.kind in (Kind.vend, Kind.postpaid) and txn.needs_sync:
         marks.add("TOKEN PENDING" if txn.kind == Kind.vend else "PENDING")
         notes.append("Token follows when the provider answers" if txn.kind == Kind.vend
                      else "Payment will be confirmed by the provider")
-    elif txn.state in (State.queued, State.sending, State.unknown, State.pending):
+    elif txn.needs_sync:
         marks.add("PENDING")
     if txn.state in (State.declined, State.declined_offline, State.failed, State.expired):
         marks.add("DECLINED")

@@ -6,12 +6,18 @@ in the same run), key-press-to-paint latency through Pilot, and peak RSS of the 
 Each cold start is a fresh subprocess (interpreter start included) that exits as
 soon as the first screen has painted; the figure is the median of ``--runs``.
 Peak RSS is the child's ``ru_maxrss`` from ``os.wait4``. Prints figures; asserts nothing.
+
+Our packages are byte-compiled first, as ``pip install`` does for an installed product
+and for the libraries the bare app imports. Without that, an editable checkout run
+with ``PYTHONDONTWRITEBYTECODE`` set compiles ~50 modules from source on every start
+(~60 ms) that no installed kiosk pays.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import os
 import statistics
 import subprocess
@@ -25,6 +31,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # --------------------------------------------------------------- children
+def _painted(app: Any, screen_type: type | None = None) -> None:
+    """Run ``app`` headless until ``screen_type`` (any, if None) has painted, then print
+    the monotonic time of that paint (the clock is system-wide, so the parent can
+    subtract its spawn time) and the CPU seconds spent until then, and exit."""
+    painted: list[float] = []
+
+    async def pilot(p: Any) -> None:
+        while screen_type is not None and not isinstance(p.app.screen, screen_type):
+            await p.pause(0.001)
+        await p.pause()  # the screen's first refresh has been processed
+        painted.extend([time.monotonic(), time.process_time()])
+        p.app.exit()
+
+    app.run(headless=True, size=(80, 24), auto_pilot=pilot)
+    print(*painted)
+
+
 def child_bare() -> None:
     from textual.app import App, ComposeResult
     from textual.widgets import Label
@@ -33,14 +56,10 @@ def child_bare() -> None:
         def compose(self) -> ComposeResult:
             yield Label("hello")
 
-    async def pilot(p: Any) -> None:
-        await p.pause()
-        p.app.exit()
-
-    Bare().run(headless=True, size=(80, 24), auto_pilot=pilot)
+    _painted(Bare())
 
 
-def _sente_app(home: Path) -> Any:
+def _sente_app(home: Path, *, signed_in: bool = True) -> Any:
     os.environ["SENTE_POS_HOME"] = str(home)
     from pos.config import Settings
     from pos.terminal import Terminal
@@ -52,38 +71,40 @@ def _sente_app(home: Path) -> Any:
     term = Terminal.open_sync(settings)
     if not term.has_operators():
         term.add_operator("bench", "cashier", "1111")
-    term.sign_in("bench", "1111")
+    if signed_in:  # the scrypt PIN check (~50 ms) is counted in the home figure
+        term.sign_in("bench", "1111")
     return make_app(settings, term, None, background=False, cursor_blink=False)
 
 
 def child_sente(home: Path) -> None:
     from screens.home import HomeScreen
 
-    app = _sente_app(home)
+    _painted(_sente_app(home), HomeScreen)
 
-    async def pilot(p: Any) -> None:
-        while not isinstance(p.app.screen, HomeScreen):
-            await p.pause(0.001)
-        await p.pause()
-        p.app.exit()
 
-    app.run(headless=True, size=(80, 24), auto_pilot=pilot)
+def child_signin(home: Path) -> None:
+    from screens.signin import SignInScreen
+
+    _painted(_sente_app(home, signed_in=False), SignInScreen)
 
 
 # --------------------------------------------------------------- parent
-def spawn(kind: str, home: Path) -> tuple[float, int]:
-    """Wall seconds from spawn to exit, and the child's peak RSS in KiB."""
+def spawn(kind: str, home: Path) -> tuple[float, float, float, int]:
+    """Seconds from spawn to the first paint, CPU seconds to it, seconds to exit, and the
+    child's peak RSS (KiB)."""
     cmd = [sys.executable, __file__, "--child", kind, "--home", str(home)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    out = proc.stdout.read() if proc.stdout else b""  # EOF when the child exits
     _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - t0
+    exited = time.monotonic() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode != 0:
-        raise SystemExit(f"{kind} child failed ({proc.returncode}):\n{err}")
-    return elapsed, usage.ru_maxrss
+        raise SystemExit(f"{kind} child failed ({proc.returncode}); run it alone: "
+                         f"{' '.join(cmd)}")
+    paint_at, cpu = (float(x) for x in out.decode().split()[-2:])
+    return paint_at - t0, cpu, exited, usage.ru_maxrss
 
 
 async def key_latency(home: Path, presses: int) -> list[float]:
@@ -139,44 +160,66 @@ def _summary(lat: list[float]) -> str:
     return f"median {statistics.median(ms):.1f} ms, p95 {p95:.1f} ms (n={len(ms)})"
 
 
+CHILDREN = {"bare": child_bare, "sente": child_sente, "signin": child_signin}
+LABELS = {"bare": "bare Textual app", "sente": "Sente POS home", "signin": "Sente POS sign-in"}
+
+
+def _ms(xs: list[float]) -> str:
+    return (f"median {statistics.median(xs) * 1000:.0f} ms (min {min(xs) * 1000:.0f}, "
+            f"max {max(xs) * 1000:.0f}, n={len(xs)})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--keys", type=int, default=60)
-    parser.add_argument("--child", choices=["bare", "sente"])
+    parser.add_argument("--child", choices=sorted(CHILDREN))
     parser.add_argument("--home")
     args = parser.parse_args(argv)
     if args.child == "bare":
         child_bare()
         return 0
-    if args.child == "sente":
-        child_sente(Path(args.home))
+    if args.child:
+        CHILDREN[args.child](Path(args.home))  # type: ignore[call-arg]
         return 0
 
+    for package in ("pos", "screens", "hardware"):
+        compileall.compile_dir(ROOT / package, quiet=1)
+    paint: dict[str, list[float]] = {k: [] for k in CHILDREN}
+    cpu: dict[str, list[float]] = {k: [] for k in CHILDREN}
+    exit_: dict[str, list[float]] = {k: [] for k in CHILDREN}
+    rss: dict[str, list[int]] = {k: [] for k in CHILDREN}
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         spawn("sente", home)  # first run creates the journal and the operator
-        bare_t, bare_rss, sente_t, sente_rss = [], [], [], []
-        for _ in range(args.runs):  # interleaved so drift hits both alike
-            t, rss = spawn("bare", home)
-            bare_t.append(t)
-            bare_rss.append(rss)
-            t, rss = spawn("sente", home)
-            sente_t.append(t)
-            sente_rss.append(rss)
+        for _ in range(args.runs):  # interleaved so drift hits all alike
+            for kind in CHILDREN:
+                p, c, e, r = spawn(kind, home)
+                paint[kind].append(p)
+                cpu[kind].append(c)
+                exit_[kind].append(e)
+                rss[kind].append(r)
         lat = asyncio.run(key_latency(home, args.keys))
         bare_lat = asyncio.run(bare_key_latency(args.keys))
 
-    med_bare, med_sente = statistics.median(bare_t), statistics.median(sente_t)
-    print(f"cold start, bare Textual app : median {med_bare * 1000:.0f} ms "
-          f"(min {min(bare_t) * 1000:.0f}, max {max(bare_t) * 1000:.0f}, n={args.runs})")
-    print(f"cold start, Sente POS home   : median {med_sente * 1000:.0f} ms "
-          f"(min {min(sente_t) * 1000:.0f}, max {max(sente_t) * 1000:.0f}, n={args.runs})")
-    print(f"cold start ratio             : {med_sente / med_bare:.2f}x the bare app")
+    bare = statistics.median(paint["bare"])
+    for kind in CHILDREN:
+        print(f"cold start to first paint, {LABELS[kind]:<18}: {_ms(paint[kind])}")
+    for kind in ("sente", "signin"):
+        print(f"cold start ratio, {LABELS[kind]:<18}         : "
+              f"{statistics.median(paint[kind]) / bare:.2f}x the bare app")
+    for kind in CHILDREN:
+        print(f"CPU to first paint, {LABELS[kind]:<18}       : {_ms(cpu[kind])}")
+    bare_cpu = statistics.median(cpu["bare"])
+    for kind in ("sente", "signin"):
+        print(f"CPU ratio, {LABELS[kind]:<18}                : "
+              f"{statistics.median(cpu[kind]) / bare_cpu:.2f}x the bare app")
+    for kind in CHILDREN:
+        print(f"spawn to exit, {LABELS[kind]:<18}            : {_ms(exit_[kind])}")
     print(f"key to paint, amount keypad  : {_summary(lat)}")
     print(f"key to paint, bare app label : {_summary(bare_lat)}  (Pilot's own floor)")
-    print(f"peak RSS, bare Textual app   : {statistics.median(bare_rss) / 1024:.1f} MiB")
-    print(f"peak RSS, Sente POS home     : {statistics.median(sente_rss) / 1024:.1f} MiB")
+    for kind in CHILDREN:
+        print(f"peak RSS, {LABELS[kind]:<18}: {statistics.median(rss[kind]) / 1024:.1f} MiB")
     return 0
 
 

@@ -13,25 +13,25 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pos import reports
 from pos.config import Settings, ensure_home
 from pos.errors import InputError, PosError, ProviderUnavailable
 from pos.journal import SYNC_STATES, Event, Journal, Kind, State, Txn
-from pos.link import LinkMonitor
 from pos.money import Money
 from pos.operators import Operator, Role, hash_pin, validate_operator_pin, verify_pin
-from pos.providers.models import AccountInfo, CardInfo, MeterInfo, SenteActivation
-from pos.providers.patasente import PatasenteClient
-from pos.providers.pawacard import PawaCardClient
-from pos.receipts import Receipt
-from pos.sync import SyncEngine, SyncReport
-from pos.usecases import cards, electricity, voids
 from pos.usecases.context import Context, utcnow
-from pos.usecases.receipts import build_receipt
-from pos.usecases.results import CardLookup, SaleResult
 from pos.vault import Vault
+
+# The use cases, reports and sync engine are imported by the methods that need them:
+# the counter's first screen needs none of them, and start-up time is the cashier's.
+if TYPE_CHECKING:
+    from pos import reports
+    from pos.link import LinkMonitor
+    from pos.providers.models import AccountInfo, CardInfo, MeterInfo, SenteActivation
+    from pos.receipts import Receipt
+    from pos.sync import SyncEngine, SyncReport
+    from pos.usecases.results import CardLookup, SaleResult
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class TerminalStatus:
 class Terminal:
     def __init__(self, ctx: Context, *, printer: Any = None) -> None:
         self.ctx = ctx
-        self.sync_engine = SyncEngine(ctx)
+        self._sync_engine: SyncEngine | None = None
         self.printer = printer
         self.operator: Operator | None = None
         self._floats: dict[str, Money | None] = {"pawacard": None, "patasente": None}
@@ -86,22 +86,22 @@ class Terminal:
         vault = Vault.open(home / "device.key")
         journal = Journal.open(home / "journal.db", vault=vault)
         journal.sending_lease = settings.sync.sending_lease_seconds
-        ctx = Context(
-            settings=settings,
-            journal=journal,
-            patasente=PatasenteClient(settings.patasente, settings.card_currency),
-            pawacard=PawaCardClient(settings.pawacard),
-            operator=operator,
-            clock=clock or utcnow,
-        )
+        ctx = Context(settings=settings, journal=journal, operator=operator,
+                      clock=clock or utcnow)
         return cls(ctx, printer=printer)
 
     async def aclose(self) -> None:
         with contextlib.suppress(Exception):
-            await self.ctx.patasente.aclose()
-        with contextlib.suppress(Exception):
-            await self.ctx.pawacard.aclose()
+            await self.ctx.aclose_clients()
         self.ctx.journal.close()
+
+    @property
+    def sync_engine(self) -> SyncEngine:
+        if self._sync_engine is None:
+            from pos.sync import SyncEngine
+
+            self._sync_engine = SyncEngine(self.ctx)
+        return self._sync_engine
 
     @property
     def settings(self) -> Settings:
@@ -209,51 +209,77 @@ class Terminal:
 
     # ------------------------------------------------------------- cards
     async def lookup_card(self, payload: str) -> CardLookup:
+        from pos.usecases import cards
+
         return await cards.lookup_card(self.ctx, payload)
 
     async def quote(self, lookup: CardLookup, amount: Money) -> Money | None:
+        from pos.usecases import cards
+
         return await cards.quote(self.ctx, lookup, amount)
 
     async def pay_by_card(self, lookup: CardLookup, amount: Money, wallet: str, pin: str | None,
                           reason: str) -> SaleResult:
+        from pos.usecases import cards
+
         return await cards.pay_by_card(self.ctx, lookup, amount, wallet, pin, reason)
 
     async def activate_gift(self, lookup: CardLookup, pin: str, phone_number: str | None = None,
                             card_names: str | None = None) -> SaleResult:
+        from pos.usecases import cards
+
         return await cards.activate_gift(self.ctx, lookup, pin, phone_number, card_names)
 
     async def activate_sente(self, lookup: CardLookup, name: str, phone: str, email: str | None,
                              pin: str, document_b64: str) -> SenteActivation:
+        from pos.usecases import cards
+
         return await cards.activate_sente(self.ctx, lookup, name, phone, email, pin, document_b64)
 
     async def verify_sente_code(self, user_id: int, phone: str, code: str) -> str:
+        from pos.usecases import cards
+
         return await cards.verify_sente_code(self.ctx, user_id, phone, code)
 
     async def top_up(self, lookup: CardLookup, amount: Money, reason: str,
                      supervisor: Operator) -> SaleResult:
+        from pos.usecases import cards
+
         if not supervisor.is_supervisor:
             raise InputError("A supervisor must approve a top-up or refund")
         return await cards.top_up(self.ctx, lookup, amount, reason, supervisor.name)
 
     async def lock_card(self, lookup: CardLookup) -> str:
+        from pos.usecases import cards
+
         return (await cards.set_locked(self.ctx, lookup, True)).message
 
     async def unlock_card(self, lookup: CardLookup) -> str:
+        from pos.usecases import cards
+
         return (await cards.set_locked(self.ctx, lookup, False)).message
 
     async def card_balance(self, lookup: CardLookup) -> CardInfo:
+        from pos.usecases import cards
+
         return await cards.card_balance(self.ctx, lookup)
 
     # ------------------------------------------------------- electricity
     async def verify_meter(self, meter: str) -> MeterInfo:
+        from pos.usecases import electricity
+
         return await electricity.verify_meter(self.ctx, meter)
 
     async def verify_account(self, account: str) -> AccountInfo:
+        from pos.usecases import electricity
+
         return await electricity.verify_account(self.ctx, account)
 
     async def sell_token(self, meter: str, amount: Money, customer_name: str, *,
                          tender: str = "cash", card: CardLookup | None = None,
                          wallet: str | None = None, pin: str | None = None) -> SaleResult:
+        from pos.usecases import electricity
+
         return await electricity.sell(self.ctx, Kind.vend, meter, amount, customer_name,
                                       tender=tender, card=card, wallet=wallet,  # type: ignore[arg-type]
                                       pin=pin)
@@ -261,16 +287,22 @@ class Terminal:
     async def pay_bill(self, account: str, amount: Money, customer_name: str, *,
                        tender: str = "cash", card: CardLookup | None = None,
                        wallet: str | None = None, pin: str | None = None) -> SaleResult:
+        from pos.usecases import electricity
+
         return await electricity.sell(self.ctx, Kind.postpaid, account, amount, customer_name,
                                       tender=tender, card=card, wallet=wallet,  # type: ignore[arg-type]
                                       pin=pin)
 
     async def wait_settled(self, ref: str, *, interval: float | None = None,
                            max_polls: int | None = None) -> SaleResult:
+        from pos.usecases import electricity
+
         return await electricity.wait_settled(self.ctx, ref, interval=interval,
                                               max_polls=max_polls)
 
     def sale_result(self, ref: str) -> SaleResult:
+        from pos.usecases import electricity
+
         return electricity.result_from(self.ctx, self.journal.require(ref))
 
     # ----------------------------------------------------------- journal
@@ -291,6 +323,8 @@ class Terminal:
         return self.journal.require(ref), self.journal.events(ref)
 
     def receipt(self, ref: str, duplicate: bool = False) -> Receipt:
+        from pos.usecases.receipts import build_receipt
+
         return build_receipt(self.settings, self.journal, self.journal.require(ref),
                              duplicate=duplicate)
 
@@ -324,16 +358,22 @@ class Terminal:
 
     async def void(self, ref: str, supervisor: Operator, reason: str = "") -> SaleResult:
         """Cancel a queued sale, or credit back a settled card payment (supervisor only)."""
+        from pos.usecases import voids
+
         if not supervisor.is_supervisor:
             raise InputError("A supervisor must approve a void")
         return await voids.void(self.ctx, ref, supervisor.name, reason)
 
     # ----------------------------------------------------------- reports
     def x_report(self) -> reports.Report:
+        from pos import reports
+
         return reports.x_report(self.journal, terminal_id=self.settings.terminal_id,
                                 now=self.ctx.clock())
 
     def close_day(self, override_by: Operator | None = None) -> reports.Report:
+        from pos import reports
+
         if override_by is not None and not override_by.is_supervisor:
             raise InputError("Only a supervisor can override the day close")
         return reports.close_day(self.journal, terminal_id=self.settings.terminal_id,

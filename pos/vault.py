@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING
 
 from pos.config import write_secret_file
 from pos.errors import PosError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -26,15 +27,26 @@ class VaultError(PosError):
 
 
 class Vault:
-    """Seals small secrets with the device key. ``repr`` never shows the key."""
+    """Seals small secrets with the device key. ``repr`` never shows the key.
 
-    __slots__ = ("_aead", "path")
+    The cipher (and the cryptography library behind it) is loaded on the first seal or
+    open: most start-ups never touch a sealed PIN, and the import costs ~20 ms."""
+
+    __slots__ = ("_aead", "_key", "path")
 
     def __init__(self, key: bytes, path: Path | None = None) -> None:
         if len(key) != KEY_BYTES:
             raise VaultError(f"The device key must be {KEY_BYTES} bytes")
-        self._aead = AESGCM(key)
+        self._key = key
+        self._aead: AESGCM | None = None
         self.path = path
+
+    def _cipher(self) -> AESGCM:
+        if self._aead is None:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+            self._aead = AESGCM(self._key)
+        return self._aead
 
     def __repr__(self) -> str:
         return f"Vault(path={str(self.path)!r})"
@@ -62,13 +74,15 @@ class Vault:
     def encrypt(self, plaintext: bytes, aad: bytes) -> bytes:
         """``nonce || ciphertext+tag``; ``aad`` binds the blob to its owner (the ref)."""
         nonce = os.urandom(NONCE_BYTES)
-        return nonce + self._aead.encrypt(nonce, plaintext, aad)
+        return nonce + self._cipher().encrypt(nonce, plaintext, aad)
 
     def decrypt(self, blob: bytes, aad: bytes) -> bytes:
         if len(blob) < NONCE_BYTES + 16:
             raise VaultError("Sealed data is too short")
+        from cryptography.exceptions import InvalidTag
+
         try:
-            return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
+            return self._cipher().decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
         except InvalidTag as exc:
             raise VaultError(
                 "Sealed data does not open with this device key (wrong key or tampered)"

@@ -17,9 +17,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Input, Label, Static
+from textual.widgets import Button, Input, Label, Static
 
-from screens.widgets import PosInput, StatusBar
+from screens.widgets import KeyBar, PosInput, StatusBar
 
 T = TypeVar("T")
 
@@ -40,7 +40,7 @@ class Step(ModalScreen[T]):
             if self.step_title:
                 yield Label(self.step_title, classes="step-title")
             yield from self.body()
-        yield Footer()
+        yield KeyBar()
 
     def body(self) -> ComposeResult:
         yield from ()

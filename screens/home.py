@@ -9,9 +9,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Label
+from textual.widgets import Button, Label
 
-from screens.widgets import StatusBar
+from screens.widgets import KeyBar, StatusBar
 
 CHOICES: tuple[tuple[str, str], ...] = (
     ("card", "Card payment"),
@@ -48,7 +48,7 @@ class HomeScreen(Screen[None]):
             for i, (key, label) in enumerate(CHOICES, start=1):
                 button = Button(f"{i}  {label}", id=f"home-{key}", classes="home-choice")
                 yield button
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#home-card", Button).focus()

@@ -169,3 +169,21 @@ async def test_status_bar_shows_offline_and_operator(home, term):
         # console theme: no rounded/heavy box drawing and no bullets
         for glyph in "╭╮╰╯━┃●▔▁":
             assert glyph not in text, glyph
+
+
+async def test_key_bar_shows_the_screens_keys_and_a_tap_presses_one(home, term):
+    from screens.widgets import KeyBar
+
+    term.add_operator("ann", "cashier", "1111")
+    term.sign_in("ann", "1111")
+    app = app_for(term.settings, term)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        bar = app.screen.query_one(KeyBar)
+        line = str(bar.render())
+        assert "l Lock" in line and "q Quit" in line
+        assert "Card payment" not in line  # the 1-8 choices are not shown (show=False)
+        # A tap on "Lock" presses l: the cashier is signed out and the PIN is asked.
+        await pilot.click(KeyBar, offset=(line.index("Lock"), 0))
+        await wait_screen(pilot, SignInScreen)
+        assert term.operator is None

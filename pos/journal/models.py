@@ -8,7 +8,6 @@ from typing import Any
 
 from pos.journal.states import Kind, State, Tender, is_final, is_flagged, needs_sync
 from pos.money import Money
-from pos.providers.models import format_token
 
 
 def iso(value: datetime) -> str:
@@ -75,6 +74,8 @@ class Txn:
 
     @property
     def token_groups(self) -> str:
+        from pos.providers.models import format_token  # the clients' module: loaded on use
+
         return format_token(self.token) if self.token else ""
 
     def to_json(self) -> dict[str, Any]:

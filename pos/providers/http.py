@@ -24,13 +24,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
-
 if TYPE_CHECKING:  # httpx costs ~140 ms to import: loaded on the first request
     import httpx
 
@@ -329,6 +322,13 @@ async def retrying(
     errors: tuple[type[Exception], ...] = (
         (ProviderUnavailable, Transient) if idempotent else (ProviderUnavailable,)
     )
+    from tenacity import (  # loaded with the first request, like httpx
+        AsyncRetrying,
+        retry_if_exception_type,
+        stop_after_attempt,
+        wait_exponential,
+    )
+
     retryer = AsyncRetrying(
         stop=stop_after_attempt(max(1, policy.attempts)),
         wait=wait_exponential(multiplier=policy.wait_initial, max=policy.wait_max),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,13 +23,49 @@ def utcnow() -> dt.datetime:
 
 @dataclass
 class Context:
+    """The provider clients are built from the settings on first use (or passed in):
+    the counter's first screen sends nothing, and the clients' modules cost start-up."""
+
     settings: Settings
     journal: Journal
-    patasente: PatasenteClient
-    pawacard: PawaCardClient
     link: LinkMonitor = field(default_factory=LinkMonitor)
     operator: str = "system"
     clock: Callable[[], dt.datetime] = utcnow
+    _patasente: PatasenteClient | None = field(default=None, repr=False)
+    _pawacard: PawaCardClient | None = field(default=None, repr=False)
+
+    @property
+    def patasente(self) -> PatasenteClient:
+        if self._patasente is None:
+            from pos.providers.patasente import PatasenteClient
+
+            self._patasente = PatasenteClient(self.settings.patasente,
+                                              self.settings.card_currency)
+        return self._patasente
+
+    @patasente.setter
+    def patasente(self, client: PatasenteClient) -> None:
+        self._patasente = client
+
+    @property
+    def pawacard(self) -> PawaCardClient:
+        if self._pawacard is None:
+            from pos.providers.pawacard import PawaCardClient
+
+            self._pawacard = PawaCardClient(self.settings.pawacard)
+        return self._pawacard
+
+    @pawacard.setter
+    def pawacard(self, client: PawaCardClient) -> None:
+        self._pawacard = client
+
+    async def aclose_clients(self) -> None:
+        """Close the clients that were built (building one just to close it is waste).
+        Best effort: one failing to close does not keep the other open."""
+        for client in (self._patasente, self._pawacard):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
 
     @property
     def terminal_id(self) -> str:

@@ -1,5 +1,6 @@
 """Reusable widgets of the counter screens."""
 
+from screens.widgets.key_bar import KeyBar
 from screens.widgets.keypad import KeyPressed, NumericKeypad
 from screens.widgets.pin_pad import PinPad
 from screens.widgets.pos_input import PosInput
@@ -8,6 +9,7 @@ from screens.widgets.status_bar import StatusBar
 from screens.widgets.token_display import TokenDisplay, big_digits
 
 __all__ = [
+    "KeyBar",
     "KeyPressed",
     "NumericKeypad",
     "PinPad",

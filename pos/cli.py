@@ -18,6 +18,7 @@ from typing import Any
 
 from pos.config import Settings, ensure_home, load_settings
 from pos.errors import PosError
+from pos.startup import resume_gc
 
 EXIT_OK, EXIT_OTHER, EXIT_DECLINED, EXIT_QUEUED = 0, 1, 2, 3
 log = logging.getLogger("sente_pos")
@@ -486,10 +487,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+TUI_COMMANDS = ("demo", "run")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     settings: Settings | None = None
+    if args.command not in TUI_COMMANDS:
+        resume_gc()  # the TUI resumes it once its first frame is drawn
     try:
         if args.command != "demo":
             settings = load_settings()

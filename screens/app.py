@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ from textual.worker import Worker, WorkerState
 
 from pos.config import Settings
 from pos.errors import PosError
+from pos.startup import resume_gc
 from screens.dialogs import BusyScreen, MessageDialog
 from screens.home import HomeScreen
 from screens.theme import THEMES, css_paths, glyphs
@@ -63,7 +64,8 @@ class SentePOSApp(App[None]):
                  clock: Callable[[], datetime] | None = None, wedge: Any = None,
                  cursor_blink: bool = True, pin_timeout: float = 60.0,
                  id_photo_max_bytes: int = 200_000, background: bool = True,
-                 sign_in_hint: str = "") -> None:
+                 sign_in_hint: str = "",
+                 after_first_paint: Sequence[Callable[[], object]] = ()) -> None:
         chosen = THEMES.get(theme, THEMES["default"])
         # An ANSI theme (the console's) draws in the terminal's own 16 colours.
         super().__init__(css_path=css_paths(theme),  # type: ignore[arg-type]
@@ -87,6 +89,7 @@ class SentePOSApp(App[None]):
         self.errors_shown: list[str] = []
         self.demo_card_index = 0
         self._status: Any = None
+        self._after_first_paint = tuple(after_first_paint)
 
     # ------------------------------------------------------------ wiring
     def _start_with_theme(self, chosen: Theme) -> None:
@@ -133,11 +136,21 @@ class SentePOSApp(App[None]):
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._tick)
-        if self.background:  # off in snapshots and the start-up benchmark
+        if self.background:  # off in snapshots
             self.set_interval(self.FLOAT_REFRESH_SECONDS, self.refresh_floats)
             self.set_interval(max(5.0, self.settings.sync.probe_interval), self.kick_sync)
-            self.refresh_floats()
         self.ensure_operator()
+
+    def on_ready(self) -> None:
+        """The first frame is on the screen: start what it did not need. The float
+        refresh loads the HTTP stack (~100 ms) and the demo's sandbox a web server; done
+        before the first paint, the cashier would wait for both."""
+        resume_gc()  # paused by the entry point for start-up (pos.startup)
+        for hook in self._after_first_paint:
+            self.run_worker(hook, thread=True, group="startup",
+                            name=getattr(hook, "__qualname__", "start-up"), exit_on_error=False)
+        if self.background:
+            self.refresh_floats()
 
     @work(group="floats", exclusive=True, exit_on_error=False)
     async def refresh_floats(self) -> None:
@@ -179,15 +192,25 @@ class SentePOSApp(App[None]):
         return False
 
     # ------------------------------------------------------------ operators
-    @work(group="signin", exclusive=True, exit_on_error=False)
-    async def ensure_operator(self, locked: bool = False) -> None:
+    def ensure_operator(self, locked: bool = False) -> None:
+        """Until an operator is signed in: create the first supervisor, then sign in.
+
+        The screen is pushed at once, not from a worker, so that on a cold start the
+        sign-in screen is the first frame (not the home screen, then sign-in)."""
         from screens.signin import CreateSupervisorScreen, SignInScreen
 
+        if isinstance(self.screen, SignInScreen | CreateSupervisorScreen):
+            return  # already asking
+
+        def again(_result: object) -> None:
+            self.ensure_operator(locked)
+
         if not self.terminal.has_operators():
-            await self.push_screen_wait(CreateSupervisorScreen(self.terminal))
-        while self.terminal.operator is None:
-            await self.push_screen_wait(SignInScreen(self.terminal, locked=locked))
-        self.last_activity = time.monotonic()
+            self.push_screen(CreateSupervisorScreen(self.terminal), again)
+        elif self.terminal.operator is None:
+            self.push_screen(SignInScreen(self.terminal, locked=locked), again)
+        else:
+            self.last_activity = time.monotonic()
 
     def lock(self, locked: bool = False) -> None:
         self.terminal.sign_out()

@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,14 @@ from pos.config import Settings, ensure_home
 
 DEMO_SUPERVISOR = ("boss", "9999")
 DEMO_CASHIER = ("amina", "1111")
+#: Their PINs hashed once, here, instead of on every demo start (the PINs are public:
+#: the sign-in screen shows them). A test checks each hash against its PIN.
+DEMO_PIN_HASHES = {
+    "boss": "scrypt$16384$8$1$NHdRB7WEbBOf/Xtk77JShA==$"
+            "m3bV5i1imNzNVfE3k/2cWh6GIwvBI/V5T5OMnefbocQ=",
+    "amina": "scrypt$16384$8$1$eHSxXbshH4OcBtmfodvndQ==$"
+             "Zskb5y2SZL0dncqScsDeggKuiKXgmyXx0FZcQryRYNs=",
+}
 
 
 def _close(term: Any) -> None:
@@ -42,8 +51,12 @@ def demo_settings(sb: Any) -> Settings:
     )
 
 
-def run_demo(home: Path | None = None, *, console: bool = False) -> int:
-    """The whole product on a laptop: no hardware, no network."""
+@contextlib.contextmanager
+def demo_app(home: Path | None = None, *, console: bool = False) -> Iterator[Any]:
+    """The demo's app: a terminal on the built-in sandbox and a simulated camera.
+
+    The sandbox's port is bound at once (its URLs go into the settings, and requests
+    queue in the backlog), but its web server starts after the first paint."""
     from hardware.simcam import SimulatedCamera
     from pos.sandbox import data
     from pos.sandbox.server import SandboxServer
@@ -53,23 +66,33 @@ def run_demo(home: Path | None = None, *, console: bool = False) -> int:
     home = home or Path(tempfile.mkdtemp(prefix="sente-pos-demo-"))
     os.environ["SENTE_POS_HOME"] = str(home)
     ensure_home(home)
-    with SandboxServer(port=0) as sb:
+    sb = SandboxServer(port=0).reserve()
+    term = None
+    try:
         settings = demo_settings(sb)
         term = Terminal.open_sync(settings)
         if not term.has_operators():
-            term.add_operator(DEMO_SUPERVISOR[0], "supervisor", DEMO_SUPERVISOR[1])
-            term.add_operator(DEMO_CASHIER[0], "cashier", DEMO_CASHIER[1])
+            term.add_hashed_operator(DEMO_SUPERVISOR[0], "supervisor", DEMO_PIN_HASHES["boss"])
+            term.add_hashed_operator(DEMO_CASHIER[0], "cashier", DEMO_PIN_HASHES["amina"])
         scanner = SimulatedCamera([c.payload for c in data.DEMO_CARDS])
-        app = make_app(settings, term, scanner, None, kiosk=False,
+        yield make_app(settings, term, scanner, None, kiosk=False,
                        theme="console" if console else "default",
+                       after_first_paint=[sb.start],
                        sign_in_hint=(f"Demo: cashier {DEMO_CASHIER[0]} PIN {DEMO_CASHIER[1]}, "
                                      f"supervisor {DEMO_SUPERVISOR[0]} PIN "
                                      f"{DEMO_SUPERVISOR[1]}. F3 on the scan screen shows the "
                                      "next demo card."))
-        try:
-            app.run()
-        finally:
+    finally:
+        if term is not None:
             _close(term)
+        sb.stop()
+
+
+def run_demo(home: Path | None = None, *, console: bool = False) -> int:
+    """The whole product on a laptop: no hardware, no network."""
+    home = home or Path(tempfile.mkdtemp(prefix="sente-pos-demo-"))
+    with demo_app(home, console=console) as app:
+        app.run()
     print(f"Demo data kept in {home}. Operators: {DEMO_CASHIER[0]} PIN {DEMO_CASHIER[1]}, "
           f"supervisor {DEMO_SUPERVISOR[0]} PIN {DEMO_SUPERVISOR[1]}.", file=sys.stderr)
     return 0

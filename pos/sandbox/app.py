@@ -23,6 +23,7 @@ from pos.sandbox import faults as faultmod
 from pos.sandbox import patasente, pawacard
 from pos.sandbox.faults import Fault, FaultError
 from pos.sandbox.state import SandboxState
+from pos.sandbox.urls import CONTROL_PREFIX, PATASENTE_PREFIX, PAWACARD_PREFIX
 from pos.sandbox.wire import Reply, Req
 
 Scope = MutableMapping[str, Any]
@@ -30,9 +31,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-PAWACARD_PREFIX = "/pawacard/v3/"
-PATASENTE_PREFIX = "/patasente/phantom-api/"
-CONTROL_PREFIX = "/_control/"
 
 _PROVIDERS: dict[str, tuple[str, Callable[[SandboxState, Req], Reply]]] = {
     PAWACARD_PREFIX: (pawacard.PROVIDER, pawacard.handle),

@@ -11,45 +11,56 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 import threading
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any
-
-import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
-from uvicorn.server import ServerState
+from typing import TYPE_CHECKING, Any
 
 from pos.sandbox import data
-from pos.sandbox.app import PATASENTE_PREFIX, PAWACARD_PREFIX, create_app
-from pos.sandbox.faults import CURRENT_TRANSPORT, FaultRegistry
-from pos.sandbox.state import SandboxClock, SandboxState
+from pos.sandbox.urls import PATASENTE_PREFIX, PAWACARD_PREFIX
+
+# The web stack (uvicorn, starlette) and the simulators' state are imported when a
+# server starts, not with this module: the demo binds its port and paints its first
+# screen before serving.
+if TYPE_CHECKING:
+    import uvicorn
+
+    from pos.sandbox.faults import FaultRegistry
+    from pos.sandbox.state import SandboxClock, SandboxState
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 10.0
 
 
-class SandboxProtocol(H11Protocol):
-    """uvicorn's h11 protocol that lets a fault reach the connection's transport.
+@functools.cache
+def sandbox_protocol() -> type[asyncio.Protocol]:
+    """uvicorn's h11 protocol, subclassed so a fault can reach the connection's transport.
 
     Request tasks are created from ``data_received`` and copy the current
     context, so the transport set here is the one of the request's connection.
     """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        # Headers and body leave in two writes: without TCP_NODELAY the second
-        # waits for the client's delayed ACK (40 ms a request on Linux).
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().connection_made(transport)
+    from pos.sandbox.faults import CURRENT_TRANSPORT
 
-    def data_received(self, data: bytes) -> None:
-        CURRENT_TRANSPORT.set(self.transport)
-        super().data_received(data)
+    class SandboxProtocol(H11Protocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            # Headers and body leave in two writes: without TCP_NODELAY the second
+            # waits for the client's delayed ACK (40 ms a request on Linux).
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            super().connection_made(transport)
+
+        def data_received(self, data: bytes) -> None:
+            CURRENT_TRANSPORT.set(self.transport)
+            super().data_received(data)
+
+    return SandboxProtocol
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -74,6 +85,8 @@ class _QuietFaults(logging.Filter):
 
 
 def _config(app: Any, host: str, port: int) -> uvicorn.Config:
+    import uvicorn
+
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).setLevel(logging.WARNING)
     error_log = logging.getLogger("uvicorn.error")
@@ -81,7 +94,7 @@ def _config(app: Any, host: str, port: int) -> uvicorn.Config:
         error_log.addFilter(_QuietFaults())
     logging.getLogger("uvicorn.access").disabled = True
     return uvicorn.Config(
-        app, host=host, port=port, http=SandboxProtocol, ws="none", lifespan="off",
+        app, host=host, port=port, http=sandbox_protocol(), ws="none", lifespan="off",
         loop="asyncio", log_config=None, access_log=False, server_header=False,
         proxy_headers=False, interface="asgi3",
         # Longer than any client's keep-alive, so the client always closes an idle
@@ -100,18 +113,42 @@ class SandboxServer:
         ``daily_limit``: vends per meter per day (None or 0: none). Both are set on
         the state, also on a ``state`` passed in; ``latency`` is added to every
         provider request."""
-        self.state = state or SandboxState()
-        self.state.throttle_seconds = float(throttle_seconds)
-        self.state.daily_limit = daily_limit
+        self._state = state
+        self._limits = (float(throttle_seconds), daily_limit)
+        if state is not None:
+            self._apply_limits(state)
         self.host = host
         self.port = port
         self.latency = latency
-        self.app = create_app(self.state, latency=latency)
+        self._app: Any = None
+        self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._started = threading.Event()
         self._error: BaseException | None = None
+
+    def _apply_limits(self, state: SandboxState) -> None:
+        state.throttle_seconds, state.daily_limit = self._limits
+
+    @property
+    def state(self) -> SandboxState:
+        """The simulators' data (demo cards, meters, floats, faults, clock)."""
+        if self._state is None:
+            from pos.sandbox.state import SandboxState
+
+            self._state = SandboxState()
+            self._apply_limits(self._state)
+        return self._state
+
+    @property
+    def app(self) -> Any:
+        """The ASGI app of both providers (built on first use: it imports the web stack)."""
+        if self._app is None:
+            from pos.sandbox.app import create_app
+
+            self._app = create_app(self.state, latency=self.latency)
+        return self._app
 
     # ------------------------------------------------------------------ urls
     @property
@@ -153,12 +190,21 @@ class SandboxServer:
             self.start()
 
     # ------------------------------------------------------------- lifecycle
+    def reserve(self) -> SandboxServer:
+        """Bind the port now, so the URLs are known and connections queue in the backlog
+        until :meth:`start` serves them (the demo starts serving after its first paint)."""
+        if self._sock is None and not self.running:
+            self._sock = _bind(self.host, self.port)
+            self.port = self._sock.getsockname()[1]
+        return self
+
     def start(self) -> SandboxServer:
         """Start serving; returns once the socket accepts connections."""
         if self.running:
             return self
-        sock = _bind(self.host, self.port)
-        self.port = sock.getsockname()[1]
+        self.reserve()
+        sock, self._sock = self._sock, None
+        assert sock is not None
         self._loop = loop = asyncio.new_event_loop()
         self._started = threading.Event()
         self._error = None
@@ -179,6 +225,8 @@ class SandboxServer:
         Not ``uvicorn.Server``: its shutdown sleeps a fixed 0.1 s + a 0.1 s tick,
         which would cost 0.2 s per test; here stop() takes milliseconds.
         """
+        from uvicorn.server import ServerState
+
         asyncio.set_event_loop(loop)
         server_state = ServerState()
         try:
@@ -188,8 +236,8 @@ class SandboxServer:
             self._stopping = stopping
 
             def factory() -> asyncio.Protocol:
-                return SandboxProtocol(config=config, server_state=server_state,
-                                       app_state={}, _loop=loop)
+                return sandbox_protocol()(config=config,  # type: ignore[call-arg]
+                                          server_state=server_state, app_state={}, _loop=loop)
 
             server = loop.run_until_complete(
                 loop.create_server(factory, sock=sock, backlog=config.backlog))
@@ -222,6 +270,9 @@ class SandboxServer:
     def stop(self) -> None:
         """Stop serving and release the port (open connections are cut)."""
         thread, loop, stopping = self._thread, self._loop, self._stopping
+        if self._sock is not None:  # reserved, never served
+            self._sock.close()
+            self._sock = None
         if thread is None or loop is None:
             return
         if stopping is not None and not loop.is_closed():
@@ -300,9 +351,15 @@ def serve_forever(host: str = HOST, port: int = 8765, *, throttle_seconds: float
     Prints :func:`describe` once the port is bound unless ``quiet``. Extra
     ``opts`` go to :class:`SandboxState` (``vendor_float``, ``prepaid_float``).
     """
+    from pos.sandbox.state import SandboxState
+
     state = SandboxState(throttle_seconds=throttle_seconds, daily_limit=daily_limit, **opts)
     for fault in faults or []:
         state.faults.add(**fault)
+    import uvicorn
+
+    from pos.sandbox.app import create_app
+
     app = create_app(state, latency=latency)
     sock = _bind(host, port)
     port = sock.getsockname()[1]

@@ -1,0 +1,61 @@
+"""``sente-pos demo``: the app on the built-in sandbox, which starts serving after the
+first paint, with the demo operators' PINs hashed in advance."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pos.operators import is_pin_hash, verify_pin
+from pos.terminal import Terminal
+from screens.home import HomeScreen
+from screens.launch import DEMO_CASHIER, DEMO_PIN_HASHES, DEMO_SUPERVISOR, demo_app
+from screens.signin import SignInScreen
+from tests.screens_support import screen_text, type_text, wait_for, wait_screen
+
+
+@pytest.mark.parametrize("name, pin", [DEMO_SUPERVISOR, DEMO_CASHIER])
+def test_demo_pin_hashes_match_the_pins_shown(name, pin):
+    assert verify_pin(pin, DEMO_PIN_HASHES[name])
+    assert not verify_pin("0000", DEMO_PIN_HASHES[name])
+
+
+def test_a_hashed_operator_is_checked_like_any_other(tmp_path, monkeypatch):
+    from pos.errors import InputError
+    from tests.screens_support import make_settings
+
+    monkeypatch.setenv("SENTE_POS_HOME", str(tmp_path))
+    term = Terminal.open_sync(make_settings(tmp_path))
+    try:
+        with pytest.raises(InputError):
+            term.add_hashed_operator("eve", "cashier", "1111")  # a PIN is not a hash
+        assert not is_pin_hash("scrypt$x$8$1$a$b") and not term.has_operators()
+        term.add_hashed_operator("boss", "supervisor", DEMO_PIN_HASHES["boss"])
+        with pytest.raises(InputError):
+            term.sign_in("boss", "1234")
+        assert term.sign_in("boss", "9999").is_supervisor
+    finally:
+        term.journal.close()
+
+
+def test_demo_paints_sign_in_first_then_serves_the_sandbox(tmp_path, monkeypatch):
+    monkeypatch.setenv("SENTE_POS_HOME", str(tmp_path))
+
+    async def drive(app) -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_screen(pilot, SignInScreen)
+            assert "Demo: cashier amina PIN 1111" in screen_text(app)
+            await wait_for(pilot, lambda: sandbox.running, what="the sandbox serving")
+            await type_text(pilot, "amina")
+            await pilot.press("enter", *"1111", "enter")
+            await wait_screen(pilot, HomeScreen)
+            # The floats came from the sandbox (requests queued while it started).
+            await wait_for(pilot, lambda: "UGX 500,000" in screen_text(app),
+                           what="the Patasente float")
+
+    with demo_app(tmp_path / "demo") as app:
+        sandbox = app._after_first_paint[0].__self__
+        assert not sandbox.running  # bound, not yet serving: nothing delays the first paint
+        asyncio.run(drive(app))
+    assert not sandbox.running  # the demo's sandbox stops with the app

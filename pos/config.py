@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import os
 import stat
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-import platformdirs
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -29,7 +27,11 @@ APP_NAME = "sente-pos"
 def data_home() -> Path:
     """``$SENTE_POS_HOME`` or the platform's user data directory."""
     env = os.environ.get("SENTE_POS_HOME")
-    return Path(env).expanduser() if env else Path(platformdirs.user_data_dir(APP_NAME))
+    if env:
+        return Path(env).expanduser()
+    import platformdirs  # only without $SENTE_POS_HOME (the kiosk sets it): ~5 ms
+
+    return Path(platformdirs.user_data_dir(APP_NAME))
 
 
 def ensure_home(home: Path | None = None) -> Path:
@@ -237,6 +239,8 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: Any) -> Settings:
     """Load settings; a broken config.toml becomes a clear error, not a traceback."""
+    import tomllib
+
     from pos.errors import InputError
 
     try:

@@ -22,7 +22,6 @@ from textual.worker import Worker, WorkerState
 from pos.config import Settings
 from pos.errors import PosError
 from pos.startup import resume_gc
-from screens.dialogs import BusyScreen, MessageDialog
 from screens.home import HomeScreen
 from screens.theme import THEMES, css_paths, glyphs
 
@@ -222,6 +221,8 @@ class SentePOSApp(App[None]):
         limit = self.settings.kiosk.idle_lock_seconds
         if limit <= 0 or self.terminal.operator is None:
             return
+        from screens.dialogs import BusyScreen
+
         if isinstance(self.screen, BusyScreen | SignInScreen | CreateSupervisorScreen):
             return
         if time.monotonic() - self.last_activity >= limit:
@@ -271,10 +272,14 @@ class SentePOSApp(App[None]):
 
     async def busy(self, text: str, awaitable: Awaitable[T]) -> T:
         """Await ``awaitable`` behind a 'please wait' box; its error is re-raised here."""
+        from screens.dialogs import BusyScreen
+
         outcome = await self.push_screen_wait(BusyScreen(text, awaitable))
         return outcome.unwrap()
 
     async def show_message(self, title: str, message: str, severity: str = "information") -> None:
+        from screens.dialogs import MessageDialog
+
         await self.push_screen_wait(MessageDialog(title, message, severity))
 
     @on(Worker.StateChanged)
@@ -290,6 +295,8 @@ class SentePOSApp(App[None]):
             message = GENERIC_ERROR
             log.error("%s failed", event.worker.name, exc_info=error)
         self.errors_shown.append(message)
+        from screens.dialogs import MessageDialog
+
         self.push_screen(MessageDialog("Not completed", message, "error"))
 
     # ------------------------------------------------------------ actions

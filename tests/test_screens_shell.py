@@ -32,6 +32,14 @@ async def term(home):
     await t.aclose()
 
 
+@pytest.fixture
+def ann(term):
+    """The terminal with cashier ann (PIN 1111) signed in."""
+    term.add_operator("ann", "cashier", "1111")
+    term.sign_in("ann", "1111")
+    return term
+
+
 async def test_first_run_creates_a_supervisor_then_home(home, term):
     app = app_for(term.settings, term)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -86,10 +94,8 @@ async def test_idle_lock_signs_out_and_asks_for_the_pin(home):
         await term.aclose()
 
 
-async def test_kiosk_quit_needs_the_supervisor_pin(home, term):
+async def test_kiosk_quit_needs_the_supervisor_pin(home, term, ann):
     term.add_operator("boss", "supervisor", "4321")
-    term.add_operator("ann", "cashier", "1111")
-    term.sign_in("ann", "1111")
     app = app_for(term.settings, term, kiosk=True)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
@@ -112,9 +118,7 @@ async def test_kiosk_quit_needs_the_supervisor_pin(home, term):
     assert app.return_code == 0
 
 
-async def test_outside_kiosk_q_quits(home, term):
-    term.add_operator("ann", "cashier", "1111")
-    term.sign_in("ann", "1111")
+async def test_outside_kiosk_q_quits(home, term, ann):
     app = app_for(term.settings, term)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
@@ -123,11 +127,9 @@ async def test_outside_kiosk_q_quits(home, term):
     assert not app.is_running
 
 
-async def test_a_failing_worker_shows_one_plain_message(home, term):
+async def test_a_failing_worker_shows_one_plain_message(home, term, ann):
     from pos.errors import ProviderError
 
-    term.add_operator("ann", "cashier", "1111")
-    term.sign_in("ann", "1111")
     app = app_for(term.settings, term)
 
     async def broken(_app):
@@ -153,9 +155,7 @@ async def test_a_failing_worker_shows_one_plain_message(home, term):
     assert len(app.errors_shown) == 2
 
 
-async def test_status_bar_shows_offline_and_operator(home, term):
-    term.add_operator("ann", "cashier", "1111")
-    term.sign_in("ann", "1111")
+async def test_status_bar_shows_offline_and_operator(home, term, ann):
     app = app_for(term.settings, term, theme="console")
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
@@ -171,11 +171,9 @@ async def test_status_bar_shows_offline_and_operator(home, term):
             assert glyph not in text, glyph
 
 
-async def test_key_bar_shows_the_screens_keys_and_a_tap_presses_one(home, term):
+async def test_key_bar_shows_the_screens_keys_and_a_tap_presses_one(home, term, ann):
     from screens.widgets import KeyBar
 
-    term.add_operator("ann", "cashier", "1111")
-    term.sign_in("ann", "1111")
     app = app_for(term.settings, term)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)

@@ -210,7 +210,14 @@ class Terminal:
         return Operator(rec.name, rec.role)  # type: ignore[arg-type]
 
     def sign_in(self, name: str, pin: str) -> Operator:
-        op = self._check(name, pin)
+        return self._become(self._check(name, pin))
+
+    async def sign_in_async(self, name: str, pin: str) -> Operator:
+        """:meth:`sign_in` with the PIN check in a thread, so the screen stays live while
+        scrypt runs (~50 ms here, a few times that on a Pi; it releases the GIL)."""
+        return self._become(await asyncio.to_thread(self._check, name, pin))
+
+    def _become(self, op: Operator) -> Operator:
         self.operator = op
         self.ctx.operator = op.name
         return op
@@ -227,6 +234,10 @@ class Terminal:
             if verify_pin(pin, rec.pin_hash):
                 return Operator(rec.name, "supervisor")
         raise InputError("Supervisor PIN not accepted")
+
+    async def check_supervisor_async(self, pin: str, name: str | None = None) -> Operator:
+        """:meth:`check_supervisor` in a thread (one scrypt per supervisor)."""
+        return await asyncio.to_thread(self.check_supervisor, pin, name)
 
     # ------------------------------------------------------------- cards
     async def lookup_card(self, payload: str) -> CardLookup:

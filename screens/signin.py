@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input, Label, Static
@@ -31,15 +31,20 @@ class _Form(Step[Any]):
         if idx + 1 < len(inputs):
             inputs[idx + 1].focus()
             return
+        self._submit()
+
+    @work(group="form", exclusive=True, exit_on_error=False)
+    async def _submit(self) -> None:
+        """PIN checks run scrypt in a thread: the screen stays live meanwhile."""
         try:
-            self.submit()
+            await self.submit()
         except PosError as exc:
             self.error(exc.message)
 
     def value(self, id_: str) -> str:
         return self.query_one(f"#{id_}", Input).value
 
-    def submit(self) -> None:
+    async def submit(self) -> None:
         raise NotImplementedError
 
 
@@ -70,12 +75,12 @@ class SignInScreen(_Form):
     def action_cancel(self) -> None:
         """Escape does not skip sign-in."""
 
-    def submit(self) -> None:
+    async def submit(self) -> None:
         pin_input = self.query_one("#signin-pin", Input)
         pin = pin_input.value
         pin_input.value = ""
         try:
-            operator = self.terminal.sign_in(self.value("signin-name").strip(), pin)
+            operator = await self.terminal.sign_in_async(self.value("signin-name").strip(), pin)
         except InputError:
             pin_input.focus()
             raise
@@ -106,7 +111,7 @@ class CreateSupervisorScreen(_Form):
     def action_cancel(self) -> None:
         """Escape does not skip creating the supervisor."""
 
-    def submit(self) -> None:
+    async def submit(self) -> None:
         name = self.value("sup-name").strip()
         pin, pin2 = self.value("sup-pin"), self.value("sup-pin2")
         for id_ in ("sup-pin", "sup-pin2"):
@@ -132,8 +137,8 @@ class SupervisorPinScreen(_Form):
         yield PosInput(password=True, id="supervisor-pin")
         yield Static("", id="form-error", classes="error-text", markup=False)
 
-    def submit(self) -> None:
+    async def submit(self) -> None:
         pin_input = self.query_one("#supervisor-pin", Input)
         pin = pin_input.value
         pin_input.value = ""
-        self.dismiss(self.terminal.check_supervisor(pin))
+        self.dismiss(await self.terminal.check_supervisor_async(pin))

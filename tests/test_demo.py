@@ -59,3 +59,34 @@ def test_demo_paints_sign_in_first_then_serves_the_sandbox(tmp_path, monkeypatch
         assert not sandbox.running  # bound, not yet serving: nothing delays the first paint
         asyncio.run(drive(app))
     assert not sandbox.running  # the demo's sandbox stops with the app
+
+
+async def test_the_pin_check_runs_off_the_event_loop(tmp_path, monkeypatch):
+    """scrypt takes ~50 ms here and more on a Pi: the screen must stay live meanwhile."""
+    from pos.errors import InputError
+    from tests.screens_support import make_settings
+
+    monkeypatch.setenv("SENTE_POS_HOME", str(tmp_path))
+    term = Terminal.open_sync(make_settings(tmp_path))
+    term.add_hashed_operator("boss", "supervisor", DEMO_PIN_HASHES["boss"])
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    try:
+        op = await term.sign_in_async("boss", "9999")
+        assert term.operator == op and op.is_supervisor
+        assert ticks > 10, "the event loop stood still during the PIN check"
+        ticks = 0
+        assert (await term.check_supervisor_async("9999")).name == "boss"
+        assert ticks > 10
+        with pytest.raises(InputError):
+            await term.sign_in_async("boss", "1234")
+    finally:
+        task.cancel()
+        term.journal.close()

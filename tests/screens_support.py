@@ -21,28 +21,39 @@ def make_settings(home: Path, sb: Any = None, **overrides: Any) -> Settings:
     """Settings for a terminal whose data lives in ``home`` (SENTE_POS_HOME must point there)."""
     assert home.exists()
     if sb is not None:
-        env = sb.env()
-        data: dict[str, Any] = {
-            "patasente": {"base_url": sb.patasente_url,
-                          "username": env.get("SENTE_POS_PATASENTE__USERNAME", ""),
-                          "password": env.get("SENTE_POS_PATASENTE__PASSWORD", ""),
-                          "connect_timeout": 1.0, "read_timeout": 5.0},
-            "pawacard": {"base_url": sb.pawacard_url,
-                         "username": env.get("SENTE_POS_PAWACARD__USERNAME", ""),
-                         "password": env.get("SENTE_POS_PAWACARD__PASSWORD", ""),
-                         "poll_interval": 0.05, "max_polls": 10,
-                         "connect_timeout": 1.0, "read_timeout": 5.0},
-        }
-    else:
-        data = {"patasente": {"base_url": DEAD_URL + "patasente/phantom-api/",
-                              "connect_timeout": 0.5},
-                "pawacard": {"base_url": DEAD_URL + "pawacard/v3/", "connect_timeout": 0.5}}
+        return sandbox_settings(sb, **overrides)
+    data: dict[str, Any] = {
+        "patasente": {"base_url": DEAD_URL + "patasente/phantom-api/", "connect_timeout": 0.5},
+        "pawacard": {"base_url": DEAD_URL + "pawacard/v3/", "connect_timeout": 0.5}}
+    return Settings(**_merged(data, overrides))
+
+
+def sandbox_settings(sb: Any, **overrides: Any) -> Settings:
+    """Settings pointing at the sandbox ``sb`` with its credentials; ``overrides`` are
+    merged one level deep (``pawacard={"poll_interval": 0.01}`` keeps the rest)."""
+    env = sb.env()
+    data: dict[str, Any] = {
+        "patasente": {"base_url": sb.patasente_url,
+                      "username": env.get("SENTE_POS_PATASENTE__USERNAME", ""),
+                      "password": env.get("SENTE_POS_PATASENTE__PASSWORD", ""),
+                      "connect_timeout": 1.0, "read_timeout": 5.0},
+        "pawacard": {"base_url": sb.pawacard_url,
+                     "username": env.get("SENTE_POS_PAWACARD__USERNAME", ""),
+                     "password": env.get("SENTE_POS_PAWACARD__PASSWORD", ""),
+                     "poll_interval": 0.05, "max_polls": 10,
+                     "connect_timeout": 1.0, "read_timeout": 5.0},
+    }
+    return Settings(**_merged(data, overrides))
+
+
+def _merged(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    out = dict(data)
     for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
         else:
-            data[key] = value
-    return Settings(**data)
+            out[key] = value
+    return out
 
 
 def app_for(settings: Settings, terminal: Any, scanner: Any = None, **kw: Any) -> Any:

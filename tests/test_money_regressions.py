@@ -25,6 +25,7 @@ from pos.providers.pawacard import parse_vend
 from pos.sandbox import data
 from pos.sandbox.server import SandboxServer
 from pos.terminal import Terminal
+from tests.screens_support import sandbox_settings
 
 
 @pytest.fixture
@@ -34,16 +35,11 @@ def sb() -> Iterator[SandboxServer]:
 
 
 def settings_for(sb: SandboxServer, *, sync: dict[str, Any] | None = None) -> Settings:
-    return Settings.model_validate({
-        "terminal_id": "T-REVIEW",
-        "patasente": {"base_url": sb.patasente_url, "username": data.MERCHANT_CODE,
-                      "password": data.MERCHANT_PASSWORD, "connect_timeout": 0.5,
-                      "read_timeout": 3.0},
-        "pawacard": {"base_url": sb.pawacard_url, "username": data.VENDOR_USERNAME,
-                     "password": data.VENDOR_PASSWORD, "connect_timeout": 0.5,
-                     "read_timeout": 3.0, "poll_interval": 0.01, "max_polls": 10},
-        "sync": {"backoff_base": 0.0, "backoff_max": 0.0, **(sync or {})},
-    })
+    return sandbox_settings(
+        sb, terminal_id="T-REVIEW",
+        patasente={"connect_timeout": 0.5, "read_timeout": 3.0},
+        pawacard={"connect_timeout": 0.5, "read_timeout": 3.0, "poll_interval": 0.01},
+        sync={"backoff_base": 0.0, "backoff_max": 0.0, **(sync or {})})
 
 
 async def _open(sb: SandboxServer, home: Path, monkeypatch: pytest.MonkeyPatch,

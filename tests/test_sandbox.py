@@ -910,3 +910,12 @@ def test_serve_forever_in_a_subprocess(tmp_path: Any) -> None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
     assert proc.returncode in (0, -signal.SIGTERM)
+
+
+@pytest.mark.sandbox(throttle_seconds=0, daily_limit=None)
+def test_the_sandbox_marker_sets_the_fixtures_server_options(sandbox):
+    assert sandbox.state.throttle_seconds == 0 and sandbox.state.daily_limit is None
+
+
+def test_the_sandbox_fixture_without_a_marker_keeps_the_defaults(sandbox):
+    assert sandbox.state.throttle_seconds == 300 and sandbox.state.daily_limit == 5

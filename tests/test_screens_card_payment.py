@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from pos.sandbox import data
-from pos.sandbox.server import SandboxServer
 from pos.terminal import Terminal
 from screens.cards import CardSummaryScreen, HandOverScreen
 from screens.dialogs import ChoiceDialog, MessageDialog
@@ -15,25 +14,11 @@ from screens.receipt import ReceiptScreen, ResultScreen
 from screens.scan import ScanScreen
 from tests.screens_support import (
     app_for,
-    counter_terminal,
     make_settings,
     screen_text,
     wait_for,
     wait_screen,
 )
-
-
-@pytest.fixture
-def sbx():
-    with SandboxServer(port=0) as sb:
-        yield sb
-
-
-@pytest.fixture
-async def term(tmp_path, monkeypatch, sbx):
-    t = await counter_terminal(tmp_path, monkeypatch, sbx)
-    yield t
-    await t.aclose()
 
 
 async def scan(pilot, payload: str) -> None:
@@ -61,8 +46,8 @@ async def pay(pilot, card: data.DemoCard, amount: str, *, wallet_key: str | None
         await pilot.press(*pin, "enter")
 
 
-async def test_approved_card_payment_debits_the_card_once(term, sbx):
-    before = sbx.state.patasente.balance(data.CARD_ACTIVE)
+async def test_approved_card_payment_debits_the_card_once(term, sandbox):
+    before = sandbox.state.patasente.balance(data.CARD_ACTIVE)
     app = app_for(term.settings, term)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
@@ -80,12 +65,12 @@ async def test_approved_card_payment_debits_the_card_once(term, sbx):
         await wait_screen(pilot, HomeScreen)
     txns = term.journal_list()
     assert [(t.kind, t.state, t.amount.minor) for t in txns] == [("card_debit", "done", 5000)]
-    assert sbx.state.patasente.applied_count(txns[0].ref) == 1
-    assert sbx.state.patasente.balance(data.CARD_ACTIVE) == before - 5000
+    assert sandbox.state.patasente.applied_count(txns[0].ref) == 1
+    assert sandbox.state.patasente.balance(data.CARD_ACTIVE) == before - 5000
 
 
-async def test_wrong_pin_is_declined_with_the_providers_reason(term, sbx):
-    before = sbx.state.patasente.balance(data.CARD_ACTIVE)
+async def test_wrong_pin_is_declined_with_the_providers_reason(term, sandbox):
+    before = sandbox.state.patasente.balance(data.CARD_ACTIVE)
     app = app_for(term.settings, term)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
@@ -97,10 +82,10 @@ async def test_wrong_pin_is_declined_with_the_providers_reason(term, sbx):
         await pilot.press("enter")
         await wait_screen(pilot, HomeScreen)  # no receipt offered for a decline
     assert [t.state for t in term.journal_list()] == ["declined"]
-    assert sbx.state.patasente.balance(data.CARD_ACTIVE) == before
+    assert sandbox.state.patasente.balance(data.CARD_ACTIVE) == before
 
 
-async def test_insufficient_balance_is_declined(term, sbx):
+async def test_insufficient_balance_is_declined(term, sandbox):
     app = app_for(term.settings, term)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
@@ -110,10 +95,10 @@ async def test_insufficient_balance_is_declined(term, sbx):
         assert "DECLINED" in text and "UGX 500 available" in text
     # Refused before anything was sent (the balance is known): at most a declined row.
     assert [t.state for t in term.journal_list()] in ([], ["declined"])
-    assert sbx.state.patasente.balance(data.CARD_LOW) == 500
+    assert sandbox.state.patasente.balance(data.CARD_LOW) == 500
 
 
-async def test_a_bad_scan_stays_on_the_scan_screen(term, sbx):
+async def test_a_bad_scan_stays_on_the_scan_screen(term, sandbox):
     app = app_for(term.settings, term)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
@@ -129,8 +114,8 @@ async def test_a_bad_scan_stays_on_the_scan_screen(term, sbx):
 
 
 @pytest.mark.parametrize("step", ["scan", "summary", "amount", "wallet", "handover", "pin"])
-async def test_cancel_at_each_step_changes_nothing(term, sbx, step):
-    before = sbx.state.patasente.balance(data.CARD_ACTIVE)
+async def test_cancel_at_each_step_changes_nothing(term, sandbox, step):
+    before = sandbox.state.patasente.balance(data.CARD_ACTIVE)
     app = app_for(term.settings, term)
     order = [("scan", ScanScreen), ("summary", CardSummaryScreen), ("amount", AmountScreen),
              ("wallet", ChoiceDialog), ("handover", HandOverScreen), ("pin", PinScreen)]
@@ -152,10 +137,10 @@ async def test_cancel_at_each_step_changes_nothing(term, sbx, step):
                 await pilot.press("enter")
         await wait_screen(pilot, HomeScreen)
     assert term.journal_list() == []
-    assert sbx.state.patasente.balance(data.CARD_ACTIVE) == before
+    assert sandbox.state.patasente.balance(data.CARD_ACTIVE) == before
 
 
-async def test_pin_pad_times_out(tmp_path, term, sbx):
+async def test_pin_pad_times_out(tmp_path, term, sandbox):
     app = app_for(term.settings, term, pin_timeout=1.0)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
@@ -167,7 +152,7 @@ async def test_pin_pad_times_out(tmp_path, term, sbx):
     assert term.journal_list() == []
 
 
-async def test_offline_sale_then_sync(term, sbx):
+async def test_offline_sale_then_sync(term, sandbox):
     app = app_for(term.settings, term)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
@@ -178,7 +163,7 @@ async def test_offline_sale_then_sync(term, sbx):
         await wait_screen(pilot, ChoiceDialog)
         await pilot.press("3")
         await wait_screen(pilot, HomeScreen)
-        sbx.stop()
+        sandbox.stop()
         await pay(pilot, data.CARD_NO_PIN, "2000", wallet_key=None)
         await wait_screen(pilot, ResultScreen)
         assert "ACCEPTED OFFLINE" in screen_text(app)
@@ -189,7 +174,7 @@ async def test_offline_sale_then_sync(term, sbx):
         assert "Unsynced 1" in screen_text(app)
         offline = [t for t in term.journal_list() if t.offline]
         assert len(offline) == 1 and offline[0].state == "queued"
-        sbx.start()
+        sandbox.start()
         # The link monitor probes again after its back-off (5 s); until then a sync
         # reports the link as down. Press F5 like a cashier until it goes through.
         for _ in range(12):
@@ -203,16 +188,16 @@ async def test_offline_sale_then_sync(term, sbx):
         assert "Settled: 1" in screen_text(app)
     offline_ref = offline[0].ref
     assert term.journal_detail(offline_ref)[0].state == "done"
-    assert sbx.state.patasente.applied_count(offline_ref) == 1
-    assert sbx.state.patasente.balance(data.CARD_NO_PIN) == 20_000 - 3000
+    assert sandbox.state.patasente.applied_count(offline_ref) == 1
+    assert sandbox.state.patasente.balance(data.CARD_NO_PIN) == 20_000 - 3000
 
 
-async def test_receipt_printed_on_the_printer(tmp_path, monkeypatch, sbx):
+async def test_receipt_printed_on_the_printer(tmp_path, monkeypatch, sandbox):
     from hardware.printer import DummyPrinter
 
     monkeypatch.setenv("SENTE_POS_HOME", str(tmp_path))
     printer = DummyPrinter()
-    t = await Terminal.open(make_settings(tmp_path, sbx), printer=printer)
+    t = await Terminal.open(make_settings(tmp_path, sandbox), printer=printer)
     try:
         t.add_operator("ann", "cashier", "1111")
         t.sign_in("ann", "1111")

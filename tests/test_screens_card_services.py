@@ -6,7 +6,6 @@ import pytest
 
 from hardware.simcam import SimulatedCamera
 from pos.sandbox import data
-from pos.sandbox.server import SandboxServer
 from screens.card_services import KycForm
 from screens.cards import CardSummaryScreen
 from screens.dialogs import ChoiceDialog, ConfirmDialog, MessageDialog, TextPrompt
@@ -17,24 +16,12 @@ from screens.scan import ScanScreen
 from screens.signin import SupervisorPinScreen
 from tests.screens_support import (
     app_for,
-    counter_terminal,
     screen_text,
     type_text,
     wait_screen,
 )
 
-
-@pytest.fixture
-def sbx():
-    with SandboxServer(port=0) as sb:
-        yield sb
-
-
-@pytest.fixture
-async def term(tmp_path, monkeypatch, sbx):
-    t = await counter_terminal(tmp_path, monkeypatch, sbx, supervisor=True)
-    yield t
-    await t.aclose()
+pytestmark = pytest.mark.counter(supervisor=True)
 
 
 async def open_service(pilot, key: str, card: data.DemoCard | None) -> None:
@@ -53,7 +40,7 @@ async def pin_twice(pilot, pin: str) -> None:
         await pilot.press(*pin, "enter")
 
 
-async def test_gift_card_activation_with_a_pin(term, sbx):
+async def test_gift_card_activation_with_a_pin(term, sandbox):
     app = app_for(term.settings, term)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
@@ -65,12 +52,12 @@ async def test_gift_card_activation_with_a_pin(term, sbx):
         await pilot.press("enter")
         await wait_screen(pilot, ResultScreen, timeout=15)
         assert "APPROVED" in screen_text(app)
-    card = sbx.state.patasente.card(data.CARD_GIFT_INACTIVE)
+    card = sandbox.state.patasente.card(data.CARD_GIFT_INACTIVE)
     assert card.status == "active" and card.has_pin
     assert [(t.kind, t.state) for t in term.journal_list()] == [("gift_activation", "done")]
 
 
-async def test_gift_pins_that_differ_are_asked_again(term, sbx):
+async def test_gift_pins_that_differ_are_asked_again(term, sandbox):
     app = app_for(term.settings, term)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
@@ -87,12 +74,12 @@ async def test_gift_pins_that_differ_are_asked_again(term, sbx):
         await wait_screen(pilot, PinScreen)
         await pilot.press("escape")
         await wait_screen(pilot, HomeScreen)
-    assert sbx.state.patasente.card(data.CARD_GIFT_INACTIVE).status == "inactive"
+    assert sandbox.state.patasente.card(data.CARD_GIFT_INACTIVE).status == "inactive"
     assert term.journal_list() == []
 
 
-async def test_top_up_needs_a_supervisor_and_credits_the_card(term, sbx):
-    before = sbx.state.patasente.balance(data.CARD_LOW)
+async def test_top_up_needs_a_supervisor_and_credits_the_card(term, sandbox):
+    before = sandbox.state.patasente.balance(data.CARD_LOW)
     app = app_for(term.settings, term)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
@@ -115,12 +102,12 @@ async def test_top_up_needs_a_supervisor_and_credits_the_card(term, sbx):
         await pilot.press("enter")
         await wait_screen(pilot, ResultScreen, timeout=15)
         assert "APPROVED" in screen_text(app)
-    assert sbx.state.patasente.balance(data.CARD_LOW) == before + 2000
+    assert sandbox.state.patasente.balance(data.CARD_LOW) == before + 2000
     (txn,) = term.journal_list()
     assert (txn.kind, txn.state) == ("card_credit", "done")
 
 
-async def test_lock_then_unlock(term, sbx):
+async def test_lock_then_unlock(term, sandbox):
     app = app_for(term.settings, term)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
@@ -129,12 +116,12 @@ async def test_lock_then_unlock(term, sbx):
             await wait_screen(pilot, ConfirmDialog)
             await pilot.press("1")
             await wait_screen(pilot, ResultScreen, timeout=15)
-            assert sbx.state.patasente.card(data.CARD_ACTIVE).status == status
+            assert sandbox.state.patasente.card(data.CARD_ACTIVE).status == status
             await pilot.press("enter")
             await wait_screen(pilot, HomeScreen)
 
 
-async def test_balance(term, sbx):
+async def test_balance(term, sandbox):
     app = app_for(term.settings, term)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
@@ -144,7 +131,7 @@ async def test_balance(term, sbx):
     assert term.journal_list() == [] or all(t.kind != "card_debit" for t in term.journal_list())
 
 
-async def test_sente_kyc_activation(term, sbx):
+async def test_sente_kyc_activation(term, sandbox):
     camera = SimulatedCamera(fps=30)
     # A photo small enough to travel in the URL: the sandbox does not read the form body
     # the client uses for documents over 8 KB (reported to the lead).
@@ -175,5 +162,5 @@ async def test_sente_kyc_activation(term, sbx):
         await pilot.press(*data.SMS_CODE, "enter")
         await wait_screen(pilot, ResultScreen, timeout=15)
         assert "APPROVED" in screen_text(app)
-    card = sbx.state.patasente.card(data.CARD_SENTE_NEW)
+    card = sandbox.state.patasente.card(data.CARD_SENTE_NEW)
     assert card.status == "active" and card.has_pin

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from pos.sandbox import data
-from pos.sandbox.server import SandboxServer
 from screens.cards import CardSummaryScreen, HandOverScreen
 from screens.dialogs import ChoiceDialog, ConfirmDialog, MessageDialog
 from screens.electricity import NumberScreen
@@ -16,24 +15,12 @@ from screens.scan import ScanScreen
 from screens.widgets import TokenDisplay
 from tests.screens_support import (
     app_for,
-    counter_terminal,
     screen_text,
     wait_for,
     wait_screen,
 )
 
-
-@pytest.fixture
-def sbx():
-    with SandboxServer(port=0, throttle_seconds=0, daily_limit=None) as sb:
-        yield sb
-
-
-@pytest.fixture
-async def term(tmp_path, monkeypatch, sbx):
-    t = await counter_terminal(tmp_path, monkeypatch, sbx)
-    yield t
-    await t.aclose()
+pytestmark = pytest.mark.sandbox(throttle_seconds=0, daily_limit=None)
 
 
 async def start_token(pilot, meter: str, amount: str) -> None:
@@ -48,7 +35,7 @@ async def start_token(pilot, meter: str, amount: str) -> None:
     await wait_screen(pilot, ChoiceDialog)
 
 
-async def test_meter_number_gets_instant_luhn_feedback(term, sbx):
+async def test_meter_number_gets_instant_luhn_feedback(term, sandbox):
     app = app_for(term.settings, term)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
@@ -65,10 +52,10 @@ async def test_meter_number_gets_instant_luhn_feedback(term, sbx):
         await pilot.pause()
         assert "number OK" in screen_text(app)
     assert term.journal_list() == []
-    assert sbx.state.vends_performed == 0
+    assert sandbox.state.vends_performed == 0
 
 
-async def test_cash_token_is_shown_large_and_journaled(term, sbx):
+async def test_cash_token_is_shown_large_and_journaled(term, sandbox):
     app = app_for(term.settings, term)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
@@ -87,10 +74,10 @@ async def test_cash_token_is_shown_large_and_journaled(term, sbx):
     (txn,) = term.journal_list()
     assert (txn.kind, txn.state, txn.tender) == ("vend", "done", "cash")
     assert txn.token and " ".join(txn.token[i:i + 4] for i in range(0, 20, 4)) == token.plain
-    assert sbx.state.vends_performed == 1
+    assert sandbox.state.vends_performed == 1
 
 
-async def test_pending_vend_is_shown_then_completes(term, sbx):
+async def test_pending_vend_is_shown_then_completes(term, sandbox):
     app = app_for(term.settings, term)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
@@ -107,8 +94,8 @@ async def test_pending_vend_is_shown_then_completes(term, sbx):
     assert "pending" in events
 
 
-async def test_token_paid_by_card_then_reprint_last_token(term, sbx):
-    before = sbx.state.patasente.balance(data.CARD_ACTIVE)
+async def test_token_paid_by_card_then_reprint_last_token(term, sandbox):
+    before = sandbox.state.patasente.balance(data.CARD_ACTIVE)
     app = app_for(term.settings, term)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
@@ -140,13 +127,13 @@ async def test_token_paid_by_card_then_reprint_last_token(term, sbx):
         assert "DUPLICATE" in text
         vend = next(t for t in term.journal_list() if t.kind == "vend")
         assert vend.token[:4] in text
-    assert sbx.state.patasente.balance(data.CARD_ACTIVE) != before
+    assert sandbox.state.patasente.balance(data.CARD_ACTIVE) != before
     kinds = sorted((t.kind, t.state) for t in term.journal_list())
     assert ("vend", "done") in kinds and ("card_debit", "done") in kinds
 
 
-async def test_failed_vend_paid_by_card_is_credited_back(term, sbx):
-    before = sbx.state.patasente.balance(data.CARD_NO_PIN)
+async def test_failed_vend_paid_by_card_is_credited_back(term, sandbox):
+    before = sandbox.state.patasente.balance(data.CARD_NO_PIN)
     app = app_for(term.settings, term)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
@@ -166,14 +153,14 @@ async def test_failed_vend_paid_by_card_is_credited_back(term, sbx):
         await wait_screen(pilot, ChoiceDialog)
         await pilot.press("3")
         # The refund goes out in the background as soon as the flow ends.
-        await wait_for(pilot, lambda: sbx.state.patasente.balance(data.CARD_NO_PIN) == before,
+        await wait_for(pilot, lambda: sandbox.state.patasente.balance(data.CARD_NO_PIN) == before,
                        15, "the refund")
     states = {t.kind: t.state for t in term.journal_list()}
     assert states == {"card_debit": "done", "vend": "declined", "card_refund": "done"}
     assert any(t.kind == "card_refund" for t in term.journal_list())
 
 
-async def test_postpaid_bill_cash(term, sbx):
+async def test_postpaid_bill_cash(term, sandbox):
     app = app_for(term.settings, term)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
@@ -198,7 +185,7 @@ async def test_postpaid_bill_cash(term, sbx):
     assert (txn.kind, txn.state, txn.account) == ("postpaid", "done", data.ACCOUNT_OK)
 
 
-async def test_unknown_meter_shows_the_providers_message_and_sells_nothing(term, sbx):
+async def test_unknown_meter_shows_the_providers_message_and_sells_nothing(term, sandbox):
     app = app_for(term.settings, term)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
@@ -211,4 +198,4 @@ async def test_unknown_meter_shows_the_providers_message_and_sells_nothing(term,
         await pilot.press("enter")
         await wait_screen(pilot, HomeScreen)
     assert term.journal_list() == []
-    assert sbx.state.vends_performed == 0
+    assert sandbox.state.vends_performed == 0

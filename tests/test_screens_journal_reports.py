@@ -10,7 +10,6 @@ import pytest
 from pos.journal import Kind, State
 from pos.money import Money
 from pos.sandbox import data
-from pos.sandbox.server import SandboxServer
 from pos.terminal import Terminal
 from screens.dialogs import ConfirmDialog, TextPrompt
 from screens.home import HomeScreen
@@ -21,24 +20,13 @@ from screens.settings import SettingsScreen
 from screens.signin import SupervisorPinScreen
 from tests.screens_support import (
     app_for,
-    counter_terminal,
     screen_text,
     wait_for,
     wait_screen,
 )
 
-
-@pytest.fixture
-def sbx():
-    with SandboxServer(port=0, throttle_seconds=0, daily_limit=None) as sb:
-        yield sb
-
-
-@pytest.fixture
-async def term(tmp_path, monkeypatch, sbx):
-    t = await counter_terminal(tmp_path, monkeypatch, sbx, supervisor=True)
-    yield t
-    await t.aclose()
+pytestmark = [pytest.mark.sandbox(throttle_seconds=0, daily_limit=None),
+              pytest.mark.counter(supervisor=True)]
 
 
 def flagged_debit(term: Terminal) -> str:
@@ -52,7 +40,7 @@ def flagged_debit(term: Terminal) -> str:
     return txn.ref
 
 
-async def test_journal_search_detail_duplicate_and_resolve(term, sbx):
+async def test_journal_search_detail_duplicate_and_resolve(term, sandbox):
     sale = await term.sell_token(data.METER_OK, Money(50000, "KES"), "Bilbo Baggins")
     assert sale.status == "approved"
     ref = flagged_debit(term)
@@ -104,9 +92,9 @@ async def test_journal_search_detail_duplicate_and_resolve(term, sbx):
     assert events[-1].note == "cash collected" and events[-1].operator == "boss"
 
 
-async def test_void_a_card_payment_from_the_journal(term, sbx):
+async def test_void_a_card_payment_from_the_journal(term, sandbox):
     card = data.CARD_ACTIVE
-    before = sbx.state.patasente.balance(card)
+    before = sandbox.state.patasente.balance(card)
     lookup = await term.lookup_card(card.payload)
     paid = await term.pay_by_card(lookup, Money(3000, "UGX"), data.CURRENT, card.pin, "shoes")
     assert paid.status == "approved"
@@ -125,15 +113,15 @@ async def test_void_a_card_payment_from_the_journal(term, sbx):
         await wait_screen(pilot, TextPrompt)
         await pilot.press(*"wrong", "space", *"size", "enter")
         await wait_for(pilot, lambda: "credited back" in screen_text(app), 10, "void message")
-    assert sbx.state.patasente.balance(card) == before
+    assert sandbox.state.patasente.balance(card) == before
     refund = [t for t in term.journal.children(paid.ref) if t.kind == Kind.card_refund]
     assert refund and refund[0].state == State.done and refund[0].operator == "boss"
 
 
-async def test_x_report_then_day_close_needs_override_when_unsynced(term, sbx):
+async def test_x_report_then_day_close_needs_override_when_unsynced(term, sandbox):
     sale = await term.sell_token(data.METER_OK, Money(30000, "KES"), "Bilbo Baggins")
     assert sale.status == "approved"
-    sbx.stop()
+    sandbox.stop()
     offline = await term.sell_token(data.METER_PENDING, Money(20000, "KES"), "Frodo")
     assert offline.status == "offline"
     app = app_for(term.settings, term)
@@ -159,7 +147,7 @@ async def test_x_report_then_day_close_needs_override_when_unsynced(term, sbx):
     assert z.payload["override_by"] == "boss"
 
 
-async def test_settings_saved_by_a_supervisor_with_passwords_masked(term, sbx, tmp_path):
+async def test_settings_saved_by_a_supervisor_with_passwords_masked(term, sandbox, tmp_path):
     app = app_for(term.settings, term, kiosk=True)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)

@@ -2,38 +2,21 @@
 
 from __future__ import annotations
 
-import pytest
-
 from hardware.simcam import SimulatedCamera
 from hardware.wedge import WedgeDetector
 from pos.sandbox import data
-from pos.sandbox.server import SandboxServer
 from screens.cards import CardSummaryScreen
 from screens.home import HomeScreen
 from screens.scan import ScanScreen
 from tests.screens_support import (
     app_for,
-    counter_terminal,
     screen_text,
     wait_for,
     wait_screen,
 )
 
 
-@pytest.fixture
-def sbx():
-    with SandboxServer(port=0) as sb:
-        yield sb
-
-
-@pytest.fixture
-async def term(tmp_path, monkeypatch, sbx):
-    t = await counter_terminal(tmp_path, monkeypatch, sbx)
-    yield t
-    await t.aclose()
-
-
-async def test_camera_scan_looks_the_card_up(term, sbx):
+async def test_camera_scan_looks_the_card_up(term, sandbox):
     camera = SimulatedCamera(fps=30)
     app = app_for(term.settings, term, camera)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -52,7 +35,7 @@ async def test_camera_scan_looks_the_card_up(term, sbx):
     assert term.journal_list() == []
 
 
-async def test_wedge_burst_is_a_scan(term, sbx):
+async def test_wedge_burst_is_a_scan(term, sandbox):
     # Pilot key presses are slower than a real scanner's, so widen the burst window.
     wedge = WedgeDetector(max_interval=0.25, min_length=8)
     app = app_for(term.settings, term, wedge=wedge)
@@ -67,7 +50,7 @@ async def test_wedge_burst_is_a_scan(term, sbx):
         assert "Shopping Card" in screen_text(app)
 
 
-async def test_a_scan_on_the_home_screen_starts_a_card_payment(term, sbx):
+async def test_a_scan_on_the_home_screen_starts_a_card_payment(term, sandbox):
     wedge = WedgeDetector(max_interval=0.25, min_length=8)
     app = app_for(term.settings, term, wedge=wedge)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -78,7 +61,7 @@ async def test_a_scan_on_the_home_screen_starts_a_card_payment(term, sbx):
         assert "1613*****65219" in screen_text(app)
 
 
-async def test_fast_typing_elsewhere_is_not_eaten_by_the_wedge(term, sbx):
+async def test_fast_typing_elsewhere_is_not_eaten_by_the_wedge(term, sandbox):
     """Keys as fast as a scanner's (a paste, a terminal multiplexer) still reach a screen
     that takes no scans: the meter number and its Enter, the amount digits."""
     from screens.dialogs import ConfirmDialog

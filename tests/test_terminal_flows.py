@@ -15,6 +15,7 @@ from pos.money import Money
 from pos.sandbox import data
 from pos.sandbox.server import SandboxServer
 from pos.terminal import Terminal
+from tests.screens_support import sandbox_settings
 
 
 @pytest.fixture
@@ -24,17 +25,11 @@ def sb() -> Iterator[SandboxServer]:
 
 
 def settings_for(sb: SandboxServer, **extra: object) -> Settings:
-    return Settings(
-        terminal_id="T-TEST",
-        patasente={"base_url": sb.patasente_url, "username": data.MERCHANT_CODE,
-                   "password": data.MERCHANT_PASSWORD, "connect_timeout": 0.5,
-                   "read_timeout": 3.0},
-        pawacard={"base_url": sb.pawacard_url, "username": data.VENDOR_USERNAME,
-                  "password": data.VENDOR_PASSWORD, "connect_timeout": 0.5, "read_timeout": 3.0,
-                  "poll_interval": 0.01, "max_polls": 10},
-        sync={"backoff_base": 0.0, "backoff_max": 0.0},
-        **extra,  # type: ignore[arg-type]
-    )
+    return sandbox_settings(
+        sb, terminal_id="T-TEST",
+        patasente={"connect_timeout": 0.5, "read_timeout": 3.0},
+        pawacard={"connect_timeout": 0.5, "read_timeout": 3.0, "poll_interval": 0.01},
+        sync={"backoff_base": 0.0, "backoff_max": 0.0}, **extra)
 
 
 @pytest.fixture

@@ -71,6 +71,10 @@ class CrashHarness:
             "SENTE_POS_SYNC__BACKOFF_BASE": "0.02",
             "SENTE_POS_SYNC__BACKOFF_MAX": "0.2",
             "SENTE_POS_SYNC__METER_THROTTLE_SECONDS": "0",
+            # A lost answer settles in harness time (production: 180 s / 25 s).
+            "SENTE_POS_RECONCILE__SETTLE_SECONDS": "1.0",
+            "SENTE_POS_RECONCILE__CONFIRM_SECONDS": "0.6",
+            "SENTE_POS_RECONCILE__CONFIRM_INTERVAL": "0.1",
             "SENTE_POS_OFFLINE__VEND_MAX_COUNT": "100000",
             "SENTE_POS_OFFLINE__VEND_MAX_AMOUNT": "100000000",
             "SENTE_POS_OFFLINE__MAX_COUNT": "100000",
@@ -199,7 +203,7 @@ class CrashHarness:
                     if performed:
                         problems.append(f"{t.ref} {t.state} in the journal but vended")
                 else:
-                    problems.append(f"{t.ref} left {t.state}")
+                    problems.append(f"{t.ref} left {t.state} ({t.last_error})")
                 if calls > 1 and performed and t.state != State.done:
                     problems.append(f"{t.ref} vend requested {calls} times")
             elif t.kind == Kind.card_debit:
@@ -215,7 +219,7 @@ class CrashHarness:
                     if n:
                         problems.append(f"{t.ref} {t.state} but applied")
                 else:
-                    problems.append(f"{t.ref} left {t.state}")
+                    problems.append(f"{t.ref} left {t.state} ({t.last_error})")
             elif t.kind == Kind.card_refund:
                 n = pata.applied_count(t.ref)
                 if n > 1 or (t.state == State.done) != (n == 1):

@@ -148,7 +148,7 @@ def cmd_card_debit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _power_sale(args: argparse.Namespace, settings: Settings, *, postpaid: bool) -> int:
-    from pos.errors import ProviderUnavailable
+    from pos.errors import LinkDown
     from pos.money import parse_user_amount
 
     pin = read_pin_from_stdin() if args.card else None
@@ -164,8 +164,9 @@ def _power_sale(args: argparse.Namespace, settings: Settings, *, postpaid: bool)
                 info = await (term.verify_account(args.target) if postpaid
                               else term.verify_meter(args.target))
                 name = info.customer_name
-            except ProviderUnavailable:
-                pass  # the sale itself will queue offline
+            except LinkDown:
+                pass  # offline for this sale, whatever form the link failure took:
+                # a cash sale queues (TOKEN PENDING), a card sale is refused early
         sell = term.pay_bill if postpaid else term.sell_token
         res = await sell(args.target, amount, name, tender=tender, card=card, wallet=wallet,
                          pin=pin)

@@ -69,6 +69,11 @@ class PatasenteSettings(BaseModel):
     """Seconds to establish a connection; a failure here means nothing was sent."""
     read_timeout: float = 20.0
     """Seconds to wait for an answer once the request is sent."""
+    deadline: float | None = None
+    """Total seconds a request may take, connection to last byte (a provider trickling
+    an answer never ends one); default: connect + read timeout + 5."""
+    max_answer_bytes: int = 2_000_000
+    """Largest answer read; a larger one is a failed answer, never read whole."""
 
 
 class PawaCardSettings(BaseModel):
@@ -84,6 +89,11 @@ class PawaCardSettings(BaseModel):
     """Seconds to establish a connection."""
     read_timeout: float = 30.0
     """Seconds to wait for a vend / bill answer."""
+    deadline: float | None = None
+    """Total seconds a request may take, connection to last byte; default: connect +
+    read timeout + 5."""
+    max_answer_bytes: int = 2_000_000
+    """Largest answer read; a larger one is a failed answer, never read whole."""
     poll_interval: float = 3.0
     """Seconds between status polls of a pending vend or bill."""
     max_polls: int = 20
@@ -113,6 +123,32 @@ class OfflineLimits(BaseModel):
     """Number of queued cash electricity sales."""
 
 
+class SaleLimits(BaseModel):
+    """Ceilings on what one sale may be, online or not: a typo or an odd input is refused
+    before anything is journaled or sent."""
+
+    card_max: int = 10_000_000
+    """Largest card payment, top-up or refund (minor units of the card currency)."""
+    power_max: int = 10_000_000
+    """Largest electricity sale or bill (minor units of the PawaCard currency)."""
+
+
+class ReconcileSettings(BaseModel):
+    """How a money request whose answer was lost is settled (DESIGN.md invariants 2, 10)."""
+
+    settle_seconds: float = 180.0
+    """A request whose answer was lost is sent again only when every signal says it
+    never happened AND this long has passed since it left (a slow provider may still be
+    working on it; Patasente does not de-duplicate by ref)."""
+    confirm_seconds: float = 25.0
+    """How long the counter keeps asking, with the customer present, before it leaves a
+    lost answer to the background sync."""
+    confirm_interval: float = 3.0
+    """Seconds between questions while confirming at the counter."""
+    max_sends: int = 2
+    """A money request leaves at most this many times; then a person decides."""
+
+
 class SyncSettings(BaseModel):
     concurrency: int = 4
     """Requests in flight at once while draining the outbox."""
@@ -127,7 +163,20 @@ class SyncSettings(BaseModel):
     sending_lease_seconds: float = 300.0
     """A row marked sending is left alone by other syncs this long (its sender may be alive)."""
     abandon_created_after: float = 60.0
-    """A row journaled but never sent (a crash in between) is cancelled after this many seconds."""
+    """A row journaled but never sent (a crash in between) is cancelled after this many
+    seconds (at once when the process that made it is gone)."""
+    max_attempts: int = 30
+    """Attempts on one item before it stops retrying and is flagged for a supervisor."""
+    max_age_hours: float = 72.0
+    """An item still unsettled after this long is flagged for a supervisor."""
+
+
+class StorageSettings(BaseModel):
+    min_free_mb: float = 20.0
+    """A sale is not started with less free space than this where the journal lives."""
+    reserve_mb: float = 4.0
+    """Space kept in a reserve file beside the journal and released when the disk is
+    full, so the answer to a request already sent can always be recorded."""
 
 
 class PrinterSettings(BaseModel):
@@ -182,6 +231,10 @@ class Settings(BaseSettings):
 
     terminal_id: str = "POS-001"
     """Printed on receipts and journaled with every transaction."""
+    terminal_number: int | None = None
+    """0-9999, unique among the merchant's terminals: carried by every transaction ref
+    so terminals on one provider account never collide. Default: the digits of
+    ``terminal_id`` (POS-001 -> 1)."""
     merchant_name: str = "Sente Shop"
     """Receipt header."""
     card_currency: str = "UGX"
@@ -194,6 +247,9 @@ class Settings(BaseSettings):
     pawacard: PawaCardSettings = Field(default_factory=PawaCardSettings)
     offline: OfflineLimits = Field(default_factory=OfflineLimits)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    limits: SaleLimits = Field(default_factory=SaleLimits)
+    reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
     printer: PrinterSettings = Field(default_factory=PrinterSettings)
     camera: CameraSettings = Field(default_factory=CameraSettings)
     kiosk: KioskSettings = Field(default_factory=KioskSettings)
@@ -202,6 +258,13 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, v: str) -> str:
         return v.upper()
+
+    @field_validator("terminal_number")
+    @classmethod
+    def _terminal_number(cls, v: int | None) -> int | None:
+        if v is not None and not 0 <= v <= 9999:
+            raise ValueError("terminal_number is 0 to 9999")
+        return v
 
     @classmethod
     def settings_customise_sources(
@@ -218,6 +281,14 @@ class Settings(BaseSettings):
     @property
     def home(self) -> Path:
         return data_home()
+
+    @property
+    def ref_terminal_number(self) -> int:
+        """The terminal number refs carry (see ``terminal_number``)."""
+        if self.terminal_number is not None:
+            return self.terminal_number
+        digits = "".join(c for c in self.terminal_id if c.isascii() and c.isdigit())
+        return int(digits[-4:]) if digits else 0
 
     @property
     def journal_path(self) -> Path:
@@ -264,13 +335,13 @@ def save_settings(settings: Settings) -> Path:
 
 def _to_toml(data: dict[str, Any]) -> str:
     """A minimal TOML writer for our flat two-level settings."""
-    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict) and v is not None}
     tables = {k: v for k, v in data.items() if isinstance(v, dict)}
     lines = [f"{k} = {_toml_value(v)}" for k, v in scalars.items()]
     for name, table in tables.items():
         lines.append("")
         lines.append(f"[{name}]")
-        lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items())
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items() if v is not None)
     return "\n".join(lines) + "\n"
 
 

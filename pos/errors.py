@@ -54,11 +54,34 @@ class ProviderError(PosError):
         self.detail = detail
 
 
-class ProviderUnavailable(ProviderError):
+class LinkDown(ProviderError):
+    """No usable answer because of the link, a gateway or a portal in the way.
+
+    Every form a mobile link fails in ends here, classified once (pos.providers.http):
+    connection refused, DNS, connect or TLS failure, reset, closed before an answer,
+    a gateway's 5xx, a redirect or HTML page from a captive portal, a timeout, an
+    answer that never finishes or is too large. For a request that moves no money
+    it means *offline for this sale*; for a money request the client turns the
+    sent forms into :class:`OutcomeUnknown` (resolved by asking, never by re-sending).
+    """
+
+    #: Whether the request may have reached the provider.
+    sent: bool = True
+
+
+class ProviderUnavailable(LinkDown):
     """The request never reached the provider (connect refused, DNS, link down).
 
     Safe to retry: nothing can have happened at the provider.
     """
+
+    sent = False
+
+
+class NoAnswer(LinkDown):
+    """The request was (or may have been) sent and no usable answer came back:
+    read timeout, reset, closed, a gateway's 5xx, a portal's page, over the deadline
+    or the size cap."""
 
 
 class OutcomeUnknown(ProviderError):
@@ -69,17 +92,24 @@ class OutcomeUnknown(ProviderError):
 
     exit_code = 3
 
-    def __init__(self, message: str, *, provider: str, ref: str, **kw: object) -> None:
+    def __init__(self, message: str, *, provider: str, ref: str, link_down: bool = False,
+                 **kw: object) -> None:
         super().__init__(message, provider=provider, **kw)  # type: ignore[arg-type]
         self.ref = ref
+        #: The answer was lost to the link (not an answer we could not read).
+        self.link_down = link_down
 
 
 class AuthError(ProviderError):
     """Credentials were refused by the provider."""
 
 
-class RateLimited(ProviderError):
-    """The provider asked us to slow down (429 / 503 / PawaCard meter throttle)."""
+class RateLimited(NoAnswer):
+    """The provider (or a gateway) asked us to slow down: HTTP 429 or 503.
+
+    A form of :class:`NoAnswer`: the request may have been received, so a money
+    request is resolved by asking; ``retry_after`` schedules the next attempt.
+    """
 
     def __init__(self, message: str, *, provider: str, retry_after: float | None = None,
                  http_status: int | None = None) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pos.digits import is_digits
 from pos.errors import InputError
 
 
 def luhn_ok(digits: str) -> bool:
     """True when ``digits`` (all decimal) passes the Luhn mod-10 check."""
-    if not digits.isdigit():
+    if not is_digits(digits):
         return False
     total = 0
     for i, ch in enumerate(reversed(digits)):
@@ -33,7 +34,7 @@ def validate_meter(text: str) -> str:
     meter = text.strip().replace(" ", "").replace("-", "")
     if not meter:
         raise InputError("Enter the meter number")
-    if not meter.isdigit():
+    if not is_digits(meter):
         raise InputError("A meter number has digits only")
     if not 11 <= len(meter) <= 13:
         raise InputError(f"A meter number has 11 to 13 digits, not {len(meter)}")
@@ -47,8 +48,8 @@ def validate_account(text: str) -> str:
     acc = text.strip()
     if not acc:
         raise InputError("Enter the account number")
-    if len(acc) > 32 or not all(c.isdigit() or c == "-" for c in acc) or not any(
-        c.isdigit() for c in acc
+    if len(acc) > 32 or not all(is_digits(c) or c == "-" for c in acc) or not any(
+        is_digits(c) for c in acc
     ):
         raise InputError("An account number has digits and dashes only, e.g. 0203754-01")
     return acc

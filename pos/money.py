@@ -17,7 +17,13 @@ from pos.errors import InputError
 #: ISO 4217 minor-unit exponents of the currencies the terminal meets.
 EXPONENTS: dict[str, int] = {"UGX": 0, "KES": 2, "USD": 2, "TZS": 2, "RWF": 0, "EUR": 2, "GBP": 2}
 
-_AMOUNT_RE = re.compile(r"^[+-]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$")
+# re.ASCII: ``\d`` would otherwise match any Unicode digit ("²", Arabic-Indic digits).
+_AMOUNT_RE = re.compile(r"^[+-]?(\d{1,3}(,\d{3})+|\d{1,30})(\.\d{1,30})?$", re.ASCII)
+
+#: Largest amount the terminal handles, in minor units of any currency (10^15: a
+#: quadrillion shillings). Anything larger is an odd answer or a typo, never money, and
+#: would not fit the journal's 64-bit integers.
+MAX_MINOR = 10**15
 
 
 def exponent(currency: str) -> int:
@@ -107,6 +113,8 @@ def parse_amount(value: object, currency: str, *, rounding: bool = True) -> Mone
     if isinstance(value, bool) or value is None:
         raise InputError(f"Not an amount: {value!r}")
     if isinstance(value, int):
+        if abs(value) > MAX_MINOR:
+            raise InputError(f"Amount out of range: {value!r}"[:80])
         return Money(value * 10**exp, cur)
     if isinstance(value, float):
         dec = Decimal(repr(value))
@@ -125,11 +133,18 @@ def parse_amount(value: object, currency: str, *, rounding: bool = True) -> Mone
     else:
         raise InputError(f"Not an amount: {value!r}")
     if not dec.is_finite():
-        raise InputError(f"Not an amount: {value!r}")
-    scaled = dec.scaleb(exp)
-    integral = scaled.to_integral_value(rounding=ROUND_HALF_EVEN)
+        raise InputError(f"Not an amount: {value!r}"[:80])
+    try:
+        if dec.adjusted() > 18:  # before any arithmetic: 1e999999 must not become an int
+            raise InputError(f"Amount out of range: {value!r}"[:80])
+        scaled = dec.scaleb(exp)
+        integral = scaled.to_integral_value(rounding=ROUND_HALF_EVEN)
+    except ArithmeticError:  # decimal.Overflow / InvalidOperation on absurd input
+        raise InputError(f"Not an amount: {value!r}"[:80]) from None
     if integral != scaled and not rounding:
         raise InputError(f"{cur} amounts have at most {exp} decimal places: {value!r}")
+    if abs(integral) > MAX_MINOR:
+        raise InputError(f"Amount out of range: {value!r}"[:80])
     return Money(int(integral), cur)
 
 

@@ -16,12 +16,13 @@ a credit wallet skip this rule.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Protocol
 
+from pos.clock import Stamp, elapsed
 from pos.config import OfflineLimits
 from pos.errors import Declined
-from pos.journal.models import CachedCard, Txn
+from pos.journal.models import CachedCard, Exposure, Txn
 from pos.journal.states import State
-from pos.journal.store import Journal
 from pos.money import Money
 
 PROVIDER = "offline"
@@ -36,9 +37,18 @@ def _fmt(minor: int, currency: str) -> str:
     return Money(minor, currency).format()
 
 
+class ExposureSource(Protocol):
+    """The journal, or a reader inside its write transaction (the limits are then
+    checked and the row admitted in one atomic step: pos.journal.Journal.create)."""
+
+    def offline_exposure(self, card_id: int | None = None) -> Exposure: ...
+
+    def queued_vend_exposure(self) -> Exposure: ...
+
+
 def check_offline_debit(
     limits: OfflineLimits,
-    journal: Journal,
+    journal: ExposureSource,
     card_id: int,
     amount: Money,
     cached: CachedCard | None,
@@ -114,7 +124,7 @@ def check_offline_debit(
         )
 
 
-def check_offline_vend(limits: OfflineLimits, journal: Journal, amount: Money) -> None:
+def check_offline_vend(limits: OfflineLimits, journal: ExposureSource, amount: Money) -> None:
     """Raise :class:`Declined` unless an electricity sale of ``amount`` may be queued."""
     if not limits.enabled:
         raise _decline("disabled", "offline sales are turned off; the link is needed")
@@ -135,11 +145,20 @@ def check_offline_vend(limits: OfflineLimits, journal: Journal, amount: Money) -
         )
 
 
-def expired_offline(limits: OfflineLimits, txn: Txn, now: datetime) -> bool:
-    """An offline item still queued (never sent) and older than ``max_age_hours``."""
+def expired_offline(limits: OfflineLimits, txn: Txn, now: Stamp) -> bool:
+    """An offline item still queued (never sent) and older than ``max_age_hours``.
+
+    The age is a lower bound no clock step can inflate (pos.clock.elapsed): a debit
+    taken while a Pi's clock was stale is not expired when NTP then steps the clock
+    forward. Rows from before stamps were kept fall back to their wall age.
+    """
     if not txn.offline or txn.state is not State.queued:
         return False
-    return now - txn.created_at > timedelta(hours=limits.max_age_hours)
+    if txn.created_stamp is not None:
+        age = elapsed(txn.created_stamp, now)
+    else:
+        age = (now.wall - txn.created_at).total_seconds()
+    return age > timedelta(hours=limits.max_age_hours).total_seconds()
 
 
 def _is_credit(wallet: str | None) -> bool:

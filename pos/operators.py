@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
+from pos.digits import is_digits
 from pos.errors import InputError
 
 Role = Literal["cashier", "supervisor"]
@@ -30,7 +31,7 @@ class Operator:
 
 
 def validate_operator_pin(pin: str) -> str:
-    if not pin.isdigit() or not 4 <= len(pin) <= 8:
+    if not is_digits(pin) or not 4 <= len(pin) <= 8:
         raise InputError("An operator PIN has 4 to 8 digits")
     return pin
 

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pos.clock import DeviceClock
 from pos.config import Settings, ensure_home
-from pos.errors import InputError, PosError, ProviderUnavailable
+from pos.errors import InputError, LinkDown, PosError
 from pos.journal import SYNC_STATES, Event, Journal, Kind, State, Txn
 from pos.money import Money
 from pos.operators import (
@@ -41,6 +42,29 @@ if TYPE_CHECKING:
     from pos.usecases.results import CardLookup, SaleResult
 
 log = logging.getLogger(__name__)
+
+
+def configure_journal(journal: Journal, settings: Settings) -> None:
+    """The journal's settings: the sending lease, the terminal number refs carry, and the
+    horizon past which a scheduled time is a clock stepped back (longer than any delay
+    the terminal schedules: backoff, lease, settle window, a provider's Retry-After)."""
+    s = settings.sync
+    journal.sending_lease = s.sending_lease_seconds
+    journal.terminal_number = settings.ref_terminal_number
+    journal.horizon_seconds = 2 * max(s.backoff_max, s.sending_lease_seconds,
+                                      s.meter_throttle_seconds,
+                                      settings.reconcile.settle_seconds, 3600.0)
+
+
+def replay_fallback(journal: Journal) -> list[str]:
+    """Answers that could not be written last time (disk full, locked) go in first."""
+    from pos.journal import fallback
+
+    applied = fallback.replay(journal, fallback.fallback_path(journal.path))
+    if applied:
+        log.warning("recorded %d outcome(s) from the fallback file: %s", len(applied),
+                    ", ".join(applied))
+    return applied
 
 
 
@@ -91,19 +115,24 @@ class Terminal:
     @classmethod
     async def open(cls, settings: Settings, *, printer: Any = None,
                    clock: Callable[[], dt.datetime] | None = None,
-                   operator: str = "system") -> Terminal:
-        return cls.open_sync(settings, printer=printer, clock=clock, operator=operator)
+                   operator: str = "system", device: DeviceClock | None = None) -> Terminal:
+        return cls.open_sync(settings, printer=printer, clock=clock, operator=operator,
+                             device=device)
 
     @classmethod
     def open_sync(cls, settings: Settings, *, printer: Any = None,
                   clock: Callable[[], dt.datetime] | None = None,
-                  operator: str = "system") -> Terminal:
+                  operator: str = "system", device: DeviceClock | None = None) -> Terminal:
+        """``device``: the device's clocks (tests pass a fake); ``clock``: a wall clock
+        for the real device clocks."""
         home = ensure_home(settings.home)
         vault = Vault.open(home / "device.key")
-        journal = Journal.open(home / "journal.db", vault=vault)
-        journal.sending_lease = settings.sync.sending_lease_seconds
+        device = device or DeviceClock(wall=clock or utcnow)
+        journal = Journal.open(home / "journal.db", vault=vault, device=device)
+        configure_journal(journal, settings)
+        replay_fallback(journal)
         ctx = Context(settings=settings, journal=journal, operator=operator,
-                      clock=clock or utcnow)
+                      clock=device.wall, device=device)
         return cls(ctx, printer=printer)
 
     async def aclose(self) -> None:
@@ -162,7 +191,7 @@ class Terminal:
             try:
                 self._floats["pawacard"] = await self.ctx.pawacard.balance()
                 self.link.pawacard.record_success()
-            except ProviderUnavailable as exc:
+            except LinkDown as exc:
                 self.link.pawacard.record_failure(str(exc))
             except PosError as exc:
                 log.info("pawacard float: %s", exc.message)
@@ -174,7 +203,7 @@ class Terminal:
                 wb = await self.ctx.patasente.wallet_balance()
                 self._floats["patasente"] = wb.prepaid_float or wb.amount
                 self.link.patasente.record_success()
-            except ProviderUnavailable as exc:
+            except LinkDown as exc:
                 self.link.patasente.record_failure(str(exc))
             except PosError as exc:
                 log.info("patasente float: %s", exc.message)

@@ -149,7 +149,7 @@ class ChoiceDialog(Step[str]):
         self.dismiss(event.button.name)
 
     def on_key(self, event: events.Key) -> None:
-        if event.character and event.character.isdigit():
+        if event.character and event.character in "0123456789":
             n = int(event.character)
             if 1 <= n <= len(self.choices):
                 event.stop()

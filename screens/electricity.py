@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input, Label, Static
 
-from pos.errors import Declined, InputError
+from pos.errors import Declined, InputError, LinkDown
 from pos.meter import validate_meter
 from screens.cards import card_tender
 from screens.dialogs import ChoiceDialog, ConfirmDialog, Step
@@ -81,11 +81,30 @@ async def choose_tender(app: Any, amount_text: str) -> str | None:
     return result
 
 
-async def pay_with(app: Any, amount: Any, call: Callable[..., Any], busy_text: str) -> Any:
+async def verify_or_offline(app: Any, check: Any, what: str) -> Any:
+    """The customer check (meter or account); when PawaCard cannot answer in any form
+    (down, a gateway error, a portal, a timeout) the sale goes on offline: None.
+
+    Returns the info, None for "offline: go on for cash", or False (the cashier
+    stopped)."""
+    try:
+        return await app.busy(f"Checking the {what}...", check)
+    except LinkDown as exc:
+        go_on = await app.push_screen_wait(ConfirmDialog(
+            "PawaCard is offline",
+            f"The {what} cannot be checked now ({exc.message}).\n\nSell for CASH anyway? "
+            "The sale is queued and the token comes when the link is back "
+            "(the receipt says TOKEN PENDING)."))
+        return None if go_on else False
+
+
+async def pay_with(app: Any, amount: Any, call: Callable[..., Any], busy_text: str, *,
+                   cash_only: bool = False) -> Any:
     """Ask the tender (and the card) then run ``call(tender=..., card=..., wallet=..., pin=...)``.
 
+    ``cash_only``: the link is down, so a card cannot pay for electricity now.
     Returns the SaleResult, or None when cancelled or declined (already shown)."""
-    tender = await choose_tender(app, amount.format())
+    tender = "cash" if cash_only else await choose_tender(app, amount.format())
     if tender is None:
         return None
     kwargs: dict[str, Any] = {"tender": tender}
@@ -135,21 +154,24 @@ async def electricity(app: Any) -> None:
     if meter == "reprint":
         await reprint_last_token(app)
         return
-    info = await app.busy("Checking the meter...", term.verify_meter(meter))
-    if not await app.push_screen_wait(ConfirmDialog(
+    info = await verify_or_offline(app, term.verify_meter(meter), "meter")
+    if info is False:
+        return
+    name = info.customer_name if info is not None else ""
+    if info is not None and not await app.push_screen_wait(ConfirmDialog(
             "Confirm the customer", f"Meter {info.meter}\nName: {info.customer_name}\n\n"
             "Is this the customer's name?")):
         return
     currency = app.settings.pawacard.currency
-    amount = await app.push_screen_wait(AmountScreen("Token amount", currency,
-                                                     note=f"Meter {meter}  {info.customer_name}"))
+    note = f"Meter {meter}  {name}" if name else f"Meter {meter}  (offline: cash only)"
+    amount = await app.push_screen_wait(AmountScreen("Token amount", currency, note=note))
     if amount is None:
         return
 
     def vend(**kw: Any) -> Any:
-        return term.sell_token(meter, amount, info.customer_name, **kw)
+        return term.sell_token(meter, amount, name, **kw)
 
-    result = await pay_with(app, amount, vend, "Vending the token...")
+    result = await pay_with(app, amount, vend, "Vending the token...", cash_only=info is None)
     if result is None:
         return
     result = await settle_pending(app, result)
@@ -168,4 +190,4 @@ async def reprint_last_token(app: Any) -> None:
     await app.push_screen_wait(ReceiptScreen(ref, duplicate=True))
 
 
-__all__ = ["NumberScreen", "electricity", "pay_with"]
+__all__ = ["NumberScreen", "electricity", "pay_with", "verify_or_offline"]

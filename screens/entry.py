@@ -43,7 +43,7 @@ class AmountScreen(Step[Money]):
         self.query_one("#amount-error", Static).update(error)
 
     def press(self, key: str) -> None:
-        if key.isdigit():
+        if len(key) == 1 and key in "0123456789":
             if len(self.text.replace(".", "")) < self.MAX_DIGITS and self.text != "0":
                 self.text += key
             elif self.text == "0":

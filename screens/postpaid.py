@@ -6,7 +6,13 @@ from typing import Any
 
 from pos.meter import validate_account
 from screens.dialogs import ConfirmDialog
-from screens.electricity import NumberScreen, charge_lines, pay_with, settle_pending
+from screens.electricity import (
+    NumberScreen,
+    charge_lines,
+    pay_with,
+    settle_pending,
+    verify_or_offline,
+)
 from screens.entry import AmountScreen
 from screens.receipt import ResultScreen, offer_receipt
 
@@ -17,23 +23,28 @@ async def postpaid(app: Any) -> None:
         NumberScreen("Electricity bill", "Account number (e.g. 0203754-01)", validate_account))
     if account is None:
         return
-    info = await app.busy("Checking the account...", term.verify_account(account))
-    balance = info.balance.format() if info.balance is not None else "unknown"
-    if not await app.push_screen_wait(ConfirmDialog(
+    info = await verify_or_offline(app, term.verify_account(account), "account")
+    if info is False:
+        return
+    name = info.customer_name if info is not None else ""
+    balance = info.balance.format() if info is not None and info.balance is not None \
+        else "unknown"
+    if info is not None and not await app.push_screen_wait(ConfirmDialog(
             "Confirm the customer",
             f"Account {info.account}\nName: {info.customer_name}\nBalance due: {balance}\n\n"
             "Is this the customer's account?")):
         return
     currency = app.settings.pawacard.currency
-    amount = await app.push_screen_wait(AmountScreen(
-        "Amount to pay", currency, note=f"{info.customer_name}  balance {balance}"))
+    note = f"{name}  balance {balance}" if info is not None else \
+        f"Account {account}  (offline: cash only)"
+    amount = await app.push_screen_wait(AmountScreen("Amount to pay", currency, note=note))
     if amount is None:
         return
 
     def pay(**kw: Any) -> Any:
-        return term.pay_bill(account, amount, info.customer_name, **kw)
+        return term.pay_bill(account, amount, name, **kw)
 
-    result = await pay_with(app, amount, pay, "Paying the bill...")
+    result = await pay_with(app, amount, pay, "Paying the bill...", cash_only=info is None)
     if result is None:
         return
     result = await settle_pending(app, result)

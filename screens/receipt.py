@@ -19,12 +19,15 @@ HEADLINES = {
     "pending": ("PENDING", "result-offline"),
     "failed": ("FAILED", "result-declined"),
     "refunded": ("FAILED - CARD CREDITED BACK", "result-declined"),
+    "review": ("SUPERVISOR NEEDED", "result-declined"),
 }
 
 EXPLAIN = {
     "offline": "The link is down. The sale is saved and will be sent automatically.",
     "pending": "The provider has not finished yet. The terminal keeps asking; the token "
                "will be in the journal and can be reprinted.",
+    "review": "Do not sell or charge again. A supervisor settles it from the journal "
+              "(flagged items) with the customer.",
 }
 
 

@@ -42,6 +42,8 @@ def sandbox_settings(sb: Any, **overrides: Any) -> Settings:
                      "password": env.get("SENTE_POS_PAWACARD__PASSWORD", ""),
                      "poll_interval": 0.05, "max_polls": 10,
                      "connect_timeout": 1.0, "read_timeout": 5.0},
+        # Lost answers settle in test time: a short window and counter confirmation.
+        "reconcile": {"settle_seconds": 0.5, "confirm_seconds": 0.5, "confirm_interval": 0.05},
     }
     return Settings(**_merged(data, overrides))
 

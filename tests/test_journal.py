@@ -32,7 +32,6 @@ from pos.journal import (
     is_flagged,
     needs_sync,
 )
-from pos.journal import store as store_mod
 from pos.journal.schema import SCHEMA_VERSION
 from pos.money import Money
 
@@ -103,7 +102,7 @@ def test_every_state_is_reachable_and_has_a_row_in_the_table() -> None:
 def test_state_classes() -> None:
     assert {State.done, State.declined, State.cancelled, State.resolved} == FINAL_STATES
     assert {State.queued, State.sending, State.unknown, State.pending} == SYNC_STATES
-    assert {State.declined_offline, State.expired, State.failed} == FLAGGED_STATES
+    assert {State.declined_offline, State.expired, State.failed, State.review} == FLAGGED_STATES
     for s in State:
         assert is_final(s) == (s in FINAL_STATES)
         assert needs_sync(s) == (s in SYNC_STATES)
@@ -137,15 +136,16 @@ def test_documented_transitions_exactly() -> None:
     S = State
     expected = {
         S.created: {S.queued, S.sending, S.cancelled, S.declined},
-        S.queued: {S.sending, S.expired, S.cancelled},
+        S.queued: {S.sending, S.expired, S.cancelled, S.review, S.failed},
         S.sending: {S.done, S.declined, S.declined_offline, S.pending, S.unknown, S.failed,
-                    S.queued},
+                    S.queued, S.review, S.cancelled},
         S.unknown: {S.sending, S.done, S.declined, S.declined_offline, S.pending, S.failed,
-                    S.queued},
-        S.pending: {S.pending, S.done, S.failed, S.unknown},
+                    S.queued, S.review, S.cancelled},
+        S.pending: {S.pending, S.done, S.failed, S.unknown, S.review},
         S.declined_offline: {S.resolved},
         S.expired: {S.resolved},
         S.failed: {S.resolved},
+        S.review: {S.resolved, S.done, S.cancelled, S.queued, S.failed},
     }
     for s in State:
         assert set(TRANSITIONS[s]) == expected.get(s, set()), s
@@ -254,7 +254,7 @@ def test_ref_is_unique(journal: Journal) -> None:
 def test_drawn_ref_clash_draws_again(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
     make(journal, ref="111111111111")
     draws = iter(["111111111111", "111111111111", "222222222222"])
-    monkeypatch.setattr(store_mod, "new_ref", lambda: next(draws))
+    monkeypatch.setattr(journal, "draw_ref", lambda: next(draws))
     assert make(journal).ref == "222222222222"
 
 

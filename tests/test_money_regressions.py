@@ -25,6 +25,7 @@ from pos.providers.pawacard import parse_vend
 from pos.sandbox import data
 from pos.sandbox.server import SandboxServer
 from pos.terminal import Terminal
+from tests.fakeclock import FakeDevice
 from tests.screens_support import sandbox_settings
 
 
@@ -43,9 +44,9 @@ def settings_for(sb: SandboxServer, *, sync: dict[str, Any] | None = None) -> Se
 
 
 async def _open(sb: SandboxServer, home: Path, monkeypatch: pytest.MonkeyPatch,
-                **kw: Any) -> Terminal:
+                device: Any = None, **kw: Any) -> Terminal:
     monkeypatch.setenv("SENTE_POS_HOME", str(home))
-    t = await Terminal.open(settings_for(sb, **kw), operator="alice")
+    t = await Terminal.open(settings_for(sb, **kw), operator="alice", device=device)
     # Money requests settle fast in tests (the production default waits 1 s).
     from pos.providers.http import FAST_RETRY
 
@@ -62,6 +63,22 @@ async def term(sb: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     await t.aclose()
 
 
+@pytest.fixture
+def device() -> FakeDevice:
+    import datetime as dt
+
+    return FakeDevice(dt.datetime.now(dt.UTC))
+
+
+@pytest.fixture
+async def clocked(sb: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                  device: FakeDevice) -> AsyncIterator[Terminal]:
+    """A terminal on a device clock the test moves (past a settle window, say)."""
+    t = await _open(sb, tmp_path, monkeypatch, device=device)
+    yield t
+    await t.aclose()
+
+
 def ugx(n: int) -> Money:
     return Money(n, "UGX")
 
@@ -71,8 +88,8 @@ def kes(n: int) -> Money:
 
 
 # --------------------------------------------------------------------------- 1
-async def test_unknown_card_debit_declined_at_sync_is_flagged(term: Terminal,
-                                                              sb: SandboxServer) -> None:
+async def test_unknown_card_debit_declined_at_sync_is_flagged(clocked: Terminal, device: FakeDevice,
+        sb: SandboxServer) -> None:
     """BUG (high): an online debit whose outcome was unknown at the counter, refused at
     sync, ends ``declined`` -- final and NOT flagged -- so the merchant never learns that
     the goods left unpaid.
@@ -91,21 +108,22 @@ async def test_unknown_card_debit_declined_at_sync_is_flagged(term: Terminal,
     use it in ``_reconcile_then_send`` as well.
     """
     card = data.CARD_ACTIVE
-    lookup = await term.lookup_card(card.payload)
+    lookup = await clocked.lookup_card(card.payload)
     # Both sends are cut before the provider acts: the counter cannot know the outcome.
     sb.faults.add(provider="patasente", endpoint="debit-patasente-card", mode="drop_before",
-                  count=2)
-    res = await term.pay_by_card(lookup, ugx(1000), "Current Account", "9999", "rice")
+                  count=1)
+    res = await clocked.pay_by_card(lookup, ugx(1000), "Current Account", "9999", "rice")
     assert res.status == "pending" and res.exit_code == 3  # "do not charge again"
-    await term.sync_now()
-    txn = term.journal.require(res.ref)
+    device.advance(1)  # past the settle window: absent means absent
+    await clocked.sync_now(probe=True)  # the lost answer marked the link down: probe it
+    txn = clocked.journal.require(res.ref)
     assert txn.state != State.done  # the card was never charged (wrong PIN)
     assert txn.is_flagged, f"unpaid goods silently dropped: state {txn.state}"
-    assert res.ref in [t.ref for t in term.journal.flagged()]
+    assert res.ref in [t.ref for t in clocked.journal.flagged()]
 
 
-async def test_unknown_cash_vend_failing_at_sync_is_flagged(term: Terminal,
-                                                             sb: SandboxServer) -> None:
+async def test_unknown_cash_vend_failing_at_sync_is_flagged(clocked: Terminal, device: FakeDevice,
+        sb: SandboxServer) -> None:
     """BUG (high): a cash vend whose outcome was unknown at the counter ("Do not sell
     again", exit 3 -- the cash is in the drawer) and which then fails at sync ends
     ``declined``, not flagged: nobody is told the customer is owed the cash back.
@@ -120,11 +138,12 @@ async def test_unknown_cash_vend_failing_at_sync_is_flagged(term: Terminal,
     ``unknown`` (or is being resent by sync) must be ``failed`` (flagged), like a
     pending vend that fails.
     """
-    sb.faults.add(provider="pawacard", endpoint="vend", mode="drop_before", count=2)
-    res = await term.sell_token(data.METER_FAIL, kes(100), "Sam")
+    sb.faults.add(provider="pawacard", endpoint="vend", mode="drop_before", count=1)
+    res = await clocked.sell_token(data.METER_FAIL, kes(100), "Sam")
     assert res.status == "pending" and res.exit_code == 3
-    await term.sync_now()
-    txn = term.journal.require(res.ref)
+    device.advance(1)  # past the settle window: absent means absent
+    await clocked.sync_now(probe=True)  # the lost answer marked the link down: probe it
+    txn = clocked.journal.require(res.ref)
     assert txn.state != State.done and not txn.token
     assert txn.is_flagged, f"cash taken, no token, not flagged: state {txn.state}"
 

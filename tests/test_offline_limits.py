@@ -12,6 +12,7 @@ from pos.errors import Declined
 from pos.journal import CachedCard, Journal, Kind, State, Tender
 from pos.money import Money
 from pos.offline import check_offline_debit, check_offline_vend, expired_offline
+from tests.fakeclock import FakeDevice
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 CARD = 108
@@ -214,13 +215,45 @@ def test_vend_limits(journal: Journal) -> None:
     assert "4 electricity sales" in msg
 
 
-def test_expired_offline(journal: Journal) -> None:
+def test_expired_offline(tmp_path: Path) -> None:
+    dev = FakeDevice(T0)
+    journal = Journal.open(tmp_path / "j.db", device=dev)
     lim = limits(max_age_hours=24)
     ref = queue_debit(journal, 100)
     txn = journal.require(ref)
-    assert not expired_offline(lim, txn, T0 + timedelta(hours=24))
-    assert expired_offline(lim, txn, T0 + timedelta(hours=24, seconds=1))
+    dev.advance(24 * 3600)
+    assert not expired_offline(lim, txn, dev.stamp())
+    dev.advance(1)
+    assert expired_offline(lim, txn, dev.stamp())
     journal.transition(ref, State.sending)  # may have been sent: never expires
-    assert not expired_offline(lim, journal.require(ref), T0 + timedelta(days=30))
+    dev.advance(30 * 86400)
+    assert not expired_offline(lim, journal.require(ref), dev.stamp())
     online = journal.create(Kind.card_debit, ugx(100), operator="a", terminal_id="T")
-    assert not expired_offline(lim, online, T0 + timedelta(days=30))
+    assert not expired_offline(lim, online, dev.stamp())
+    journal.close()
+
+
+def test_a_clock_step_never_expires_an_offline_debit(tmp_path: Path) -> None:
+    """A Pi without RTC sells with a stale clock; NTP then steps it forward a year."""
+    dev = FakeDevice(T0 - timedelta(days=365), synced=False)
+    journal = Journal.open(tmp_path / "j.db", device=dev)
+    txn = journal.require(queue_debit(journal, 100))
+    dev.advance(600)
+    dev.step(365 * 86400)  # NTP corrects the clock
+    dev.set_synced(True)
+    assert not expired_offline(limits(max_age_hours=24), txn, dev.stamp())
+    # ... and across a reboot, only the time that surely passed counts.
+    dev.reboot(off_for=3600, synced=True)
+    assert not expired_offline(limits(max_age_hours=24), txn, dev.stamp())
+    dev.advance(25 * 3600)  # this boot alone has now run longer than the max age
+    assert expired_offline(limits(max_age_hours=24), txn, dev.stamp())
+    journal.close()
+
+
+def test_synchronised_clocks_count_the_time_between_boots(tmp_path: Path) -> None:
+    dev = FakeDevice(T0, synced=True)
+    journal = Journal.open(tmp_path / "j.db", device=dev)
+    txn = journal.require(queue_debit(journal, 100))
+    dev.reboot(off_for=30 * 3600, synced=True)  # a long power cut, NTP at both ends
+    assert expired_offline(limits(max_age_hours=24), txn, dev.stamp())
+    journal.close()

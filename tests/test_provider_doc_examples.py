@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import httpx
 import pytest
 
 from pos.errors import ProviderError
@@ -332,11 +331,33 @@ def test_lenient_json_keeps_decimals_and_rejects_garbage() -> None:
 
 
 def test_decode_json_names_provider_and_status() -> None:
-    resp = httpx.Response(200, text="<html>oops</html>")
+    """A web page where JSON was expected is the link (a portal, a proxy), not the provider."""
+    from pos.errors import NoAnswer
+
+    resp = http.Answer(200, {}, b"<html>oops</html>")
+    with pytest.raises(NoAnswer) as info:
+        http.decode_json("PawaCard", resp)
+    assert "not JSON (HTTP 200)" in str(info.value)
+    assert info.value.http_status == 200 and info.value.provider == "PawaCard"
+
+
+def test_deeply_nested_json_is_an_odd_answer_not_a_crash() -> None:
+    resp = http.Answer(200, {}, b"[" * 100_000 + b"]" * 100_000)
     with pytest.raises(ProviderError) as info:
         http.decode_json("PawaCard", resp)
-    assert str(info.value) == "PawaCard answered something unexpected (HTTP 200)"
-    assert info.value.http_status == 200 and info.value.provider == "PawaCard"
+    assert "nested" in (info.value.detail or "")
+
+
+def test_elec100_for_an_unknown_meter_is_a_decline() -> None:
+    """Document 003 uses elec100 for a meter Kenya Power does not know, too."""
+    from pos.providers.models import VendStatus
+    from pos.providers.pawacard import parse_vend
+
+    doc = {"status": 1, "code": "elec100",
+           "msg": "The specified MSNO 12345678912 did not pass the Luhn validation. Please "
+                  "specify a valid MSNO. ALERT ID-010072 Contact the Support services."}
+    out = parse_vend(doc, "370474587102", "KES")
+    assert out.status is VendStatus.DECLINED and out.unknown_target
 
 
 def test_vend_timeout_elec100_is_never_a_decline() -> None:

@@ -213,25 +213,36 @@ async def test_postpaid_bill(term: Terminal, sb: SandboxServer) -> None:
     assert res.status == "approved" and res.receipt_no
 
 
-async def test_crash_after_send_is_reconciled_not_resent(term: Terminal,
-                                                         sb: SandboxServer) -> None:
-    """A row left 'sending' (process killed after the request) is queried, not re-sent."""
+async def test_crash_after_send_is_reconciled_not_resent(sb: SandboxServer, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row left 'sending' by a process that died is asked about, never re-sent: the
+    counter never told anyone it was accepted, so once the settle window has passed with
+    every signal saying "absent" it is cancelled (the customer walked away with nothing
+    charged), and a copy the provider did apply is recorded done."""
+    from tests.fakeclock import FakeDevice
+
+    monkeypatch.setenv("SENTE_POS_HOME", str(tmp_path))
+    dev = FakeDevice(dt.datetime.now(dt.UTC))
+    term = await Terminal.open(settings_for(sb), operator="alice", device=dev)
     card = data.CARD_ACTIVE
     lookup = await term.lookup_card(card.payload)
     res = await term.pay_by_card(lookup, ugx(700), "Current Account", card.pin, "tea")
     assert res.status == "approved"
-    # Pretend we crashed between sending and recording: put a copy of the debit back in 'sending'.
-    ghost = term.journal.create(Kind.card_debit, ugx(700), ref=None, tender="card",
+    # A debit journaled and marked sending by a process that then died (its lease
+    # names a pid that no longer runs), before the request reached Patasente.
+    ghost = term.journal.create(Kind.card_debit, ugx(700), tender="card",
                                 operator="alice", terminal_id="T-TEST", card_id=card.id,
                                 card_no=card.card_no, wallet="Current Account", reason="tea")
-    term.journal.transition(ghost.ref, State.sending,
-                            next_attempt_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
-    term.journal.store_pin(ghost.ref, card.pin or "")
+    term.journal.transition(ghost.ref, State.sending, lease_owner=f"{dev.boot()}:999999:1")
     rep = await term.sync_now()
-    # The ghost was never really sent: the query finds it absent and it is sent once.
-    assert ghost.ref in rep.settled
-    assert sb.state.patasente.applied_count(ghost.ref) == 1
+    assert ghost.ref in rep.pending  # asked at once (its holder is gone), not re-sent
+    assert term.journal.require(ghost.ref).state == State.unknown
+    dev.advance(1)  # past the settle window
+    rep = await term.sync_now()
+    assert ghost.ref in rep.cancelled
+    assert sb.state.patasente.applied_count(ghost.ref) == 0
     assert sb.state.patasente.applied_count(res.ref) == 1
+    await term.aclose()
 
 
 async def test_reports(term: Terminal, sb: SandboxServer) -> None:

@@ -16,7 +16,14 @@ from pos.journal.states import (
     is_flagged,
     needs_sync,
 )
-from pos.journal.store import DuplicateRef, Journal, UnknownTransaction, mask_card_no
+from pos.journal.store import (
+    DuplicateRef,
+    Journal,
+    JournalReader,
+    JournalUnwritable,
+    UnknownTransaction,
+    mask_card_no,
+)
 
 __all__ = [
     "FINAL_STATES",
@@ -29,6 +36,8 @@ __all__ = [
     "Exposure",
     "IllegalTransition",
     "Journal",
+    "JournalReader",
+    "JournalUnwritable",
     "Kind",
     "Operator",
     "State",

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pos.clock import Stamp
 from pos.journal.states import Kind, State, Tender, is_final, is_flagged, needs_sync
 from pos.money import Money
 
@@ -59,6 +60,13 @@ class Txn:
     updated_at: datetime
     settled_at: datetime | None
     details: dict[str, Any] = field(default_factory=dict)
+    lease_owner: str | None = None  # process holding a created / sending row
+    created_stamp: Stamp | None = None  # creation on every clock (None: older rows)
+    clock_synced: bool | None = None  # the wall clock was synchronised at creation
+    sent: Stamp | None = None  # when the money request last left
+    sends: int = 0  # how many times it left
+    recon: dict[str, Any] = field(default_factory=dict)  # reconciliation evidence
+    accepted: bool = False  # the cashier was told "accepted offline / pending"
 
     @property
     def is_final(self) -> bool:
@@ -113,6 +121,10 @@ class Txn:
             "details": self.details,
             "final": self.is_final,
             "flagged": self.is_flagged,
+            "sends": self.sends,
+            "accepted": self.accepted,
+            "clock_synced": self.clock_synced,
+            "reconciliation": self.recon or None,
         }
 
 

@@ -111,8 +111,30 @@ CREATE TABLE meta (
 );
 """
 
+# V2: what the money paths need to survive a Pi and a mobile link (issues 9, 10).
+# - lease_owner: the process (boot:pid:start) holding a created / sending row; a row
+#   whose holder is gone is reclaimed at once instead of after its lease.
+# - created_boot / created_mono / clock_synced: the creation moment on the boot-relative
+#   clock, and whether the wall clock was synchronised (ages survive clock steps).
+# - sent_json: the moment the money request last left (a Stamp); sends: how many times.
+# - recon_json: what reconciliation asked and each signal answered.
+# - accepted: the cashier was told the sale is accepted (offline / pending): only then
+#   may a request whose first send was interrupted be sent again.
+_V2 = """
+ALTER TABLE txns ADD COLUMN lease_owner TEXT;
+ALTER TABLE txns ADD COLUMN created_boot TEXT;
+ALTER TABLE txns ADD COLUMN created_mono REAL;
+ALTER TABLE txns ADD COLUMN clock_synced INTEGER;
+ALTER TABLE txns ADD COLUMN sent_json TEXT;
+ALTER TABLE txns ADD COLUMN sends INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE txns ADD COLUMN recon_json TEXT;
+ALTER TABLE txns ADD COLUMN accepted INTEGER NOT NULL DEFAULT 0;
+UPDATE txns SET accepted = 1 WHERE offline = 1 OR state IN ('queued', 'unknown', 'pending');
+CREATE INDEX txns_leased ON txns(state) WHERE lease_owner IS NOT NULL;
+"""
+
 #: Migration ``i`` brings the schema from version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[str, ...] = (_V1,)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -42,6 +42,7 @@ class State(StrEnum):
     declined_offline = "declined_offline"  # accepted offline, refused at sync: flagged
     failed = "failed"  # provider says failed after acceptance: flagged
     expired = "expired"  # offline item older than max age, never sent: flagged
+    review = "review"  # the outcome could not be settled by asking: a person decides
     resolved = "resolved"  # a flagged item a supervisor resolved, with a note
     cancelled = "cancelled"  # created but abandoned before sending
 
@@ -51,17 +52,22 @@ S = State
 #: The one table of allowed transitions. Keys absent from a value set are illegal.
 TRANSITIONS: dict[State, frozenset[State]] = {
     S.created: frozenset({S.queued, S.sending, S.cancelled, S.declined}),
-    S.queued: frozenset({S.sending, S.expired, S.cancelled}),
+    S.queued: frozenset({S.sending, S.expired, S.cancelled, S.review, S.failed}),
     S.sending: frozenset(
-        {S.done, S.declined, S.declined_offline, S.pending, S.unknown, S.failed, S.queued}
+        {S.done, S.declined, S.declined_offline, S.pending, S.unknown, S.failed, S.queued,
+         S.review, S.cancelled}
     ),
     S.unknown: frozenset(
-        {S.sending, S.done, S.declined, S.declined_offline, S.pending, S.failed, S.queued}
+        {S.sending, S.done, S.declined, S.declined_offline, S.pending, S.failed, S.queued,
+         S.review, S.cancelled}
     ),
-    S.pending: frozenset({S.pending, S.done, S.failed, S.unknown}),
+    S.pending: frozenset({S.pending, S.done, S.failed, S.unknown, S.review}),
     S.declined_offline: frozenset({S.resolved}),
     S.expired: frozenset({S.resolved}),
     S.failed: frozenset({S.resolved}),
+    # A person settles it: what the provider did after all (done / cancelled), send it
+    # again (queued), or a note (resolved).
+    S.review: frozenset({S.resolved, S.done, S.cancelled, S.queued, S.failed}),
     S.done: frozenset(),
     S.declined: frozenset(),
     S.cancelled: frozenset(),
@@ -73,7 +79,7 @@ INITIAL_STATES: frozenset[State] = frozenset({S.created, S.queued})
 
 FINAL_STATES: frozenset[State] = frozenset({S.done, S.declined, S.cancelled, S.resolved})
 SYNC_STATES: frozenset[State] = frozenset({S.queued, S.sending, S.unknown, S.pending})
-FLAGGED_STATES: frozenset[State] = frozenset({S.declined_offline, S.expired, S.failed})
+FLAGGED_STATES: frozenset[State] = frozenset({S.declined_offline, S.expired, S.failed, S.review})
 
 
 class IllegalTransition(PosError):
@@ -112,4 +118,4 @@ def is_flagged(state: State) -> bool:
 
 def holds_pin(state: State) -> bool:
     """Whether a card debit in this state may still need its encrypted PIN."""
-    return State(state) in SYNC_STATES or State(state) is S.created
+    return State(state) in SYNC_STATES or State(state) in (S.created, S.review)

@@ -19,8 +19,10 @@ for; after a crash the row becomes due when the lease runs out.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -31,6 +33,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from pos.clock import DeviceClock, Stamp, owner_alive, process_start
+from pos.digits import is_digits
 from pos.errors import InputError, PosError
 from pos.journal.models import (
     CachedCard,
@@ -57,7 +61,7 @@ from pos.journal.states import (
     needs_sync,
 )
 from pos.money import Money
-from pos.refs import new_ref
+from pos.refs import new_ref as _default_ref
 from pos.vault import Vault, VaultError
 
 log = logging.getLogger(__name__)
@@ -71,6 +75,26 @@ class UnknownTransaction(PosError):
 
 class DuplicateRef(PosError):
     """A journal row with this ref already exists (refs are unique)."""
+
+
+class JournalUnwritable(PosError):
+    """The journal cannot take a write now: the disk is full, another process holds
+    it locked past the busy timeout, or the file system refuses (read-only, I/O)."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason  # "full" | "locked" | "io"
+
+
+def _unwritable(exc: sqlite3.OperationalError) -> JournalUnwritable:
+    text = str(exc).lower()
+    if "full" in text:
+        return JournalUnwritable("The terminal's storage is full: the journal cannot be "
+                                 "written. Free space before selling.", reason="full")
+    if "locked" in text or "busy" in text:
+        return JournalUnwritable("The journal is locked by another program: it cannot be "
+                                 "written now.", reason="locked")
+    return JournalUnwritable(f"The journal cannot be written ({exc}).", reason="io")
 
 
 def _utcnow() -> datetime:
@@ -108,18 +132,23 @@ def mask_card_no(card_no: str | None) -> str | None:
 
 # Columns a transition / update may change, and how each is encoded.
 _STR_FIELDS = frozenset(
-    {"provider_txn_id", "token", "receipt_no", "units", "customer_name", "last_error", "wallet"}
+    {"provider_txn_id", "token", "receipt_no", "units", "customer_name", "last_error", "wallet",
+     "lease_owner"}
 )
-_INT_FIELDS = frozenset({"receipt_number", "attempts"})
+_INT_FIELDS = frozenset({"receipt_number", "attempts", "sends"})
 _UPDATABLE = _STR_FIELDS | _INT_FIELDS | frozenset(
-    {"next_attempt_at", "charges", "charges_json", "total", "total_json", "details", "offline"}
+    {"next_attempt_at", "charges", "charges_json", "total", "total_json", "details", "offline",
+     "sent", "recon", "accepted"}
 )
 
 _TXN_COLUMNS = (
     "ref, kind, state, amount_minor, currency, tender, operator, terminal_id, card_id, card_no,"
     " wallet, meter, account, customer_name, reason, parent_ref, offline, attempts,"
-    " next_attempt_at, created_at, updated_at, details_json"
+    " next_attempt_at, created_at, updated_at, details_json, lease_owner, created_boot,"
+    " created_mono, clock_synced, accepted"
 )
+#: States in which a row is held by the process that made it (its lease).
+_LEASED = frozenset({State.created, State.sending})
 
 
 def _placeholders(n: int) -> str:
@@ -129,22 +158,28 @@ def _placeholders(n: int) -> str:
 class Journal:
     """The terminal's journal (see the module docstring for durability and concurrency)."""
 
-    #: Seconds a row in ``sending`` is left alone by :meth:`due_for_sync`.
+    #: Seconds a row in ``sending`` is left alone by :meth:`due_for_sync` while the
+    #: process holding it lives (a dead holder's rows are due at once).
     sending_lease: float = 120.0
+    #: A scheduled time further ahead than this is a clock stepped back: due now.
+    horizon_seconds: float = 7200.0
+    #: The terminal's number, carried by every ref it draws (see pos.refs).
+    terminal_number: int = 0
 
     def __init__(self, conn: sqlite3.Connection, path: Path, vault: Vault | None,
-                 clock: Clock) -> None:
+                 clock: Clock, device: DeviceClock | None = None) -> None:
         self._conn = conn
         self._lock = threading.RLock()
         self.path = path
         self.vault = vault
         self._clock = clock
+        self.device = device or DeviceClock(wall=clock)
         self._scrub_pending = False
 
     # ------------------------------------------------------------ lifecycle
     @classmethod
     def open(cls, path: Path, *, vault: Vault | None = None, clock: Clock | None = None,
-             busy_timeout_ms: int = 10_000) -> Journal:
+             busy_timeout_ms: int = 10_000, device: DeviceClock | None = None) -> Journal:
         """Open (creating and migrating if needed) the journal at ``path``."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,7 +204,8 @@ class Journal:
         except BaseException:
             conn.close()
             raise
-        return cls(conn, path, vault, clock or _utcnow)
+        wall = clock or (device.wall if device else _utcnow)
+        return cls(conn, path, vault, wall, device)
 
     def close(self) -> None:
         with self._lock:
@@ -195,15 +231,34 @@ class Journal:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction, committed durably on exit."""
+        """One short write transaction, committed durably on exit.
+
+        A disk that is full, a lock held past the busy timeout or a refusing file
+        system becomes :class:`JournalUnwritable` (nothing of the transaction stays).
+        """
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise _unwritable(exc) from exc
             try:
                 yield self._conn
+            except sqlite3.OperationalError as exc:
+                self._rollback()
+                raise _unwritable(exc) from exc
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._rollback()
                 raise
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                self._rollback()
+                raise _unwritable(exc) from exc
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            with contextlib.suppress(sqlite3.OperationalError):  # SQLite rolled back itself
+                self._conn.execute("ROLLBACK")
 
     @contextmanager
     def _snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -241,12 +296,23 @@ class Journal:
         state: State | str = State.created,
         details: dict[str, Any] | None = None,
         once_per_parent: bool = False,
+        guard: Callable[[JournalReader], None] | None = None,
+        new_ref: Callable[[], str] | None = None,
     ) -> Txn:
         """Journal a new transaction durably and return it (with its ref).
 
         ``once_per_parent``: if ``parent_ref`` already has a child of this ``kind``,
         return that child instead (checked inside the same write transaction, so two
         processes cannot both create, e.g., the refund owed for one failed sale).
+
+        ``guard`` runs inside the same ``BEGIN IMMEDIATE`` transaction, before the
+        insert, with a reader of that transaction: a limit it checks (the offline
+        limits) and the row it admits are one atomic step, whatever number of
+        processes sell at once. It refuses by raising.
+
+        ``new_ref`` draws a ref when ``ref`` is not given (default: :func:`pos.refs.new_ref`).
+        A row made ``created`` is held by this process (its lease) until it leaves
+        ``created`` / ``sending``; a row made ``queued`` is accepted (offline).
         """
         kind, tender, state = Kind(kind), Tender(tender), State(state)
         if state not in INITIAL_STATES:
@@ -257,10 +323,15 @@ class Journal:
             raise InputError("A journaled amount cannot be negative")
         if not operator or not terminal_id:
             raise ValueError("operator and terminal_id are required")
+        stamp = self.device.stamp()
         now = iso(self._now())
         due = now if needs_sync(state) else None
         details_json = _dumps(details or {})
+        owner = process_start() if state in _LEASED else None
+        draw = new_ref or self.draw_ref
         with self._write() as conn:
+            if guard is not None:
+                guard(JournalReader(conn))
             if parent_ref is not None and not conn.execute(
                 "SELECT 1 FROM txns WHERE ref = ?", (parent_ref,)
             ).fetchone():
@@ -273,12 +344,13 @@ class Journal:
                 if twin is not None:
                     return self._get(conn, twin["ref"])  # type: ignore[return-value]
             for _ in range(50):
-                this_ref = ref if ref is not None else new_ref()
+                this_ref = ref if ref is not None else draw()
                 values = (
                     this_ref, str(kind), str(state), amount.minor, amount.currency, str(tender),
                     operator, terminal_id, card_id, mask_card_no(card_no), wallet, meter,
                     account, customer_name, reason, parent_ref, int(bool(offline)), 0, due,
-                    now, now, details_json,
+                    now, now, details_json, owner, stamp.boot, stamp.mono, int(stamp.synced),
+                    int(state is State.queued),
                 )
                 try:
                     conn.execute(
@@ -295,18 +367,89 @@ class Journal:
             self._event(conn, this_ref, now, None, state, "created", None, operator)
             return self._get(conn, this_ref)  # type: ignore[return-value]
 
+    # ------------------------------------------------------------ room to write
+    @property
+    def reserve_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".reserve")
+
+    def ensure_room(self, min_free_bytes: int, reserve_bytes: int) -> None:
+        """Refuse to start a sale the journal could not record (JournalUnwritable "full").
+
+        Beside the journal lies a reserve file of ``reserve_bytes``; when the disk
+        fills, :meth:`transition` deletes it and retries, so the answer to a request
+        already sent always has room. A sale starts only while the reserve is in place
+        and ``min_free_bytes`` are free besides.
+        """
+        import shutil
+
+        free = shutil.disk_usage(self.path.parent).free
+        reserve = self.reserve_path
+        if reserve_bytes > 0 and not reserve.exists() and free >= reserve_bytes + min_free_bytes:
+            tmp = reserve.with_name(reserve.name + ".new")
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                try:
+                    os.posix_fallocate(fd, 0, reserve_bytes)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.replace(tmp, reserve)
+            except OSError:
+                tmp.unlink(missing_ok=True)
+            free = shutil.disk_usage(self.path.parent).free
+        if free < min_free_bytes or (reserve_bytes > 0 and not reserve.exists()):
+            raise JournalUnwritable(
+                f"The terminal's storage is nearly full ({free // 1_000_000} MB free): no "
+                "new sale can start until space is freed (see sente-pos doctor).",
+                reason="full")
+
+    def release_reserve(self) -> bool:
+        """Free the reserve file (the disk is full and an answer must be recorded)."""
+        try:
+            self.reserve_path.unlink()
+        except FileNotFoundError:
+            return False
+        log.warning("journal: disk full, reserve released to record an answer")
+        return True
+
     def transition(self, ref: str, new_state: State | str, *, note: str | None = None,
                    error: str | None = None, operator: str | None = None,
-                   **fields: Any) -> Txn:
+                   guard: Callable[[JournalReader], None] | None = None,
+                   seal_pin: str | None = None, **fields: Any) -> Txn:
+        """:meth:`_transition`, retried once when the disk is full (after releasing the
+        reserve) or the journal stayed locked past the busy timeout: the answer to a
+        request already sent is what most needs writing."""
+        try:
+            return self._transition(ref, new_state, note=note, error=error, operator=operator,
+                                    guard=guard, seal_pin=seal_pin, **fields)
+        except JournalUnwritable as exc:
+            if exc.reason == "full" and not self.release_reserve():
+                raise
+            if exc.reason == "io":
+                raise
+            return self._transition(ref, new_state, note=note, error=error, operator=operator,
+                                    guard=guard, seal_pin=seal_pin, **fields)
+
+    def _transition(self, ref: str, new_state: State | str, *, note: str | None = None,
+                    error: str | None = None, operator: str | None = None,
+                    guard: Callable[[JournalReader], None] | None = None,
+                    seal_pin: str | None = None, **fields: Any) -> Txn:
         """Move ``ref`` to ``new_state`` (checked against the table), update ``fields``,
         and append one event, all in one durable transaction.
 
         ``error`` is kept in the event and as ``last_error``; ``operator`` is who
-        made the change (e.g. the supervisor resolving a flagged item).
+        made the change (e.g. the supervisor resolving a flagged item). ``guard``
+        runs first inside the same transaction (a limit checked and the change it
+        admits are one step); ``seal_pin`` keeps the card PIN, sealed with the device
+        key, in the same transaction (write-ahead for the PIN too).
         """
         new = State(new_state)
         scrub = False
+        stamp = self.device.stamp() if new is State.sending else None
+        blob = self._seal(ref, seal_pin) if seal_pin is not None else None
         with self._write() as conn:
+            if guard is not None:
+                guard(JournalReader(conn))
             row = self._row(conn, ref)
             old = State(row["state"])
             check_transition(ref, old, new)
@@ -315,6 +458,14 @@ class Journal:
             sets = self._encode(fields, row)
             sets["state"] = str(new)
             sets["updated_at"] = now
+            if stamp is not None:
+                # Entering sending IS a send (invariant 1: durable before it leaves): the
+                # moment and the count feed reconciliation's settle window and its caps.
+                sets.setdefault("sent_json", _dumps(stamp.to_json()))
+                sets.setdefault("sends", int(row["sends"] or 0) + 1)
+                sets.setdefault("lease_owner", process_start())
+            elif new not in _LEASED and "lease_owner" not in sets:
+                sets["lease_owner"] = None
             if error is not None and "last_error" not in fields:
                 sets["last_error"] = error
             if (is_final(new) or is_flagged(new)) and row["settled_at"] is None:
@@ -328,6 +479,10 @@ class Journal:
                     sets["next_attempt_at"] = now
             self._set(conn, ref, sets)
             self._event(conn, ref, now, old, new, note, error, operator)
+            if blob is not None and holds_pin(new):
+                conn.execute(
+                    "INSERT INTO pins(ref, blob, created_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT(ref) DO UPDATE SET blob = excluded.blob", (ref, blob, now))
             if not holds_pin(new):
                 conn.execute("DELETE FROM pins WHERE ref = ?", (ref,))
                 scrub = conn.execute("SELECT changes()").fetchone()[0] > 0
@@ -356,6 +511,9 @@ class Journal:
             txn = self._get(conn, ref)
         assert txn is not None
         return txn
+
+    def draw_ref(self) -> str:
+        return _default_ref(self.terminal_number)
 
     def get(self, ref: str) -> Txn | None:
         with self._lock:
@@ -425,15 +583,43 @@ class Journal:
         ]
 
     def due_for_sync(self, now: datetime, limit: int = 100) -> builtins.list[Txn]:
-        """Rows with outstanding work whose next attempt is due, oldest first."""
+        """Rows with outstanding work whose next attempt is due, oldest first.
+
+        A row held by a process (``sending``, a card-paid vend waiting on its debit)
+        is due when its lease runs out, or at once when its holder is gone (killed,
+        or the device rebooted): tokens bought before a crash are fetched by the
+        next sync, not minutes later. A next attempt further ahead than
+        :attr:`horizon_seconds` (longer than anything the terminal schedules) comes
+        from a clock stepped back, and is due now.
+        """
         sv = [str(s) for s in SYNC_STATES]
+        horizon = now + timedelta(seconds=self.horizon_seconds)
         rows = self._query(
             f"SELECT * FROM txns WHERE state IN ({_placeholders(len(sv))})"
-            " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+            " AND (next_attempt_at IS NULL OR next_attempt_at <= ? OR next_attempt_at > ?"
+            " OR lease_owner IS NOT NULL)"
             " ORDER BY created_at, rowid LIMIT ?",
-            [*sv, iso(now), int(limit)],
+            [*sv, iso(now), iso(horizon), int(limit)],
         )
-        return [_to_txn(r) for r in rows]
+        out: builtins.list[Txn] = []
+        for r in rows:
+            txn = _to_txn(r)
+            waiting = txn.next_attempt_at is not None and now < txn.next_attempt_at <= horizon
+            if waiting and (not txn.lease_owner or owner_alive(txn.lease_owner)):
+                continue  # its holder is still at it, or it is not due yet
+            out.append(txn)
+        return out
+
+    def abandoned_created(self, older_than: datetime) -> builtins.list[Txn]:
+        """Rows journaled but never marked sending whose maker is gone (or which are
+        older than ``older_than``: a maker that hung)."""
+        rows = self._query("SELECT * FROM txns WHERE state = 'created' ORDER BY rowid")
+        out: builtins.list[Txn] = []
+        for r in rows:
+            txn = _to_txn(r)
+            if not owner_alive(txn.lease_owner) or txn.created_at < older_than:
+                out.append(txn)
+        return out
 
     def flagged(self) -> builtins.list[Txn]:
         """Items the merchant must see until a supervisor resolves them, oldest first."""
@@ -458,41 +644,14 @@ class Journal:
         debits (any state but cancelled / declined) created since the card was
         last seen online (all of them if it never was).
         """
-        sv = [str(s) for s in SYNC_STATES]
-        base = (
-            "SELECT currency, COUNT(*) AS n, SUM(amount_minor) AS total FROM txns"
-            f" WHERE kind = 'card_debit' AND offline = 1 AND state IN ({_placeholders(len(sv))})"
-        )
         with self._snapshot() as conn:
-            count, totals = _sum_rows(conn.execute(base + " GROUP BY currency", sv))
-            if card_id is None:
-                return Exposure(count=count, totals=totals)
-            card_count, card_totals = _sum_rows(
-                conn.execute(base + " AND card_id = ? GROUP BY currency", [*sv, card_id])
-            )
-            cached = conn.execute(
-                "SELECT seen_online_at FROM card_cache WHERE card_id = ?", (card_id,)
-            ).fetchone()
-            since = cached["seen_online_at"] if cached else ""
-            consecutive = conn.execute(
-                "SELECT COUNT(*) FROM txns WHERE kind = 'card_debit' AND offline = 1"
-                " AND card_id = ? AND state NOT IN ('cancelled', 'declined') AND created_at > ?",
-                (card_id, since),
-            ).fetchone()[0]
-        return Exposure(count=count, totals=totals, card_id=card_id, card_count=card_count,
-                        card_totals=card_totals, consecutive=int(consecutive))
+            return JournalReader(conn).offline_exposure(card_id)
 
     def queued_vend_exposure(self) -> Exposure:
         """Outstanding cash electricity sales (vends and bills) accepted while offline:
         the cash is taken, the token or bill payment still owed."""
-        sv = [str(s) for s in SYNC_STATES]
         with self._lock:
-            count, totals = _sum_rows(self._conn.execute(
-                "SELECT currency, COUNT(*) AS n, SUM(amount_minor) AS total FROM txns"
-                " WHERE kind IN ('vend', 'postpaid') AND tender = 'cash' AND offline = 1"
-                f" AND state IN ({_placeholders(len(sv))}) GROUP BY currency", sv,
-            ))
-        return Exposure(count=count, totals=totals)
+            return JournalReader(self._conn).queued_vend_exposure()
 
     def unsynced(self) -> Exposure:
         """Everything with outstanding provider work (queued, sending, unknown, pending),
@@ -553,11 +712,7 @@ class Journal:
     # ------------------------------------------------------------- PIN vault
     def store_pin(self, ref: str, pin: str) -> None:
         """Keep the PIN of a queued offline debit, sealed with the device key (AAD = ref)."""
-        if self.vault is None:
-            raise VaultError("No device key: a PIN cannot be kept for an offline debit")
-        if not (isinstance(pin, str) and pin.isdigit() and 4 <= len(pin) <= 12):
-            raise InputError("A PIN is 4 to 12 digits")
-        blob = self.vault.encrypt(pin.encode(), ref.encode())
+        blob = self._seal(ref, pin)
         with self._write() as conn:
             self._row(conn, ref)
             conn.execute(
@@ -565,6 +720,13 @@ class Journal:
                 " ON CONFLICT(ref) DO UPDATE SET blob = excluded.blob",
                 (ref, blob, iso(self._now())),
             )
+
+    def _seal(self, ref: str, pin: str) -> bytes:
+        if self.vault is None:
+            raise VaultError("No device key: a PIN cannot be kept for an offline debit")
+        if not (isinstance(pin, str) and is_digits(pin) and 4 <= len(pin) <= 12):
+            raise InputError("A PIN is 4 to 12 digits")
+        return self.vault.encrypt(pin.encode(), ref.encode())
 
     def load_pin(self, ref: str) -> str | None:
         rows = self._query("SELECT blob FROM pins WHERE ref = ?", (ref,))
@@ -712,7 +874,57 @@ class Journal:
                 merged = json.loads(row["details_json"] or "{}")
                 merged.update(value or {})
                 out["details_json"] = _dumps(merged)
+            elif name == "sent":
+                if value is not None and not isinstance(value, Stamp):
+                    raise TypeError("sent must be a Stamp")
+                out["sent_json"] = None if value is None else _dumps(value.to_json())
+            elif name == "recon":  # replaced whole: reconciliation owns it
+                out["recon_json"] = None if value is None else _dumps(value)
+            elif name == "accepted":
+                out["accepted"] = int(bool(value))
         return out
+
+
+class JournalReader:
+    """Reads over one connection, usable inside a write transaction (see the ``guard``
+    of :meth:`Journal.create`): what it reads is what the insert that follows sees."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def offline_exposure(self, card_id: int | None = None) -> Exposure:
+        sv = [str(s) for s in SYNC_STATES]
+        base = (
+            "SELECT currency, COUNT(*) AS n, SUM(amount_minor) AS total FROM txns"
+            f" WHERE kind = 'card_debit' AND offline = 1 AND state IN ({_placeholders(len(sv))})"
+        )
+        conn = self._conn
+        count, totals = _sum_rows(conn.execute(base + " GROUP BY currency", sv))
+        if card_id is None:
+            return Exposure(count=count, totals=totals)
+        card_count, card_totals = _sum_rows(
+            conn.execute(base + " AND card_id = ? GROUP BY currency", [*sv, card_id])
+        )
+        cached = conn.execute(
+            "SELECT seen_online_at FROM card_cache WHERE card_id = ?", (card_id,)
+        ).fetchone()
+        since = cached["seen_online_at"] if cached else ""
+        consecutive = conn.execute(
+            "SELECT COUNT(*) FROM txns WHERE kind = 'card_debit' AND offline = 1"
+            " AND card_id = ? AND state NOT IN ('cancelled', 'declined') AND created_at > ?",
+            (card_id, since),
+        ).fetchone()[0]
+        return Exposure(count=count, totals=totals, card_id=card_id, card_count=card_count,
+                        card_totals=card_totals, consecutive=int(consecutive))
+
+    def queued_vend_exposure(self) -> Exposure:
+        sv = [str(s) for s in SYNC_STATES]
+        count, totals = _sum_rows(self._conn.execute(
+            "SELECT currency, COUNT(*) AS n, SUM(amount_minor) AS total FROM txns"
+            " WHERE kind IN ('vend', 'postpaid') AND tender = 'cash' AND offline = 1"
+            f" AND state IN ({_placeholders(len(sv))}) GROUP BY currency", sv,
+        ))
+        return Exposure(count=count, totals=totals)
 
 
 # ---------------------------------------------------------------- row codecs
@@ -768,6 +980,16 @@ def _to_txn(r: sqlite3.Row) -> Txn:
         updated_at=from_iso(r["updated_at"]),  # type: ignore[arg-type]
         settled_at=from_iso(r["settled_at"]),
         details=json.loads(r["details_json"] or "{}", parse_float=Decimal),
+        lease_owner=r["lease_owner"],
+        created_stamp=(Stamp(from_iso(r["created_at"]), float(r["created_mono"]),  # type: ignore[arg-type]
+                             r["created_boot"], bool(r["clock_synced"]))
+                       if r["created_boot"] is not None and r["created_mono"] is not None
+                       else None),
+        clock_synced=None if r["clock_synced"] is None else bool(r["clock_synced"]),
+        sent=Stamp.from_json(json.loads(r["sent_json"])) if r["sent_json"] else None,
+        sends=int(r["sends"] or 0),
+        recon=json.loads(r["recon_json"], parse_float=Decimal) if r["recon_json"] else {},
+        accepted=bool(r["accepted"]),
     )
 
 

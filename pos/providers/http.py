@@ -1,25 +1,34 @@
-"""Plumbing shared by the provider clients: one httpx client, error mapping, retries, JSON.
+"""Plumbing shared by the provider clients: one httpx client, failure classification,
+retries, JSON.
 
-The clients sort every failure into one of three kinds, because what may be
-done next depends on it:
+Every failure is classified here, once (DESIGN.md invariant 9), into what may be
+done next:
 
 * :class:`~pos.errors.ProviderUnavailable` -- the request never left (connect
-  refused, DNS, TLS handshake, pool full). Always safe to send again.
-* :class:`Transient` -- the request was (or may have been) sent and no usable
-  answer came back (read timeout, reset, server closed, 5xx). Safe to retry
-  for a request that moves no money; a money request must be resolved by
-  querying by ref instead.
-* anything else (a decline, an odd answer) is final.
+  refused, DNS, TLS handshake, pool full). Safe to send again.
+* :class:`~pos.errors.NoAnswer` (and :class:`~pos.errors.RateLimited`) -- the
+  request was or may have been sent and no usable answer came back: read
+  timeout, reset, closed before an answer, a gateway's 5xx, 408/429, a redirect
+  or a web page from a captive portal, an answer that never finishes (total
+  deadline) or is too large (size cap). Both are :class:`~pos.errors.LinkDown`:
+  for a request that moves no money, *offline for this sale*; a money request
+  is never re-sent on one: the client raises OutcomeUnknown and the outcome is
+  resolved by asking (pos.usecases.reconcile).
+* a 4xx refusal -- the provider refused the request: a decline (the clients
+  read the documented error field; a 4xx without one is still a decline).
+* anything else (an answer we cannot read) is a ProviderError, which a money
+  request also turns into OutcomeUnknown.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
 import re
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:  # httpx costs ~140 ms to import: loaded on the first request
     import httpx
 
-from pos.errors import ProviderError, ProviderUnavailable, RateLimited
+from pos.errors import Declined, LinkDown, NoAnswer, ProviderError, ProviderUnavailable, RateLimited
 
 # httpx logs every request URL at INFO and Patasente carries the card PIN in the
 # query string: keep both loggers quiet whatever the application's log level.
@@ -38,18 +47,17 @@ T = TypeVar("T")
 
 USER_AGENT = "sente-pos/0.1"
 
+#: Kept for the callers' readability: a sent request without a usable answer.
+Transient = NoAnswer
 
-class Transient(ProviderError):
-    """Sent (or maybe sent) and no usable answer: read timeout, reset, 5xx.
-
-    Retried automatically for requests that move no money; for a money request
-    the client resolves it by querying by ref and never lets it escape as is.
-    """
+#: Default cap on an answer's size (decoded bytes). The documents' largest answers
+#: (a page of 50 prepaid transactions, the product list) are a few tens of KiB.
+DEFAULT_MAX_ANSWER_BYTES = 2_000_000
 
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How requests that move no money are retried, and how unknown outcomes settle."""
+    """How requests that move no money are retried."""
 
     attempts: int = 3
     """Attempts in all (1 = no retry) for requests that move no money."""
@@ -57,13 +65,10 @@ class RetryPolicy:
     """First wait between attempts, in seconds; doubles each time."""
     wait_max: float = 2.0
     """Longest wait between attempts."""
-    settle_delay: float = 1.0
-    """Seconds to wait after a lost money answer before querying by ref, so a
-    request still being processed at the provider has time to be recorded."""
 
 
 #: Fast policy for tests and benchmarks.
-FAST_RETRY = RetryPolicy(attempts=3, wait_initial=0.01, wait_max=0.02, settle_delay=0.0)
+FAST_RETRY = RetryPolicy(attempts=3, wait_initial=0.01, wait_max=0.02)
 
 
 @functools.cache
@@ -104,29 +109,71 @@ def make_client(
     )
 
 
-async def send(
-    client: httpx.AsyncClient, provider: str, method: str, path: str, **kwargs: Any
-) -> httpx.Response:
-    """Send one request; map transport failures onto our error tree.
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A provider's complete answer, read within the deadline and the size cap."""
 
-    The httpx exception is not chained (``from None``): its request carries the
-    URL, and Patasente URLs carry PINs.
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def send(
+    client: httpx.AsyncClient, provider: str, method: str, path: str, *,
+    deadline: float, max_bytes: int = DEFAULT_MAX_ANSWER_BYTES, **kwargs: Any,
+) -> Answer:
+    """Send one request and read the whole answer within ``deadline`` seconds and
+    ``max_bytes``; map every transport failure onto our error tree.
+
+    httpx's timeouts are per read: a provider trickling a byte a second would hold
+    a sale for ever, hence the total deadline; a 300 MB answer would kill a Pi,
+    hence the cap. The httpx exception is not chained (``from None``): its
+    request carries the URL, and Patasente URLs carry PINs.
     """
     import httpx
+    err: ProviderError
     try:
-        return await client.request(method, path, **kwargs)
+        async with asyncio.timeout(deadline):
+            request = client.build_request(method, path, **kwargs)
+            response = await client.send(request, stream=True)
+            try:
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise _TooLarge
+                    chunks.append(chunk)
+            finally:
+                await response.aclose()
+            return Answer(response.status_code, response.headers, b"".join(chunks))
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-        err: ProviderError = ProviderUnavailable(
+        err = ProviderUnavailable(
             f"{provider} cannot be reached (no connection)",
             provider=provider,
             detail=type(exc).__name__,
         )
+    except TimeoutError:
+        err = NoAnswer(f"{provider} did not finish answering within {deadline:g} s",
+                       provider=provider, detail="deadline")
+    except _TooLarge:
+        err = NoAnswer(f"{provider} sent an answer larger than {max_bytes:,} bytes",
+                       provider=provider, detail="too large")
     except httpx.TimeoutException as exc:  # read / write timeout: the request may be in
-        err = Transient(
+        err = NoAnswer(
             f"{provider} did not answer in time", provider=provider, detail=type(exc).__name__
         )
-    except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:  # reset / closed after send
-        err = Transient(
+    except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.DecodingError) as exc:
+        # reset / closed after send / a body that does not decode (gzip cut short)
+        err = NoAnswer(
             f"{provider} dropped the connection before answering",
             provider=provider,
             detail=type(exc).__name__,
@@ -138,9 +185,32 @@ async def send(
     raise err from None
 
 
+def link_failure(provider: str, answer: Answer) -> LinkDown | None:
+    """The HTTP statuses that mean "no usable answer" whatever the provider (else None).
+
+    * 3xx: we never follow redirects; an API does not redirect, a captive portal does.
+    * 407 (a proxy wants a login), 408 (timed out reading our request), 425.
+    * 429 and 503: asked to slow down (RateLimited, with Retry-After).
+    * any other 5xx: the provider or a gateway (502, 504) failed.
+    """
+    status = answer.status_code
+    if status in (429, 503):
+        return rate_limited(provider, answer)
+    if 300 <= status < 400:
+        return NoAnswer(f"{provider} answered with a redirect (HTTP {status}): a captive "
+                        "portal or proxy is in the way", provider=provider, http_status=status)
+    if status in (407, 408, 425):
+        return NoAnswer(f"{provider} could not be reached properly (HTTP {status})",
+                        provider=provider, http_status=status)
+    if status >= 500:
+        return server_error(provider, answer)
+    return None
+
+
 class ClientBase:
     """What both provider clients share: one pooled httpx client with explicit
-    timeouts, a retry policy, async context management, a repr without secrets."""
+    timeouts, a total deadline and a size cap per request, a retry policy, async
+    context management, a repr without secrets."""
 
     provider = "provider"
 
@@ -165,6 +235,22 @@ class ClientBase:
             )
         return self._http
 
+    @property
+    def deadline(self) -> float:
+        """Total seconds a request may take, connection to last byte."""
+        configured = getattr(self._settings, "deadline", None)
+        if configured:
+            return float(configured)
+        return float(self._settings.connect_timeout + self._settings.read_timeout + 5.0)
+
+    @property
+    def max_answer_bytes(self) -> int:
+        return int(getattr(self._settings, "max_answer_bytes", None) or DEFAULT_MAX_ANSWER_BYTES)
+
+    async def _http_send(self, method: str, path: str, **kwargs: Any) -> Answer:
+        return await send(self._client, self.provider, method, path, deadline=self.deadline,
+                          max_bytes=self.max_answer_bytes, **kwargs)
+
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self._settings.base_url!r}, "
                 f"user={self._settings.username!r})")
@@ -184,20 +270,20 @@ class ClientBase:
 _C = TypeVar("_C", bound=ClientBase)
 
 
-def retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After", "").strip()
+def retry_after(answer: Answer) -> float | None:
+    value = (answer.headers.get("Retry-After") or "").strip()
     try:
-        return max(0.0, float(value)) if value else None
+        return min(3600.0, max(0.0, float(value))) if value else None
     except ValueError:
         return None  # an HTTP date: rare enough to ignore
 
 
-def rate_limited(provider: str, response: httpx.Response) -> RateLimited:
+def rate_limited(provider: str, answer: Answer) -> RateLimited:
     return RateLimited(
-        f"{provider} is busy: try again shortly (HTTP {response.status_code})",
+        f"{provider} is busy: try again shortly (HTTP {answer.status_code})",
         provider=provider,
-        retry_after=retry_after(response),
-        http_status=response.status_code,
+        retry_after=retry_after(answer),
+        http_status=answer.status_code,
     )
 
 
@@ -210,12 +296,20 @@ def unexpected(provider: str, status: int | None, detail: str) -> ProviderError:
     )
 
 
-def server_error(provider: str, response: httpx.Response) -> Transient:
-    return Transient(
-        f"{provider} had a server error (HTTP {response.status_code})",
+def refused(provider: str, status: int, message: str | None) -> Declined:
+    """A 4xx refusal; a 4xx without the documented error text is still a refusal."""
+    return Declined(message or f"{provider} refused the request (HTTP {status})",
+                    provider=provider, code=f"http{status}")
+
+
+def server_error(provider: str, answer: Answer) -> NoAnswer:
+    gateway = answer.status_code in (502, 504)
+    what = "a gateway error" if gateway else "a server error"
+    return NoAnswer(
+        f"{provider} had {what} (HTTP {answer.status_code})",
         provider=provider,
-        http_status=response.status_code,
-        detail=_snippet(response.text),
+        http_status=answer.status_code,
+        detail=_snippet(answer.text),
     )
 
 
@@ -223,21 +317,37 @@ def _snippet(text: str, limit: int = 60) -> str:
     return " ".join(text.split())[:limit]
 
 
-def decode_json(provider: str, response: httpx.Response) -> Any:
+def decode_json(provider: str, answer: Answer) -> Any:
     """The body as JSON (floats as Decimal), tolerating the documents' quirks.
 
-    Anything that is not JSON (HTML, empty, truncated) becomes a ProviderError
-    naming the provider and the HTTP status.
+    An empty or non-JSON 2xx body (a captive portal's login page, a proxy's
+    error page, a body cut short) is :class:`NoAnswer`: the link, not the
+    provider, answered. Valid JSON too deep to read is a ProviderError (an
+    answer we cannot use), never a crash.
     """
-    text = response.text
+    text = answer.text
     if not text.strip():
-        raise unexpected(provider, response.status_code, "empty body")
+        raise NoAnswer(f"{provider} answered with an empty body (HTTP {answer.status_code})",
+                       provider=provider, http_status=answer.status_code, detail="empty body")
     try:
         return loads_lenient(text)
+    except RecursionError:
+        raise unexpected(provider, answer.status_code, "JSON nested too deeply") from None
     except ValueError:
-        raise unexpected(
-            provider, response.status_code, f"not JSON: {_snippet(text)!r}"
+        raise NoAnswer(
+            f"{provider} answered with something that is not JSON (HTTP "
+            f"{answer.status_code}): a captive portal or proxy?",
+            provider=provider, http_status=answer.status_code,
+            detail=f"not JSON: {_snippet(text)!r}",
         ) from None
+
+
+def decode_json_or_none(answer: Answer) -> Any:
+    """The body as JSON if it is some (for reading a 4xx's error text), else None."""
+    try:
+        return loads_lenient(answer.text) if answer.content.strip() else None
+    except (ValueError, RecursionError):
+        return None
 
 
 # ------------------------------------------------------------------ lenient JSON
@@ -265,10 +375,16 @@ def loads_lenient(text: str) -> Any:
     (including HTML) still fails: nothing is invented.
     """
     try:
-        return json.loads(text, parse_float=Decimal)
+        return json.loads(text, parse_float=Decimal, parse_int=_parse_int)
     except ValueError:
         pass
-    return json.loads(_repair(text), parse_float=Decimal)
+    return json.loads(_repair(text), parse_float=Decimal, parse_int=_parse_int)
+
+
+def _parse_int(text: str) -> int | Decimal:
+    """JSON integers; one too long for Python's int-from-text guard (4,300 digits) is kept
+    as a Decimal, which the field readers then refuse as no sane number."""
+    return int(text) if len(text) <= 100 else Decimal(text)
 
 
 def _repair(text: str) -> str:
@@ -312,15 +428,15 @@ async def retrying(
     policy: RetryPolicy, call: Callable[[], Awaitable[T]], *, idempotent: bool = True
 ) -> T:
     """Run ``call`` (a request that moves no money) with retries on
-    :class:`ProviderUnavailable` and, when ``idempotent``, :class:`Transient`;
-    re-raise the last error.
+    :class:`ProviderUnavailable` and, when ``idempotent``, every other
+    :class:`LinkDown`; re-raise the last error.
 
     A state change such as locking a card is not idempotent in its answers
     (a repeat says "Card is already locked"): it is retried only when nothing
     was sent, and a lost answer is left to the caller to check.
     """
     errors: tuple[type[Exception], ...] = (
-        (ProviderUnavailable, Transient) if idempotent else (ProviderUnavailable,)
+        (LinkDown,) if idempotent else (ProviderUnavailable,)
     )
     from tenacity import (  # loaded with the first request, like httpx
         AsyncRetrying,
@@ -348,19 +464,37 @@ def as_str(value: Any) -> str | None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
-    s = str(value).strip()
+    try:
+        s = str(value).strip()
+    except ValueError:  # an int too long to print (Python's 4,300-digit guard)
+        return None
     return s or None
 
 
+#: Longest integer a provider field may carry (a 5,000-digit "transactionId" is no id).
+MAX_INT_DIGITS = 18
+
+
 def as_int(value: Any) -> int | None:
+    """A provider field as an int (numbers arrive as strings or numbers); None when it is
+    absent or not a sane integer (too long, fractional, not ASCII digits)."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
-        return value
-    if isinstance(value, Decimal) and value == value.to_integral_value():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
+        return value if abs(value) < 10**MAX_INT_DIGITS else None
+    if isinstance(value, Decimal):
+        try:
+            if value.is_finite() and value == value.to_integral_value() and \
+                    abs(value) < 10**MAX_INT_DIGITS:
+                return int(value)
+        except ArithmeticError:
+            return None
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        digits = text[1:] if text.startswith("-") else text
+        if digits.isascii() and digits.isdigit() and len(digits) <= MAX_INT_DIGITS:
+            return int(text)
     return None
 
 

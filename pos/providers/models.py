@@ -135,6 +135,7 @@ class VendOutcome:
     ref: str
     message: str = ""
     code: str | None = None  # elec000 / elec001 / elec003 / elec100
+    status_code: str | None = None  # the top-level "status": 0, 1, 102 ... 105
     token: str | None = None  # 20 digits, prepaid only
     receipt_no: str | None = None  # stdTokenRctNum or rctNum
     units: str | None = None
@@ -144,6 +145,9 @@ class VendOutcome:
     customer_name: str | None = None
     date: str | None = None
     throttled: bool = False  # meter throttle ("too soon"): retry after 5 minutes
+    unknown_target: bool = False  # elec100 "did not pass the Luhn validation": no such meter
+    target: str | None = None  # meter / accountNo as the answer states it, if it does
+    amount: Money | None = None  # "amount" as the answer states it, if it does
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property

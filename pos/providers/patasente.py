@@ -5,16 +5,20 @@ and PUT, exactly as the document sends them; a bearer token from ``login``
 authorises everything else. Errors come back as HTTP 400 ``{"error": msg}``
 and successes as ``{"success": msg}``.
 
-Money moves on ``debit-patasente-card`` and ``credit-patasente-card``. They are
-sent once; the terminal's ref is embedded in ``payment_reason`` (``... ref:<ref>``)
-so a lost answer can be resolved through ``get-prepaid-transactions?search=<ref>``.
-Patasente itself does not deduplicate by ref: a request is sent again only
-when that search shows the ref absent.
+Money moves on ``debit-patasente-card`` and ``credit-patasente-card``. Each is
+sent ONCE by this client; the terminal's ref travels in ``payment_reason``
+(``... ref:<ref>``). An answer lost on the way raises
+:class:`~pos.errors.OutcomeUnknown`: Patasente does not de-duplicate by ref, and
+the document does not say that ``get-prepaid-transactions?search=`` finds a ref
+inside a reason (its own credit example shows a reason rewritten by the server),
+so whether anything is sent again is decided by reconciliation
+(pos.usecases.reconcile) from several signals, never here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -24,15 +28,16 @@ if TYPE_CHECKING:
 
 from pos.cardqr import CardRef
 from pos.config import PatasenteSettings
+from pos.digits import is_digits
 from pos.errors import (
     AuthError,
     Declined,
     InputError,
+    LinkDown,
     OutcomeUnknown,
     PosError,
     ProviderError,
     ProviderUnavailable,
-    RateLimited,
 )
 from pos.money import Money, parse_amount
 from pos.providers import http
@@ -255,29 +260,31 @@ class PatasenteClient(http.ClientBase):
         *,
         token: str | None,
         data: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
+    ) -> http.Answer:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         query = {k: str(v) for k, v in (params or {}).items() if v is not None}
-        return await http.send(
-            self._client, PROVIDER, method, path, params=query, headers=headers, data=data
-        )
+        return await self._http_send(method, path, params=query, headers=headers, data=data)
 
-    def _decode(self, resp: httpx.Response) -> Any:
-        """The JSON of a 2xx answer; a 4xx ``{"error": msg}`` raises Declined(msg)."""
-        status = resp.status_code
-        if status in (429, 503):
-            raise http.rate_limited(PROVIDER, resp)
-        if status >= 500:
-            raise http.server_error(PROVIDER, resp)
-        data = http.decode_json(PROVIDER, resp)
+    def _decode(self, answer: http.Answer) -> Any:
+        """The JSON of a 2xx answer; a 4xx ``{"error": msg}`` raises Declined(msg).
+
+        Link failures (3xx, 408, 429, 5xx, a non-JSON 2xx) raise LinkDown
+        (see :func:`pos.providers.http.link_failure`); a 4xx without the documented
+        ``error`` field is still a refusal (document 002: errors come back as 400).
+        """
+        status = answer.status_code
+        failure = http.link_failure(PROVIDER, answer)
+        if failure is not None:
+            raise failure
+        if 400 <= status < 500:
+            data = http.decode_json_or_none(answer)
+            raise http.refused(PROVIDER, status, _message(data, "error") or
+                               _message(data, "message"))
+        data = http.decode_json(PROVIDER, answer)
         error = _message(data, "error")
-        if 200 <= status < 300:
-            if error and not _message(data, "success"):
-                raise Declined(error, provider=PROVIDER)
-            return data
-        if 400 <= status < 500 and error:
-            raise Declined(error, provider=PROVIDER)
-        raise http.unexpected(PROVIDER, status, _message(data, "message") or "HTTP error")
+        if error and not _message(data, "success"):
+            raise Declined(error[:300], provider=PROVIDER)
+        return data
 
     async def login(self) -> None:
         """Log in with the merchant credentials; the token stays in memory only."""
@@ -288,8 +295,8 @@ class PatasenteClient(http.ClientBase):
                 "password": self._settings.password.get_secret_value(),
             }
             resp = await self._send("POST", "login", params, token=None)
-            if resp.status_code in (401, 403, 404, 422):
-                msg = _message(http.decode_json(PROVIDER, resp), "error") or "login refused"
+            if 400 <= resp.status_code < 500 and resp.status_code not in (407, 408, 425, 429):
+                msg = _message(http.decode_json_or_none(resp), "error") or "login refused"
                 raise AuthError(f"Patasente refused the merchant login: {msg}", provider=PROVIDER,
                                 http_status=resp.status_code)
             return self._decode(resp)
@@ -381,7 +388,9 @@ class PatasenteClient(http.ClientBase):
         return parse_prepaid_transactions(data, self.currency)
 
     async def find_by_ref(self, ref: str, *, kind: str | None = None) -> PrepaidTransaction | None:
-        """The card debit / credit whose ``payment_reason`` carries ``ref:<ref>``.
+        """The card debit / credit whose ``payment_reason`` carries ``ref:<ref>``, as
+        ``get-prepaid-transactions?search=<ref>`` returns it (one signal among several:
+        the document does not promise that search looks inside reasons).
 
         ``kind`` ("debit" / "credit") skips rows of the other type (a refund
         could quote the ref of the debit it reverses).
@@ -394,6 +403,22 @@ class PatasenteClient(http.ClientBase):
                 continue
             return row
         return None
+
+    async def history(self, since: dt.date, *, max_rows: int = 500,
+                      page: int = 50) -> tuple[list[PrepaidTransaction], bool]:
+        """Prepaid transactions from ``since`` on, newest first, WITHOUT a search term
+        (independent of how search works): ``(rows, complete)``; ``complete`` is False
+        when ``max_rows`` were read before reaching rows older than ``since``."""
+        rows: list[PrepaidTransaction] = []
+        skip = 0
+        while len(rows) < max_rows:
+            batch = await self.prepaid_transactions(skip=skip, take=page,
+                                                    from_date=since.isoformat())
+            rows.extend(batch)
+            if len(batch) < page:
+                return rows, True
+            skip += page
+        return rows, False
 
     async def company_products(self) -> list[Product]:
         return parse_products(await self._get("get-company-products"), self.currency)
@@ -505,7 +530,7 @@ class PatasenteClient(http.ClientBase):
 
     @staticmethod
     def _ref(ref: str) -> str:
-        if not ref.isdigit():
+        if not is_digits(ref):
             raise InputError(f"A transaction reference is numeric, not {ref!r}")
         return ref
 
@@ -519,50 +544,22 @@ class PatasenteClient(http.ClientBase):
     async def _money(
         self, path: str, params: Mapping[str, Any], ref: str, kind: str
     ) -> CardOpResult:
-        for sends in (1, 2):
-            try:
-                data = await self._authed_once("POST", path, params)
-                return CardOpResult(
-                    status=CardOpStatus.APPROVED,
-                    ref=ref,
-                    message=_message(data, "success") or "Approved",
-                )
-            except ProviderUnavailable:
-                if sends == 1:
-                    raise  # nothing was sent: the cashier (or sync) may go offline
-                # The first send's outcome was lost and this resend never left: unknown.
-                raise OutcomeUnknown(
-                    f"Patasente card {kind} outcome unknown (link lost before the resend)",
-                    provider=PROVIDER, ref=ref,
-                ) from None
-            except (AuthError, InputError, Declined):
-                raise  # refused before any work: the cashier sees why
-            except RateLimited as exc:
-                if exc.http_status == 429:
-                    raise
-                lost: ProviderError = exc  # 503 after sending: resolve it
-            except ProviderError as exc:  # Transient, or an answer we cannot read
-                lost = exc
-            await asyncio.sleep(self._retry.settle_delay)
-            try:
-                row = await self.find_by_ref(ref, kind=kind)
-            except PosError:
-                raise OutcomeUnknown(
-                    f"Patasente card {kind} outcome unknown ({lost.message}); "
-                    "the transaction search also failed",
-                    provider=PROVIDER,
-                    ref=ref,
-                ) from None
-            if row is not None:
-                if FAILED_ROW.search(row.status):
-                    return CardOpResult(CardOpStatus.DECLINED, ref, row.status,
-                                        provider_txn_id=row.transaction_id or None)
-                return CardOpResult(CardOpStatus.APPROVED, ref, row.status or "Processed",
-                                    provider_txn_id=row.transaction_id or None)
-            if sends == 2:
-                break
-        raise OutcomeUnknown(
-            f"Patasente card {kind} outcome unknown after a second attempt",
-            provider=PROVIDER,
+        """Send once. Not sent: ProviderUnavailable. Sent and no usable answer:
+        OutcomeUnknown. A refusal: Declined / AuthError / InputError."""
+        try:
+            data = await self._authed_once("POST", path, params)
+        except ProviderUnavailable:
+            raise  # nothing was sent: the cashier (or sync) may go offline
+        except (AuthError, InputError, Declined):
+            raise  # refused before any work: the cashier sees why
+        except LinkDown as exc:
+            raise OutcomeUnknown(f"Patasente card {kind}: no usable answer ({exc.message})",
+                                 provider=PROVIDER, ref=ref, link_down=True) from None
+        except ProviderError as exc:  # an answer we cannot read
+            raise OutcomeUnknown(f"Patasente card {kind}: {exc.message}",
+                                 provider=PROVIDER, ref=ref) from None
+        return CardOpResult(
+            status=CardOpStatus.APPROVED,
             ref=ref,
+            message=(_message(data, "success") or "Approved")[:300],
         )

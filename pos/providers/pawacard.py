@@ -2,40 +2,46 @@
 
 Wire format (document 003): every call is a JSON POST; the body carries
 ``username`` and the ``key`` returned by ``/login``; numbers are strings.
-``status`` 0 means success, 1 "failed or pending" with the real state in
+``status`` 0 means success, 1 "failed request, pending" with the real state in
 ``transaction.status`` (0/5 pending, 1 complete, 2 failed); 102-105 are
 float, ref, not-found and daily-limit answers.
 
-Money moves on ``/vend`` and ``/postpaidbill`` only. Those are sent once; an
-unknown outcome is resolved through ``/transaction`` / ``/postpaidtransaction``
-by ``ref``, and sent again (same ref, once) only when the provider says it has
-no such transaction (104).
+Money moves on ``/vend`` and ``/postpaidbill`` only. Each is sent ONCE by this
+client: an answer lost on the way (any :class:`~pos.errors.LinkDown` after the
+request may have left, or an answer we cannot read) raises
+:class:`~pos.errors.OutcomeUnknown`. Whether and when to send again is decided by
+reconciliation (pos.usecases.reconcile), by asking ``/transaction`` /
+``/postpaidtransaction`` over a settle window: the document does not say whether a
+vend is idempotent by ref, so nothing here relies on it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import httpx
 
 from pos.config import PawaCardSettings
+from pos.digits import is_digits
 from pos.errors import (
     AuthError,
     Declined,
     InputError,
+    LinkDown,
+    NoAnswer,
     OutcomeUnknown,
     PosError,
     ProviderError,
     ProviderUnavailable,
-    RateLimited,
 )
 from pos.meter import validate_account, validate_meter
 from pos.money import Money, parse_amount
 from pos.providers import http
-from pos.providers.http import RetryPolicy, Transient, as_int, as_str
+from pos.providers.http import RetryPolicy, as_int, as_str
 from pos.providers.models import (
     AccountInfo,
     Charge,
@@ -45,6 +51,7 @@ from pos.providers.models import (
 )
 
 PROVIDER = "PawaCard"
+_T = TypeVar("_T")
 
 #: A ``status: 1`` message meaning the key was refused (re-login and repeat). Narrow on
 #: purpose: a token-vending API's own failures talk about "tokens", and taking one of
@@ -56,11 +63,17 @@ _KEY_REJECTED = re.compile(
 )
 #: The meter throttle: one transaction per meter every 5 minutes.
 _THROTTLE = re.compile(r"too soon", re.I)
-# elec100 "Request timed out. please fetch the response again": PawaCard lost its
-# answer from Kenya Power; the sale may have happened. Never a decline.
-_FETCH_AGAIN = re.compile(r"timed out|fetch the response again", re.I)
-#: ``elec100`` / "Connection error": Kenya Power could not be reached; fetch again.
+#: Document 003 uses ``elec100`` for two different things. Under /verify, "failed
+#: request due to network connection issues": "Request timed out. please fetch the
+#: response again" -- and, for a meter Kenya Power does not know, "The specified MSNO
+#: ... did not pass the Luhn validation". The message decides which, never the code.
 _UPSTREAM_TIMEOUT = re.compile(r"timed out|fetch the response again|connection error", re.I)
+_UNKNOWN_METER = re.compile(r"luhn|not registered|does ?n[o']t exist|not exist|not found"
+                            r"|invalid (msno|meter|account)|specify a valid", re.I)
+#: A token as Kenya Power issues it: 20 digits (STS), shown in groups of four. Other
+#: lengths are tolerated; anything that is not a short run of digits is no token.
+_TOKEN_CHARS = re.compile(r"[\s-]")
+_MAX_TOKEN_DIGITS = 40
 
 
 def _status(data: dict[str, Any]) -> str | None:
@@ -68,7 +81,7 @@ def _status(data: dict[str, Any]) -> str | None:
 
 
 def _msg(data: dict[str, Any]) -> str:
-    return as_str(data.get("msg")) or ""
+    return (as_str(data.get("msg")) or "")[:500]
 
 
 def key_rejected(data: dict[str, Any]) -> bool:
@@ -85,9 +98,19 @@ def key_rejected(data: dict[str, Any]) -> bool:
 
 def check_ref(ref: str) -> str:
     ref = ref.strip()
-    if not ref.isdigit() or len(ref) > 32:
+    if not is_digits(ref) or len(ref) > 32:
         raise InputError(f"A PawaCard reference is numeric, not {ref!r}")
     return ref
+
+
+def unknown_target(message: str) -> bool:
+    """An ``elec100`` (or status 1) message saying Kenya Power does not know the meter."""
+    return bool(_UNKNOWN_METER.search(message)) and not _UPSTREAM_TIMEOUT.search(message)
+
+
+def upstream_timeout(message: str) -> bool:
+    """A message saying PawaCard could not get an answer from Kenya Power (fetch again)."""
+    return bool(_UPSTREAM_TIMEOUT.search(message))
 
 
 # ------------------------------------------------------------------ parsing
@@ -98,10 +121,10 @@ def parse_charges(fixed: Any) -> tuple[Charge, ...]:
         fixed = [fixed]
     if not isinstance(fixed, list):
         return ()
-    for item in fixed:
+    for item in fixed[:50]:
         if isinstance(item, dict):
-            for name, amount in item.items():
-                out.append(Charge(str(name), as_str(amount) or ""))
+            for name, amount in list(item.items())[:50]:
+                out.append(Charge(str(name)[:60], (as_str(amount) or "")[:40]))
     return tuple(out)
 
 
@@ -114,9 +137,25 @@ def _money(value: Any, currency: str) -> Money | None:
         return None  # shown on the receipt only: an odd total must not lose a token
 
 
+def parse_token(value: Any) -> str | None:
+    """The token digits, or None when the field is absent or is not a token."""
+    text = as_str(value)
+    if text is None:
+        return None
+    digits = _TOKEN_CHARS.sub("", text)
+    if not is_digits(digits) or len(digits) > _MAX_TOKEN_DIGITS:
+        return None
+    return digits
+
+
 def parse_vend(data: Any, ref: str, currency: str, *, postpaid: bool = False) -> VendOutcome:
     """Map a ``/vend``, ``/transaction``, ``/postpaidbill`` or ``/postpaidtransaction``
-    answer onto a :class:`VendOutcome`. Raises ProviderError for a shape we cannot read.
+    answer onto a :class:`VendOutcome`.
+
+    Raises :class:`~pos.errors.NoAnswer` where the answer says PawaCard has no answer
+    from Kenya Power yet ("fetch the response again") and ProviderError for a shape we
+    cannot read. Odd fields (an absurd ``totalAmount``, a 5,000-digit ``transactionId``)
+    are dropped one by one: a token that came is never lost for them.
     """
     if not isinstance(data, dict):
         raise http.unexpected(PROVIDER, 200, f"a {type(data).__name__}, not an object")
@@ -126,24 +165,33 @@ def parse_vend(data: Any, ref: str, currency: str, *, postpaid: bool = False) ->
     txn = data.get("transaction") if isinstance(data.get("transaction"), dict) else None
     tstatus = as_str(txn.get("status")) if txn else None
     src: dict[str, Any] = {**data, **txn} if txn else data  # fields may sit at either level
-    tmsg = (as_str(txn.get("msg")) if txn else None) or msg
+    tmsg = ((as_str(txn.get("msg")) if txn else None) or msg)[:500]
 
     def outcome(st: VendStatus, message: str = "", **kw: Any) -> VendOutcome:
+        target = as_str(src.get("accountNo")) if postpaid else as_str(src.get("meter"))
         return VendOutcome(
             status=st,
             ref=as_str(src.get("ref")) or ref,
             message=message,
             code=code,
-            customer_name=as_str(src.get("customerName")),
+            status_code=status,
+            customer_name=(as_str(src.get("customerName")) or "")[:120] or None,
             transaction_id=as_int(src.get("transactionId")),
-            date=as_str(src.get("date")),
+            date=(as_str(src.get("date")) or "")[:40] or None,
+            target=target.strip()[:40] if target else None,
+            amount=_money(src.get("amount"), currency),
             raw=data,
             **kw,
         )
 
+    # Statuses of the document ("General Statuses"); each ends here deliberately.
     if status == "102":
+        # "102 Insufficient balance": the vendor float cannot pay for it; nothing vended.
+        # A sale waiting in the queue stays queued until the float is topped up (settle).
         return outcome(VendStatus.DECLINED, f"Vendor float too low: {msg}".rstrip(": "))
     if status == "103":
+        # "103 Bad reference number": this ref was refused (malformed, or already used
+        # by another sale): nothing was done under it. Never re-sent with the same ref.
         return outcome(VendStatus.DECLINED, f"Bad reference number: {msg}".rstrip(": "))
     if status == "104":
         return outcome(VendStatus.ABSENT, msg or "Transaction not found")
@@ -152,13 +200,12 @@ def parse_vend(data: Any, ref: str, currency: str, *, postpaid: bool = False) ->
             VendStatus.DECLINED, msg or "The meter has reached the maximum vends allowed per day"
         )
 
-    token = as_str(src.get("token"))
-    receipt = as_str(src.get("stdTokenRctNum")) or as_str(src.get("rctNum"))
-    total = _money(src.get("totalAmount", src.get("amount")), currency)
+    token = parse_token(src.get("token"))
+    receipt = (as_str(src.get("stdTokenRctNum")) or as_str(src.get("rctNum")) or "")[:60]
     details: dict[str, Any] = {
-        "receipt_no": receipt,
-        "units": as_str(src.get("units")),
-        "total_amount": total,
+        "receipt_no": receipt or None,
+        "units": (as_str(src.get("units")) or "")[:20] or None,
+        "total_amount": _money(src.get("totalAmount", src.get("amount")), currency),
         "charges": parse_charges(src.get("fixed")),
     }
     ok_status = status in (None, "0")
@@ -169,20 +216,26 @@ def parse_vend(data: Any, ref: str, currency: str, *, postpaid: bool = False) ->
         return outcome(VendStatus.VENDED, msg or "success", token=token, **details)
     if tstatus in ("0", "5"):
         return outcome(VendStatus.PENDING, tmsg or "transaction still pending")
-    if code == "elec100" or _FETCH_AGAIN.search(tmsg or ""):
-        # Outcome unknown: the caller queries by ref before anything is sent again.
-        raise http.Transient(
-            f"PawaCard has no answer from Kenya Power yet ({tmsg or code})",
-            provider=PROVIDER, http_status=200,
-        )
     if tstatus == "2" or code in ("elec001", "elec003"):
         return outcome(VendStatus.DECLINED, tmsg or "Failed")
+    if code == "elec100" or (status == "1" and txn is None and (
+            upstream_timeout(tmsg) or unknown_target(tmsg))):
+        if unknown_target(tmsg):
+            # elec100 with "did not pass the Luhn validation" / "not registered": Kenya
+            # Power does not know the meter (document 003, "Meter number doesn't exist").
+            return outcome(VendStatus.DECLINED, tmsg, unknown_target=True)
+        # elec100 "Request timed out. please fetch the response again": PawaCard lost
+        # Kenya Power's answer; the sale may have happened. Never a decline.
+        raise NoAnswer(f"PawaCard has no answer from Kenya Power yet ({tmsg or code})",
+                       provider=PROVIDER, http_status=200, detail=code)
     if tstatus == "1":
         if postpaid:
             return outcome(VendStatus.VENDED, msg or "success", **details)
         if token:
             return outcome(VendStatus.VENDED, msg or "success", token=token, **details)
         raise http.unexpected(PROVIDER, 200, "complete prepaid transaction without a token")
+    if ok_status and not postpaid and src.get("token") is not None and token is None:
+        raise http.unexpected(PROVIDER, 200, "a token that is not a token")
     if status == "1":
         if _THROTTLE.search(msg):
             return outcome(VendStatus.DECLINED, msg, throttled=True)
@@ -214,20 +267,22 @@ class PawaCardClient(http.ClientBase):
     # ---------------------------------------------------------------- plumbing
     async def _post_once(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
         """One POST; the decoded object, or an error by kind (see :mod:`.http`)."""
-        resp = await http.send(self._client, PROVIDER, "POST", endpoint, json=body)
-        if resp.status_code in (429, 503):
-            raise http.rate_limited(PROVIDER, resp)
-        if resp.status_code >= 500:
-            raise http.server_error(PROVIDER, resp)
-        if resp.status_code == 401:
+        answer = await self._http_send("POST", endpoint, json=body)
+        failure = http.link_failure(PROVIDER, answer)
+        if failure is not None:
+            raise failure
+        if answer.status_code == 401:
             raise _KeyRefused()
-        data = http.decode_json(PROVIDER, resp)
+        if 400 <= answer.status_code < 500:
+            # The document defines no HTTP errors: any 4xx is a refusal of this request.
+            data = http.decode_json_or_none(answer)
+            msg = _msg(data) if isinstance(data, dict) else None
+            raise http.refused(PROVIDER, answer.status_code, msg)
+        data = http.decode_json(PROVIDER, answer)
         if not isinstance(data, dict):
             raise http.unexpected(
-                PROVIDER, resp.status_code, f"a {type(data).__name__}, not an object"
+                PROVIDER, answer.status_code, f"a {type(data).__name__}, not an object"
             )
-        if resp.status_code != 200:
-            raise http.unexpected(PROVIDER, resp.status_code, _msg(data) or "HTTP error")
         return data
 
     async def login(self) -> None:
@@ -242,6 +297,9 @@ class PawaCardClient(http.ClientBase):
                 return await self._post_once("login", body)
             except _KeyRefused:
                 raise AuthError("PawaCard refused the vendor login", provider=PROVIDER) from None
+            except Declined as exc:
+                raise AuthError(f"PawaCard refused the vendor login: {exc.message}",
+                                provider=PROVIDER) from None
 
         data = await http.retrying(self._retry, once)
         key = as_str(data.get("key"))
@@ -280,8 +338,11 @@ class PawaCardClient(http.ClientBase):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _query(self, endpoint: str, fields: dict[str, Any]) -> dict[str, Any]:
-        """A request that moves no money: retried on unavailable / transient errors."""
+        """A request that moves no money: retried on every form of link failure."""
         return await http.retrying(self._retry, lambda: self._authed_once(endpoint, fields))
+
+    async def _read(self, call: Callable[[], Any]) -> Any:
+        return await http.retrying(self._retry, call)
 
     # ---------------------------------------------------------------- queries
     async def balance(self) -> Money:
@@ -295,7 +356,11 @@ class PawaCardClient(http.ClientBase):
             raise http.unexpected(PROVIDER, 200, "balance is not an amount") from None
 
     async def verify_meter(self, meter: str) -> MeterInfo:
-        """The registered name of a prepaid meter. The Luhn check runs before any request."""
+        """The registered name of a prepaid meter. The Luhn check runs before any request.
+
+        Raises :class:`~pos.errors.LinkDown` when PawaCard or Kenya Power cannot answer
+        (offline for this sale) and Declined when the meter is unknown.
+        """
         meter = validate_meter(meter)
 
         async def once() -> MeterInfo:
@@ -310,28 +375,30 @@ class PawaCardClient(http.ClientBase):
 
         async def once() -> AccountInfo:
             data = await self._authed_once("postpaidverify", {"accountNo": account})
-            info = self._customer(data, account, AccountInfo)
-            return info
+            return self._customer(data, account, AccountInfo)
 
         return await http.retrying(self._retry, once)
 
-    def _customer(self, data: dict[str, Any], number: str, kind: type) -> Any:
+    def _customer(self, data: dict[str, Any], number: str, kind: type[_T]) -> _T:
         msg = _msg(data)
         if _status(data) == "0":
-            name = as_str(data.get("customerName"))
+            name = (as_str(data.get("customerName")) or "")[:120]
             if not name:
                 raise http.unexpected(PROVIDER, 200, "no customerName")
             if kind is MeterInfo:
-                return MeterInfo(meter=number, customer_name=name)
-            return AccountInfo(
+                return MeterInfo(meter=number, customer_name=name)  # type: ignore[return-value]
+            return AccountInfo(  # type: ignore[return-value]
                 account=number,
                 customer_name=name,
                 balance=_money(data.get("customer_balance"), self.currency),
             )
-        if _UPSTREAM_TIMEOUT.search(msg):
-            # Kenya Power did not answer PawaCard: the document says "fetch again".
-            raise Transient(
-                f"PawaCard could not reach Kenya Power: {msg}",
+        if unknown_target(msg):
+            raise Declined(msg, provider=PROVIDER, code=as_str(data.get("code")))
+        if upstream_timeout(msg) or as_str(data.get("code")) == "elec100":
+            # Kenya Power did not answer PawaCard ("fetch the response again", or
+            # "Connection error" for postpaid): the link beyond PawaCard is down.
+            raise NoAnswer(
+                f"PawaCard could not reach Kenya Power: {msg or 'elec100'}",
                 provider=PROVIDER,
                 http_status=200,
                 detail=as_str(data.get("code")),
@@ -351,6 +418,9 @@ class PawaCardClient(http.ClientBase):
         data = await self._query("postpaidtransaction", {"ref": ref})
         return parse_vend(data, ref, self.currency, postpaid=True)
 
+    async def status(self, ref: str, *, postpaid: bool) -> VendOutcome:
+        return await (self.postpaid_transaction(ref) if postpaid else self.transaction(ref))
+
     async def poll(
         self,
         ref: str,
@@ -366,18 +436,17 @@ class PawaCardClient(http.ClientBase):
         """
         interval = self._settings.poll_interval if interval is None else interval
         polls = self._settings.max_polls if max_polls is None else max_polls
-        query = self.postpaid_transaction if postpaid else self.transaction
-        outcome = await query(ref)
+        outcome = await self.status(ref, postpaid=postpaid)
         for _ in range(max(0, polls - 1)):
             if outcome.status is not VendStatus.PENDING:
                 break
             await asyncio.sleep(interval)
-            outcome = await query(ref)
+            outcome = await self.status(ref, postpaid=postpaid)
         return outcome
 
     # ---------------------------------------------------------------- money
     async def vend(self, meter: str, amount: Money, customer_name: str, ref: str) -> VendOutcome:
-        """Buy a prepaid token. Sent once; a lost answer is resolved by ref."""
+        """Buy a prepaid token. Sent once (see the module docstring)."""
         meter = validate_meter(meter)
         fields = {
             "amount": self._wire(amount),
@@ -390,7 +459,7 @@ class PawaCardClient(http.ClientBase):
     async def postpaid_bill(
         self, account: str, amount: Money, customer_name: str, ref: str
     ) -> VendOutcome:
-        """Pay a postpaid bill. Sent once; a lost answer is resolved by ref."""
+        """Pay a postpaid bill. Sent once (see the module docstring)."""
         fields = {
             "customerName": customer_name,
             "amount": self._wire(amount),
@@ -409,61 +478,40 @@ class PawaCardClient(http.ClientBase):
     async def _money(
         self, endpoint: str, fields: dict[str, Any], ref: str, *, postpaid: bool
     ) -> VendOutcome:
-        query = self.postpaid_transaction if postpaid else self.transaction
-        for sends in (1, 2):
-            try:
-                data = await self._authed_once(endpoint, fields)
-                outcome = parse_vend(data, ref, self.currency, postpaid=postpaid)
-            except ProviderUnavailable:
-                if sends == 1:
-                    raise  # nothing was sent: safe as is
-                # The first send's outcome was lost; this one never left: still unknown.
-                raise OutcomeUnknown(
-                    f"PawaCard {endpoint} outcome unknown (link lost before the resend)",
-                    provider=PROVIDER, ref=ref,
-                ) from None
-            except (AuthError, InputError, Declined):
-                raise  # refused before any work: safe as is
-            except RateLimited as exc:
-                if exc.http_status == 429:
-                    raise  # refused before any work
-                lost: ProviderError = exc  # a 503 after sending: resolve like any other
-            except ProviderError as exc:  # Transient, unparsable answer
-                lost = exc
-            else:
-                if not _bare_status_1(outcome):
-                    return outcome
-                # "status 1" without a transaction, code or known reason: the document
-                # defines 1 as "failed request, pending". Ask by ref before believing
-                # it failed (a card-paid sale would be refunded while a token comes).
-                try:
-                    found = await query(ref)
-                except PosError:
-                    raise OutcomeUnknown(
-                        f"PawaCard {endpoint} answered status 1 "
-                        f"({outcome.message or 'no reason'}) and the status check failed",
-                        provider=PROVIDER, ref=ref,
-                    ) from None
-                return outcome if found.status is VendStatus.ABSENT else found
-            await asyncio.sleep(self._retry.settle_delay)
-            try:
-                found = await query(ref)
-            except PosError:
-                raise OutcomeUnknown(
-                    f"PawaCard {endpoint} outcome unknown ({lost.message}); "
-                    "the status check also failed",
-                    provider=PROVIDER,
-                    ref=ref,
-                ) from None
-            if found.status is not VendStatus.ABSENT:
-                return found
-            if sends == 2:
-                break
-        raise OutcomeUnknown(
-            f"PawaCard {endpoint} outcome unknown after a second attempt",
-            provider=PROVIDER,
-            ref=ref,
-        )
+        """Send once. Not sent: ProviderUnavailable. Sent and no usable answer:
+        OutcomeUnknown. A refusal before any work: Declined / AuthError / InputError."""
+        try:
+            data = await self._authed_once(endpoint, fields)
+            outcome = parse_vend(data, ref, self.currency, postpaid=postpaid)
+        except ProviderUnavailable:
+            raise  # nothing was sent
+        except (AuthError, InputError, Declined):
+            raise  # refused before any work
+        except LinkDown as exc:
+            raise OutcomeUnknown(f"PawaCard {endpoint}: no usable answer ({exc.message})",
+                                 provider=PROVIDER, ref=ref, link_down=True) from None
+        except ProviderError as exc:  # an answer we cannot read
+            raise OutcomeUnknown(f"PawaCard {endpoint}: {exc.message}",
+                                 provider=PROVIDER, ref=ref) from None
+        if outcome.status is VendStatus.ABSENT:
+            # 104 "Transaction not found" in answer to the vend itself is no answer to it.
+            raise OutcomeUnknown(f"PawaCard {endpoint} answered 'transaction not found'",
+                                 provider=PROVIDER, ref=ref)
+        if not _bare_status_1(outcome):
+            return outcome
+        # A bare "status 1" (no transaction, no code, no known reason): the document
+        # defines 1 as "Failed request, pending". The provider answered, so the request
+        # was processed; ask by ref once before believing it failed (a card-paid sale
+        # would be refunded while a token comes).
+        try:
+            found = await self.status(ref, postpaid=postpaid)
+        except PosError:
+            raise OutcomeUnknown(
+                f"PawaCard {endpoint} answered status 1 "
+                f"({outcome.message or 'no reason'}) and the status check failed",
+                provider=PROVIDER, ref=ref,
+            ) from None
+        return outcome if found.status is VendStatus.ABSENT else found
 
 
 def _bare_status_1(outcome: VendOutcome) -> bool:
@@ -473,6 +521,7 @@ def _bare_status_1(outcome: VendOutcome) -> bool:
         outcome.status is VendStatus.DECLINED
         and not outcome.throttled
         and not outcome.code
+        and not outcome.unknown_target
         and as_str(raw.get("status")) == "1"
         and not isinstance(raw.get("transaction"), dict)
     )

@@ -116,18 +116,19 @@ class SandboxApp:
         endpoint, args = parts[0], parts[1:]
         method: str = scope["method"]
         body = await _read_body(receive)
-        delay, fault = state.faults.take(provider, endpoint)
-        delay += self.latency
+        taken = state.faults.take(provider, endpoint)
+        delay = taken.delay + self.latency
         if delay > 0:
             await asyncio.sleep(delay)
+        fault = taken.failure
         mode = fault.mode if fault else None
         # The log keeps the path only: Patasente sends PINs in the query string.
         log_path = scope["path"]
 
-        if fault is not None and mode in faultmod.BEFORE_EFFECT:
+        if fault is not None and not fault.after_commit:
             with state.lock:
                 state.log_request(method, provider, endpoint, log_path, 0, mode)
-            await self._fail_before(send, provider, fault)
+            await self._fail(send, provider, fault, None)
             return
 
         query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
@@ -139,46 +140,96 @@ class SandboxApp:
             # parameters (the client sends a large ID-document photo this way).
             form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
             query = {**form, **query}
-        req = Req(method, endpoint, args, query, headers, body)
+        req = Req(method, endpoint, args, query, headers, body,
+                  modifiers={name: f.seconds for name, f in taken.modifiers.items()})
         if fault is not None and mode == "pending":
             req.pending_polls = fault.polls
-        skip_effect = fault is not None and mode in faultmod.GARBAGE and not fault.effect
-        if skip_effect:
-            reply = Reply(200, b"")
-        else:
-            with state.lock:
-                reply = handler(state, req)
+        if fault is not None and mode == "slow":
+            await asyncio.sleep(fault.seconds)  # the provider is slow to do the work
         with state.lock:
+            reply = handler(state, req)
             state.log_request(method, provider, endpoint, log_path, reply.status, mode)
+        if fault is None or mode in ("pending", "slow"):
+            await _send(send, reply.status, reply.body, reply.content_type, reply.headers)
+        else:
+            await self._fail(send, provider, fault, reply)
 
-        if mode == "drop_after_commit":
-            await self._drop_after(send, reply)
+    async def _fail(self, send: Send, provider: str, fault: Fault, reply: Reply | None) -> None:
+        """Answer as the fault says; ``reply`` is the provider's real answer when the
+        fault strikes after the work was done (None: nothing was done)."""
+        mode = fault.mode
+        if mode in ("drop", "drop_before", "drop_after_commit"):
+            if reply is not None:
+                await self._drop_after(send, reply)
+            elif not await faultmod.cut_connection():
+                raise ConnectionAbortedError("sandbox fault: drop")
+        elif mode == "reset":
+            if not await faultmod.cut_connection(reset=True):
+                raise ConnectionAbortedError("sandbox fault: reset")
+        elif mode in ("http500", "http502", "http504"):
+            status = int(mode[4:])
+            if status == 500 and provider == patasente.PROVIDER:  # Laravel's answer
+                await _send(send, 500, b'{"message":"Server Error"}')
+            else:
+                title = {500: "500 Internal Server Error", 502: "502 Bad Gateway",
+                         504: "504 Gateway Time-out"}[status].encode()
+                await _send(send, status, b"<html><head><title>" + title + b"</title></head>"
+                            b"<body><center><h1>" + title + b"</h1></center><hr><center>nginx"
+                            b"</center></body></html>", "text/html")
+        elif mode in ("http503", "http429"):
+            status = 503 if mode == "http503" else 429
+            body = (b'{"message":"Service Unavailable"}' if status == 503
+                    else b'{"message":"Too Many Attempts."}')
+            await _send(send, status, body, extra=[("retry-after", faultmod.retry_after(fault))])
+        elif mode == "redirect":
+            await _send(send, 302, faultmod.PORTAL_PAGE, "text/html",
+                        extra=[("location", "http://10.0.0.1/login?redirect=provider")])
+        elif mode == "http4xx":
+            await _send(send, 404, b"<html><body><h1>Not Found</h1></body></html>", "text/html")
         elif mode == "html":
             await _send(send, 200, faultmod.HTML_PAGE, "text/html; charset=utf-8")
         elif mode == "empty":
             await _send(send, 200, b"")
         elif mode == "badjson":
             await _send(send, 200, faultmod.BAD_JSON)
-        else:
-            await _send(send, reply.status, reply.body, reply.content_type, reply.headers)
+        elif mode == "trickle":
+            await self._trickle(send, reply, fault.seconds)
+        elif mode == "huge":
+            await self._huge(send, fault.size)
+        elif mode == "hang":
+            await _until_disconnected(3600.0)
+        elif mode in faultmod.PAWA_ANSWER_MODES:
+            await _send(send, 200, _odd_answer(mode, reply))
+        else:  # pragma: no cover - FaultRegistry.add validates modes
+            raise AssertionError(mode)
 
     @staticmethod
-    async def _fail_before(send: Send, provider: str, fault: Fault) -> None:
-        if fault.mode == "drop_before":
-            if not await faultmod.cut_connection():
-                raise ConnectionAbortedError("sandbox fault: drop_before")
-            return
-        if fault.mode == "http500":
-            if provider == patasente.PROVIDER:  # Laravel's answer
-                await _send(send, 500, b'{"message":"Server Error"}')
-            else:
-                await _send(send, 500, b"<html><body><h1>500 Internal Server Error</h1>"
-                                       b"</body></html>", "text/html")
-            return
-        status = 503 if fault.mode == "http503" else 429
-        body = (b'{"message":"Service Unavailable"}' if status == 503
-                else b'{"message":"Too Many Attempts."}')
-        await _send(send, status, body, extra=[("retry-after", faultmod.retry_after(fault))])
+    async def _trickle(send: Send, reply: Reply | None, seconds: float) -> None:
+        """Headers at once, then the body a byte at a time: never done in a deadline."""
+        body = (reply.body if reply is not None else b"{}") + b" " * 4096
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        for i in range(len(body)):
+            if _disconnected():
+                return
+            await send({"type": "http.response.body", "body": body[i:i + 1],
+                        "more_body": i + 1 < len(body)})
+            await asyncio.sleep(seconds)
+
+    @staticmethod
+    async def _huge(send: Send, size: int) -> None:
+        """A body of ``size`` bytes, made as it is sent (never held in memory)."""
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(size).encode())]})
+        chunk = b" " * 65536
+        sent = 0
+        while sent < size and not _disconnected():
+            part = chunk[: min(len(chunk), size - sent)]
+            sent += len(part)
+            await send({"type": "http.response.body", "body": part, "more_body": sent < size})
+            await asyncio.sleep(0)
 
     @staticmethod
     async def _drop_after(send: Send, reply: Reply) -> None:
@@ -215,7 +266,10 @@ class SandboxApp:
                     count=payload.get("count", 1),
                     seconds=float(payload.get("seconds", 0.0)),
                     polls=int(payload.get("polls", 2)),
-                    effect=bool(payload.get("effect", True)),
+                    effect=(None if payload.get("effect") is None
+                            else bool(payload.get("effect"))),
+                    when=payload.get("when"),
+                    size=int(payload.get("size", 300_000_000)),
                 )
             except (FaultError, TypeError, ValueError) as exc:
                 return JSONResponse({"error": str(exc)}, 400)
@@ -240,6 +294,41 @@ class SandboxApp:
             return JSONResponse({"ok": True})
         return JSONResponse({"error": f"no control endpoint {method} /_control/{name}"}, 404)
 
+
+def _disconnected() -> bool:
+    transport = faultmod.CURRENT_TRANSPORT.get()
+    return transport is None or transport.is_closing()
+
+
+async def _until_disconnected(limit: float) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limit
+    while not _disconnected() and loop.time() < end:
+        await asyncio.sleep(0.05)
+
+
+#: 5,000 digits: past Python's int-from-text guard (4,300), far past any id.
+_LONG_NUMBER = "9" * 5000
+_NESTING = 100_000
+
+
+def _odd_answer(mode: str, reply: Reply | None) -> bytes:
+    """PawaCard's answer made odd but valid JSON (or the elec100 "fetch again" answer)."""
+    if mode == "elec100":
+        return json.dumps({"status": 1, "msg": pawacard.MSG_TIMEOUT,
+                           "code": "elec100"}).encode()
+    if mode == "nested":
+        return b"[" * _NESTING + (reply.body if reply else b"{}") + b"]" * _NESTING
+    try:
+        data = json.loads(reply.body) if reply is not None else {}
+    except ValueError:
+        data = {}
+    if not isinstance(data, dict):
+        data = {"value": data}
+    target = data["transaction"] if isinstance(data.get("transaction"), dict) else data
+    target["totalAmount" if mode == "odd_total" else "transactionId"] = "@ODD@"
+    literal = "1e999999" if mode == "odd_total" else _LONG_NUMBER
+    return json.dumps(data).replace('"@ODD@"', literal).encode()
 
 def create_app(state: SandboxState | None = None, *, latency: float = 0.0) -> SandboxApp:
     """The sandbox as an ASGI app (mount it anywhere, or serve it with uvicorn)."""

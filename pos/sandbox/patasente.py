@@ -78,10 +78,21 @@ def _usable(state: SandboxState, card: CardState) -> str | None:
     return None
 
 
+#: What the document's own credit example records as the reason of a credit.
+REWRITTEN_REASON = "Funds transferred to card"
+
+
 def _record(state: SandboxState, kind: str, card: CardState, amount: int, reason: str,
-            wallet: str | None) -> None:
-    """Book an applied debit or credit: prepaid transaction row + ``applied`` record."""
+            wallet: str | None, req: Req | None = None) -> None:
+    """Book an applied debit or credit: prepaid transaction row + ``applied`` record.
+
+    Under a ``rewrite_reason`` fault the row keeps the server's own wording instead of
+    the reason sent (the ``applied`` record keeps the ref, for the tests' counters).
+    """
     ps = state.patasente
+    sent_reason = reason
+    if req is not None and "rewrite_reason" in req.modifiers:
+        reason = REWRITTEN_REASON
     tid = ps.next_transaction_id
     ps.next_transaction_id += 1
     debit = kind == "debit"
@@ -101,10 +112,10 @@ def _record(state: SandboxState, kind: str, card: CardState, amount: int, reason
         "transaction_type": "wallet payment", "type": "wallet", "created_at": _stamp(state),
         "wallet_balance": formatted(ps.wallet), "card_transaction_type": kind,
         "patasente_card_no": card.card_no,
-    })
+    }, at=state.clock.now())
     ps.applied.append(AppliedOp(kind=kind, card_id=card.id, card_no=card.card_no,
                                 amount=amount, wallet=wallet, payment_reason=reason,
-                                ref=ref_of(reason), transaction_id=f"{tid:08d}",
+                                ref=ref_of(sent_reason), transaction_id=f"{tid:08d}",
                                 at=state.clock.now()))
 
 
@@ -258,7 +269,7 @@ def debit_card(state: SandboxState, req: Req) -> Reply:
             return error(f"Insufficient balance on card. Balance is UGX {card.balance:,}")
         card.balance -= amount
     ps.wallet += amount
-    _record(state, "debit", card, amount, reason, wallet)
+    _record(state, "debit", card, amount, reason, wallet, req)
     return success(f"Funds have been debited from card {card.card_no}")
 
 
@@ -282,7 +293,7 @@ def credit_card(state: SandboxState, req: Req) -> Reply:
         return error("Your prepaid account balance is too low to complete this action")
     ps.prepaid_float -= amount
     card.balance += amount
-    _record(state, "credit", card, amount, reason, data.CURRENT)
+    _record(state, "credit", card, amount, reason, data.CURRENT, req)
     return success("Funds have been transferred to card.")
 
 
@@ -425,9 +436,20 @@ def prepaid_transactions(state: SandboxState, req: Req) -> Reply:
     ps = state.patasente
     out: list[dict[str, Any]] = []
     seen = 0
+    # Faults: a search index that lags behind the books, or one that does not look
+    # inside payment reasons (the document only says "search query").
+    lag = req.modifiers.get("search_lag")
+    blind = "search_blind" in req.modifiers
+    now = state.clock.now()
     for i in range(len(ps.transactions) - 1, -1, -1):  # newest first
-        if search and search not in ps.search_keys[i]:
-            continue
+        if search:
+            key = ps.search_keys[i]
+            if blind:
+                key = key.split("\x00", 1)[1]
+            if search not in key:
+                continue
+            if lag is not None and now - ps.row_times[i] < lag:
+                continue
         row = ps.transactions[i]
         if frm or to:
             day = dt.date.fromisoformat(row["created_at"][:10])

@@ -74,7 +74,7 @@ def _parse_amount(value: object) -> Decimal | None:
 
 
 def _meter_ok(meter: str) -> bool:
-    return meter.isdigit() and 11 <= len(meter) <= 13 and luhn_ok(meter)
+    return meter.isascii() and meter.isdigit() and 11 <= len(meter) <= 13 and luhn_ok(meter)
 
 
 def _units(amount: Decimal) -> str:
@@ -222,6 +222,8 @@ def vend(state: SandboxState, req: Req, body: dict[str, Any]) -> Reply:
         return _repeat(known, "prepaid", meter, amount)
     if not _meter_ok(meter):
         return reply({"status": FAILED, "msg": _luhn_msg(meter), "code": "elec100"})
+    if meter == data.METER_UNKNOWN:  # Kenya Power does not know it: the document's elec100
+        return reply({"status": FAILED, "msg": _unknown_msg(meter), "code": "elec100"})
     if amount is None:
         return reply({"status": FAILED, "msg": "Invalid amount"})
     now = state.clock.now()

@@ -232,14 +232,17 @@ class PatasenteState:
     transactions: list[dict[str, Any]] = field(default_factory=list)  # oldest first
     #: Lower-case "reason / card no / transaction id" of each row, for a fast search.
     search_keys: list[str] = field(default_factory=list)
+    #: Sandbox clock time each row was recorded (for a search index that lags).
+    row_times: list[float] = field(default_factory=list)
     applied: list[AppliedOp] = field(default_factory=list)
     verifications: dict[int, Verification] = field(default_factory=dict)
     next_transaction_id: int = 14567
     next_user_id: int = 34
     logins: int = 0
 
-    def add_transaction(self, row: dict[str, Any]) -> None:
+    def add_transaction(self, row: dict[str, Any], at: float = 0.0) -> None:
         self.transactions.append(row)
+        self.row_times.append(at)
         self.search_keys.append("\x00".join(
             (row["payment_reason"], row["patasente_card_no"], row["transaction_id"])).lower())
 

@@ -17,6 +17,8 @@ class Req:
     headers: dict[str, str]  # lower-case names
     body: bytes = b""
     pending_polls: int | None = None  # set by a "pending" fault
+    #: Behaviour modifiers in force for this request (fault mode -> its ``seconds``).
+    modifiers: dict[str, float] = field(default_factory=dict)
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None

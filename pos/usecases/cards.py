@@ -3,36 +3,57 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pos.cardqr import CardRef, parse_card_qr
-from pos.errors import Declined, InputError, OutcomeUnknown, ProviderError, ProviderUnavailable
-from pos.journal import Kind, State, Tender, Txn
+from pos.digits import is_digits
+from pos.errors import (
+    Declined,
+    InputError,
+    LinkDown,
+    OutcomeUnknown,
+    PosError,
+    ProviderError,
+    ProviderUnavailable,
+)
+from pos.journal import JournalReader, Kind, State, Tender, Txn
 from pos.money import Money
 from pos.offline import check_offline_debit
 from pos.providers.models import CardInfo, CardOpStatus, SenteActivation
 from pos.usecases.context import Context
 from pos.usecases.results import CardLookup, SaleResult
-from pos.usecases.settle import apply_card_result, finish
+from pos.usecases.settle import apply_card_result, confirm_lost_answer, finish
 
 log = logging.getLogger(__name__)
 
 
 def validate_card_pin(pin: str | None) -> str:
-    if pin is None or len(pin) != 4 or not pin.isdigit():
+    if pin is None or len(pin) != 4 or not is_digits(pin):
         raise InputError("The card PIN has 4 digits")
     return pin
 
 
+def check_card_amount(ctx: Context, amount: Money) -> None:
+    """The ceiling on one card payment, top-up or refund, online or not."""
+    if amount.minor <= 0:
+        raise InputError("The amount must be greater than zero")
+    limit = ctx.settings.limits.card_max
+    if amount.minor > limit:
+        raise InputError(f"{amount.format()} is over the most one card payment may be "
+                         f"({Money(limit, amount.currency).format()})")
+
+
 async def lookup_card(ctx: Context, payload: str) -> CardLookup:
-    """Parse the QR and ask the issuer; fall back to the card cache when the link is down."""
+    """Parse the QR and ask the issuer; fall back to the card cache when the link is down
+    (any form of it: refused, reset, a gateway's 5xx, a portal's page, a timeout)."""
     card = parse_card_qr(payload)
     problems = card.problems(ctx.clock().date())
     link = ctx.link.patasente
     if link.should_try():
         try:
             info = await ctx.patasente.get_card(card)
-        except ProviderUnavailable as exc:
+        except LinkDown as exc:
             link.record_failure(str(exc))
         else:
             link.record_success()
@@ -52,13 +73,12 @@ async def lookup_card(ctx: Context, payload: str) -> CardLookup:
 
 
 def _precheck(ctx: Context, lookup: CardLookup, amount: Money, wallet: str) -> None:
-    if amount.minor <= 0:
-        raise InputError("The amount must be greater than zero")
     if amount.currency != lookup.card.currency:
         raise InputError(f"This card pays in {lookup.card.currency}, not {amount.currency}")
     if amount.currency != ctx.card_currency:
         raise InputError(f"This terminal takes {ctx.card_currency} cards; this card is "
                          f"{lookup.card.currency}")
+    check_card_amount(ctx, amount)
     if wallet not in lookup.wallets:
         raise InputError(f"This card has no {wallet!r} wallet")
     if lookup.problems:
@@ -69,6 +89,33 @@ def _precheck(ctx: Context, lookup: CardLookup, amount: Money, wallet: str) -> N
         if available.currency == amount.currency and amount > available:
             raise Declined(f"Not enough on the card's {wallet}: {available.format()} available",
                            provider="Sente POS")
+
+
+def balance_before(info: CardInfo | None, wallet: str) -> dict[str, Any]:
+    """What the card held before a request, for reconciliation's balance signal."""
+    if info is None:
+        return {}
+    held = info.available_in(wallet)
+    return {"balance_before": {"minor": held.minor, "currency": held.currency,
+                               "wallet": wallet}}
+
+
+def result_of(txn: Txn, message: str | None = None) -> SaleResult:
+    """What the cashier sees for a card row, from the state it ended in."""
+    if txn.state == State.done:
+        return SaleResult("approved", txn.ref, message or "Approved", txn)
+    if txn.state == State.review:
+        return SaleResult("review", txn.ref,
+                          "Patasente's answer was lost and its records disagree: a supervisor "
+                          "must check this payment with the customer (journal, flagged). Do "
+                          "not charge the card again.", txn)
+    if txn.state in (State.unknown, State.pending, State.sending):
+        return SaleResult("pending", txn.ref,
+                          "No clear answer from Patasente. The payment will be confirmed "
+                          "automatically: do not charge the card again.", txn)
+    if txn.state == State.queued:
+        return SaleResult("offline", txn.ref, message or "Accepted offline", txn)
+    return SaleResult("declined", txn.ref, txn.last_error or message or "Declined", txn)
 
 
 async def pay_by_card(ctx: Context, lookup: CardLookup, amount: Money, wallet: str,
@@ -82,26 +129,28 @@ async def pay_by_card(ctx: Context, lookup: CardLookup, amount: Money, wallet: s
     """
     _precheck(ctx, lookup, amount, wallet)
     pin = validate_card_pin(pin) if lookup.has_pin else None
+    ctx.ensure_room()
     card = lookup.card
     link = ctx.link.patasente
-    common = dict(
+    common: dict[str, Any] = dict(
         tender=Tender.card, operator=ctx.operator, terminal_id=ctx.terminal_id,
         card_id=card.card_id, card_no=lookup.info.card_no if lookup.info else card.number,
-        wallet=wallet, reason=reason, parent_ref=parent_ref, details=details,
+        wallet=wallet, reason=reason, parent_ref=parent_ref,
+        details={**(details or {}), **balance_before(lookup.info, wallet)},
     )
     if not link.should_try():
         if not allow_offline:
             raise Declined("Patasente cannot be reached: this needs the link", provider="Patasente")
         return _queue_offline(ctx, lookup, amount, pin, common)
 
-    txn = ctx.journal.create(Kind.card_debit, amount, **common)  # type: ignore[arg-type]
+    txn = ctx.journal.create(Kind.card_debit, amount, **common)
     if before_send is not None:
         before_send(txn)
     txn = ctx.journal.transition(txn.ref, State.sending)
     try:
         result = await ctx.patasente.debit_card(card.card_id, amount, reason, pin, wallet, txn.ref)
     except InputError as exc:
-        txn = finish(ctx, txn, State.declined, error=exc.message)  # nothing left
+        finish(ctx, txn, State.declined, error=exc.message)  # nothing left
         raise
     except ProviderUnavailable as exc:
         link.record_failure(str(exc))
@@ -115,14 +164,12 @@ async def pay_by_card(ctx: Context, lookup: CardLookup, amount: Money, wallet: s
         txn = finish(ctx, txn, State.declined, error=exc.message)
         return SaleResult("declined", txn.ref, exc.message, txn)
     except (OutcomeUnknown, ProviderError) as exc:
-        # The request may have been applied: keep the PIN (encrypted) so sync can
-        # finish it after reconciliation, never charge again blindly.
-        if pin:
-            ctx.journal.store_pin(txn.ref, pin)
-        txn = ctx.journal.transition(txn.ref, State.unknown, error=exc.message)
-        msg = ("No clear answer from Patasente. The payment will be confirmed automatically: "
-               "do not charge the card again.")
-        return SaleResult("pending", txn.ref, msg, txn)
+        # The request may have been applied: ask before anything else, never charge
+        # again blindly; the PIN is kept (sealed) so sync can finish a pending debit.
+        if getattr(exc, "link_down", False):
+            link.record_failure(exc.message)
+        txn = await confirm_lost_answer(ctx, txn, error=exc.message, pin=pin)
+        return result_of(txn)
     link.record_success()
     txn = apply_card_result(ctx, txn, result)
     if result.status == CardOpStatus.APPROVED:
@@ -130,11 +177,21 @@ async def pay_by_card(ctx: Context, lookup: CardLookup, amount: Money, wallet: s
     return SaleResult("declined", txn.ref, result.message, txn)
 
 
+def _offline_guard(ctx: Context, lookup: CardLookup, amount: Money,
+                   wallet: str | None) -> Callable[[JournalReader], None]:
+    """The offline limits, checked inside the write that admits the debit: no number of
+    processes selling at once can pass them."""
+    def guard(reader: JournalReader) -> None:
+        check_offline_debit(ctx.settings.offline, reader, lookup.card.card_id, amount,
+                            lookup.cached, ctx.clock(), wallet=wallet)
+    return guard
+
+
 def _queue_offline(ctx: Context, lookup: CardLookup, amount: Money, pin: str | None,
                    common: dict) -> SaleResult:
-    check_offline_debit(ctx.settings.offline, ctx.journal, lookup.card.card_id, amount,
-                        lookup.cached, ctx.clock(), wallet=common["wallet"])
-    txn = ctx.journal.create(Kind.card_debit, amount, offline=True, **common)
+    guard = _offline_guard(ctx, lookup, amount, common["wallet"])
+    guard_fn: Any = guard
+    txn = ctx.journal.create(Kind.card_debit, amount, offline=True, guard=guard_fn, **common)
     return _hold_offline(ctx, txn, pin, "accepted offline",
                          "Accepted offline: the card will be debited when the link is back")
 
@@ -143,21 +200,23 @@ def _requeue_after_connect_failure(ctx: Context, lookup: CardLookup, txn: Txn,
                                    pin: str | None) -> SaleResult:
     """The connection failed before the request left: safe to store and forward."""
     try:
-        check_offline_debit(ctx.settings.offline, ctx.journal, lookup.card.card_id, txn.amount,
-                            lookup.cached, ctx.clock(), wallet=txn.wallet or "")
+        txn = ctx.journal.transition(
+            txn.ref, State.queued, note="link down: accepted offline", offline=True,
+            accepted=True, seal_pin=pin,
+            guard=_offline_guard(ctx, lookup, txn.amount, txn.wallet or ""))
     except Declined as exc:
         txn = finish(ctx, txn, State.declined, error=f"link down; {exc.message}")
         return SaleResult("declined", txn.ref, exc.message, txn)
-    return _hold_offline(ctx, txn, pin, "link down: accepted offline",
-                         "Link down: accepted offline, the card will be debited when it is back")
+    return SaleResult("offline", txn.ref,
+                      "Link down: accepted offline, the card will be debited when it is back",
+                      txn)
 
 
 def _hold_offline(ctx: Context, txn: Txn, pin: str | None, note: str,
                   message: str) -> SaleResult:
-    """Store and forward: the PIN sealed in the vault first, then the row queued."""
-    if pin:
-        ctx.journal.store_pin(txn.ref, pin)
-    txn = ctx.journal.transition(txn.ref, State.queued, note=note, offline=True)
+    """Store and forward: the PIN sealed with the device key, then the row queued."""
+    txn = ctx.journal.transition(txn.ref, State.queued, note=note, offline=True,
+                                 accepted=True, seal_pin=pin)
     return SaleResult("offline", txn.ref, message, txn)
 
 
@@ -168,6 +227,60 @@ async def quote(ctx: Context, lookup: CardLookup, amount: Money) -> Money | None
     return await ctx.patasente.convert_currency(amount.currency, lookup.card.currency, amount)
 
 
+# ------------------------------------------------------------- card credits
+async def credit(ctx: Context, txn: Txn, *, success: str) -> SaleResult:
+    """Send a journaled card credit (top-up, void, refund) once; a lost answer is asked
+    about, never sent again blind (the provider may rewrite credit reasons, so the ref
+    search alone cannot prove a credit absent: pos.usecases.reconcile)."""
+    card_id = txn.card_id
+    assert card_id is not None
+    link = ctx.link.patasente
+    txn = ctx.journal.transition(txn.ref, State.sending)
+    try:
+        res = await ctx.patasente.credit_card(card_id, txn.amount, txn.reason or "Refund",
+                                              txn.ref)
+    except ProviderUnavailable as exc:
+        link.record_failure(str(exc))
+        txn = ctx.journal.transition(txn.ref, State.queued, note="link down: will retry",
+                                     accepted=True)
+        return SaleResult("offline", txn.ref,
+                          "Accepted: the card is credited when the link is back", txn)
+    except InputError as exc:
+        finish(ctx, txn, State.declined, error=exc.message)
+        raise
+    except Declined as exc:
+        link.record_success()
+        txn = finish(ctx, txn, State.declined, error=exc.message)
+        return SaleResult("declined", txn.ref, exc.message, txn)
+    except (OutcomeUnknown, ProviderError) as exc:
+        if getattr(exc, "link_down", False):
+            link.record_failure(exc.message)
+        txn = await confirm_lost_answer(ctx, txn, error=exc.message)
+        if txn.state in (State.unknown, State.sending):
+            return SaleResult("pending", txn.ref,
+                              "No clear answer: the credit is confirmed by the terminal in "
+                              "the background. Do not credit the card again.", txn)
+        return result_of(txn, success)
+    link.record_success()
+    if res.status == CardOpStatus.APPROVED:
+        txn = finish(ctx, txn, State.done, note=res.message, provider_txn_id=res.provider_txn_id)
+        return SaleResult("approved", txn.ref, success, txn)
+    txn = finish(ctx, txn, State.declined, error=res.message)
+    return SaleResult("declined", txn.ref, res.message, txn)
+
+
+async def card_snapshot(ctx: Context, card_id: int, card_no: str | None,
+                        currency: str) -> CardInfo | None:
+    """The card as Patasente sees it now (None when it cannot be asked): the balance a
+    credit or a queued debit starts from."""
+    ref = CardRef(number=card_no or "", expiry_month=1, expiry_year=2099, currency=currency,
+                  digit=0, card_type="", card_id=card_id, raw="")
+    try:
+        return await ctx.patasente.get_card(ref)
+    except PosError:
+        return None
+
+
 # ------------------------------------------------------------- card services
 def _require_online(ctx: Context) -> None:
     if not ctx.link.patasente.should_try():
@@ -175,13 +288,15 @@ def _require_online(ctx: Context) -> None:
                        provider="Patasente")
 
 
-async def _service_op(ctx: Context, kind: Kind, card: CardRef, op, *, amount: Money | None = None,
-                      reason: str | None = None, details: dict | None = None) -> SaleResult:
-    """Run a card-service call with a journal row around it (audit trail)."""
+async def _service_op(ctx: Context, kind: Kind, card: CardRef,
+                      op: Callable[[str], Awaitable[str]], *,
+                      details: dict | None = None) -> SaleResult:
+    """Run a card-service call (no money) with a journal row around it (audit trail)."""
     _require_online(ctx)
+    ctx.ensure_room()
     txn = ctx.journal.create(
-        kind, amount or Money.zero(card.currency), tender=Tender.none, operator=ctx.operator,
-        terminal_id=ctx.terminal_id, card_id=card.card_id, card_no=card.number, reason=reason,
+        kind, Money.zero(card.currency), tender=Tender.none, operator=ctx.operator,
+        terminal_id=ctx.terminal_id, card_id=card.card_id, card_no=card.number,
         details=details,
     )
     txn = ctx.journal.transition(txn.ref, State.sending)
@@ -198,8 +313,10 @@ async def _service_op(ctx: Context, kind: Kind, card: CardRef, op, *, amount: Mo
         ctx.link.patasente.record_success()
         txn = finish(ctx, txn, State.declined, error=exc.message)
         return SaleResult("declined", txn.ref, exc.message, txn)
-    except (OutcomeUnknown, ProviderError) as exc:
-        txn = ctx.journal.transition(txn.ref, State.unknown, error=exc.message)
+    except ProviderError as exc:  # sent, no usable answer: the card's status tells later
+        if isinstance(exc, LinkDown):
+            ctx.link.patasente.record_failure(exc.message)
+        txn = ctx.journal.transition(txn.ref, State.unknown, error=exc.message, accepted=True)
         return SaleResult("pending", txn.ref,
                           "No clear answer from Patasente; the terminal will check it", txn)
     ctx.link.patasente.record_success()
@@ -234,22 +351,23 @@ async def set_locked(ctx: Context, lookup: CardLookup, locked: bool) -> SaleResu
 async def top_up(ctx: Context, lookup: CardLookup, amount: Money, reason: str,
                  supervisor: str) -> SaleResult:
     """Credit the card from the merchant's prepaid float (top-up or refund). Online only."""
-    if amount.minor <= 0:
-        raise InputError("The amount must be greater than zero")
     if amount.currency != lookup.card.currency:
         raise InputError(f"This card holds {lookup.card.currency}, not {amount.currency}")
     if amount.currency != ctx.card_currency:
         raise InputError(f"This terminal takes {ctx.card_currency} cards")
+    check_card_amount(ctx, amount)
     reason = reason.strip() or "Top-up"
-
-    async def op(ref: str) -> str:
-        res = await ctx.patasente.credit_card(lookup.card.card_id, amount, reason, ref)
-        if res.status != CardOpStatus.APPROVED:
-            raise Declined(res.message, provider="Patasente")
-        return res.message
-
-    return await _service_op(ctx, Kind.card_credit, lookup.card, op, amount=amount, reason=reason,
-                             details={"supervisor": supervisor})
+    _require_online(ctx)
+    ctx.ensure_room()
+    card = lookup.card
+    info = lookup.info or await card_snapshot(ctx, card.card_id, card.number, card.currency)
+    txn = ctx.journal.create(
+        Kind.card_credit, amount, tender=Tender.none, operator=ctx.operator,
+        terminal_id=ctx.terminal_id, card_id=card.card_id,
+        card_no=info.card_no if info else card.number, wallet="Current Account", reason=reason,
+        details={"supervisor": supervisor, **balance_before(info, "Current Account")},
+    )
+    return await credit(ctx, txn, success=f"{amount.format()} credited to the card")
 
 
 async def activate_sente(ctx: Context, lookup: CardLookup, name: str, phone: str, email: str | None,
@@ -261,10 +379,11 @@ async def activate_sente(ctx: Context, lookup: CardLookup, name: str, phone: str
     if len(name) < 3:
         raise InputError("Enter the holder's full name as on the ID document")
     phone = phone.strip().lstrip("+").replace(" ", "")
-    if not phone.isdigit() or not 10 <= len(phone) <= 15:
+    if not is_digits(phone) or not 10 <= len(phone) <= 15:
         raise InputError("Enter the phone number in international form, e.g. 256780000001")
     if not document_b64:
         raise InputError("Take a photo of the ID document first")
+    ctx.ensure_room()
     txn = ctx.journal.create(
         Kind.sente_activation, Money.zero(lookup.card.currency), tender=Tender.none,
         operator=ctx.operator, terminal_id=ctx.terminal_id, card_id=lookup.card.card_id,
@@ -287,7 +406,7 @@ async def activate_sente(ctx: Context, lookup: CardLookup, name: str, phone: str
 async def verify_sente_code(ctx: Context, user_id: int, phone: str, code: str) -> str:
     _require_online(ctx)
     code = code.strip()
-    if not code.isdigit() or len(code) != 4:
+    if not is_digits(code) or len(code) != 4:
         raise InputError("The SMS code has 4 digits")
     message = await ctx.patasente.verify_phone_code(user_id, phone, code)
     for txn in ctx.journal.list(states=[State.done], kinds=[Kind.sente_activation], limit=50):
@@ -302,4 +421,3 @@ async def card_balance(ctx: Context, lookup: CardLookup) -> CardInfo:
     info = await ctx.patasente.get_card(lookup.card)
     ctx.link.patasente.record_success()
     return info
-

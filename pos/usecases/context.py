@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pos.clock import DeviceClock
 from pos.config import Settings
 from pos.link import LinkMonitor
 
@@ -31,8 +32,16 @@ class Context:
     link: LinkMonitor = field(default_factory=LinkMonitor)
     operator: str = "system"
     clock: Callable[[], dt.datetime] = utcnow
+    device: DeviceClock = None  # type: ignore[assignment]  # filled in __post_init__
+    """The device's clocks (wall, boot-relative, synchronised?); default: the real ones
+    with ``clock`` as the wall clock."""
     _patasente: PatasenteClient | None = field(default=None, repr=False)
     _pawacard: PawaCardClient | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.device is None:
+            self.device = DeviceClock(wall=self.clock)
+        self.journal.device = self.device
 
     @property
     def patasente(self) -> PatasenteClient:
@@ -66,6 +75,11 @@ class Context:
             if client is not None:
                 with contextlib.suppress(Exception):
                     await client.aclose()
+
+    def ensure_room(self) -> None:
+        """Refuse to start a sale whose answer the journal could not record."""
+        st = self.settings.storage
+        self.journal.ensure_room(int(st.min_free_mb * 1_000_000), int(st.reserve_mb * 1_000_000))
 
     @property
     def terminal_id(self) -> str:

@@ -12,9 +12,11 @@ import datetime as dt
 import logging
 from typing import Any, Literal
 
+from pos.clock import process_start
 from pos.errors import (
     Declined,
     InputError,
+    LinkDown,
     OutcomeUnknown,
     PosError,
     ProviderError,
@@ -28,7 +30,7 @@ from pos.providers.models import AccountInfo, MeterInfo, VendOutcome, VendStatus
 from pos.usecases.cards import pay_by_card
 from pos.usecases.context import Context
 from pos.usecases.results import CardLookup, SaleResult
-from pos.usecases.settle import apply_vend_outcome, finish
+from pos.usecases.settle import UNRECORDED, apply_vend_outcome, confirm_lost_answer, finish
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,9 @@ TenderName = Literal["cash", "card"]
 
 
 async def verify_meter(ctx: Context, meter: str) -> MeterInfo:
+    """The meter's registered name. Raises LinkDown when PawaCard (or Kenya Power behind
+    it) cannot answer: for the sale that is "offline" (a cash sale queues), never an
+    error; Declined when Kenya Power does not know the meter."""
     meter = validate_meter(meter)
     return await _online(ctx, ctx.pawacard.verify_meter(meter))
 
@@ -47,9 +52,13 @@ async def verify_account(ctx: Context, account: str) -> AccountInfo:
 
 async def _online(ctx: Context, coro: Any) -> Any:
     link = ctx.link.pawacard
+    if not link.should_try():
+        coro.close()
+        raise ProviderUnavailable("PawaCard is offline (the terminal will retry shortly)",
+                                  provider="PawaCard")
     try:
         out = await coro
-    except ProviderUnavailable as exc:
+    except LinkDown as exc:
         link.record_failure(str(exc))
         raise
     link.record_success()
@@ -63,6 +72,10 @@ def _check_amount(ctx: Context, amount: Money) -> None:
         raise InputError("The amount must be greater than zero")
     if amount.major != amount.major.to_integral_value():
         raise InputError(f"PawaCard sells whole {amount.currency} amounts")
+    limit = ctx.settings.limits.power_max
+    if amount.minor > limit:
+        raise InputError(f"{amount.format()} is over the most one electricity sale may be "
+                         f"({Money(limit, amount.currency).format()})")
 
 
 def recent_meter_sale(ctx: Context, meter: str) -> Txn | None:
@@ -97,16 +110,22 @@ async def sell(ctx: Context, kind: Kind, target: str, amount: Money, customer_na
         return await _sell_by_card(ctx, kind, target, amount, customer_name, card, wallet, pin,
                                    common)
 
+    ctx.ensure_room()
     if not link.should_try():
         return _queue_cash(ctx, kind, amount, common)
     txn = ctx.journal.create(kind, amount, tender=Tender.cash, **common)  # type: ignore[arg-type]
     return await _send(ctx, txn, queue_on_connect_failure=True)
 
 
+def _vend_guard(ctx: Context, amount: Money) -> Any:
+    """The queued-sale limits, checked inside the write that admits the sale."""
+    return lambda reader: check_offline_vend(ctx.settings.offline, reader, amount)
+
+
 def _queue_cash(ctx: Context, kind: Kind, amount: Money, common: dict) -> SaleResult:
-    check_offline_vend(ctx.settings.offline, ctx.journal, amount)
-    txn = ctx.journal.create(kind, amount, tender=Tender.cash, offline=True, **common)
-    txn = ctx.journal.transition(txn.ref, State.queued, note="accepted offline")
+    txn = ctx.journal.create(kind, amount, tender=Tender.cash, offline=True,
+                             guard=_vend_guard(ctx, amount), **common)
+    txn = ctx.journal.transition(txn.ref, State.queued, note="accepted offline", accepted=True)
     what = "token" if kind == Kind.vend else "bill payment"
     return SaleResult("offline", txn.ref,
                       f"PawaCard is unreachable: the {what} is queued and will be sent when the "
@@ -116,7 +135,10 @@ def _queue_cash(ctx: Context, kind: Kind, amount: Money, common: dict) -> SaleRe
 async def _send(ctx: Context, txn: Txn, *, queue_on_connect_failure: bool) -> SaleResult:
     """Mark the row sending (durably), then ask PawaCard once.
 
-    The client resolves an unknown outcome by querying the ref.
+    Not sent (the connection failed): a cash sale queues within the limits. Sent
+    and the answer lost (any form of link failure, an answer we cannot read, elec100
+    "fetch the response again"): asked about by ref at the counter, then in the
+    background -- never sent again blind.
     """
     link = ctx.link.pawacard
     txn = ctx.journal.transition(txn.ref, State.sending)
@@ -126,30 +148,29 @@ async def _send(ctx: Context, txn: Txn, *, queue_on_connect_failure: bool) -> Sa
         link.record_failure(str(exc))
         if queue_on_connect_failure:
             try:
-                check_offline_vend(ctx.settings.offline, ctx.journal, txn.amount)
+                txn = ctx.journal.transition(txn.ref, State.queued, offline=True, accepted=True,
+                                             note="link down: accepted offline",
+                                             guard=_vend_guard(ctx, txn.amount))
             except Declined as lim:
                 txn = ctx.journal.transition(txn.ref, State.declined, error=lim.message)
                 return SaleResult("declined", txn.ref, lim.message, txn)
-            txn = ctx.journal.transition(txn.ref, State.queued, offline=True,
-                                         note="link down: accepted offline")
             return SaleResult("offline", txn.ref,
                               "PawaCard is unreachable: queued, TOKEN PENDING", txn)
-        txn = ctx.journal.transition(txn.ref, State.queued, note="link down: will retry")
+        txn = ctx.journal.transition(txn.ref, State.queued, note="link down: will retry",
+                                     accepted=True)
         return SaleResult("pending", txn.ref, "PawaCard is unreachable: will retry", txn)
+    except Declined as exc:
+        # Refused before any work (a 4xx): nothing sold. A card-paid sale is refunded.
+        link.record_success()
+        refusal = VendOutcome(VendStatus.DECLINED, txn.ref, message=exc.message)
+        return result_from(ctx, apply_vend_outcome(ctx, txn, refusal), refusal)
     except (OutcomeUnknown, ProviderError) as exc:
-        return _outcome_unknown(ctx, txn, exc.message)
+        if getattr(exc, "link_down", False):
+            link.record_failure(exc.message)
+        txn = await confirm_lost_answer(ctx, txn, error=exc.message)
+        return result_from(ctx, txn)
     link.record_success()
-    if outcome.status in (VendStatus.ABSENT, VendStatus.UNKNOWN):
-        return _outcome_unknown(ctx, txn, outcome.message or "no usable answer")
     return result_from(ctx, apply_vend_outcome(ctx, txn, outcome), outcome)
-
-
-def _outcome_unknown(ctx: Context, txn: Txn, error: str) -> SaleResult:
-    """Sent, no usable answer: the sync engine queries the ref before anything else."""
-    txn = ctx.journal.transition(txn.ref, State.unknown, error=error)
-    return SaleResult("pending", txn.ref,
-                      "No clear answer from PawaCard yet: the terminal keeps checking by "
-                      "reference. Do not sell again.", txn)
 
 
 async def _request(ctx: Context, txn: Txn) -> VendOutcome:
@@ -169,16 +190,29 @@ def result_from(ctx: Context, txn: Txn, outcome: VendOutcome | None = None) -> S
             if child.kind == Kind.card_refund:
                 refund_ref = child.ref
     msg = (outcome.message if outcome else "") or ""
+    unrecorded = bool((txn.details or {}).get("unrecorded"))
     if txn.state == State.done:
-        return SaleResult("approved", txn.ref, msg or "Done", txn, token=txn.token, units=txn.units,
-                          receipt_no=txn.receipt_no)
+        return SaleResult("approved", txn.ref, UNRECORDED if unrecorded else (msg or "Done"), txn,
+                          token=txn.token, units=txn.units, receipt_no=txn.receipt_no)
+    if txn.state == State.review:
+        return SaleResult("review", txn.ref,
+                          "PawaCard's answer was lost and its record does not match this "
+                          "sale: a supervisor must check it (journal, flagged). Do not sell "
+                          "again.", txn)
     if txn.state in (State.pending, State.sending, State.unknown):
+        what = "token" if txn.kind == Kind.vend else "payment"
         return SaleResult("pending", txn.ref,
-                          "PawaCard is still processing: the token will come shortly", txn)
+                          f"PawaCard has not confirmed it yet: the {what} comes automatically "
+                          "(TOKEN PENDING). Do not sell again.", txn)
     if txn.state == State.queued:
-        note = "Meter throttled: will retry in 5 minutes" if txn.offline else "Queued"
+        if txn.offline:
+            note = "Queued: will be sent when PawaCard is reachable (TOKEN PENDING)"
+        else:
+            note = txn.last_error or "Queued: will retry"
         return SaleResult("offline" if txn.offline else "pending", txn.ref, note, txn)
     reason = txn.last_error or msg or "Declined"
+    if unrecorded:
+        reason = f"{reason}. {UNRECORDED}"
     if refund_ref:
         return SaleResult("refunded", txn.ref,
                           f"{reason}. The card is being credited back (refund {refund_ref}).",
@@ -196,6 +230,7 @@ async def _sell_by_card(ctx: Context, kind: Kind, target: str, amount: Money, cu
     if not (ctx.link.pawacard.should_try() and ctx.link.patasente.should_try()):
         raise Declined("Paying electricity by card needs the link: take cash or try later",
                        provider="Sente POS")
+    ctx.ensure_room()
     from pos.usecases.cards import quote
 
     card_amount = await quote(ctx, card, amount) or amount
@@ -212,8 +247,11 @@ async def _sell_by_card(ctx: Context, kind: Kind, target: str, amount: Money, cu
             card_id=card.card.card_id, card_no=debit_txn.card_no, state=State.queued,
             details={"debit_ref": debit_txn.ref, "card_amount": card_amount.to_json()},
             **common)
-        # Left to this sale unless the terminal dies: then sync takes it after the lease.
-        second.append(ctx.journal.update(child.ref, next_attempt_at=ctx.clock() + lease))
+        # Held by this sale (its lease) while this process lives: if the terminal dies,
+        # the next sync takes it at once (sends it once the debit is confirmed, or cancels
+        # it when the debit never happened).
+        second.append(ctx.journal.update(child.ref, next_attempt_at=ctx.clock() + lease,
+                                         lease_owner=process_start(), accepted=True))
 
     try:
         debit = await pay_by_card(ctx, card, card_amount, wallet, pin, f"{what} {target}",
@@ -230,9 +268,13 @@ async def _sell_by_card(ctx: Context, kind: Kind, target: str, amount: Money, cu
     if debit.status == "declined":
         finish(ctx, child, State.cancelled, note="card payment not taken")
         return debit
+    if debit.status == "review":
+        child = ctx.journal.update(child.ref, next_attempt_at=ctx.clock(), lease_owner=None,
+                                   note="waiting for a supervisor to settle the card debit")
+        return SaleResult("review", child.ref, debit.message, child)
     if debit.status != "approved":
         # The debit's outcome is unknown: the vend waits for sync to settle the debit.
-        child = ctx.journal.update(child.ref, next_attempt_at=ctx.clock(),
+        child = ctx.journal.update(child.ref, next_attempt_at=ctx.clock(), lease_owner=None,
                                    note="waiting for the card debit to be confirmed")
         return SaleResult("pending", child.ref,
                           "The card payment is being confirmed; the token follows automatically",

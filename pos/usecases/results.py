@@ -11,16 +11,20 @@ from pos.providers.models import CardInfo
 if TYPE_CHECKING:
     from pos.journal import CachedCard, Txn
 
-SaleStatus = Literal["approved", "declined", "offline", "pending", "failed", "refunded"]
+SaleStatus = Literal["approved", "declined", "offline", "pending", "failed", "refunded",
+                     "review"]
 
 #: CLI exit code per sale status (DESIGN.md: 0 done, 2 declined, 3 offline / pending, 1 other).
+#: "refunded": the sale was declined and the card credited back, a decline (2).
+#: "review": nobody can tell yet what the provider did; a supervisor decides (1).
 EXIT_CODES: dict[str, int] = {
     "approved": 0,
     "declined": 2,
+    "refunded": 2,
     "offline": 3,
     "pending": 3,
     "failed": 1,
-    "refunded": 1,
+    "review": 1,
 }
 
 

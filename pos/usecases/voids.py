@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pos.errors import Declined, InputError, OutcomeUnknown, ProviderError, ProviderUnavailable
+from pos.errors import InputError
 from pos.journal import Kind, State, Tender
-from pos.providers.models import CardOpStatus
 from pos.usecases.context import Context
 from pos.usecases.results import SaleResult
 from pos.usecases.settle import finish
@@ -30,32 +29,21 @@ async def void(ctx: Context, ref: str, supervisor: str, reason: str = "") -> Sal
     if any(c.kind in (Kind.vend, Kind.postpaid) for c in children):
         raise InputError("This card payment bought electricity: a delivered token or bill "
                          "cannot be taken back, and a failed one is refunded automatically")
+    ctx.ensure_room()
+    from pos.usecases.cards import balance_before, card_snapshot, credit
+
+    info = await card_snapshot(ctx, txn.card_id, txn.card_no, txn.amount.currency)
     refund = ctx.journal.create(
         Kind.card_refund, txn.amount, tender=Tender.card, operator=supervisor,
         terminal_id=ctx.terminal_id, card_id=txn.card_id, card_no=txn.card_no,
         wallet=txn.wallet, reason=f"Void of {txn.ref}", parent_ref=txn.ref,
-        details={"void_of": txn.ref, "supervisor": supervisor, "why": reason.strip()},
+        details={"void_of": txn.ref, "supervisor": supervisor, "why": reason.strip(),
+                 **balance_before(info, "Current Account")},
     )
-    refund = ctx.journal.transition(refund.ref, State.sending)
-    try:
-        res = await ctx.patasente.credit_card(txn.card_id, txn.amount, refund.reason or "Void",
-                                              refund.ref)
-    except ProviderUnavailable as exc:
-        ctx.link.patasente.record_failure(str(exc))
-        refund = ctx.journal.transition(refund.ref, State.queued, note="link down: will retry")
-        return SaleResult("offline", refund.ref,
-                          "Void accepted: the card is credited when the link is back", refund)
-    except Declined as exc:
-        refund = finish(ctx, refund, State.declined, error=exc.message)
-        return SaleResult("declined", refund.ref, exc.message, refund)
-    except (OutcomeUnknown, ProviderError) as exc:
-        refund = ctx.journal.transition(refund.ref, State.unknown, error=exc.message)
-        return SaleResult("pending", refund.ref,
-                          "No clear answer: the credit will be confirmed by sync", refund)
-    ctx.link.patasente.record_success()
-    if res.status == CardOpStatus.APPROVED:
-        refund = finish(ctx, refund, State.done, note=note, provider_txn_id=res.provider_txn_id)
-        return SaleResult("approved", refund.ref,
-                          f"Voided: {txn.amount.format()} credited back to the card", refund)
-    refund = finish(ctx, refund, State.declined, error=res.message)
-    return SaleResult("declined", refund.ref, res.message, refund)
+    result = await credit(ctx, refund,
+                          success=f"Voided: {txn.amount.format()} credited back to the card")
+    if result.status == "offline":
+        return SaleResult("offline", result.ref,
+                          "Void accepted: the card is credited when the link is back",
+                          result.txn)
+    return result

@@ -38,7 +38,7 @@ class NumericKeypad(Grid):
 
 def key_from_event(key: str, character: str | None) -> str | None:
     """Map a keyboard key to a keypad key (digits, clear, back, ok), or None."""
-    if character is not None and len(character) == 1 and character.isdigit():
+    if character is not None and len(character) == 1 and character in "0123456789":
         return character
     return {
         "backspace": "back",

@@ -46,7 +46,7 @@ class PinPad(Vertical):
 
     def press(self, key: str) -> None:
         """Apply a keypad key (digit, ``back``, ``clear``); ``ok`` is the screen's business."""
-        if key.isdigit() and len(key) == 1:
+        if len(key) == 1 and key in "0123456789":
             if len(self._digits) < PIN_LENGTH:
                 self._digits.append(key)
         elif key == "back":

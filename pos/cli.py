@@ -49,8 +49,8 @@ def setup_logging(settings: Settings | None) -> None:
     try:
         home = ensure_home()
         handler: logging.Handler = logging.FileHandler(home / "sente-pos.log")
-    except OSError:
-        handler = logging.NullHandler()
+    except (OSError, PosError):  # a read-only or full data directory: still run
+        handler = _fallback_log_handler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     from pos.logredact import RedactingFilter
 
@@ -59,6 +59,20 @@ def setup_logging(settings: Settings | None) -> None:
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fallback_log_handler() -> logging.Handler:
+    """Where the log goes when the data directory cannot take it: the system log
+    (journald on the Pi) if there is one, else nowhere. Never stderr: the TUI draws on
+    the terminal, and a headless command's stderr is for its one error line."""
+    if os.path.exists("/dev/log"):
+        from logging.handlers import SysLogHandler
+
+        try:
+            return SysLogHandler(address="/dev/log")
+        except OSError:
+            pass
+    return logging.NullHandler()
 
 
 def read_pin_from_stdin() -> str | None:

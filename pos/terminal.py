@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pos.config import Settings, ensure_home
+from pos.config import Settings, data_dir_error, ensure_home
 from pos.errors import InputError, PosError, ProviderUnavailable
 from pos.journal import SYNC_STATES, Event, Journal, Kind, State, Txn
 from pos.money import Money
@@ -99,8 +99,11 @@ class Terminal:
                   clock: Callable[[], dt.datetime] | None = None,
                   operator: str = "system") -> Terminal:
         home = ensure_home(settings.home)
-        vault = Vault.open(home / "device.key")
-        journal = Journal.open(home / "journal.db", vault=vault)
+        try:
+            vault = Vault.open(home / "device.key")
+            journal = Journal.open(home / "journal.db", vault=vault)
+        except OSError as exc:  # a read-only or full SD card: say so, not "OSError"
+            raise data_dir_error(home, exc) from exc
         journal.sending_lease = settings.sync.sending_lease_seconds
         ctx = Context(settings=settings, journal=journal, operator=operator,
                       clock=clock or utcnow)

@@ -15,7 +15,8 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
-from pos.config import Settings, save_settings
+from pos.config import Settings, describe_validation_error, save_settings
+from pos.errors import PosError
 from screens.dialogs import Step
 from screens.widgets import PosInput
 
@@ -110,11 +111,13 @@ class SettingsScreen(Step[Settings]):
         try:
             new = apply_changes(self.settings, self.values())
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            self.query_one("#settings-error", Static).update(f"{where}: {first['msg']}")
+            self.query_one("#settings-error", Static).update(describe_validation_error(exc))
             return
-        save_settings(new)
+        try:
+            save_settings(new)
+        except PosError as exc:  # a read-only or full SD card: the old file is kept
+            self.query_one("#settings-error", Static).update(exc.message)
+            return
         self.dismiss(new)
 
     @on(Button.Pressed, "#settings-leave-kiosk")

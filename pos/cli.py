@@ -19,24 +19,33 @@ from typing import Any
 from pos.config import Settings, ensure_home, load_settings
 from pos.errors import PosError
 from pos.startup import resume_gc
+from pos.text import MAX_NAME, MAX_REASON, printable, printable_lines, validate_free_text
 
 EXIT_OK, EXIT_OTHER, EXIT_DECLINED, EXIT_QUEUED = 0, 1, 2, 3
 log = logging.getLogger("sente_pos")
 
 
 # ----------------------------------------------------------------- output
+def _json_text(data: Any) -> str:
+    """One JSON document; json escapes C0 controls, and DEL / C1 (which a terminal may
+    read as a CSI) are escaped here, so provider text cannot drive the terminal."""
+    text = json.dumps(data, default=str, ensure_ascii=False)
+    return "".join(f"\\u{ord(ch):04x}" if 0x7f <= ord(ch) <= 0x9f else ch for ch in text)
+
+
 def emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    """Print ``data`` (with ``--json``) or ``text``: provider text made printable first."""
     if getattr(args, "json", False):
-        print(json.dumps(data, default=str, ensure_ascii=False))
+        print(_json_text(data))
     else:
-        print(text)
+        print(printable_lines(text))
 
 
 def fail(args: argparse.Namespace, exc: PosError) -> int:
     if getattr(args, "json", False):
-        print(json.dumps({"error": exc.message, "type": type(exc).__name__}))
+        print(_json_text({"error": exc.message, "type": type(exc).__name__}))
     else:
-        print(f"error: {exc.message}", file=sys.stderr)
+        print(f"error: {printable(exc.message)}", file=sys.stderr)
     return exc.exit_code
 
 
@@ -148,13 +157,15 @@ def _card_text(data: dict[str, Any]) -> str:
 def cmd_card_debit(args: argparse.Namespace, settings: Settings) -> int:
     from pos.money import parse_user_amount
 
+    reason = validate_free_text(args.reason, "payment reason", MAX_REASON)
+    wallet = validate_free_text(args.wallet or settings.patasente.default_wallet, "wallet",
+                                MAX_NAME)
     pin = read_pin_from_stdin()
 
     async def body(term: Any) -> int:
         lookup = await term.lookup_card(args.payload)
         amount = parse_user_amount(args.amount, lookup.card.currency)
-        wallet = args.wallet or settings.patasente.default_wallet
-        res = await term.pay_by_card(lookup, amount, wallet, pin, args.reason)
+        res = await term.pay_by_card(lookup, amount, wallet, pin, reason)
         emit(args, res.to_json(), _sale_text(res))
         return int(res.exit_code)
 
@@ -165,6 +176,9 @@ def _power_sale(args: argparse.Namespace, settings: Settings, *, postpaid: bool)
     from pos.errors import ProviderUnavailable
     from pos.money import parse_user_amount
 
+    given_name = validate_free_text(args.name, "customer name", MAX_NAME, optional=True)
+    if args.wallet:
+        validate_free_text(args.wallet, "wallet", MAX_NAME)
     pin = read_pin_from_stdin() if args.card else None
 
     async def body(term: Any) -> int:
@@ -172,7 +186,7 @@ def _power_sale(args: argparse.Namespace, settings: Settings, *, postpaid: bool)
         card = await term.lookup_card(args.card) if args.card else None
         tender = "card" if card else "cash"
         wallet = (args.wallet or settings.patasente.default_wallet) if card else None
-        name = args.name or ""
+        name = given_name
         if not name and term.link.pawacard.should_try():
             try:
                 info = await (term.verify_account(args.target) if postpaid

@@ -18,7 +18,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 from pos.config import Settings, describe_validation_error, save_settings
 from pos.errors import PosError
 from screens.dialogs import Step
-from screens.widgets import PosInput
+from screens.widgets import Plain, PosInput
 
 # (section, field, label, kind) ; kind: text | secret | int | float | bool | select:<a,b>
 FIELDS: list[tuple[str, str, str, str]] = [
@@ -71,7 +71,7 @@ class SettingsScreen(Step[Settings]):
         self.leave_kiosk = False
 
     def body(self) -> ComposeResult:
-        yield Static("", id="settings-error", classes="error-text", markup=False)
+        yield Plain("", id="settings-error", classes="error-text")
         with VerticalScroll(id="settings-form"):
             for section, name, label, kind in FIELDS:
                 value = getattr(getattr(self.settings, section), name)

@@ -84,14 +84,14 @@ def _fallback_log_handler() -> logging.Handler:
     return logging.NullHandler()
 
 
-def read_pin_from_stdin() -> str | None:
-    """The customer's PIN comes on stdin (never argv, never echoed)."""
+def read_pin_from_stdin(prompt: str = "Card PIN: ") -> str | None:
+    """A PIN comes on stdin, one per line (never argv, never echoed)."""
     if sys.stdin is None:
         return None
     if sys.stdin.isatty():
         import getpass
 
-        return getpass.getpass("Card PIN: ").strip() or None
+        return getpass.getpass(prompt).strip() or None
     line = sys.stdin.readline().strip()
     return line or None
 
@@ -246,6 +246,8 @@ def cmd_journal(args: argparse.Namespace, settings: Settings) -> int:
     home = ensure_home()
     journal = Journal.open(home / "journal.db")
     try:
+        if args.action == "security":
+            return _security_log(args, journal)
         if args.action == "export":
             if not args.csv:
                 raise_input("journal export needs --csv FILE")
@@ -288,6 +290,25 @@ def cmd_journal(args: argparse.Namespace, settings: Settings) -> int:
         journal.close()
 
 
+def _security_log(args: argparse.Namespace, journal: Any) -> int:
+    import datetime as dt
+
+    from pos.pinguard import security_events
+
+    since = None
+    if args.since:
+        try:
+            since = dt.datetime.fromisoformat(args.since)
+        except ValueError:
+            raise_input(f"--since takes an ISO date/time, not {args.since!r}")
+        assert since is not None
+        since = since if since.tzinfo else since.astimezone()
+    events = security_events(journal, since=since, limit=args.limit)
+    emit(args, [e.to_json() for e in events],
+         "\n".join(e.line() for e in events) or "(no security events)")
+    return EXIT_OK
+
+
 def raise_input(message: str) -> None:
     from pos.errors import InputError
 
@@ -323,16 +344,53 @@ def cmd_config_show(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _supervisor_from_stdin(term: Any, name: str | None) -> Any:
+    """The approving supervisor: their PIN is the first line of stdin (``--supervisor``
+    names them; otherwise any supervisor's PIN is taken). Attempts are limited."""
+    pin = read_pin_from_stdin("Supervisor PIN: ") or ""
+    if not pin:
+        raise_input("A supervisor must approve this: their PIN is the first line on stdin")
+    return term.check_supervisor(pin, name)
+
+
 def cmd_operator_add(args: argparse.Namespace, settings: Settings) -> int:
-    pin = read_pin_from_stdin() or ""
+    """The first operator of a fresh terminal is its supervisor and needs no approval
+    (stdin: the new PIN). After that a supervisor approves every add or change (stdin:
+    the supervisor's PIN, then the new operator's), so no one can overwrite a
+    supervisor's PIN, then use it for ``report z --override``."""
     from pos.terminal import Terminal
 
     term = Terminal.open_sync(settings)
     try:
-        op = term.add_operator(args.name, args.role, pin)
+        approver = None
+        if term.has_operators():
+            approver = _supervisor_from_stdin(term, args.supervisor)
+        elif args.role != "supervisor":
+            raise_input("The first operator of a terminal is its supervisor: add it with "
+                        "--role supervisor")
+        pin = read_pin_from_stdin(f"New PIN for {args.name}: ") or ""
+        op = term.add_operator(args.name, args.role, pin, approved_by=approver)
     finally:
         asyncio.run(term.aclose())
-    emit(args, {"name": op.name, "role": op.role}, f"added {op.role} {op.name}")
+    by = f" (approved by {approver.name})" if approver else ""
+    emit(args, {"name": op.name, "role": op.role, "approved_by": approver and approver.name},
+         f"added {op.role} {op.name}{by}")
+    return EXIT_OK
+
+
+def cmd_operator_unlock(args: argparse.Namespace, settings: Settings) -> int:
+    """A supervisor clears a PIN lock-out (NAME, or the supervisor check without one)."""
+    from pos.terminal import Terminal
+
+    term = Terminal.open_sync(settings)
+    try:
+        approver = _supervisor_from_stdin(term, args.supervisor)
+        cleared = term.unlock_pin(args.name, approver)
+    finally:
+        asyncio.run(term.aclose())
+    who = args.name or "the supervisor check"
+    emit(args, {"subject": who, "cleared": cleared},
+         f"{who}: " + ("lock-out cleared" if cleared else "was not locked"))
     return EXIT_OK
 
 
@@ -482,7 +540,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("sync", cmd_sync, "drain the outbox once and print what happened")
 
     j = add("journal", cmd_journal, "list or export the journal")
-    j.add_argument("action", nargs="?", choices=["list", "export"], default="list")
+    j.add_argument("action", nargs="?", choices=["list", "export", "security"], default="list",
+                   help="security: wrong PINs, lock-outs, operators added")
     j.add_argument("--status", help="state, or 'unsynced' / 'flagged'")
     j.add_argument("--since", help="ISO date/time")
     j.add_argument("--search")
@@ -509,9 +568,17 @@ def build_parser() -> argparse.ArgumentParser:
     mk.add_argument("--qr-only", action="store_true", help="the bare QR symbol, not a card")
 
     op = group("operator", "manage operators")
-    oa = add("add", cmd_operator_add, "add a cashier or supervisor (PIN on stdin)", under=op)
+    oa = add("add", cmd_operator_add, "add or change a cashier or supervisor (stdin: the "
+             "approving supervisor's PIN, then the new PIN; only the new PIN for the first "
+             "operator, a supervisor)", under=op)
     oa.add_argument("name")
     oa.add_argument("--role", choices=["cashier", "supervisor"], default="cashier")
+    ou = add("unlock", cmd_operator_unlock, "clear a PIN lock-out (supervisor PIN on stdin)",
+             under=op)
+    ou.add_argument("name", nargs="?", help="operator (default: the supervisor PIN check)")
+    for sp in (oa, ou):
+        sp.add_argument("--supervisor", metavar="NAME",
+                        help="the approving supervisor (default: any supervisor's PIN)")
     return p
 
 

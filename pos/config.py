@@ -250,9 +250,10 @@ class SyncSettings(BaseModel):
     """A row journaled but never sent (a crash in between) is cancelled after this many seconds."""
 
     _concurrency = field_validator("concurrency")(_at_least_one)
-    _times = field_validator("backoff_base", "backoff_max", "probe_interval",
-                             "sending_lease_seconds", "abandon_created_after")(_positive)
-    _throttle = field_validator("meter_throttle_seconds")(_not_negative)
+    _times = field_validator("probe_interval", "sending_lease_seconds",
+                             "abandon_created_after")(_positive)
+    _waits = field_validator("backoff_base", "backoff_max",  # 0: retry at once
+                             "meter_throttle_seconds")(_not_negative)
 
 
 class PrinterSettings(BaseModel):
@@ -311,6 +312,38 @@ class KioskSettings(BaseModel):
     _idle = field_validator("idle_lock_seconds")(_not_negative)
 
 
+class SecuritySettings(BaseModel):
+    pin_free_tries: int = 1
+    """Wrong operator / supervisor PINs allowed without a wait (a slip of the finger)."""
+    pin_backoff_seconds: float = 1.0
+    """Wait after the next wrong PIN; it doubles with each one after that."""
+    pin_backoff_max_seconds: float = 60.0
+    """Longest wait between PIN tries before the lock-out."""
+    pin_lockout_after: int = 5
+    """Wrong PINs in a row that lock the operator (or the supervisor check) out."""
+    pin_lockout_minutes: float = 15.0
+    """First lock-out; each further wrong PIN doubles it, up to a day."""
+    card_pin_tries: int = 3
+    """Wrong PINs for one card (EMV's PIN try counter) before this terminal refuses it."""
+    card_lockout_minutes: float = 60.0
+    """How long the terminal refuses a card after its last allowed wrong PIN."""
+
+    _counts = field_validator("pin_free_tries")(_not_negative)
+    _tries = field_validator("pin_lockout_after", "card_pin_tries")(_at_least_one)
+    _times = field_validator("pin_backoff_seconds", "pin_backoff_max_seconds",
+                             "pin_lockout_minutes", "card_lockout_minutes")(_positive)
+
+
+class BackupSettings(BaseModel):
+    every_hours: float = 4.0
+    """Online backup of the journal after this many hours of trading (0: only at day close)."""
+    keep: int = 14
+    """Backups kept in ``backups/`` (the oldest are removed)."""
+
+    _every = field_validator("every_hours")(_not_negative)
+    _keep = field_validator("keep")(_at_least_one)
+
+
 class Settings(BaseSettings):
     """Everything the terminal is configured with."""
 
@@ -337,6 +370,8 @@ class Settings(BaseSettings):
     printer: PrinterSettings = Field(default_factory=PrinterSettings)
     camera: CameraSettings = Field(default_factory=CameraSettings)
     kiosk: KioskSettings = Field(default_factory=KioskSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
 
     _card_currency = field_validator("card_currency")(_currency)
     _low_float = field_validator("low_float_warning")(_not_negative)

@@ -98,6 +98,12 @@ def build(journal: Journal, *, terminal_id: str, kind: str, since: dt.datetime |
     lines.append(("FLAGGED", f"{len(flagged)}"))
     for t in flagged:
         lines.append((f"{t.ref} {t.state}", t.amount.format()))
+    security = _security(journal, since, until)
+    lines.append(("SECURITY", ""))
+    lines.append(("Wrong PINs", str(security["wrong_pins"])))
+    lines.append(("Lock-outs", str(security["lockouts"])))
+    for e in security["notable"]:
+        lines.append((f"{e['at'][11:16]} {e['kind']}", e["subject"]))
 
     payload = {
         "terminal_id": terminal_id,
@@ -112,8 +118,20 @@ def build(journal: Journal, *, terminal_id: str, kind: str, since: dt.datetime |
         "unsynced_totals": _sum(unsynced),
         "flagged": [t.ref for t in flagged],
         "transactions": len(txns),
+        "security": security,
     }
     return Report(kind, number, terminal_id, since, until, lines, payload)
+
+
+def _security(journal: Journal, since: dt.datetime | None, until: dt.datetime) -> dict[str, Any]:
+    """What the supervisor must see from the security trail (pos/pinguard.py): wrong
+    PINs and lock-outs counted, lock-outs, unlocks, operator changes and restores listed."""
+    from pos.pinguard import security_events
+
+    events = [e for e in security_events(journal, since=since, limit=100_000) if e.at < until]
+    notable = [e.to_json() for e in events if e.kind not in ("pin_wrong", "pin_ok_after_wrong")]
+    return {"wrong_pins": sum(e.kind in ("pin_wrong", "pin_locked") for e in events),
+            "lockouts": sum(e.kind == "pin_locked" for e in events), "notable": notable}
 
 
 def last_close(journal: Journal) -> dt.datetime | None:

@@ -20,13 +20,17 @@ from pos.errors import InputError, PosError, ProviderUnavailable
 from pos.journal import SYNC_STATES, Event, Journal, Kind, State, Txn
 from pos.money import Money
 from pos.operators import (
+    PIN_KEY_PURPOSE,
     Operator,
     Role,
     hash_pin,
     is_pin_hash,
+    needs_rehash,
     validate_operator_pin,
+    validate_supervisor_pin,
     verify_pin,
 )
+from pos.pinguard import PinGuard, Policy, record_event
 from pos.usecases.context import Context, utcnow
 from pos.vault import Vault
 
@@ -71,7 +75,9 @@ class TerminalStatus:
 
 
 def _operator_name(name: str, role: str) -> str:
-    name = " ".join(name.split())
+    from pos.text import validate_free_text
+
+    name = " ".join(validate_free_text(name, "operator name", 64).split())
     if not name or len(name) > 32:
         raise InputError("An operator name has 1 to 32 characters")
     if role not in ("cashier", "supervisor"):
@@ -191,10 +197,34 @@ class Terminal:
     def operators(self) -> list[Operator]:
         return [Operator(o.name, o.role) for o in self.journal.operators()]  # type: ignore[arg-type]
 
-    def add_operator(self, name: str, role: Role, pin: str) -> Operator:
+    # PINs: hashes keyed with the device key, attempts limited (pos/pinguard.py).
+    @property
+    def _pin_key(self) -> bytes | None:
+        vault = self.journal.vault
+        return vault.derive_key(PIN_KEY_PURPOSE) if vault is not None else None
+
+    @property
+    def pin_guard(self) -> PinGuard:
+        return PinGuard(self.journal, Policy.operators(self.settings.security))
+
+    def add_operator(self, name: str, role: Role, pin: str, *,
+                     approved_by: Operator | None = None) -> Operator:
+        """Add an operator or change one's PIN or role. Only the first operator of a
+        fresh terminal needs no approval; after that a supervisor approves every add or
+        change (so no one can overwrite a supervisor's PIN and then use it)."""
         name = _operator_name(name, role)
         validate_operator_pin(pin)
-        self.journal.operator_put(name, role, hash_pin(pin))
+        if role == "supervisor":
+            validate_supervisor_pin(pin)
+        existing = {o.name: o for o in self.journal.operators()}
+        if existing and (approved_by is None or not approved_by.is_supervisor):
+            raise InputError("A supervisor must approve adding or changing an operator")
+        self.journal.operator_put(name, role, hash_pin(pin, self._pin_key))
+        kind = "operator_changed" if name in existing else "operator_added"
+        with self.journal.transaction() as conn:
+            record_event(conn, self.ctx.clock(), kind, f"operator:{name}",
+                         approved_by.name if approved_by else None,
+                         f"{role}" + ("" if existing else ", the terminal's first operator"))
         return Operator(name, role)
 
     def add_hashed_operator(self, name: str, role: Role, pin_hash: str) -> Operator:
@@ -208,9 +238,20 @@ class Terminal:
 
     def _check(self, name: str, pin: str) -> Operator:
         rec = self.journal.operator_get(name)
-        if rec is None or not verify_pin(pin, rec.pin_hash):
+        if rec is None:  # operator names are on the sign-in screen: nothing to guard
             raise InputError("Wrong operator or PIN")
+        key = self._pin_key
+        if not self.pin_guard.attempt(f"operator:{rec.name}",
+                                      lambda: verify_pin(pin, rec.pin_hash, key)):
+            raise InputError("Wrong operator or PIN")
+        self._upgrade_hash(rec.name, rec.role, rec.pin_hash, pin)
         return Operator(rec.name, rec.role)  # type: ignore[arg-type]
+
+    def _upgrade_hash(self, name: str, role: str, stored: str, pin: str) -> None:
+        """Rewrite an old-scheme hash keyed, now that the PIN is known to be right."""
+        key = self._pin_key
+        if needs_rehash(stored, key):
+            self.journal.operator_put(name, role, hash_pin(pin, key))
 
     def sign_in(self, name: str, pin: str) -> Operator:
         return self._become(self._check(name, pin))
@@ -230,13 +271,31 @@ class Terminal:
         self.ctx.operator = "system"
 
     def check_supervisor(self, pin: str, name: str | None = None) -> Operator:
-        """Any supervisor whose PIN matches (or the named one)."""
+        """Any supervisor whose PIN matches (or the named one). Attempts are limited:
+        the any-supervisor check is one guarded subject, a named one that operator's."""
         candidates = [o for o in self.journal.operators() if o.role == "supervisor"
                       and (name is None or o.name == name)]
-        for rec in candidates:
-            if verify_pin(pin, rec.pin_hash):
-                return Operator(rec.name, "supervisor")
-        raise InputError("Supervisor PIN not accepted")
+        key = self._pin_key
+        found: list[Any] = []
+
+        def verify() -> bool:
+            found.extend(rec for rec in candidates if verify_pin(pin, rec.pin_hash, key))
+            return bool(found)
+
+        subject = "supervisor" if name is None else f"operator:{name}"
+        if not self.pin_guard.attempt(subject, verify):
+            raise InputError("Supervisor PIN not accepted")
+        rec = found[0]
+        self._upgrade_hash(rec.name, rec.role, rec.pin_hash, pin)
+        return Operator(rec.name, "supervisor")
+
+    def unlock_pin(self, name: str | None, supervisor: Operator) -> bool:
+        """A supervisor clears the lock-out of an operator (or, with None, of the
+        supervisor check); whether one was set."""
+        if not supervisor.is_supervisor:
+            raise InputError("Only a supervisor can clear a PIN lock-out")
+        return self.pin_guard.reset("supervisor" if name is None else f"operator:{name}",
+                                    by=supervisor.name)
 
     async def check_supervisor_async(self, pin: str, name: str | None = None) -> Operator:
         """:meth:`check_supervisor` in a thread (one scrypt per supervisor)."""

@@ -71,6 +71,14 @@ class Vault:
             raise VaultError(f"Device key {path} is damaged (expected {KEY_BYTES} bytes)")
         return cls(key, path)
 
+    def derive_key(self, purpose: bytes) -> bytes:
+        """A 32-byte key for one ``purpose`` (HMAC-SHA256 of it under the device key), so
+        the device key itself serves one job and a derived key reveals nothing of it."""
+        import hashlib
+        import hmac
+
+        return hmac.new(self._key, b"sente-pos:" + purpose, hashlib.sha256).digest()
+
     def encrypt(self, plaintext: bytes, aad: bytes) -> bytes:
         """``nonce || ciphertext+tag``; ``aad`` binds the blob to its owner (the ref)."""
         nonce = os.urandom(NONCE_BYTES)

@@ -70,7 +70,7 @@ def test_invalid_toml_and_non_utf8_name_the_file(home: Path) -> None:
     ("[pawacard]\npoll_interval = 0\n", "pawacard.poll_interval", "greater than 0"),
     ("[sync]\nconcurrency = 0\n", "sync.concurrency", "at least 1"),
     ("[sync]\nsending_lease_seconds = -300\n", "sync.sending_lease_seconds", "greater than 0"),
-    ("[sync]\nbackoff_max = 0\n", "sync.backoff_max", "greater than 0"),
+    ("[sync]\nbackoff_max = -1\n", "sync.backoff_max", "0 or more"),
     ('log_level = "NOPE"\n', "log_level", "one of DEBUG, INFO"),
     ('card_currency = "SHILLINGS"\n', "card_currency", "3-letter currency"),
     ('[pawacard]\ncurrency = "K3S"\n', "pawacard.currency", "3-letter currency"),

@@ -111,8 +111,41 @@ CREATE TABLE meta (
 );
 """
 
+# V2: PIN attempts (issue 10). ``pin_tries`` is the current state per subject (an
+# operator's sign-in, the supervisor check, a card), read and written in the same
+# transaction as each attempt, so several processes share one count; its stamp is wall
+# time plus boot id and a boot-relative clock, so a clock step neither unlocks early nor
+# locks forever (see pos/pinguard.py). ``security_events`` is the append-only trail a
+# supervisor reads (wrong PINs, lock-outs, operators added, journal restored). Tables
+# rather than the meta table: the trail is queried by time and kind, and append-only
+# is enforced by triggers as for ``events``.
+_V2 = """
+CREATE TABLE pin_tries (
+    subject      TEXT PRIMARY KEY,
+    failures     INTEGER NOT NULL,
+    wait_seconds REAL NOT NULL,
+    stamp_wall   TEXT NOT NULL,
+    stamp_boot   TEXT NOT NULL,
+    stamp_mono   REAL NOT NULL
+);
+
+CREATE TABLE security_events (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at       TEXT NOT NULL,
+    kind     TEXT NOT NULL,
+    subject  TEXT NOT NULL,
+    operator TEXT,
+    detail   TEXT
+);
+CREATE INDEX security_events_at ON security_events(at);
+CREATE TRIGGER security_events_no_update BEFORE UPDATE ON security_events
+BEGIN SELECT RAISE(ABORT, 'security events are append-only'); END;
+CREATE TRIGGER security_events_no_delete BEFORE DELETE ON security_events
+BEGIN SELECT RAISE(ABORT, 'security events are append-only'); END;
+"""
+
 #: Migration ``i`` brings the schema from version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[str, ...] = (_V1,)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -24,7 +24,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -204,6 +204,11 @@ class Journal:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One short durable write transaction, for the modules that keep tables of their
+        own in the journal (:mod:`pos.pinguard`): check and record in one step."""
+        return self._write()
 
     @contextmanager
     def _snapshot(self) -> Iterator[sqlite3.Connection]:

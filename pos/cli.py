@@ -231,6 +231,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
             err = f" ({o['last_error']})" if o.get("last_error") and o["state"] != "done" else ""
             text += f"\n  {o['ref']} {o['kind']} {o['amount']['display']}: {o['state']}{extra}{err}"
         emit(args, data, text)
+        term.backup_if_due()  # the scheduled journal backup rides on sync (pos/backup.py)
         if rep.busy:
             return EXIT_QUEUED
         return EXIT_OK if rep.remaining == 0 else EXIT_QUEUED
@@ -244,6 +245,8 @@ def cmd_journal(args: argparse.Namespace, settings: Settings) -> int:
     from pos.journal import SYNC_STATES, Journal, State, export_csv
 
     home = ensure_home()
+    if args.action == "restore":
+        return _restore(args, settings)
     journal = Journal.open(home / "journal.db")
     try:
         if args.action == "security":
@@ -288,6 +291,33 @@ def cmd_journal(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     finally:
         journal.close()
+
+
+def _restore(args: argparse.Namespace, settings: Settings) -> int:
+    """``journal restore``: the backups and the journal's state; with a backup named,
+    put it back (supervisor PIN on stdin) keeping the damaged journal aside."""
+    from pos.backup import backups, journal_state, restore
+
+    live = settings.home / "journal.db"
+    if not args.backup:
+        found = backups(settings.home)
+        state = journal_state(live)
+        head = f"journal: {'DAMAGED - ' + state if state else 'sound'}"
+        emit(args, {"journal": state or "sound", "backups": [b.to_json() for b in found]},
+             "\n".join([head, *(b.line() for b in reversed(found))] if found
+                       else [head, "(no backups)"]))
+        return EXIT_OK
+    pin = read_pin_from_stdin("Supervisor PIN: ") or ""
+    if not pin:
+        raise_input("A supervisor approves a restore: their PIN is the first line on stdin")
+    done = restore(settings, args.backup, pin)
+    kept = ", ".join(str(p) for p in done.damaged_kept) or "nothing (it was missing)"
+    emit(args, done.to_json(),
+         f"restored {done.backup.name} (approved by {done.supervisor}); damaged journal "
+         f"kept: {kept}. Sales made after this backup are not in the journal: check the "
+         "providers' statements. Receipt numbers continue after "
+         f"{done.receipt_no}.")
+    return EXIT_OK
 
 
 def _security_log(args: argparse.Namespace, journal: Any) -> int:
@@ -540,8 +570,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("sync", cmd_sync, "drain the outbox once and print what happened")
 
     j = add("journal", cmd_journal, "list or export the journal")
-    j.add_argument("action", nargs="?", choices=["list", "export", "security"], default="list",
-                   help="security: wrong PINs, lock-outs, operators added")
+    j.add_argument("action", nargs="?", choices=["list", "export", "security", "restore"],
+                   default="list", help="security: wrong PINs, lock-outs, operators added; "
+                   "restore [BACKUP]: list backups, or restore one (supervisor PIN on stdin)")
+    j.add_argument("backup", nargs="?", help="with restore: the backup (number or name)")
     j.add_argument("--status", help="state, or 'unsynced' / 'flagged'")
     j.add_argument("--since", help="ISO date/time")
     j.add_argument("--search")

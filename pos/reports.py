@@ -147,7 +147,7 @@ def x_report(journal: Journal, *, terminal_id: str, now: dt.datetime) -> Report:
 
 
 def close_day(journal: Journal, *, terminal_id: str, now: dt.datetime, operator: str,
-              override_by: str | None = None) -> Report:
+              override_by: str | None = None, keep_backups: int | None = None) -> Report:
     """Write the next numbered Z report. Unsynced items need a supervisor override."""
     zs = journal.z_reports()
     number = (max(z.number for z in zs) + 1) if zs else 1
@@ -161,10 +161,27 @@ def close_day(journal: Journal, *, terminal_id: str, now: dt.datetime, operator:
     rep.payload["closed_by"] = operator
     rep.payload["override_by"] = override_by
     journal.z_report_put(number, rep.payload)
+    rep.payload["backup"] = _day_close_backup(journal, number, keep_backups)
     rep.lines.insert(0, ("Z report", f"#{number}"))
     if override_by:
         rep.lines.append(("Override by", override_by))
     return rep
+
+
+def _day_close_backup(journal: Journal, number: int, keep: int | None) -> str | None:
+    """A backup of the journal with this Z report in it (pos/backup.py). The Z report is
+    stored already: a failed backup is logged and the scheduled one tries again."""
+    import logging
+    import sqlite3
+
+    from pos.backup import DEFAULT_KEEP, make_backup
+    from pos.errors import PosError
+
+    try:
+        return make_backup(journal, keep=keep or DEFAULT_KEEP, reason=f"z{number}").name
+    except (OSError, sqlite3.Error, PosError) as exc:
+        logging.getLogger(__name__).warning("backup at day close failed: %s", exc)
+        return None
 
 
 def stored_z(journal: Journal, number: int) -> dict[str, Any] | None:

@@ -85,6 +85,40 @@ def _operator_name(name: str, role: str) -> str:
     return name
 
 
+def pin_key(journal: Journal) -> bytes | None:
+    """The key operator PIN hashes are keyed with (from the device key), if there is one."""
+    vault = journal.vault
+    return vault.derive_key(PIN_KEY_PURPOSE) if vault is not None else None
+
+
+def upgrade_hash(journal: Journal, name: str, role: str, stored: str, pin: str) -> None:
+    """Rewrite an old-scheme hash keyed, now that the PIN is known to be right."""
+    key = pin_key(journal)
+    if needs_rehash(stored, key):
+        journal.operator_put(name, role, hash_pin(pin, key))
+
+
+def check_supervisor_pin(journal: Journal, settings: Settings, pin: str,
+                         name: str | None = None) -> Operator:
+    """The supervisor of ``journal`` whose PIN is ``pin`` (or the named one), through the
+    attempt limits; also used to approve a restore against the backup's supervisors."""
+    candidates = [o for o in journal.operators() if o.role == "supervisor"
+                  and (name is None or o.name == name)]
+    key = pin_key(journal)
+    found: list[Any] = []
+
+    def verify() -> bool:
+        found.extend(rec for rec in candidates if verify_pin(pin, rec.pin_hash, key))
+        return bool(found)
+
+    subject = "supervisor" if name is None else f"operator:{name}"
+    if not PinGuard(journal, Policy.operators(settings.security)).attempt(subject, verify):
+        raise InputError("Supervisor PIN not accepted")
+    rec = found[0]
+    upgrade_hash(journal, rec.name, rec.role, rec.pin_hash, pin)
+    return Operator(rec.name, "supervisor")
+
+
 class Terminal:
     def __init__(self, ctx: Context, *, printer: Any = None) -> None:
         self.ctx = ctx
@@ -200,8 +234,7 @@ class Terminal:
     # PINs: hashes keyed with the device key, attempts limited (pos/pinguard.py).
     @property
     def _pin_key(self) -> bytes | None:
-        vault = self.journal.vault
-        return vault.derive_key(PIN_KEY_PURPOSE) if vault is not None else None
+        return pin_key(self.journal)
 
     @property
     def pin_guard(self) -> PinGuard:
@@ -248,10 +281,7 @@ class Terminal:
         return Operator(rec.name, rec.role)  # type: ignore[arg-type]
 
     def _upgrade_hash(self, name: str, role: str, stored: str, pin: str) -> None:
-        """Rewrite an old-scheme hash keyed, now that the PIN is known to be right."""
-        key = self._pin_key
-        if needs_rehash(stored, key):
-            self.journal.operator_put(name, role, hash_pin(pin, key))
+        upgrade_hash(self.journal, name, role, stored, pin)
 
     def sign_in(self, name: str, pin: str) -> Operator:
         return self._become(self._check(name, pin))
@@ -273,21 +303,7 @@ class Terminal:
     def check_supervisor(self, pin: str, name: str | None = None) -> Operator:
         """Any supervisor whose PIN matches (or the named one). Attempts are limited:
         the any-supervisor check is one guarded subject, a named one that operator's."""
-        candidates = [o for o in self.journal.operators() if o.role == "supervisor"
-                      and (name is None or o.name == name)]
-        key = self._pin_key
-        found: list[Any] = []
-
-        def verify() -> bool:
-            found.extend(rec for rec in candidates if verify_pin(pin, rec.pin_hash, key))
-            return bool(found)
-
-        subject = "supervisor" if name is None else f"operator:{name}"
-        if not self.pin_guard.attempt(subject, verify):
-            raise InputError("Supervisor PIN not accepted")
-        rec = found[0]
-        self._upgrade_hash(rec.name, rec.role, rec.pin_hash, pin)
-        return Operator(rec.name, "supervisor")
+        return check_supervisor_pin(self.journal, self.settings, pin, name)
 
     def unlock_pin(self, name: str | None, supervisor: Operator) -> bool:
         """A supervisor clears the lock-out of an operator (or, with None, of the
@@ -472,7 +488,16 @@ class Terminal:
             raise InputError("Only a supervisor can override the day close")
         return reports.close_day(self.journal, terminal_id=self.settings.terminal_id,
                                  now=self.ctx.clock(), operator=self.ctx.operator,
-                                 override_by=override_by.name if override_by else None)
+                                 override_by=override_by.name if override_by else None,
+                                 keep_backups=self.settings.backup.keep)
+
+    def backup_if_due(self) -> str | None:
+        """The scheduled journal backup (pos/backup.py); the file name when one was made.
+        Never raises: a backup problem is logged and retried at the next call."""
+        from pos.backup import backup_if_due
+
+        made = backup_if_due(self.journal, self.settings)
+        return made.name if made else None
 
     # -------------------------------------------------------------- sync
     async def sync_now(self, *, probe: bool = False) -> SyncReport:

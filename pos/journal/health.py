@@ -15,7 +15,7 @@ in), so a power cut during creation never leaves a half-made ``journal.db`` that
 would later look damaged, and two processes starting at once keep one journal.
 
 Cost: ``quick_check`` reads every page (measured with ``bench/bench_journal_check.py``:
-~1.2 ms per MiB here, warm; an SD card read cold is the bound on a Pi, ~20-40 MiB/s).
+1-4 ms per MiB here, warm; an SD card read cold is the bound on a Pi, ~20-40 MiB/s).
 A journal grows ~0.8 MiB per 1,000 sales, so a year at a busy counter is ~30 MiB. Up
 to :data:`INLINE_CHECK_MAX_BYTES` it runs at open (every command is a short process;
 under a second on a Pi even cold); a larger journal is checked by a thread started at

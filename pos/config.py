@@ -250,10 +250,9 @@ class SyncSettings(BaseModel):
     """A row journaled but never sent (a crash in between) is cancelled after this many seconds."""
 
     _concurrency = field_validator("concurrency")(_at_least_one)
-    _times = field_validator("probe_interval", "sending_lease_seconds",
-                             "abandon_created_after")(_positive)
-    _waits = field_validator("backoff_base", "backoff_max",  # 0: retry at once
-                             "meter_throttle_seconds")(_not_negative)
+    _times = field_validator("probe_interval", "sending_lease_seconds")(_positive)
+    _waits = field_validator("backoff_base", "backoff_max",  # 0: at once
+                             "meter_throttle_seconds", "abandon_created_after")(_not_negative)
 
 
 class PrinterSettings(BaseModel):

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from pos.config import PrinterSettings
 from pos.errors import PosError
 from pos.receipts import Block, Receipt, fit_groups, layout
+from pos.text import printable
 
 if TYPE_CHECKING:  # escpos (PIL, qrcode, barcode) costs ~0.5 s to import: only on first print
     from escpos.escpos import Escpos
@@ -131,16 +132,12 @@ def render_escpos(receipt: Receipt, columns: int = 32) -> bytes:
 
 def render_text_job(text: str, columns: int = 32) -> bytes:
     """Plain text already laid out in ``columns`` (a report), fed and cut."""
-    import unicodedata
-
     from escpos.printer import Dummy
 
     p = Dummy()
     p.hw("INIT")
     for line in text.splitlines():
-        # Control characters out (no printer commands smuggled in), columns kept.
-        safe = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in line)
-        p.textln(safe[:columns])
+        p.textln(printable(line)[:columns])  # no printer commands smuggled in; spaces kept
     p.cut()
     return p.output
 

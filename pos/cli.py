@@ -19,24 +19,33 @@ from typing import Any
 from pos.config import Settings, ensure_home, load_settings
 from pos.errors import PosError
 from pos.startup import resume_gc
+from pos.text import MAX_NAME, MAX_REASON, printable, printable_lines, validate_free_text
 
 EXIT_OK, EXIT_OTHER, EXIT_DECLINED, EXIT_QUEUED = 0, 1, 2, 3
 log = logging.getLogger("sente_pos")
 
 
 # ----------------------------------------------------------------- output
+def _json_text(data: Any) -> str:
+    """One JSON document; json escapes C0 controls, and DEL / C1 (which a terminal may
+    read as a CSI) are escaped here, so provider text cannot drive the terminal."""
+    text = json.dumps(data, default=str, ensure_ascii=False)
+    return "".join(f"\\u{ord(ch):04x}" if 0x7f <= ord(ch) <= 0x9f else ch for ch in text)
+
+
 def emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    """Print ``data`` (with ``--json``) or ``text``: provider text made printable first."""
     if getattr(args, "json", False):
-        print(json.dumps(data, default=str, ensure_ascii=False))
+        print(_json_text(data))
     else:
-        print(text)
+        print(printable_lines(text))
 
 
 def fail(args: argparse.Namespace, exc: PosError) -> int:
     if getattr(args, "json", False):
-        print(json.dumps({"error": exc.message, "type": type(exc).__name__}))
+        print(_json_text({"error": exc.message, "type": type(exc).__name__}))
     else:
-        print(f"error: {exc.message}", file=sys.stderr)
+        print(f"error: {printable(exc.message)}", file=sys.stderr)
     return exc.exit_code
 
 
@@ -49,8 +58,8 @@ def setup_logging(settings: Settings | None) -> None:
     try:
         home = ensure_home()
         handler: logging.Handler = logging.FileHandler(home / "sente-pos.log")
-    except OSError:
-        handler = logging.NullHandler()
+    except (OSError, PosError):  # a read-only or full data directory: still run
+        handler = _fallback_log_handler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     from pos.logredact import RedactingFilter
 
@@ -61,14 +70,28 @@ def setup_logging(settings: Settings | None) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def read_pin_from_stdin() -> str | None:
-    """The customer's PIN comes on stdin (never argv, never echoed)."""
+def _fallback_log_handler() -> logging.Handler:
+    """Where the log goes when the data directory cannot take it: the system log
+    (journald on the Pi) if there is one, else nowhere. Never stderr: the TUI draws on
+    the terminal, and a headless command's stderr is for its one error line."""
+    if os.path.exists("/dev/log"):
+        from logging.handlers import SysLogHandler
+
+        try:
+            return SysLogHandler(address="/dev/log")
+        except OSError:
+            pass
+    return logging.NullHandler()
+
+
+def read_pin_from_stdin(prompt: str = "Card PIN: ") -> str | None:
+    """A PIN comes on stdin, one per line (never argv, never echoed)."""
     if sys.stdin is None:
         return None
     if sys.stdin.isatty():
         import getpass
 
-        return getpass.getpass("Card PIN: ").strip() or None
+        return getpass.getpass(prompt).strip() or None
     line = sys.stdin.readline().strip()
     return line or None
 
@@ -134,13 +157,15 @@ def _card_text(data: dict[str, Any]) -> str:
 def cmd_card_debit(args: argparse.Namespace, settings: Settings) -> int:
     from pos.money import parse_user_amount
 
+    reason = validate_free_text(args.reason, "payment reason", MAX_REASON)
+    wallet = validate_free_text(args.wallet or settings.patasente.default_wallet, "wallet",
+                                MAX_NAME)
     pin = read_pin_from_stdin()
 
     async def body(term: Any) -> int:
         lookup = await term.lookup_card(args.payload)
         amount = parse_user_amount(args.amount, lookup.card.currency)
-        wallet = args.wallet or settings.patasente.default_wallet
-        res = await term.pay_by_card(lookup, amount, wallet, pin, args.reason)
+        res = await term.pay_by_card(lookup, amount, wallet, pin, reason)
         emit(args, res.to_json(), _sale_text(res))
         return int(res.exit_code)
 
@@ -151,6 +176,9 @@ def _power_sale(args: argparse.Namespace, settings: Settings, *, postpaid: bool)
     from pos.errors import LinkDown
     from pos.money import parse_user_amount
 
+    given_name = validate_free_text(args.name, "customer name", MAX_NAME, optional=True)
+    if args.wallet:
+        validate_free_text(args.wallet, "wallet", MAX_NAME)
     pin = read_pin_from_stdin() if args.card else None
 
     async def body(term: Any) -> int:
@@ -158,7 +186,7 @@ def _power_sale(args: argparse.Namespace, settings: Settings, *, postpaid: bool)
         card = await term.lookup_card(args.card) if args.card else None
         tender = "card" if card else "cash"
         wallet = (args.wallet or settings.patasente.default_wallet) if card else None
-        name = args.name or ""
+        name = given_name
         if not name and term.link.pawacard.should_try():
             try:
                 info = await (term.verify_account(args.target) if postpaid
@@ -204,6 +232,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
             err = f" ({o['last_error']})" if o.get("last_error") and o["state"] != "done" else ""
             text += f"\n  {o['ref']} {o['kind']} {o['amount']['display']}: {o['state']}{extra}{err}"
         emit(args, data, text)
+        term.backup_if_due()  # the scheduled journal backup rides on sync (pos/backup.py)
         if rep.busy:
             return EXIT_QUEUED
         return EXIT_OK if rep.remaining == 0 else EXIT_QUEUED
@@ -217,8 +246,12 @@ def cmd_journal(args: argparse.Namespace, settings: Settings) -> int:
     from pos.journal import SYNC_STATES, Journal, State, export_csv
 
     home = ensure_home()
+    if args.action == "restore":
+        return _restore(args, settings)
     journal = Journal.open(home / "journal.db")
     try:
+        if args.action == "security":
+            return _security_log(args, journal)
         if args.action == "export":
             if not args.csv:
                 raise_input("journal export needs --csv FILE")
@@ -261,6 +294,52 @@ def cmd_journal(args: argparse.Namespace, settings: Settings) -> int:
         journal.close()
 
 
+def _restore(args: argparse.Namespace, settings: Settings) -> int:
+    """``journal restore``: the backups and the journal's state; with a backup named,
+    put it back (supervisor PIN on stdin) keeping the damaged journal aside."""
+    from pos.backup import backups, journal_state, restore
+
+    live = settings.home / "journal.db"
+    if not args.backup:
+        found = backups(settings.home)
+        state = journal_state(live)
+        head = f"journal: {'DAMAGED - ' + state if state else 'sound'}"
+        emit(args, {"journal": state or "sound", "backups": [b.to_json() for b in found]},
+             "\n".join([head, *(b.line() for b in reversed(found))] if found
+                       else [head, "(no backups)"]))
+        return EXIT_OK
+    pin = read_pin_from_stdin("Supervisor PIN: ") or ""
+    if not pin:
+        raise_input("A supervisor approves a restore: their PIN is the first line on stdin")
+    done = restore(settings, args.backup, pin)
+    kept = ", ".join(str(p) for p in done.damaged_kept) or "nothing (it was missing)"
+    emit(args, done.to_json(),
+         f"restored {done.backup.name} (approved by {done.supervisor}); damaged journal "
+         f"kept: {kept}. Sales made after this backup are not in the journal: check the "
+         "providers' statements. Receipt numbers continue after "
+         f"{done.receipt_no}.")
+    return EXIT_OK
+
+
+def _security_log(args: argparse.Namespace, journal: Any) -> int:
+    import datetime as dt
+
+    from pos.pinguard import security_events
+
+    since = None
+    if args.since:
+        try:
+            since = dt.datetime.fromisoformat(args.since)
+        except ValueError:
+            raise_input(f"--since takes an ISO date/time, not {args.since!r}")
+        assert since is not None
+        since = since if since.tzinfo else since.astimezone()
+    events = security_events(journal, since=since, limit=args.limit)
+    emit(args, [e.to_json() for e in events],
+         "\n".join(e.line() for e in events) or "(no security events)")
+    return EXIT_OK
+
+
 def raise_input(message: str) -> None:
     from pos.errors import InputError
 
@@ -296,16 +375,53 @@ def cmd_config_show(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _supervisor_from_stdin(term: Any, name: str | None) -> Any:
+    """The approving supervisor: their PIN is the first line of stdin (``--supervisor``
+    names them; otherwise any supervisor's PIN is taken). Attempts are limited."""
+    pin = read_pin_from_stdin("Supervisor PIN: ") or ""
+    if not pin:
+        raise_input("A supervisor must approve this: their PIN is the first line on stdin")
+    return term.check_supervisor(pin, name)
+
+
 def cmd_operator_add(args: argparse.Namespace, settings: Settings) -> int:
-    pin = read_pin_from_stdin() or ""
+    """The first operator of a fresh terminal is its supervisor and needs no approval
+    (stdin: the new PIN). After that a supervisor approves every add or change (stdin:
+    the supervisor's PIN, then the new operator's), so no one can overwrite a
+    supervisor's PIN, then use it for ``report z --override``."""
     from pos.terminal import Terminal
 
     term = Terminal.open_sync(settings)
     try:
-        op = term.add_operator(args.name, args.role, pin)
+        approver = None
+        if term.has_operators():
+            approver = _supervisor_from_stdin(term, args.supervisor)
+        elif args.role != "supervisor":
+            raise_input("The first operator of a terminal is its supervisor: add it with "
+                        "--role supervisor")
+        pin = read_pin_from_stdin(f"New PIN for {args.name}: ") or ""
+        op = term.add_operator(args.name, args.role, pin, approved_by=approver)
     finally:
         asyncio.run(term.aclose())
-    emit(args, {"name": op.name, "role": op.role}, f"added {op.role} {op.name}")
+    by = f" (approved by {approver.name})" if approver else ""
+    emit(args, {"name": op.name, "role": op.role, "approved_by": approver and approver.name},
+         f"added {op.role} {op.name}{by}")
+    return EXIT_OK
+
+
+def cmd_operator_unlock(args: argparse.Namespace, settings: Settings) -> int:
+    """A supervisor clears a PIN lock-out (NAME, or the supervisor check without one)."""
+    from pos.terminal import Terminal
+
+    term = Terminal.open_sync(settings)
+    try:
+        approver = _supervisor_from_stdin(term, args.supervisor)
+        cleared = term.unlock_pin(args.name, approver)
+    finally:
+        asyncio.run(term.aclose())
+    who = args.name or "the supervisor check"
+    emit(args, {"subject": who, "cleared": cleared},
+         f"{who}: " + ("lock-out cleared" if cleared else "was not locked"))
     return EXIT_OK
 
 
@@ -455,7 +571,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("sync", cmd_sync, "drain the outbox once and print what happened")
 
     j = add("journal", cmd_journal, "list or export the journal")
-    j.add_argument("action", nargs="?", choices=["list", "export"], default="list")
+    j.add_argument("action", nargs="?", choices=["list", "export", "security", "restore"],
+                   default="list", help="security: wrong PINs, lock-outs, operators added; "
+                   "restore [BACKUP]: list backups, or restore one (supervisor PIN on stdin)")
+    j.add_argument("backup", nargs="?", help="with restore: the backup (number or name)")
     j.add_argument("--status", help="state, or 'unsynced' / 'flagged'")
     j.add_argument("--since", help="ISO date/time")
     j.add_argument("--search")
@@ -482,9 +601,17 @@ def build_parser() -> argparse.ArgumentParser:
     mk.add_argument("--qr-only", action="store_true", help="the bare QR symbol, not a card")
 
     op = group("operator", "manage operators")
-    oa = add("add", cmd_operator_add, "add a cashier or supervisor (PIN on stdin)", under=op)
+    oa = add("add", cmd_operator_add, "add or change a cashier or supervisor (stdin: the "
+             "approving supervisor's PIN, then the new PIN; only the new PIN for the first "
+             "operator, a supervisor)", under=op)
     oa.add_argument("name")
     oa.add_argument("--role", choices=["cashier", "supervisor"], default="cashier")
+    ou = add("unlock", cmd_operator_unlock, "clear a PIN lock-out (supervisor PIN on stdin)",
+             under=op)
+    ou.add_argument("name", nargs="?", help="operator (default: the supervisor PIN check)")
+    for sp in (oa, ou):
+        sp.add_argument("--supervisor", metavar="NAME",
+                        help="the approving supervisor (default: any supervisor's PIN)")
     return p
 
 

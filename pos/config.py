@@ -13,13 +13,15 @@ import stat
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from pos.errors import PosError
 
 APP_NAME = "sente-pos"
 
@@ -34,26 +36,141 @@ def data_home() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME))
 
 
+class DataDirError(PosError):
+    """The data directory cannot be created or written (read-only or full SD card)."""
+
+
+def data_dir_error(home: Path, exc: OSError) -> DataDirError:
+    """A message the cashier and the technician can act on, for an OSError in ``home``."""
+    import errno
+
+    why = exc.strerror or str(exc)
+    hint = {
+        errno.EROFS: "the file system is read-only (an SD card error remounts it so): "
+                     "check the card, then restart",
+        errno.ENOSPC: "the disk is full: free space, then restart",
+        errno.EDQUOT: "the disk quota is used up: free space, then restart",
+        errno.EACCES: "this user may not write there: check the owner and mode (0700)",
+        errno.EPERM: "this user may not write there: check the owner and mode (0700)",
+    }.get(exc.errno or 0, "check the data directory")
+    return DataDirError(f"The data directory {home} cannot be used ({why}): {hint}. "
+                        "Nothing was sold.")
+
+
 def ensure_home(home: Path | None = None) -> Path:
-    """Create the data directory with mode 0700 (and tighten it if it exists)."""
+    """Create the data directory with mode 0700 (and tighten it if it exists).
+
+    Raises :class:`DataDirError` (a clear message) when it cannot."""
     home = home or data_home()
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if stat.S_IMODE(home.stat().st_mode) & 0o077:
-        home.chmod(0o700)
+    try:
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if stat.S_IMODE(home.stat().st_mode) & 0o077:
+            home.chmod(0o700)
+    except OSError as exc:
+        raise data_dir_error(home, exc) from exc
     return home
 
 
 def write_secret_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically with mode 0600 from the first byte."""
+    """Write ``data`` to ``path`` atomically with mode 0600 from the first byte.
+
+    A failure (disk full, read-only file system) leaves the old file as it was and no
+    temporary file behind; the OSError goes to the caller."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.write(fd, data)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    path.chmod(0o600)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (a power cut must not undo it)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
         os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
     finally:
         os.close(fd)
-    os.replace(tmp, path)
-    path.chmod(0o600)
+
+
+# ------------------------------------------------------------ value checks
+# Kept as field validators listed under each model (not as constraints on every field
+# line) so that what each check means is written once, here.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _positive(v: float) -> float:
+    """Timeouts, intervals, leases: a zero or negative one would spin or never wait."""
+    if v <= 0:
+        raise ValueError("must be greater than 0")
+    return v
+
+
+def _not_negative(v: float) -> float:
+    """Limits and counts where 0 means 'none' / 'off'."""
+    if v < 0:
+        raise ValueError("must be 0 or more (0 means none / off)")
+    return v
+
+
+def _at_least_one(v: int) -> int:
+    if v < 1:
+        raise ValueError("must be at least 1")
+    return v
+
+
+def _positive_or_unset(v: float | None) -> float | None:
+    return None if v is None else _positive(v)
+
+
+def _answer_cap(v: int) -> int:
+    if v < 1024:
+        raise ValueError("must be at least 1024 bytes")
+    return v
+
+
+def _http_url(v: str) -> str:
+    from urllib.parse import urlsplit
+
+    v = v.strip()
+    parts = urlsplit(v)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return v
+
+
+def _currency(v: str) -> str:
+    v = v.strip().upper()
+    if len(v) != 3 or not v.isascii() or not v.isalpha():
+        raise ValueError("must be a 3-letter currency code such as UGX or KES")
+    return v
+
+
+def _port(v: int) -> int:
+    if not 1 <= v <= 65535:
+        raise ValueError("must be a TCP port (1 to 65535)")
+    return v
+
+
+def _usb_id(v: int) -> int:
+    if not 0 <= v <= 0xFFFF:
+        raise ValueError("must be a 16-bit USB id (0 to 0xFFFF)")
+    return v
 
 
 class PatasenteSettings(BaseModel):
@@ -74,6 +191,11 @@ class PatasenteSettings(BaseModel):
     an answer never ends one); default: connect + read timeout + 5."""
     max_answer_bytes: int = 2_000_000
     """Largest answer read; a larger one is a failed answer, never read whole."""
+
+    _url = field_validator("base_url")(_http_url)
+    _timeouts = field_validator("connect_timeout", "read_timeout")(_positive)
+    _deadline = field_validator("deadline")(_positive_or_unset)
+    _cap = field_validator("max_answer_bytes")(_answer_cap)
 
 
 class PawaCardSettings(BaseModel):
@@ -99,6 +221,13 @@ class PawaCardSettings(BaseModel):
     max_polls: int = 20
     """Polls in the foreground before a pending sale is left to the sync worker."""
 
+    _url = field_validator("base_url")(_http_url)
+    _currency = field_validator("currency")(_currency)
+    _timeouts = field_validator("connect_timeout", "read_timeout", "poll_interval")(_positive)
+    _polls = field_validator("max_polls")(_not_negative)
+    _deadline = field_validator("deadline")(_positive_or_unset)
+    _cap = field_validator("max_answer_bytes")(_answer_cap)
+
 
 class OfflineLimits(BaseModel):
     enabled: bool = True
@@ -122,6 +251,11 @@ class OfflineLimits(BaseModel):
     vend_max_count: int = 50
     """Number of queued cash electricity sales."""
 
+    _limits = field_validator("max_amount", "max_total", "max_count", "per_card_max_total",
+                              "per_card_max_consecutive", "vend_max_amount",
+                              "vend_max_count")(_not_negative)
+    _age = field_validator("max_age_hours")(_positive)
+
 
 class SaleLimits(BaseModel):
     """Ceilings on what one sale may be, online or not: a typo or an odd input is refused
@@ -131,6 +265,8 @@ class SaleLimits(BaseModel):
     """Largest card payment, top-up or refund (minor units of the card currency)."""
     power_max: int = 10_000_000
     """Largest electricity sale or bill (minor units of the PawaCard currency)."""
+
+    _limits = field_validator("card_max", "power_max")(_positive)
 
 
 class ReconcileSettings(BaseModel):
@@ -147,6 +283,10 @@ class ReconcileSettings(BaseModel):
     """Seconds between questions while confirming at the counter."""
     max_sends: int = 2
     """A money request leaves at most this many times; then a person decides."""
+
+    _waits = field_validator("settle_seconds", "confirm_seconds")(_not_negative)
+    _interval = field_validator("confirm_interval")(_positive)
+    _sends = field_validator("max_sends")(_at_least_one)
 
 
 class SyncSettings(BaseModel):
@@ -170,6 +310,12 @@ class SyncSettings(BaseModel):
     max_age_hours: float = 72.0
     """An item still unsettled after this long is flagged for a supervisor."""
 
+    _concurrency = field_validator("concurrency", "max_attempts")(_at_least_one)
+    _times = field_validator("probe_interval", "sending_lease_seconds",
+                             "max_age_hours")(_positive)
+    _waits = field_validator("backoff_base", "backoff_max",  # 0: at once
+                             "meter_throttle_seconds", "abandon_created_after")(_not_negative)
+
 
 class StorageSettings(BaseModel):
     min_free_mb: float = 20.0
@@ -177,6 +323,8 @@ class StorageSettings(BaseModel):
     reserve_mb: float = 4.0
     """Space kept in a reserve file beside the journal and released when the disk is
     full, so the answer to a request already sent can always be recorded."""
+
+    _sizes = field_validator("min_free_mb", "reserve_mb")(_not_negative)
 
 
 class PrinterSettings(BaseModel):
@@ -199,6 +347,17 @@ class PrinterSettings(BaseModel):
     columns: int = 32
     """Characters per line: 32 on 58 mm paper, 48 on 80 mm."""
 
+    _usb = field_validator("usb_vendor", "usb_product")(_usb_id)
+    _port = field_validator("port")(_port)
+    _baud = field_validator("serial_baudrate")(_positive)
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, v: int) -> int:
+        if not 16 <= v <= 80:
+            raise ValueError("must be 16 to 80 characters (32 on 58 mm paper, 48 on 80 mm)")
+        return v
+
 
 class CameraSettings(BaseModel):
     device: str = "0"
@@ -210,6 +369,8 @@ class CameraSettings(BaseModel):
     fps: int = 15
     """Capture frame rate."""
 
+    _sizes = field_validator("width", "height", "fps")(_positive)
+
 
 class KioskSettings(BaseModel):
     enabled: bool = False
@@ -218,6 +379,40 @@ class KioskSettings(BaseModel):
     """Lock the cashier session after this many idle seconds."""
     theme: Literal["default", "console"] = "default"
     """``console`` is 16 colours, plain borders, no emoji: for the Linux text console."""
+
+    _idle = field_validator("idle_lock_seconds")(_not_negative)
+
+
+class SecuritySettings(BaseModel):
+    pin_free_tries: int = 1
+    """Wrong operator / supervisor PINs allowed without a wait (a slip of the finger)."""
+    pin_backoff_seconds: float = 1.0
+    """Wait after the next wrong PIN; it doubles with each one after that."""
+    pin_backoff_max_seconds: float = 60.0
+    """Longest wait between PIN tries before the lock-out."""
+    pin_lockout_after: int = 5
+    """Wrong PINs in a row that lock the operator (or the supervisor check) out."""
+    pin_lockout_minutes: float = 15.0
+    """First lock-out; each further wrong PIN doubles it, up to a day."""
+    card_pin_tries: int = 3
+    """Wrong PINs for one card (EMV's PIN try counter) before this terminal refuses it."""
+    card_lockout_minutes: float = 60.0
+    """How long the terminal refuses a card after its last allowed wrong PIN."""
+
+    _counts = field_validator("pin_free_tries")(_not_negative)
+    _tries = field_validator("pin_lockout_after", "card_pin_tries")(_at_least_one)
+    _times = field_validator("pin_backoff_seconds", "pin_backoff_max_seconds",
+                             "pin_lockout_minutes", "card_lockout_minutes")(_positive)
+
+
+class BackupSettings(BaseModel):
+    every_hours: float = 4.0
+    """Online backup of the journal after this many hours of trading (0: only at day close)."""
+    keep: int = 14
+    """Backups kept in ``backups/`` (the oldest are removed)."""
+
+    _every = field_validator("every_hours")(_not_negative)
+    _keep = field_validator("keep")(_at_least_one)
 
 
 class Settings(BaseSettings):
@@ -253,11 +448,27 @@ class Settings(BaseSettings):
     printer: PrinterSettings = Field(default_factory=PrinterSettings)
     camera: CameraSettings = Field(default_factory=CameraSettings)
     kiosk: KioskSettings = Field(default_factory=KioskSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
 
-    @field_validator("card_currency")
+    _card_currency = field_validator("card_currency")(_currency)
+    _low_float = field_validator("low_float_warning")(_not_negative)
+
+    @field_validator("log_level")
     @classmethod
-    def _upper(cls, v: str) -> str:
-        return v.upper()
+    def _log_level(cls, v: str) -> str:
+        level = v.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("terminal_id")
+    @classmethod
+    def _terminal_id(cls, v: str) -> str:
+        v = v.strip()
+        if not v or len(v) > 32 or not v.isprintable():
+            raise ValueError("must be 1 to 32 printable characters")
+        return v
 
     @field_validator("terminal_number")
     @classmethod
@@ -308,47 +519,84 @@ class Settings(BaseSettings):
         return data
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Load settings; a broken config.toml becomes a clear error, not a traceback."""
+def config_path() -> Path:
+    return data_home() / "config.toml"
+
+
+def _check_config_file(path: Path) -> None:
+    """Read and parse ``config.toml`` once so that any problem with it is an InputError
+    naming the file (pydantic-settings skips a path that is not a file, silently)."""
     import tomllib
 
     from pos.errors import InputError
 
+    if not path.exists() and not path.is_symlink():
+        return
+    if not path.is_file():
+        raise InputError(f"{path} is not a regular file (a directory?): move it away "
+                         "and write the settings again")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path} cannot be read: {exc.strerror or exc}") from exc
+    try:
+        tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 text: {exc.reason}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path} is not valid TOML: {exc}") from exc
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """``offline.max_amount: must be 0 or more (got -5)``, one field per line."""
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "settings"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        shown = err.get("input")
+        got = "" if isinstance(shown, dict) or where.endswith("password") else f" (got {shown!r})"
+        lines.append(f"{where}: {msg}{got}")
+    return "; ".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load settings; a broken or unreadable config.toml, or a value out of range, is an
+    InputError naming the file and the field, not a traceback or a silent default."""
+    from pos.errors import InputError
+
+    path = config_path()
+    _check_config_file(path)
     try:
         return Settings(**overrides)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"config.toml is not valid TOML: {exc}") from exc
-    except ValueError as exc:  # pydantic.ValidationError
-        raise InputError(f"Invalid settings: {exc}") from exc
+    except ValidationError as exc:
+        raise InputError(f"Invalid settings (in {path} or SENTE_POS_* variables): "
+                         f"{describe_validation_error(exc)}") from exc
+    except OSError as exc:  # the file changed between the check and the read
+        raise InputError(f"{path} cannot be read: {exc.strerror or exc}") from exc
 
 
 def save_settings(settings: Settings) -> Path:
-    """Write ``config.toml`` (mode 0600: it holds provider passwords)."""
+    """Write ``config.toml`` atomically, mode 0600 (it holds provider passwords), with a
+    TOML library, so that whatever was saved can be read back (a hand-written writer
+    produced files tomllib rejects, e.g. for a newline or a control character)."""
+    import tomli_w
+
     home = ensure_home()
     data = settings.model_dump(mode="python")
     for section in ("patasente", "pawacard"):
         data[section]["password"] = getattr(settings, section).password.get_secret_value()
     path = home / "config.toml"
-    write_secret_file(path, _to_toml(data).encode())
+    try:
+        write_secret_file(path, tomli_w.dumps(_without_none(data)).encode())
+    except OSError as exc:
+        from pos.errors import PosError
+
+        raise PosError(f"Settings not saved: {path} cannot be written "
+                       f"({exc.strerror or exc}); the previous settings are kept") from exc
     return path
 
 
-def _to_toml(data: dict[str, Any]) -> str:
-    """A minimal TOML writer for our flat two-level settings."""
-    scalars = {k: v for k, v in data.items() if not isinstance(v, dict) and v is not None}
-    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
-    lines = [f"{k} = {_toml_value(v)}" for k, v in scalars.items()]
-    for name, table in tables.items():
-        lines.append("")
-        lines.append(f"[{name}]")
-        lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items() if v is not None)
-    return "\n".join(lines) + "\n"
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{s}"'
+def _without_none(data: dict[str, Any]) -> dict[str, Any]:
+    """TOML has no null: an unset optional setting is left out (its default applies)."""
+    return {k: _without_none(v) if isinstance(v, dict) else v
+            for k, v in data.items() if v is not None}

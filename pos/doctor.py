@@ -68,19 +68,47 @@ def check_disk(home: Path) -> Check:
 
 
 def check_journal(path: Path) -> Check:
+    """Missing after trading, empty, not SQLite, or failing integrity_check: what is wrong
+    and what to do (the terminal refuses to sell until a backup is restored)."""
+    from pos.journal.health import JournalDamaged, check_header, traded_evidence
+
+    fix = (" -- selling is stopped. Run `sente-pos journal restore` to list the backups, "
+           "then `sente-pos journal restore NAME` with a supervisor PIN on stdin; the "
+           "damaged file is kept in damaged/.")
     if not path.exists():
+        why = traded_evidence(path)
+        if why:
+            return Check("journal", False, f"{path} is missing but this terminal has "
+                         f"traded ({why})" + fix)
         return Check("journal", True, f"{path} not created yet", warning=True)
     try:
+        check_header(path)
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
         try:
-            result = conn.execute("PRAGMA integrity_check").fetchone()[0]
+            found = [str(r[0]) for r in conn.execute("PRAGMA integrity_check(5)")]
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         finally:
             conn.close()
+    except JournalDamaged as exc:
+        return Check("journal", False, f"{path} {exc.what}" + fix)
     except sqlite3.Error as exc:
-        return Check("journal", False, f"cannot read {path}: {exc}")
-    ok = result == "ok"
-    return Check("journal", ok, f"integrity {result}, journal_mode {mode}")
+        return Check("journal", False, f"cannot read {path}: {exc}" + fix)
+    if found != ["ok"]:
+        return Check("journal", False, "integrity " + "; ".join(found)[:200] + fix)
+    return Check("journal", True, f"integrity ok, journal_mode {mode}")
+
+
+def check_backups(home: Path, every_hours: float) -> Check:
+    """The backups a restore would use: how many, the newest."""
+    from pos.backup import backups
+
+    found = backups(home)
+    if not found:
+        return Check("backups", True, f"none yet in {home / 'backups'} (one is made every "
+                     f"{every_hours:g} h of trading and at each day close)", warning=True)
+    newest = found[-1]
+    return Check("backups", True, f"{len(found)} kept; newest #{newest.seq} {newest.name} "
+                 f"({newest.size // 1024} KiB)")
 
 
 def check_permissions(home: Path) -> Check:
@@ -113,5 +141,6 @@ def run_checks(settings: Settings, *, camera: Callable[[], Check] | None = None,
     else:
         checks.append(Check("disk", True, f"{home} not created yet", warning=True))
     checks.append(check_journal(settings.journal_path))
+    checks.append(check_backups(home, settings.backup.every_hours))
     checks.append(check_permissions(home))
     return checks

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import secrets
 from dataclasses import dataclass
 from typing import Literal
@@ -16,7 +17,8 @@ Role = Literal["cashier", "supervisor"]
 
 # scrypt cost (16 MiB): ~50 ms on an x86 laptop core, a few times that on a Raspberry
 # Pi 4; it slows offline guessing of a 4-8 digit PIN while sign-in stays quick for a
-# person. The first line of defence is the journal's 0600 mode.
+# person. A 4-digit PIN falls to 10,000 scrypts all the same, hence the device key in
+# the hash (below) and the attempt limits of pos/pinguard.py.
 _N, _R, _P = 2**14, 8, 1
 
 
@@ -36,30 +38,78 @@ def validate_operator_pin(pin: str) -> str:
     return pin
 
 
-def hash_pin(pin: str) -> str:
+#: Sequences a supervisor PIN may not be (with repeated digits: see
+#: :func:`validate_supervisor_pin`); the first guesses of anyone walking PINs.
+_COMMON_PINS = frozenset({"1212", "1122", "2580", "0852", "1004", "2000", "6969", "1313",
+                          "4545", "7777", "1010"})
+
+
+def validate_supervisor_pin(pin: str) -> str:
+    """A supervisor approves money going out: refuse the PINs tried first (repeated
+    digits, ascending or descending runs, repeated pairs, the usual favourites)."""
+    validate_operator_pin(pin)
+    digits = [int(c) for c in pin]
+    steps = {b - a for a, b in itertools.pairwise(digits)}
+    trivial = (
+        len(set(pin)) == 1                                   # 0000, 1111
+        or steps in ({1}, {-1})                              # 1234, 4321, 56789
+        or (len(pin) % 2 == 0 and pin == pin[:2] * (len(pin) // 2))  # 1212, 2323
+        or pin in _COMMON_PINS
+        or len(set(pin)) <= len(pin) // 3                    # 110011: two digits in six
+    )
+    if trivial:
+        raise InputError("That PIN is too easy to guess for a supervisor (repeated digits, "
+                         "a run like 1234, or a common PIN): choose another")
+    return pin
+
+
+# Hash schemes. ``scrypt$N$r$p$salt$digest``: scrypt of the PIN (the first scheme; the
+# demo's precomputed hashes). ``scrypt-hmac$...``: the same scrypt output, then
+# HMAC-SHA256 under a key derived from the device key (0600, outside journal.db), so a
+# copied journal.db alone cannot be brute-forced offline; old hashes still verify and
+# are rewritten in the new scheme at the next right PIN.
+SCHEME, KEYED_SCHEME = "scrypt", "scrypt-hmac"
+PIN_KEY_PURPOSE = b"operator-pin-hash-v1"
+
+
+def hash_pin(pin: str, key: bytes | None = None) -> str:
+    """A PIN hash: keyed with ``key`` (from :meth:`pos.vault.Vault.derive_key`) when given."""
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(pin.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
+    scheme = SCHEME
+    if key is not None:
+        digest = hmac.new(key, digest, hashlib.sha256).digest()
+        scheme = KEYED_SCHEME
     enc = base64.b64encode
-    return f"scrypt${_N}${_R}${_P}${enc(salt).decode()}${enc(digest).decode()}"
+    return f"{scheme}${_N}${_R}${_P}${enc(salt).decode()}${enc(digest).decode()}"
 
 
 def is_pin_hash(stored: str) -> bool:
     """Whether ``stored`` has the shape :func:`hash_pin` writes (it is not checked
     against any PIN: that is what costs)."""
     parts = stored.split("$")
-    return (len(parts) == 6 and parts[0] == "scrypt" and all(p.isdigit() for p in parts[1:4])
-            and all(parts[4:]))
+    return (len(parts) == 6 and parts[0] in (SCHEME, KEYED_SCHEME)
+            and all(p.isdigit() for p in parts[1:4]) and all(parts[4:]))
 
 
-def verify_pin(pin: str, stored: str) -> bool:
+def needs_rehash(stored: str, key: bytes | None) -> bool:
+    """An old-scheme hash, to be rewritten keyed once the PIN is known to be right."""
+    return key is not None and stored.split("$", 1)[0] == SCHEME
+
+
+def verify_pin(pin: str, stored: str, key: bytes | None = None) -> bool:
+    """Whether ``pin`` matches ``stored``; a keyed hash needs the same device key."""
     try:
         scheme, n, r, p, salt_b64, digest_b64 = stored.split("$")
-        if scheme != "scrypt":
+        if scheme not in (SCHEME, KEYED_SCHEME) or (scheme == KEYED_SCHEME and key is None):
             return False
         salt = base64.b64decode(salt_b64)
         want = base64.b64decode(digest_b64)
         got = hashlib.scrypt(pin.encode(), salt=salt, n=int(n), r=int(r), p=int(p),
-                             dklen=len(want))
+                             dklen=32 if scheme == KEYED_SCHEME else len(want))
     except (ValueError, TypeError):
         return False
+    if scheme == KEYED_SCHEME:
+        assert key is not None
+        got = hmac.new(key, got, hashlib.sha256).digest()
     return hmac.compare_digest(got, want)

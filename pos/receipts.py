@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Literal
 
 from pos.money import Money
+from pos.text import printable
 
 #: Marks a receipt can carry, in the order they are printed.
 MARKS: tuple[str, ...] = (
@@ -102,8 +103,10 @@ def mask_card_number(number: str) -> str:
 
 
 def clean(text: str) -> str:
-    """Printable text only: control characters (an ESC in a provider's name!) become spaces."""
-    out = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in str(text))
+    """Printable text only, on one line: terminal / printer escape sequences (an ESC in
+    a provider's name!) are dropped whole (:func:`pos.text.printable`), any other
+    control or format character becomes a space, runs of spaces one."""
+    out = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in printable(text))
     return " ".join(out.split())
 
 

@@ -98,6 +98,12 @@ def build(journal: Journal, *, terminal_id: str, kind: str, since: dt.datetime |
     lines.append(("FLAGGED", f"{len(flagged)}"))
     for t in flagged:
         lines.append((f"{t.ref} {t.state}", t.amount.format()))
+    security = _security(journal, since, until)
+    lines.append(("SECURITY", ""))
+    lines.append(("Wrong PINs", str(security["wrong_pins"])))
+    lines.append(("Lock-outs", str(security["lockouts"])))
+    for e in security["notable"]:
+        lines.append((f"{e['at'][11:16]} {e['kind']}", e["subject"]))
 
     payload = {
         "terminal_id": terminal_id,
@@ -112,8 +118,20 @@ def build(journal: Journal, *, terminal_id: str, kind: str, since: dt.datetime |
         "unsynced_totals": _sum(unsynced),
         "flagged": [t.ref for t in flagged],
         "transactions": len(txns),
+        "security": security,
     }
     return Report(kind, number, terminal_id, since, until, lines, payload)
+
+
+def _security(journal: Journal, since: dt.datetime | None, until: dt.datetime) -> dict[str, Any]:
+    """What the supervisor must see from the security trail (pos/pinguard.py): wrong
+    PINs and lock-outs counted, lock-outs, unlocks, operator changes and restores listed."""
+    from pos.pinguard import security_events
+
+    events = [e for e in security_events(journal, since=since, limit=100_000) if e.at < until]
+    notable = [e.to_json() for e in events if e.kind not in ("pin_wrong", "pin_ok_after_wrong")]
+    return {"wrong_pins": sum(e.kind in ("pin_wrong", "pin_locked") for e in events),
+            "lockouts": sum(e.kind == "pin_locked" for e in events), "notable": notable}
 
 
 def last_close(journal: Journal) -> dt.datetime | None:
@@ -129,7 +147,7 @@ def x_report(journal: Journal, *, terminal_id: str, now: dt.datetime) -> Report:
 
 
 def close_day(journal: Journal, *, terminal_id: str, now: dt.datetime, operator: str,
-              override_by: str | None = None) -> Report:
+              override_by: str | None = None, keep_backups: int | None = None) -> Report:
     """Write the next numbered Z report. Unsynced items need a supervisor override."""
     zs = journal.z_reports()
     number = (max(z.number for z in zs) + 1) if zs else 1
@@ -143,10 +161,27 @@ def close_day(journal: Journal, *, terminal_id: str, now: dt.datetime, operator:
     rep.payload["closed_by"] = operator
     rep.payload["override_by"] = override_by
     journal.z_report_put(number, rep.payload)
+    rep.payload["backup"] = _day_close_backup(journal, number, keep_backups)
     rep.lines.insert(0, ("Z report", f"#{number}"))
     if override_by:
         rep.lines.append(("Override by", override_by))
     return rep
+
+
+def _day_close_backup(journal: Journal, number: int, keep: int | None) -> str | None:
+    """A backup of the journal with this Z report in it (pos/backup.py). The Z report is
+    stored already: a failed backup is logged and the scheduled one tries again."""
+    import logging
+    import sqlite3
+
+    from pos.backup import DEFAULT_KEEP, make_backup
+    from pos.errors import PosError
+
+    try:
+        return make_backup(journal, keep=keep or DEFAULT_KEEP, reason=f"z{number}").name
+    except (OSError, sqlite3.Error, PosError) as exc:
+        logging.getLogger(__name__).warning("backup at day close failed: %s", exc)
+        return None
 
 
 def stored_z(journal: Journal, number: int) -> dict[str, Any] | None:

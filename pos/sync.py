@@ -467,6 +467,9 @@ class SyncEngine:
                 result = await ctx.patasente.debit_card(txn.card_id, txn.amount, txn.reason or "",
                                                         pin, txn.wallet or "", txn.ref)
             except Declined as exc:
+                from pos.usecases.cards import note_card_pin
+
+                note_card_pin(ctx, txn.card_id, pin, exc.message)
                 finish(ctx, txn, refused_state(txn, background=True), error=exc.message)
                 return
             txn = apply_card_result(ctx, txn, result, background=True)

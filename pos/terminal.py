@@ -16,18 +16,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pos.clock import DeviceClock
-from pos.config import Settings, ensure_home
+from pos.config import Settings, data_dir_error, ensure_home
 from pos.errors import InputError, LinkDown, PosError
 from pos.journal import SYNC_STATES, Event, Journal, Kind, State, Txn
 from pos.money import Money
 from pos.operators import (
+    PIN_KEY_PURPOSE,
     Operator,
     Role,
     hash_pin,
     is_pin_hash,
+    needs_rehash,
     validate_operator_pin,
+    validate_supervisor_pin,
     verify_pin,
 )
+from pos.pinguard import PinGuard, Policy, record_event
 from pos.usecases.context import Context, utcnow
 from pos.vault import Vault
 
@@ -95,12 +99,48 @@ class TerminalStatus:
 
 
 def _operator_name(name: str, role: str) -> str:
-    name = " ".join(name.split())
+    from pos.text import validate_free_text
+
+    name = " ".join(validate_free_text(name, "operator name", 64).split())
     if not name or len(name) > 32:
         raise InputError("An operator name has 1 to 32 characters")
     if role not in ("cashier", "supervisor"):
         raise InputError("Role is cashier or supervisor")
     return name
+
+
+def pin_key(journal: Journal) -> bytes | None:
+    """The key operator PIN hashes are keyed with (from the device key), if there is one."""
+    vault = journal.vault
+    return vault.derive_key(PIN_KEY_PURPOSE) if vault is not None else None
+
+
+def upgrade_hash(journal: Journal, name: str, role: str, stored: str, pin: str) -> None:
+    """Rewrite an old-scheme hash keyed, now that the PIN is known to be right."""
+    key = pin_key(journal)
+    if needs_rehash(stored, key):
+        journal.operator_put(name, role, hash_pin(pin, key))
+
+
+def check_supervisor_pin(journal: Journal, settings: Settings, pin: str,
+                         name: str | None = None) -> Operator:
+    """The supervisor of ``journal`` whose PIN is ``pin`` (or the named one), through the
+    attempt limits; also used to approve a restore against the backup's supervisors."""
+    candidates = [o for o in journal.operators() if o.role == "supervisor"
+                  and (name is None or o.name == name)]
+    key = pin_key(journal)
+    found: list[Any] = []
+
+    def verify() -> bool:
+        found.extend(rec for rec in candidates if verify_pin(pin, rec.pin_hash, key))
+        return bool(found)
+
+    subject = "supervisor" if name is None else f"operator:{name}"
+    if not PinGuard(journal, Policy.operators(settings.security)).attempt(subject, verify):
+        raise InputError("Supervisor PIN not accepted")
+    rec = found[0]
+    upgrade_hash(journal, rec.name, rec.role, rec.pin_hash, pin)
+    return Operator(rec.name, "supervisor")
 
 
 class Terminal:
@@ -126,9 +166,12 @@ class Terminal:
         """``device``: the device's clocks (tests pass a fake); ``clock``: a wall clock
         for the real device clocks."""
         home = ensure_home(settings.home)
-        vault = Vault.open(home / "device.key")
         device = device or DeviceClock(wall=clock or utcnow)
-        journal = Journal.open(home / "journal.db", vault=vault, device=device)
+        try:
+            vault = Vault.open(home / "device.key")
+            journal = Journal.open(home / "journal.db", vault=vault, device=device)
+        except OSError as exc:  # a read-only or full SD card: say so, not "OSError"
+            raise data_dir_error(home, exc) from exc
         configure_journal(journal, settings)
         replay_fallback(journal)
         ctx = Context(settings=settings, journal=journal, operator=operator,
@@ -217,10 +260,33 @@ class Terminal:
     def operators(self) -> list[Operator]:
         return [Operator(o.name, o.role) for o in self.journal.operators()]  # type: ignore[arg-type]
 
-    def add_operator(self, name: str, role: Role, pin: str) -> Operator:
+    # PINs: hashes keyed with the device key, attempts limited (pos/pinguard.py).
+    @property
+    def _pin_key(self) -> bytes | None:
+        return pin_key(self.journal)
+
+    @property
+    def pin_guard(self) -> PinGuard:
+        return PinGuard(self.journal, Policy.operators(self.settings.security))
+
+    def add_operator(self, name: str, role: Role, pin: str, *,
+                     approved_by: Operator | None = None) -> Operator:
+        """Add an operator or change one's PIN or role. Only the first operator of a
+        fresh terminal needs no approval; after that a supervisor approves every add or
+        change (so no one can overwrite a supervisor's PIN and then use it)."""
         name = _operator_name(name, role)
         validate_operator_pin(pin)
-        self.journal.operator_put(name, role, hash_pin(pin))
+        if role == "supervisor":
+            validate_supervisor_pin(pin)
+        existing = {o.name: o for o in self.journal.operators()}
+        if existing and (approved_by is None or not approved_by.is_supervisor):
+            raise InputError("A supervisor must approve adding or changing an operator")
+        self.journal.operator_put(name, role, hash_pin(pin, self._pin_key))
+        kind = "operator_changed" if name in existing else "operator_added"
+        with self.journal.transaction() as conn:
+            record_event(conn, self.ctx.clock(), kind, f"operator:{name}",
+                         approved_by.name if approved_by else None,
+                         f"{role}" + ("" if existing else ", the terminal's first operator"))
         return Operator(name, role)
 
     def add_hashed_operator(self, name: str, role: Role, pin_hash: str) -> Operator:
@@ -234,9 +300,17 @@ class Terminal:
 
     def _check(self, name: str, pin: str) -> Operator:
         rec = self.journal.operator_get(name)
-        if rec is None or not verify_pin(pin, rec.pin_hash):
+        if rec is None:  # operator names are on the sign-in screen: nothing to guard
             raise InputError("Wrong operator or PIN")
+        key = self._pin_key
+        if not self.pin_guard.attempt(f"operator:{rec.name}",
+                                      lambda: verify_pin(pin, rec.pin_hash, key)):
+            raise InputError("Wrong operator or PIN")
+        self._upgrade_hash(rec.name, rec.role, rec.pin_hash, pin)
         return Operator(rec.name, rec.role)  # type: ignore[arg-type]
+
+    def _upgrade_hash(self, name: str, role: str, stored: str, pin: str) -> None:
+        upgrade_hash(self.journal, name, role, stored, pin)
 
     def sign_in(self, name: str, pin: str) -> Operator:
         return self._become(self._check(name, pin))
@@ -256,13 +330,17 @@ class Terminal:
         self.ctx.operator = "system"
 
     def check_supervisor(self, pin: str, name: str | None = None) -> Operator:
-        """Any supervisor whose PIN matches (or the named one)."""
-        candidates = [o for o in self.journal.operators() if o.role == "supervisor"
-                      and (name is None or o.name == name)]
-        for rec in candidates:
-            if verify_pin(pin, rec.pin_hash):
-                return Operator(rec.name, "supervisor")
-        raise InputError("Supervisor PIN not accepted")
+        """Any supervisor whose PIN matches (or the named one). Attempts are limited:
+        the any-supervisor check is one guarded subject, a named one that operator's."""
+        return check_supervisor_pin(self.journal, self.settings, pin, name)
+
+    def unlock_pin(self, name: str | None, supervisor: Operator) -> bool:
+        """A supervisor clears the lock-out of an operator (or, with None, of the
+        supervisor check); whether one was set."""
+        if not supervisor.is_supervisor:
+            raise InputError("Only a supervisor can clear a PIN lock-out")
+        return self.pin_guard.reset("supervisor" if name is None else f"operator:{name}",
+                                    by=supervisor.name)
 
     async def check_supervisor_async(self, pin: str, name: str | None = None) -> Operator:
         """:meth:`check_supervisor` in a thread (one scrypt per supervisor)."""
@@ -439,7 +517,16 @@ class Terminal:
             raise InputError("Only a supervisor can override the day close")
         return reports.close_day(self.journal, terminal_id=self.settings.terminal_id,
                                  now=self.ctx.clock(), operator=self.ctx.operator,
-                                 override_by=override_by.name if override_by else None)
+                                 override_by=override_by.name if override_by else None,
+                                 keep_backups=self.settings.backup.keep)
+
+    def backup_if_due(self) -> str | None:
+        """The scheduled journal backup (pos/backup.py); the file name when one was made.
+        Never raises: a backup problem is logged and retried at the next call."""
+        from pos.backup import backup_if_due
+
+        made = backup_if_due(self.journal, self.settings)
+        return made.name if made else None
 
     # -------------------------------------------------------------- sync
     async def sync_now(self, *, probe: bool = False) -> SyncReport:

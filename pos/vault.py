@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pos.config import write_secret_file
+from pos.config import fsync_dir, write_secret_file
 from pos.errors import PosError
 
 if TYPE_CHECKING:
@@ -71,6 +71,14 @@ class Vault:
             raise VaultError(f"Device key {path} is damaged (expected {KEY_BYTES} bytes)")
         return cls(key, path)
 
+    def derive_key(self, purpose: bytes) -> bytes:
+        """A 32-byte key for one ``purpose`` (HMAC-SHA256 of it under the device key), so
+        the device key itself serves one job and a derived key reveals nothing of it."""
+        import hashlib
+        import hmac
+
+        return hmac.new(self._key, b"sente-pos:" + purpose, hashlib.sha256).digest()
+
     def encrypt(self, plaintext: bytes, aad: bytes) -> bytes:
         """``nonce || ciphertext+tag``; ``aad`` binds the blob to its owner (the ref)."""
         nonce = os.urandom(NONCE_BYTES)
@@ -100,17 +108,4 @@ def _create_key(path: Path) -> None:
         pass
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)

@@ -48,6 +48,8 @@ class SentePOSApp(App[None]):
 
     TITLE = "Sente POS"
     FLOAT_REFRESH_SECONDS = 60.0
+    #: How often the app asks whether a scheduled journal backup is due.
+    BACKUP_CHECK_SECONDS = 600.0
     ENABLE_COMMAND_PALETTE = False
     #: Screens get ``-short`` below 24 rows (a 480x320 display's console) for a compact layout.
     VERTICAL_BREAKPOINTS = [(0, "-short"), (24, "-tall")]
@@ -129,15 +131,34 @@ class SentePOSApp(App[None]):
             bar.refresh()
 
     def _tick(self) -> None:
-        """Once a second: fresh status for the visible status bar, and the idle lock."""
+        """Once a second: fresh status for the visible status bar, the idle lock, and the
+        journal's integrity verdict (a large journal is checked after start-up)."""
         self.refresh_status()
         self._check_idle()
+        self._check_journal()
+
+    def _check_journal(self) -> None:
+        from screens.blocked import BlockedScreen
+
+        damage = getattr(getattr(self.terminal, "journal", None), "damage", None)
+        if damage is not None and not isinstance(self.screen, BlockedScreen):
+            self.terminal.sign_out()
+            self.push_screen(BlockedScreen(damage.message))
+
+    def scheduled_backup(self) -> None:
+        """The scheduled journal backup, in a thread (a copy of the journal: not for the
+        event loop)."""
+        backup = getattr(self.terminal, "backup_if_due", None)
+        if backup is not None:
+            self.run_worker(backup, thread=True, group="backup", exclusive=True,
+                            exit_on_error=False)
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._tick)
         if self.background:  # off in snapshots
             self.set_interval(self.FLOAT_REFRESH_SECONDS, self.refresh_floats)
             self.set_interval(max(5.0, self.settings.sync.probe_interval), self.kick_sync)
+            self.set_interval(self.BACKUP_CHECK_SECONDS, self.scheduled_backup)
         self.ensure_operator()
 
     def on_ready(self) -> None:

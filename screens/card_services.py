@@ -12,11 +12,12 @@ from textual.binding import Binding
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from pos.errors import Declined, InputError
+from pos.text import MAX_NAME, MAX_REASON, validate_free_text
 from screens.cards import CardSummaryScreen, scan_card, summary_lines
 from screens.dialogs import ChoiceDialog, ConfirmDialog, Step, TextPrompt
 from screens.entry import AmountScreen, PinScreen
 from screens.receipt import ResultScreen, finish_sale
-from screens.widgets import PosInput
+from screens.widgets import Plain, PosInput
 
 SERVICES = [
     ("sente", "Activate a Sente card (KYC)"),
@@ -42,7 +43,7 @@ class KycForm(Step[dict[str, str]]):
         yield PosInput(id="kyc-email")
         yield Checkbox("Customer accepts the card agreement", id="kyc-card-agreement")
         yield Checkbox("Customer accepts the platform agreement", id="kyc-platform-agreement")
-        yield Static("", id="kyc-error", classes="error-text", markup=False)
+        yield Plain("", id="kyc-error", classes="error-text")
         yield Button("Continue", id="kyc-go", variant="primary")
 
     def on_mount(self) -> None:
@@ -58,7 +59,14 @@ class KycForm(Step[dict[str, str]]):
         phone = self.query_one("#kyc-phone", Input).value.strip()
         email = self.query_one("#kyc-email", Input).value.strip()
         error = ""
-        if len(name.split()) < 2:
+        try:  # both go to Patasente: no control characters
+            name = validate_free_text(name, "customer name", MAX_NAME, optional=True)
+            email = validate_free_text(email, "e-mail", MAX_NAME, optional=True)
+        except InputError as exc:
+            error = exc.message
+        if error:
+            pass  # shown below
+        elif len(name.split()) < 2:
             error = "Enter the customer's full name as on the ID"
         elif not phone.lstrip("+").isdigit() or len(phone.lstrip("+")) < 9:
             error = "Enter the customer's phone number"
@@ -156,7 +164,8 @@ async def activate_sente(app: Any) -> None:
     while True:
         code = await app.push_screen_wait(TextPrompt(
             "SMS code", "Code sent by SMS", note=activation.message or
-            f"A code was sent to {activation.phone_number}"))
+            f"A code was sent to {activation.phone_number}",
+            check=lambda v: validate_free_text(v, "code", 12)))
         if code is None:
             await app.show_message("Sente card", "The card stays inactive until the SMS code "
                                    "is verified.", "warning")
@@ -178,7 +187,9 @@ async def activate_gift(app: Any) -> None:
     pin = await new_pin_twice(app, "Gift card PIN")
     if pin is None:
         return
-    phone = await app.push_screen_wait(TextPrompt("Gift card", "Customer phone (optional)"))
+    phone = await app.push_screen_wait(TextPrompt(
+        "Gift card", "Customer phone (optional)",
+        check=lambda v: validate_free_text(v, "phone number", 20, optional=True)))
     if phone is None:
         return
     try:
@@ -201,7 +212,9 @@ async def top_up(app: Any) -> None:
                                                      app.settings.card_currency))
     if amount is None:
         return
-    reason = await app.push_screen_wait(TextPrompt("Top-up", "Reason", value="Top-up"))
+    reason = await app.push_screen_wait(TextPrompt(
+        "Top-up", "Reason", value="Top-up",
+        check=lambda v: validate_free_text(v, "reason", MAX_REASON)))
     if reason is None:
         return
     try:

@@ -13,6 +13,7 @@ from pos.money import Money
 from screens.dialogs import ChoiceDialog, Step
 from screens.entry import PinScreen
 from screens.scan import ScanScreen
+from screens.widgets import Plain
 
 
 def summary_lines(lookup: Any) -> list[tuple[str, str]]:
@@ -51,10 +52,9 @@ class CardSummaryScreen(Step[bool]):
         rows = summary_lines(self.lookup)
         width = max(len(label) for label, _ in rows) + 2
         text = "\n".join(f"{label:<{width}}{value}" for label, value in rows)
-        yield Static(text, classes="summary", markup=False, id="card-summary")
+        yield Plain(text, classes="summary", id="card-summary")
         for problem in self.lookup.problems:
-            yield Static(f"{self.app_glyph('warn')} {problem}", classes="error-text",
-                         markup=False)
+            yield Plain(f"{self.app_glyph('warn')} {problem}", classes="error-text")
         if self.lookup.offline:
             yield Static("The card service cannot be reached: the sale will be accepted "
                          "offline within the limits and sent later.", classes="step-note")
@@ -89,7 +89,7 @@ class HandOverScreen(Step[bool]):
         text = f"Pay {self.amount.format()} from {self.wallet}"
         if self.converted is not None:
             text += f"\n(charged to the card as {self.converted.format()})"
-        yield Static(text, classes="amount-display", id="handover-amount", markup=False)
+        yield Plain(text, classes="amount-display", id="handover-amount")
         yield Static("Customer: check the amount, then press Enter (or OK) to type your PIN.",
                      classes="step-note")
         yield Button("OK", id="handover-ok", variant="primary")

@@ -19,7 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from screens.widgets import KeyBar, PosInput, StatusBar
+from screens.widgets import KeyBar, Plain, PosInput, StatusBar, plain_label
 
 T = TypeVar("T")
 
@@ -74,7 +74,7 @@ class MessageDialog(Dialog[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box"):
             yield Label(self.title_text, classes="dialog-title")
-            yield Static(self.message, classes="dialog-message", markup=False)
+            yield Plain(self.message, classes="dialog-message")
             yield Button("OK", id="ok", variant="primary")
 
     def on_mount(self) -> None:
@@ -103,7 +103,7 @@ class ConfirmDialog(Dialog[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box"):
             yield Label(self.title_text, classes="dialog-title")
-            yield Static(self.message, classes="dialog-message", markup=False)
+            yield Plain(self.message, classes="dialog-message")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(f"1 {self.yes}", id="yes", variant="primary")
                 yield Button(f"2 {self.no}", id="no")
@@ -134,10 +134,10 @@ class ChoiceDialog(Step[str]):
 
     def body(self) -> ComposeResult:
         if self.note:
-            yield Static(self.note, classes="step-note", markup=False)
+            yield Plain(self.note, classes="step-note")
         with Vertical(classes="choices"):
             for i, (value, label) in enumerate(self.choices, start=1):
-                yield Button(f"{i}  {label}", id=f"choice-{i}", classes="choice",
+                yield Button(plain_label(f"{i}  {label}"), id=f"choice-{i}", classes="choice",
                              name=value)
 
     def on_mount(self) -> None:
@@ -178,11 +178,11 @@ class TextPrompt(Step[str]):
 
     def body(self) -> ComposeResult:
         if self.note:
-            yield Static(self.note, classes="step-note", markup=False)
+            yield Plain(self.note, classes="step-note")
         yield Label(self.label)
         yield PosInput(self.value, password=self.password, placeholder=self.placeholder,
                     id="prompt-input")
-        yield Static("", id="prompt-error", classes="error-text", markup=False)
+        yield Plain("", id="prompt-error", classes="error-text")
 
     def on_mount(self) -> None:
         self.query_one("#prompt-input", Input).focus()

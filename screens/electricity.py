@@ -17,7 +17,7 @@ from screens.cards import card_tender
 from screens.dialogs import ChoiceDialog, ConfirmDialog, Step
 from screens.entry import AmountScreen
 from screens.receipt import ReceiptScreen, ResultScreen, offer_receipt
-from screens.widgets import PosInput
+from screens.widgets import Plain, PosInput
 
 
 class NumberScreen(Step[str]):
@@ -35,7 +35,7 @@ class NumberScreen(Step[str]):
     def body(self) -> ComposeResult:
         yield Label(self.label)
         yield PosInput(id="number-input", restrict=r"[0-9 \-]*", max_length=20)
-        yield Static("", id="number-feedback", markup=False)
+        yield Plain("", id="number-feedback")
         if self.reprint:
             yield Static("F2: reprint the last token", classes="step-note")
 

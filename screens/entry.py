@@ -10,7 +10,7 @@ from textual.widgets import Static
 from pos.errors import InputError
 from pos.money import Money, exponent, parse_user_amount
 from screens.dialogs import Step
-from screens.widgets import KeyPressed, NumericKeypad, PinPad
+from screens.widgets import KeyPressed, NumericKeypad, PinPad, Plain
 from screens.widgets.keypad import key_from_event
 
 
@@ -30,9 +30,9 @@ class AmountScreen(Step[Money]):
 
     def body(self) -> ComposeResult:
         if self.note:
-            yield Static(self.note, classes="step-note", markup=False)
+            yield Plain(self.note, classes="step-note")
         yield Static(self._display(), id="amount-display", classes="amount-display")
-        yield Static("", id="amount-error", classes="error-text", markup=False)
+        yield Plain("", id="amount-error", classes="error-text")
         yield NumericKeypad(id="amount-keypad")
 
     def _display(self) -> str:
@@ -97,7 +97,7 @@ class PinScreen(Step[str]):
         self._idle = 0.0
 
     def body(self) -> ComposeResult:
-        yield Static(self.prompt, classes="step-note", markup=False)
+        yield Plain(self.prompt, classes="step-note")
         g = getattr(self.app, "glyphs", {})
         yield PinPad(set_glyph=g.get("pin_set", "*"), empty_glyph=g.get("pin_empty", "_"),
                      id="pin-pad")

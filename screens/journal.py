@@ -5,25 +5,30 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
+from pos.text import MAX_REASON, printable, validate_free_text
 from screens.dialogs import ConfirmDialog, Step, TextPrompt
 from screens.receipt import ReceiptScreen
-from screens.widgets import PosInput
+from screens.widgets import Plain, PosInput
 
 FILTERS = {"a": None, "f": "flagged", "u": "unsynced", "d": "done", "x": "declined"}
 FILTER_NAMES = {None: "all", "flagged": "flagged", "unsynced": "unsynced", "done": "done",
                 "declined": "declined"}
 
 
-def txn_row(txn: Any) -> tuple[str, ...]:
+def txn_row(txn: Any) -> tuple[Text, ...]:
+    """A table row; cells are plain Text (a str cell would be parsed as markup) cleaned
+    of control characters (a card number or meter may come from a provider)."""
     local = txn.created_at.astimezone()
     who = txn.card_no or txn.meter or txn.account or ""
-    return (local.strftime("%m-%d %H:%M"), txn.ref, str(txn.kind), str(txn.state),
-            txn.amount.format(), who)
+    cells = (local.strftime("%m-%d %H:%M"), txn.ref, str(txn.kind), str(txn.state),
+             txn.amount.format(), who)
+    return tuple(Text(printable(cell)) for cell in cells)
 
 
 class JournalScreen(Step[None]):
@@ -45,7 +50,8 @@ class JournalScreen(Step[None]):
         yield PosInput(placeholder="Search ref, card, meter, account, name...",
                        id="journal-search")
         yield Static("", id="journal-filter", classes="step-note")
-        table: DataTable[str] = DataTable(id="journal-table", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Text] = DataTable(id="journal-table", cursor_type="row",
+                                           zebra_stripes=True)
         table.add_columns("When", "Ref", "Kind", "State", "Amount", "Card/meter")
         yield table
 
@@ -108,7 +114,7 @@ class JournalDetailScreen(Step[None]):
                  if txn.token else ""),
                 ("Offline", "yes" if txn.offline else ""), ("Last error", txn.last_error or "")]
         text = "\n".join(f"{k:<11}{v}" for k, v in rows if v)
-        yield Static(text, classes="summary", markup=False)
+        yield Plain(text, classes="summary")
         trail = ["", "Event trail:"]
         for ev in events:
             when = ev.at.astimezone().strftime("%H:%M:%S")
@@ -116,7 +122,7 @@ class JournalDetailScreen(Step[None]):
             extra = " ".join(x for x in (ev.note, ev.error, ev.operator and f"by {ev.operator}")
                              if x)
             trail.append(f" {when} {step} {extra}")
-        yield Static("\n".join(trail), classes="summary", markup=False, id="journal-trail")
+        yield Plain("\n".join(trail), classes="summary", id="journal-trail")
 
     def action_reprint(self) -> None:
         app: Any = self.app
@@ -140,7 +146,8 @@ class JournalDetailScreen(Step[None]):
         if supervisor is None:
             return
         note = await app.push_screen_wait(TextPrompt(
-            "Resolve flagged item", "How was it resolved? (e.g. cash collected)"))
+            "Resolve flagged item", "How was it resolved? (e.g. cash collected)",
+            check=lambda v: validate_free_text(v, "note", 200)))
         if not note:
             return
         app.terminal.resolve_flagged(self.ref, note, supervisor)
@@ -162,7 +169,9 @@ class JournalDetailScreen(Step[None]):
         supervisor = await app.ask_supervisor(f"void {self.ref}")
         if supervisor is None:
             return
-        reason = await app.push_screen_wait(TextPrompt("Void", "Why? (e.g. wrong amount)"))
+        reason = await app.push_screen_wait(TextPrompt(
+            "Void", "Why? (e.g. wrong amount)",
+            check=lambda v: validate_free_text(v, "reason", MAX_REASON, optional=True)))
         if reason is None:
             return
         result = await app.busy("Voiding...", app.terminal.void(self.ref, supervisor, reason))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pos.config import Settings, ensure_home
+from pos.errors import PosError
 
 DEMO_SUPERVISOR = ("boss", "9999")
 DEMO_CASHIER = ("amina", "1111")
@@ -122,6 +123,15 @@ def _notifier(app: Any, stop: threading.Event, interval: float | None) -> None:
         sdnotify.watchdog()
 
 
+def run_blocked(message: str) -> int:
+    """The 'selling is stopped' screen instead of the counter; exit code 1."""
+    from screens.blocked import BlockedApp
+
+    result = BlockedApp(message).run()
+    print(f"error: {message}", file=sys.stderr)
+    return int(result if result is not None else 1)
+
+
 def run_kiosk(settings: Settings, *, console: bool = False) -> int:
     """The configured terminal: real camera, printer, kiosk options from settings."""
     from hardware.camera import CameraScanner
@@ -131,7 +141,10 @@ def run_kiosk(settings: Settings, *, console: bool = False) -> int:
     from screens.app import make_app
 
     printer = make_printer(settings.printer)
-    term = Terminal.open_sync(settings, printer=printer)
+    try:
+        term = Terminal.open_sync(settings, printer=printer)
+    except PosError as exc:  # a damaged journal, an unwritable SD card: never the counter
+        return run_blocked(exc.message)
     cam = settings.camera
     source: int | str = int(cam.device) if cam.device.isdigit() else cam.device
     scanner = CameraScanner(source, on_scan=lambda _payload: None, width=cam.width,

@@ -7,10 +7,10 @@ from typing import Any
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Button, Static
+from textual.widgets import Button
 
 from screens.dialogs import ChoiceDialog, Step
-from screens.widgets import ReceiptView, TokenDisplay
+from screens.widgets import Plain, ReceiptView, TokenDisplay
 
 HEADLINES = {
     "approved": ("APPROVED", "result-approved"),
@@ -49,16 +49,15 @@ class ResultScreen(Step[bool]):
         headline, css = HEADLINES.get(self.status, (self.status.upper(), "result-offline"))
         if self.amount_text:
             headline += f"  {self.amount_text}"
-        yield Static(headline, classes=f"result-headline {css}", id="result-headline",
-                     markup=False)
+        yield Plain(headline, classes=f"result-headline {css}", id="result-headline")
         if self.token:
             yield TokenDisplay(self.token, id="result-token")
         if self.message:
-            yield Static(self.message, classes="step-note", id="result-message", markup=False)
+            yield Plain(self.message, classes="step-note", id="result-message")
         if self.extra:
-            yield Static("\n".join(self.extra), classes="result-extra", markup=False)
+            yield Plain("\n".join(self.extra), classes="result-extra")
         if self.status in EXPLAIN:
-            yield Static(EXPLAIN[self.status], classes="step-note", markup=False)
+            yield Plain(EXPLAIN[self.status], classes="step-note")
         yield Button("OK", id="result-ok", variant="primary")
 
     def on_mount(self) -> None:

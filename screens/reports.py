@@ -8,10 +8,10 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Static
 
 from pos.errors import InputError, PosError
 from screens.dialogs import ConfirmDialog, Step
+from screens.widgets import Plain
 
 
 class ReportScreen(Step[str]):
@@ -32,8 +32,8 @@ class ReportScreen(Step[str]):
 
         app: Any = self.app
         self.text = render_report(self.report, app.settings.printer.columns)
-        yield VerticalScroll(Static(self.text, classes="receipt-paper report-text",
-                                    markup=False, id="report-text"))
+        yield VerticalScroll(Plain(self.text, classes="receipt-paper report-text",
+                                   id="report-text"))
 
     def action_print(self) -> None:
         app: Any = self.app

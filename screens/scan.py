@@ -17,7 +17,7 @@ from textual.widgets import Input, Label, Static
 
 from pos.errors import Declined, InputError
 from screens.dialogs import Step, dismiss_when_on_top
-from screens.widgets import PosInput
+from screens.widgets import Plain, PosInput
 
 
 def _ignore(_: Any) -> None:
@@ -41,11 +41,10 @@ class ScanScreen(Step[Any]):
     def body(self) -> ComposeResult:
         yield Static("Hold the card's QR code in front of the camera, or scan it with the "
                      "hand scanner.", classes="step-note")
-        yield Static("Camera: starting", id="camera-status", classes="camera-status",
-                     markup=False)
+        yield Plain("Camera: starting", id="camera-status", classes="camera-status")
         yield Label("Or type the card code:")
         yield PosInput(placeholder="1613*****65219&11/29&UGX&0&Debit Card&108", id="scan-manual")
-        yield Static("", id="scan-error", classes="error-text", markup=False)
+        yield Plain("", id="scan-error", classes="error-text")
 
     def action_demo_card(self) -> None:
         scanner = self.scanner

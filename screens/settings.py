@@ -15,9 +15,10 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
-from pos.config import Settings, save_settings
+from pos.config import Settings, describe_validation_error, save_settings
+from pos.errors import PosError
 from screens.dialogs import Step
-from screens.widgets import PosInput
+from screens.widgets import Plain, PosInput
 
 # (section, field, label, kind) ; kind: text | secret | int | float | bool | select:<a,b>
 FIELDS: list[tuple[str, str, str, str]] = [
@@ -70,7 +71,7 @@ class SettingsScreen(Step[Settings]):
         self.leave_kiosk = False
 
     def body(self) -> ComposeResult:
-        yield Static("", id="settings-error", classes="error-text", markup=False)
+        yield Plain("", id="settings-error", classes="error-text")
         with VerticalScroll(id="settings-form"):
             for section, name, label, kind in FIELDS:
                 value = getattr(getattr(self.settings, section), name)
@@ -110,11 +111,13 @@ class SettingsScreen(Step[Settings]):
         try:
             new = apply_changes(self.settings, self.values())
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            self.query_one("#settings-error", Static).update(f"{where}: {first['msg']}")
+            self.query_one("#settings-error", Static).update(describe_validation_error(exc))
             return
-        save_settings(new)
+        try:
+            save_settings(new)
+        except PosError as exc:  # a read-only or full SD card: the old file is kept
+            self.query_one("#settings-error", Static).update(exc.message)
+            return
         self.dismiss(new)
 
     @on(Button.Pressed, "#settings-leave-kiosk")

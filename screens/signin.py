@@ -11,7 +11,7 @@ from textual.widgets import Input, Label, Static
 
 from pos.errors import InputError, PosError
 from screens.dialogs import Step
-from screens.widgets import PosInput
+from screens.widgets import Plain, PosInput
 
 
 class _Form(Step[Any]):
@@ -62,15 +62,15 @@ class SignInScreen(_Form):
     def body(self) -> ComposeResult:
         names = ", ".join(op.name for op in self.terminal.operators())
         note = "Locked after being idle. " if self.locked else ""
-        yield Static(f"{note}Operators: {names}", classes="step-note", markup=False)
+        yield Plain(f"{note}Operators: {names}", classes="step-note")
         hint = getattr(self.app, "sign_in_hint", "")
         if hint:
-            yield Static(hint, classes="step-note", markup=False)
+            yield Plain(hint, classes="step-note")
         yield Label("Name")
         yield PosInput(id="signin-name")
         yield Label("PIN")
         yield PosInput(password=True, id="signin-pin")
-        yield Static("", id="form-error", classes="error-text", markup=False)
+        yield Plain("", id="form-error", classes="error-text")
 
     def action_cancel(self) -> None:
         """Escape does not skip sign-in."""
@@ -106,7 +106,7 @@ class CreateSupervisorScreen(_Form):
         yield PosInput(password=True, id="sup-pin")
         yield Label("PIN again")
         yield PosInput(password=True, id="sup-pin2")
-        yield Static("", id="form-error", classes="error-text", markup=False)
+        yield Plain("", id="form-error", classes="error-text")
 
     def action_cancel(self) -> None:
         """Escape does not skip creating the supervisor."""
@@ -135,7 +135,7 @@ class SupervisorPinScreen(_Form):
     def body(self) -> ComposeResult:
         yield Label("Supervisor PIN")
         yield PosInput(password=True, id="supervisor-pin")
-        yield Static("", id="form-error", classes="error-text", markup=False)
+        yield Plain("", id="form-error", classes="error-text")
 
     async def submit(self) -> None:
         pin_input = self.query_one("#supervisor-pin", Input)

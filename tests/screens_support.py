@@ -115,8 +115,7 @@ async def counter_terminal(home: Path, monkeypatch: Any, sb: Any, *,
 
     monkeypatch.setenv("SENTE_POS_HOME", str(home))
     t = await Terminal.open(make_settings(home, sb))
-    if supervisor:
-        t.add_operator("boss", "supervisor", "8642")
-    t.add_operator("ann", "cashier", "1111")
+    boss = t.add_operator("boss", "supervisor", "8642") if supervisor else None
+    t.add_operator("ann", "cashier", "1111", approved_by=boss)
     t.sign_in("ann", "1111")
     return t

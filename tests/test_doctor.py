@@ -28,7 +28,8 @@ def test_all_green_with_fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
                             camera=lambda: Check("camera", True, "fake camera decoded a QR"),
                             printer=lambda: Check("printer", True, "fake printer ready"))
     by = {c.name: c for c in checks}
-    assert set(by) == {"camera", "printer", "patasente", "pawacard", "disk", "journal", "secrets"}
+    assert set(by) == {"camera", "printer", "patasente", "pawacard", "disk", "journal",
+                       "backups", "secrets"}
     assert all(c.ok for c in checks), [c.line() for c in checks]
     assert "clock skew" in by["pawacard"].detail
     assert "integrity ok" in by["journal"].detail

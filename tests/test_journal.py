@@ -169,15 +169,23 @@ def test_journal_file_is_private(journal: Journal, tmp_path: Path) -> None:
     assert (tmp_path / "journal.db").stat().st_mode & 0o077 == 0
 
 
-def test_migrates_an_empty_file_and_reopens(tmp_path: Path, clock: FakeClock) -> None:
+def test_an_empty_journal_file_is_refused_not_recreated(tmp_path: Path,
+                                                         clock: FakeClock) -> None:
+    # A zero-length journal.db is SD-card damage (a new journal is built under another
+    # name and linked into place whole, so a crash cannot leave one): never re-created.
+    from pos.journal import JournalDamaged
+
     path = tmp_path / "sub" / "journal.db"
     path.parent.mkdir()
-    path.write_bytes(b"")  # e.g. created by a previous run that crashed at once
-    with Journal.open(path, clock=clock) as j:
+    path.write_bytes(b"")
+    with pytest.raises(JournalDamaged, match="is empty"):
+        Journal.open(path, clock=clock)
+    assert path.read_bytes() == b""
+    fresh = tmp_path / "fresh" / "journal.db"
+    with Journal.open(fresh, clock=clock) as j:
         assert j.pragma("user_version") == SCHEMA_VERSION
         ref = make(j, reason="first").ref
-    with Journal.open(path, clock=clock) as j:
-        assert j.pragma("user_version") == SCHEMA_VERSION
+    with Journal.open(fresh, clock=clock) as j:
         assert j.require(ref).reason == "first"
         assert [e.to_state for e in j.events(ref)] == [State.created]
 
@@ -571,7 +579,7 @@ def test_csv_export_pages_through_everything(journal: Journal) -> None:
 def test_a_file_that_is_not_a_journal_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "journal.db"
     path.write_bytes(b"this is not an SQLite database at all" * 100)
-    with pytest.raises(PosError, match="cannot be opened"):
+    with pytest.raises(PosError, match="is not a SQLite database"):
         Journal.open(path)
 
 

@@ -222,7 +222,7 @@ async def test_void_refuses_the_debit_behind_a_delivered_token(term: Terminal,
     declined / cancelled -- in which case the automatic refund already covers it.
     """
     card = data.CARD_ACTIVE
-    boss = term.add_operator("boss", "supervisor", "9999")
+    boss = term.add_operator("boss", "supervisor", "9517")
     lookup = await term.lookup_card(card.payload)
     res = await term.sell_token(data.METER_OK, kes(100), "Bilbo", tender="card", card=lookup,
                                 wallet="Current Account", pin=card.pin)

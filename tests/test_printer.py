@@ -197,10 +197,12 @@ def test_empty_fields_are_not_printed() -> None:
 
 
 def test_control_characters_never_reach_paper() -> None:
-    receipt = vend_receipt(customer_name="EVIL\x1b@\x1dV\x00NAME\nTWO")
-    assert "EVIL @ V NAME TWO" in render_text(receipt, 32)
+    # ESC @ (initialise) is an escape sequence: dropped whole; GS and NUL are dropped.
+    receipt = vend_receipt(customer_name="EVIL\x1b@\x1dV\x00NAME\nTWO\x1b]0;t\x07")
+    assert "EVILVNAME TWO" in render_text(receipt, 32)
     data = render_escpos(receipt, 32)
-    assert b"EVIL @ V NAME TWO" in data
+    assert b"EVILVNAME TWO" in data
+    assert b"]0;t" not in data and b"\x07" not in data
     assert data.count(b"\x1b@") == 1  # only our own initialise
     assert data.count(b"\x1dV") == 1  # only our own cut
 

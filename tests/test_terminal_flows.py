@@ -261,15 +261,15 @@ async def test_reports(term: Terminal, sb: SandboxServer) -> None:
 
 
 async def test_operators_and_resolving_a_flagged_item(term: Terminal, sb: SandboxServer) -> None:
-    term.add_operator("amina", "cashier", "1111")
-    boss = term.add_operator("boss", "supervisor", "9999")
+    boss = term.add_operator("boss", "supervisor", "9517")
+    term.add_operator("amina", "cashier", "1111", approved_by=boss)
     with pytest.raises(InputError):
         term.sign_in("amina", "2222")
     op = term.sign_in("amina", "1111")
     assert op.role == "cashier" and term.status().operator == "amina"
     with pytest.raises(InputError):
         term.check_supervisor("1111")  # a cashier's PIN is not a supervisor's
-    assert term.check_supervisor("9999").name == "boss"
+    assert term.check_supervisor("9517").name == "boss"
     lookup = await term.lookup_card(data.CARD_ACTIVE.payload)
     sb.stop()
     res = await term.pay_by_card(lookup, ugx(1000), "Current Account", "0000", "rice")
@@ -306,10 +306,10 @@ async def test_gift_activation_and_lock_unlock(term: Terminal, sb: SandboxServer
 
 async def test_top_up_needs_a_supervisor(term: Terminal, sb: SandboxServer) -> None:
     low = await term.lookup_card(data.CARD_LOW.payload)
-    cashier = term.add_operator("amina", "cashier", "1111")
+    boss = term.add_operator("boss", "supervisor", "9517")
+    cashier = term.add_operator("amina", "cashier", "1111", approved_by=boss)
     with pytest.raises(InputError):
         await term.top_up(low, ugx(1000), "top-up", cashier)
-    boss = term.add_operator("boss", "supervisor", "9999")
     before = sb.state.patasente.balance(data.CARD_LOW)
     res = await term.top_up(low, ugx(1000), "top-up", boss)
     assert res.status == "approved"
@@ -340,8 +340,8 @@ async def test_sente_kyc_with_a_real_size_photo(term: Terminal, sb: SandboxServe
 
 async def test_void_card_payment_and_queued_sale(term: Terminal, sb: SandboxServer) -> None:
     card = data.CARD_ACTIVE
-    boss = term.add_operator("boss", "supervisor", "9999")
-    cashier = term.add_operator("amina", "cashier", "1111")
+    boss = term.add_operator("boss", "supervisor", "9517")
+    cashier = term.add_operator("amina", "cashier", "1111", approved_by=boss)
     before = sb.state.patasente.balance(card)
     lookup = await term.lookup_card(card.payload)
     paid = await term.pay_by_card(lookup, ugx(4000), "Current Account", card.pin, "shoes")

@@ -1,6 +1,7 @@
 """The write-ahead journal: state machine, store, CSV export."""
 
 from pos.journal.export import export_csv
+from pos.journal.health import JournalDamaged
 from pos.journal.models import CachedCard, Event, Exposure, Operator, Txn, ZReport
 from pos.journal.states import (
     FINAL_STATES,
@@ -36,6 +37,7 @@ __all__ = [
     "Exposure",
     "IllegalTransition",
     "Journal",
+    "JournalDamaged",
     "JournalReader",
     "JournalUnwritable",
     "Kind",

@@ -111,7 +111,40 @@ CREATE TABLE meta (
 );
 """
 
-# V2: what the money paths need to survive a Pi and a mobile link (issues 9, 10).
+# V2: PIN attempts (issue 10). ``pin_tries`` is the current state per subject (an
+# operator's sign-in, the supervisor check, a card), read and written in the same
+# transaction as each attempt, so several processes share one count; its stamp is wall
+# time plus boot id and a boot-relative clock, so a clock step neither unlocks early nor
+# locks forever (see pos/pinguard.py). ``security_events`` is the append-only trail a
+# supervisor reads (wrong PINs, lock-outs, operators added, journal restored). Tables
+# rather than the meta table: the trail is queried by time and kind, and append-only
+# is enforced by triggers as for ``events``.
+_V2 = """
+CREATE TABLE pin_tries (
+    subject      TEXT PRIMARY KEY,
+    failures     INTEGER NOT NULL,
+    wait_seconds REAL NOT NULL,
+    stamp_wall   TEXT NOT NULL,
+    stamp_boot   TEXT NOT NULL,
+    stamp_mono   REAL NOT NULL
+);
+
+CREATE TABLE security_events (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at       TEXT NOT NULL,
+    kind     TEXT NOT NULL,
+    subject  TEXT NOT NULL,
+    operator TEXT,
+    detail   TEXT
+);
+CREATE INDEX security_events_at ON security_events(at);
+CREATE TRIGGER security_events_no_update BEFORE UPDATE ON security_events
+BEGIN SELECT RAISE(ABORT, 'security events are append-only'); END;
+CREATE TRIGGER security_events_no_delete BEFORE DELETE ON security_events
+BEGIN SELECT RAISE(ABORT, 'security events are append-only'); END;
+"""
+
+# V3: what the money paths need to survive a Pi and a mobile link (issues 9, 10).
 # - lease_owner: the process (boot:pid:start) holding a created / sending row; a row
 #   whose holder is gone is reclaimed at once instead of after its lease.
 # - created_boot / created_mono / clock_synced: the creation moment on the boot-relative
@@ -120,7 +153,7 @@ CREATE TABLE meta (
 # - recon_json: what reconciliation asked and each signal answered.
 # - accepted: the cashier was told the sale is accepted (offline / pending): only then
 #   may a request whose first send was interrupted be sent again.
-_V2 = """
+_V3 = """
 ALTER TABLE txns ADD COLUMN lease_owner TEXT;
 ALTER TABLE txns ADD COLUMN created_boot TEXT;
 ALTER TABLE txns ADD COLUMN created_mono REAL;
@@ -134,7 +167,7 @@ CREATE INDEX txns_leased ON txns(state) WHERE lease_owner IS NOT NULL;
 """
 
 #: Migration ``i`` brings the schema from version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

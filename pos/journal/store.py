@@ -26,7 +26,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -36,6 +36,8 @@ from typing import Any
 from pos.clock import DeviceClock, Stamp, owner_alive, process_start
 from pos.digits import is_digits
 from pos.errors import InputError, PosError
+from pos.journal import health
+from pos.journal.health import JournalDamaged
 from pos.journal.models import (
     CachedCard,
     Event,
@@ -175,39 +177,130 @@ class Journal:
         self._clock = clock
         self.device = device or DeviceClock(wall=clock)
         self._scrub_pending = False
+        # The integrity check's verdict (pos/journal/health.py): set once it is known.
+        self._checked = threading.Event()
+        self._checked.set()
+        self._damage: JournalDamaged | None = None
+        self._checker: threading.Thread | None = None
+        self._check_conn: sqlite3.Connection | None = None
 
     # ------------------------------------------------------------ lifecycle
     @classmethod
     def open(cls, path: Path, *, vault: Vault | None = None, clock: Clock | None = None,
-             busy_timeout_ms: int = 10_000, device: DeviceClock | None = None) -> Journal:
-        """Open (creating and migrating if needed) the journal at ``path``."""
+             busy_timeout_ms: int = 10_000,
+             check_inline_max_bytes: int | None = None,
+             marker: bool = True, device: DeviceClock | None = None) -> Journal:
+        """Open the journal at ``path``, migrating it if needed; create it only in a
+        data directory that never had one. A missing (after trading), empty or damaged
+        journal raises :class:`~pos.journal.health.JournalDamaged` (see that module).
+        ``device``: the device's clocks (default: the real ones, ``clock`` as wall)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = not path.exists()
+        created = health.prepare(path, lambda tmp: cls._initialise(tmp, busy_timeout_ms))
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                timeout=busy_timeout_ms / 1000)
         try:
-            if fresh:
-                path.chmod(0o600)  # -wal and -shm inherit the database file's mode
-            conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise PosError(f"journal.db could not be put in WAL mode (got {mode})")
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA secure_delete = ON")
+            cls._configure(conn, busy_timeout_ms)
             migrate(conn)
+            journal_id = cls._journal_id(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()
+            if health.is_corruption(exc):
+                raise health.JournalDamaged(path, f"cannot be read ({exc})") from exc
             raise PosError(f"The journal {path} cannot be opened: {exc}") from exc
         except BaseException:
             conn.close()
             raise
         wall = clock or (device.wall if device else _utcnow)
-        return cls(conn, path, vault, wall, device)
+        journal = cls(conn, path, vault, wall, device)
+        if not created:
+            journal._start_check(health.INLINE_CHECK_MAX_BYTES if check_inline_max_bytes is None
+                                 else check_inline_max_bytes)
+        if marker:  # off for a journal that is not the terminal's own (a restore's copy)
+            health.write_marker(path, journal_id)
+        return journal
+
+    @staticmethod
+    def _configure(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise PosError(f"journal.db could not be put in WAL mode (got {mode})")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA secure_delete = ON")
+
+    @classmethod
+    def _initialise(cls, tmp: Path, busy_timeout_ms: int) -> None:
+        """A complete new journal at ``tmp`` (then linked into place by health.prepare)."""
+        conn = sqlite3.connect(tmp, isolation_level=None, timeout=busy_timeout_ms / 1000)
+        try:
+            cls._configure(conn, busy_timeout_ms)
+            migrate(conn)
+            conn.execute("INSERT INTO meta(key, value) VALUES ('journal_id', ?)",
+                         (health.new_journal_id(),))
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _journal_id(conn: sqlite3.Connection) -> str:
+        """This journal's id (kept in its marker and in every backup); a journal from
+        before ids gets one now."""
+        row = conn.execute("SELECT value FROM meta WHERE key = 'journal_id'").fetchone()
+        if row is not None:
+            return str(row[0])
+        conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('journal_id', ?)",
+                     (health.new_journal_id(),))
+        return str(conn.execute("SELECT value FROM meta WHERE key = 'journal_id'")
+                   .fetchone()[0])
+
+    def _start_check(self, inline_max_bytes: int) -> None:
+        """``quick_check`` now for a journal up to ``inline_max_bytes``, else in a thread
+        whose verdict the first write waits for (the cost is in health's docstring)."""
+        if self.path.stat().st_size <= inline_max_bytes:
+            try:
+                health.quick_check(self._conn, self.path)
+            except BaseException:
+                self._conn.close()
+                raise
+            return
+        self._checked.clear()
+        self._check_conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
+                                           check_same_thread=False, timeout=10)
+        self._checker = threading.Thread(target=self._check_in_background, daemon=True,
+                                         name="journal-check")
+        self._checker.start()
+
+    def _check_in_background(self) -> None:
+        conn = self._check_conn
+        assert conn is not None
+        try:
+            health.quick_check(conn, self.path)
+        except health.JournalDamaged as exc:
+            if "interrupted" not in exc.what:
+                self._damage = exc
+                log.error("journal integrity check failed: %s", exc.what)
+        finally:
+            conn.close()
+            self._checked.set()
+
+    @property
+    def damage(self) -> health.JournalDamaged | None:
+        """What the integrity check found (None: healthy, or not known yet)."""
+        return self._damage if self._checked.is_set() else None
+
+    def verified(self) -> None:
+        """Wait for the integrity check; raise ``JournalDamaged`` if it failed."""
+        self._checked.wait()
+        if self._damage is not None:
+            raise self._damage
 
     def close(self) -> None:
+        if self._checker is not None and self._checker.is_alive():
+            assert self._check_conn is not None
+            self._check_conn.interrupt()
+            self._checker.join()
         with self._lock:
             if self._scrub_pending:
                 self._scrub()
@@ -231,11 +324,14 @@ class Journal:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction, committed durably on exit.
+        """One short write transaction, committed durably on exit (never into a journal
+        that failed its integrity check).
 
         A disk that is full, a lock held past the busy timeout or a refusing file
         system becomes :class:`JournalUnwritable` (nothing of the transaction stays).
         """
+        if not self._checked.is_set() or self._damage is not None:
+            self.verified()
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -259,6 +355,11 @@ class Journal:
         if self._conn.in_transaction:
             with contextlib.suppress(sqlite3.OperationalError):  # SQLite rolled back itself
                 self._conn.execute("ROLLBACK")
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One short durable write transaction, for the modules that keep tables of their
+        own in the journal (:mod:`pos.pinguard`): check and record in one step."""
+        return self._write()
 
     @contextmanager
     def _snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -748,6 +849,16 @@ class Journal:
             erased = conn.execute("SELECT changes()").fetchone()[0] > 0
         if erased or self._scrub_pending:
             self._scrub()
+
+    def backup(self, dest: Path) -> None:
+        """An online copy of the whole journal into ``dest`` (SQLite's backup API: one
+        consistent snapshot; other processes keep writing meanwhile). See pos/backup.py."""
+        target = sqlite3.connect(dest)
+        try:
+            with self._lock:
+                self._conn.backup(target)
+        finally:
+            target.close()
 
     def checkpoint(self) -> tuple[int, int, int]:
         """``PRAGMA wal_checkpoint(TRUNCATE)``: (busy, wal pages, checkpointed pages)."""

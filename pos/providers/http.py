@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # httpx costs ~140 ms to import: loaded on the first request
     import httpx
 
 from pos.errors import Declined, LinkDown, NoAnswer, ProviderError, ProviderUnavailable, RateLimited
+from pos.text import printable
 
 # httpx logs every request URL at INFO and Patasente carries the card PIN in the
 # query string: keep both loggers quiet whatever the application's log level.
@@ -459,13 +460,18 @@ async def retrying(
 
 # ------------------------------------------------------------------ field helpers
 def as_str(value: Any) -> str | None:
-    """A provider field as text (numbers arrive as strings or numbers); None if absent."""
+    """A provider field as text (numbers arrive as strings or numbers); None if absent.
+
+    Every provider string the terminal keeps passes here, so it is made printable here
+    (pos.text.printable): an ESC sequence in a customer name, a wallet name or a decline
+    message never reaches the console, the printer or the journal.
+    """
     if value is None or isinstance(value, dict | list):
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
     try:
-        s = str(value).strip()
+        s = printable(str(value)).strip()
     except ValueError:  # an int too long to print (Python's 4,300-digit guard)
         return None
     return s or None

@@ -20,6 +20,7 @@ from pos.errors import (
 from pos.journal import JournalReader, Kind, State, Tender, Txn
 from pos.money import Money
 from pos.offline import check_offline_debit
+from pos.pintries import check_card_allowed, is_wrong_pin_decline, record_card_pin
 from pos.providers.models import CardInfo, CardOpStatus, SenteActivation
 from pos.usecases.context import Context
 from pos.usecases.results import CardLookup, SaleResult
@@ -129,8 +130,11 @@ async def pay_by_card(ctx: Context, lookup: CardLookup, amount: Money, wallet: s
     """
     _precheck(ctx, lookup, amount, wallet)
     pin = validate_card_pin(pin) if lookup.has_pin else None
-    ctx.ensure_room()
     card = lookup.card
+    if pin is not None:  # EMV's PIN try counter: a card guessed at is refused for a while
+        check_card_allowed(ctx.journal, card.card_id, ctx.clock(),
+                           settings=ctx.settings.security)
+    ctx.ensure_room()
     link = ctx.link.patasente
     common: dict[str, Any] = dict(
         tender=Tender.card, operator=ctx.operator, terminal_id=ctx.terminal_id,
@@ -161,6 +165,7 @@ async def pay_by_card(ctx: Context, lookup: CardLookup, amount: Money, wallet: s
         return _requeue_after_connect_failure(ctx, lookup, txn, pin)
     except Declined as exc:
         link.record_success()
+        note_card_pin(ctx, card.card_id, pin, exc.message)
         txn = finish(ctx, txn, State.declined, error=exc.message)
         return SaleResult("declined", txn.ref, exc.message, txn)
     except (OutcomeUnknown, ProviderError) as exc:
@@ -171,10 +176,25 @@ async def pay_by_card(ctx: Context, lookup: CardLookup, amount: Money, wallet: s
         txn = await confirm_lost_answer(ctx, txn, error=exc.message, pin=pin)
         return result_of(txn)
     link.record_success()
+    note_card_pin(ctx, card.card_id, pin, None)
     txn = apply_card_result(ctx, txn, result)
     if result.status == CardOpStatus.APPROVED:
         return SaleResult("approved", txn.ref, result.message or "Approved", txn)
     return SaleResult("declined", txn.ref, result.message, txn)
+
+
+def note_card_pin(ctx: Context, card_id: int, pin: str | None, decline: str | None) -> None:
+    """Count a PIN the issuer judged (wrong, or right: the count starts again)."""
+    if pin is None:
+        return
+    wrong = decline is not None and is_wrong_pin_decline(decline)
+    if decline is not None and not wrong:
+        return  # refused for another reason: says nothing about the PIN
+    try:
+        record_card_pin(ctx.journal, card_id, wrong, ctx.clock(),
+                        settings=ctx.settings.security)
+    except PosError as exc:  # the count must never lose the sale's own record
+        log.warning("card PIN count not recorded: %s", exc.message)
 
 
 def _offline_guard(ctx: Context, lookup: CardLookup, amount: Money,

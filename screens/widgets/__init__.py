@@ -3,6 +3,7 @@
 from screens.widgets.key_bar import KeyBar
 from screens.widgets.keypad import KeyPressed, NumericKeypad
 from screens.widgets.pin_pad import PinPad
+from screens.widgets.plain import Plain, plain_label
 from screens.widgets.pos_input import PosInput
 from screens.widgets.receipt_view import ReceiptView
 from screens.widgets.status_bar import StatusBar
@@ -13,9 +14,11 @@ __all__ = [
     "KeyPressed",
     "NumericKeypad",
     "PinPad",
+    "Plain",
     "PosInput",
     "ReceiptView",
     "StatusBar",
     "TokenDisplay",
     "big_digits",
+    "plain_label",
 ]

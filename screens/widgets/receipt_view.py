@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from textual.containers import VerticalScroll
-from textual.widgets import Static
+
+from screens.widgets.plain import Plain
 
 
 class ReceiptView(VerticalScroll):
     """Scrollable paper-like view of ``pos.receipts.render_text`` output."""
 
     def __init__(self, text: str, *, id: str | None = None) -> None:
-        super().__init__(Static(text, markup=False, classes="receipt-paper"), id=id)
+        super().__init__(Plain(text, classes="receipt-paper"), id=id)
         self.text = text

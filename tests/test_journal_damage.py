@@ -1,0 +1,337 @@
+"""A damaged journal is never silently replaced; backups and restore (issue 10, item 5)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pos import pinguard
+from pos.backup import backup_due, backups, make_backup
+from pos.doctor import check_journal
+from pos.errors import PosError
+from pos.journal import Journal, JournalDamaged, Kind, State, Tender, health
+from pos.money import Money
+
+T0 = datetime(2026, 3, 14, 9, 0, tzinfo=UTC)
+
+
+def sell(j: Journal, n: int = 1, reason: str = "sale") -> list[str]:
+    refs = []
+    for _ in range(n):
+        t = j.create(Kind.vend, Money(2000, "KES"), tender=Tender.cash, operator="ann",
+                     terminal_id="T1", meter="04040404040", reason=reason)
+        j.transition(t.ref, State.sending)
+        j.transition(t.ref, State.done, token="1" * 20, receipt_number=j.next_receipt_no())
+        refs.append(t.ref)
+    return refs
+
+
+def garble_page_of(path: Path, table: str) -> None:
+    """Overwrite the root page of ``table`` with garbage (an SD card's lost block)."""
+    raw = sqlite3.connect(path)
+    page_size = raw.execute("PRAGMA page_size").fetchone()[0]
+    root = raw.execute("SELECT rootpage FROM sqlite_master WHERE name = ?",
+                       (table,)).fetchone()[0]
+    raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    raw.close()
+    assert root > 1
+    with open(path, "r+b") as f:
+        f.seek((root - 1) * page_size)
+        f.write(os.urandom(page_size))
+
+
+@pytest.fixture
+def traded(tmp_path: Path) -> Path:
+    """A data directory whose journal has sales in it."""
+    path = tmp_path / "journal.db"
+    with Journal.open(path) as j:
+        sell(j, 30)
+    return path
+
+
+# ------------------------------------------------------------------ refusals
+def test_a_zero_length_journal_stops_selling(traded: Path) -> None:
+    traded.write_bytes(b"")
+    with pytest.raises(JournalDamaged, match="is empty") as info:
+        Journal.open(traded)
+    assert info.value.exit_code == 1 and "journal restore" in info.value.message
+    assert traded.stat().st_size == 0  # left as it was, not re-created
+
+
+def test_a_file_that_is_not_sqlite_stops_selling(traded: Path) -> None:
+    traded.write_bytes(b"\0" * 8192)
+    with pytest.raises(JournalDamaged, match="not a SQLite database"):
+        Journal.open(traded)
+
+
+def test_a_garbage_page_stops_selling(traded: Path) -> None:
+    garble_page_of(traded, "txns")
+    with pytest.raises(JournalDamaged, match="integrity check"):
+        Journal.open(traded)
+    assert not check_journal(traded).ok
+
+
+def test_a_large_journal_is_checked_in_the_background_before_the_first_sale(
+        traded: Path) -> None:
+    garble_page_of(traded, "events")
+    j = Journal.open(traded, check_inline_max_bytes=0)  # as if it were over the bound
+    try:
+        with pytest.raises(JournalDamaged, match="integrity check"):
+            sell(j)  # the first write waits for the verdict, and refuses
+        assert j.damage is not None
+    finally:
+        j.close()
+    with Journal.open(traded.parent / "other" / "journal.db", check_inline_max_bytes=0) as ok:
+        sell(ok)  # a sound journal sells after its check
+        assert ok.damage is None
+
+
+def test_a_missing_journal_after_trading_stops_selling(traded: Path, tmp_path: Path) -> None:
+    traded.unlink()
+    with pytest.raises(JournalDamaged, match=r"is missing, but this terminal has a journal "
+                                             r"\(its marker journal.id is there\)"):
+        Journal.open(traded)
+    assert not traded.exists()
+    # Evidence without the marker: a backup of it.
+    home = tmp_path / "h2"
+    with Journal.open(home / "journal.db") as j:
+        make_backup(j)
+    (home / "journal.db").unlink()
+    (home / "journal.id").unlink()
+    with pytest.raises(JournalDamaged, match="there are backups"):
+        Journal.open(home / "journal.db")
+
+
+def test_only_an_empty_data_directory_gets_a_new_journal(tmp_path: Path) -> None:
+    home = tmp_path / "fresh"
+    with Journal.open(home / "journal.db") as j:
+        assert j.list() == []
+    assert stat.S_IMODE((home / "journal.db").stat().st_mode) == 0o600
+    assert (home / "journal.id").read_text().strip() == _meta(home / "journal.db")
+    assert not [p for p in home.iterdir() if p.name.endswith(".new")]
+
+
+def _meta(path: Path, key: str = "journal_id") -> str:
+    raw = sqlite3.connect(path)
+    try:
+        return str(raw.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
+    finally:
+        raw.close()
+
+
+def test_a_journal_from_before_markers_gets_one(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    with Journal.open(path) as j:
+        sell(j)
+    (tmp_path / "journal.id").unlink()
+    with Journal.open(path):
+        pass
+    assert (tmp_path / "journal.id").exists()
+
+
+def test_cli_and_doctor_explain(traded: Path) -> None:
+    home = traded.parent
+    traded.write_bytes(b"")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTE_POS_")}
+    env["SENTE_POS_HOME"] = str(home)
+    done = subprocess.run([sys.executable, "-m", "pos.cli", "vend", "04040404040",
+                           "--amount", "500", "--name", "X"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1, done
+    assert "is empty (0 bytes)" in done.stderr and "Traceback" not in done.stderr
+    assert traded.stat().st_size == 0
+    check = check_journal(traded)
+    assert not check.ok and "journal restore" in check.detail and "is empty" in check.detail
+
+
+# ------------------------------------------------------------------ backups
+def test_backups_are_private_checked_and_rotate(tmp_path: Path) -> None:
+    with Journal.open(tmp_path / "journal.db") as j:
+        sell(j, 3)
+        # Clock steps: names carry a sequence number, rotation keeps the highest.
+        for i, when in enumerate([T0, T0 - timedelta(days=400), T0 + timedelta(days=1),
+                                  T0 - timedelta(days=9000), T0]):
+            sell(j)
+            make_backup(j, keep=3, now=when, reason="z" if i == 4 else "")
+    found = backups(tmp_path)
+    assert [b.seq for b in found] == [3, 4, 5]
+    assert found[-1].reason == "z"
+    assert stat.S_IMODE((tmp_path / "backups").stat().st_mode) == 0o700
+    for b in found:
+        assert stat.S_IMODE(b.path.stat().st_mode) == 0o600
+        health.verify_file(b.path)
+    raw = sqlite3.connect(found[-1].path)
+    assert raw.execute("SELECT COUNT(*) FROM txns").fetchone()[0] == 8
+    raw.close()
+    assert not [p for p in (tmp_path / "backups").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_scheduled_backup_counts_hours_of_trading(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = {"t": 100.0}
+    monkeypatch.setattr(pinguard, "_boot_clock", lambda: clock["t"])
+    monkeypatch.setattr(pinguard, "_BOOT_ID", "boot-1")
+    with Journal.open(tmp_path / "journal.db") as j:
+        assert backup_due(j, 4)  # never backed up
+        make_backup(j)
+        clock["t"] += 5 * 3600
+        assert not backup_due(j, 4)  # hours passed, but nothing was journaled
+        sell(j)
+        assert backup_due(j, 4)
+        make_backup(j)
+        sell(j)
+        monkeypatch.setattr(pinguard, "_wall_clock",
+                            lambda: datetime.now(UTC) + timedelta(days=30))
+        assert not backup_due(j, 4)  # a wall clock step is not four hours of trading
+        assert not backup_due(j, 0)  # 0: only at day close
+
+
+async def test_day_close_makes_a_backup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pos.terminal import Terminal
+    from tests.screens_support import make_settings
+
+    monkeypatch.setenv("SENTE_POS_HOME", str(tmp_path))
+    term = await Terminal.open(make_settings(tmp_path, backup={"keep": 2}))
+    try:
+        z = term.close_day()
+        assert z.payload["backup"] == backups(tmp_path)[-1].name
+        assert z.payload["backup"].endswith("-z1.db")
+    finally:
+        await term.aclose()
+
+
+# ------------------------------------------------------------------ restore
+def _cli(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTE_POS_")}
+    env["SENTE_POS_HOME"] = str(home)
+    exe = shutil.which("sente-pos", path=str(Path(sys.executable).parent))
+    cmd = [exe] if exe else [sys.executable, "-m", "pos.cli"]
+    return subprocess.run([*cmd, *args], input=stdin, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("damage", ["zero", "garbage", "missing"])
+def test_restore_round_trip(tmp_path: Path, damage: str) -> None:
+    home = tmp_path / "home"
+    assert _cli(home, "operator", "add", "boss", "--role", "supervisor",
+                stdin="8642\n").returncode == 0
+    live = home / "journal.db"
+    from pos.vault import Vault
+
+    with Journal.open(live, vault=Vault.open(home / "device.key")) as j:
+        kept = sell(j, 20, "before")
+        make_backup(j)
+        sell(j, 5, "after")
+        receipts_issued = int(j.meta_get("receipt_no") or 0)
+    if damage == "zero":
+        live.write_bytes(b"")
+    elif damage == "garbage":
+        garble_page_of(live, "txns")
+    else:
+        live.unlink()
+    assert _cli(home, "journal").returncode == 1  # stopped
+
+    listing = _cli(home, "journal", "restore")
+    assert listing.returncode == 0 and "DAMAGED" in listing.stdout
+    assert "journal-000001-" in listing.stdout
+    wrong = _cli(home, "journal", "restore", "1", stdin="1111\n")
+    assert wrong.returncode == 2 and "Supervisor PIN not accepted" in wrong.stderr
+    assert _cli(home, "journal").returncode == 1  # still stopped: nothing replaced
+
+    done = _cli(home, "journal", "restore", "1", "--json", stdin="8642\n")
+    assert done.returncode == 0, done.stderr
+    import json
+
+    out = json.loads(done.stdout)
+    assert out["supervisor"] == "boss"
+    damaged = [Path(p) for p in out["damaged_kept"]]
+    if damage == "missing":
+        assert damaged == []
+    else:
+        assert damaged and damaged[0].parent == home / "damaged" and damaged[0].exists()
+    assert not (home / "journal.db.restore").exists()
+    assert not (home / "journal.db.id").exists()
+
+    with Journal.open(live) as j:
+        refs = {t.ref for t in j.list(limit=1000)}
+        assert set(kept) <= refs
+        # Receipt numbers issued after the backup are never issued again.
+        assert j.next_receipt_no() > receipts_issued
+        events = pinguard.security_events(j, kinds=["journal_restored"])
+        assert [e.operator for e in events] == ["boss"]
+    assert _cli(home, "journal").returncode == 0
+    again = _cli(home, "journal", "restore", "1", stdin="8642\n")
+    assert again.returncode == 2 and "not damaged" in again.stderr
+
+
+def test_restore_refuses_a_backup_of_another_journal(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert _cli(home, "operator", "add", "boss", "--role", "supervisor",
+                stdin="8642\n").returncode == 0
+    other = tmp_path / "other"
+    with Journal.open(other / "journal.db") as j:
+        sell(j)
+        theirs = make_backup(j)
+    (home / "backups").mkdir(exist_ok=True)
+    shutil.copy(theirs.path, home / "backups" / theirs.name)
+    (home / "journal.db").write_bytes(b"")
+    refused = _cli(home, "journal", "restore", "1", stdin="8642\n")
+    assert refused.returncode == 2 and "another journal" in refused.stderr
+    assert (home / "journal.db").stat().st_size == 0
+
+
+# ------------------------------------------------------------------ the TUI
+async def test_the_counter_shows_a_blocking_screen(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from pos.terminal import Terminal
+    from screens.blocked import BlockedApp, BlockedScreen
+    from screens.home import HomeScreen
+    from tests.screens_support import app_for, make_settings, screen_text, wait_for
+
+    app: Any = BlockedApp(JournalDamaged(tmp_path / "journal.db", "is empty (0 bytes)").message)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, BlockedScreen))
+        await pilot.pause()
+        text = screen_text(app)
+        assert "SELLING IS STOPPED" in text and "is empty" in text
+        await pilot.press("escape", "1", "enter")
+        assert isinstance(app.screen, BlockedScreen)
+
+    # Damage found by the background check after start-up replaces the counter.
+    home = tmp_path / "h"
+    home.mkdir()
+    monkeypatch.setenv("SENTE_POS_HOME", str(home))
+    term = await Terminal.open(make_settings(home))
+    boss = term.add_operator("boss", "supervisor", "8642")
+    term.add_operator("ann", "cashier", "1111", approved_by=boss)
+    sell(term.journal, 30)
+    await term.aclose()
+    garble_page_of(home / "journal.db", "events")
+    monkeypatch.setattr(health, "INLINE_CHECK_MAX_BYTES", 0)  # as if it were large
+    term = await Terminal.open(make_settings(home))
+    try:
+        with pytest.raises(JournalDamaged):
+            term.journal.verified()
+        counter = app_for(term.settings, term)
+        async with counter.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: isinstance(counter.screen, BlockedScreen),
+                           what="the blocking screen")
+            await pilot.pause()
+            assert "integrity check" in screen_text(counter)
+            await pilot.press("escape", "1")
+            assert not isinstance(counter.screen, HomeScreen)
+            assert term.operator is None
+    finally:
+        await term.aclose()
+    monkeypatch.setattr(health, "INLINE_CHECK_MAX_BYTES", 64 << 20)
+    with pytest.raises(PosError):
+        Journal.open(home / "journal.db")

@@ -185,7 +185,7 @@ async def _ask_pawacard(ctx: Context, txn: Txn) -> Evidence:
         ev.signals.append(Signal(name, Verdict.unknown, exc.message[:120]))
         return ev
     target = txn.account if txn.kind == Kind.postpaid else txn.meter
-    mismatch = _vend_mismatch(out, txn.ref, target, txn.amount)
+    mismatch = _vend_mismatch(out, txn.ref, target, txn.amount, txn.customer_name)
     if out.status is VendStatus.ABSENT:
         ev.signals.append(Signal(name, Verdict.absent, out.message[:120]))
     elif mismatch:
@@ -207,8 +207,15 @@ async def _ask_pawacard(ctx: Context, txn: Txn) -> Evidence:
     return ev
 
 
-def _vend_mismatch(out: VendOutcome, ref: str, target: str | None, amount: Money) -> str:
-    """Why a status answer for our ref is not our sale ("" when it may be)."""
+def _vend_mismatch(out: VendOutcome, ref: str, target: str | None, amount: Money,
+                   name: str | None) -> str:
+    """Why a status answer for our ref is not our sale ("" when it may be).
+
+    Document 003's answers carry what they carry: the postpaid ones ``accountNo`` and
+    ``amount``; the prepaid ones neither (``totalAmount`` may include charges: the
+    document's own example answers 200 to a vend of 50, so it is not compared), but the
+    ``customerName`` the sale was sent with.
+    """
     if out.ref and out.ref != ref:
         return f"answer names ref {out.ref[:20]}"
     if out.target and target and out.target.replace(" ", "") != target:
@@ -216,7 +223,13 @@ def _vend_mismatch(out: VendOutcome, ref: str, target: str | None, amount: Money
     if out.amount is not None and out.amount.currency == amount.currency and \
             out.amount != amount:
         return f"answer says {out.amount.format()}, not {amount.format()}"
+    if name and out.customer_name and _name_key(name) != _name_key(out.customer_name):
+        return f"answer names {out.customer_name[:30]!r}, not {name[:30]!r}"
     return ""
+
+
+def _name_key(name: str) -> str:
+    return " ".join(name.casefold().split())
 
 
 async def _ask_patasente(ctx: Context, txn: Txn) -> Evidence:

@@ -474,11 +474,16 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def parse_fault(spec: str) -> dict[str, Any]:
-    """``provider:endpoint:mode[:count[:seconds]]``, e.g. ``pawacard:vend:drop_after_commit:1``."""
+    """``provider:endpoint:mode[@before|@after][:count[:seconds]]``, e.g.
+    ``pawacard:vend:drop@after:1`` (the vend is done, then the answer is lost)."""
     parts = spec.split(":")
     if len(parts) < 3:
-        raise_input(f"--fault takes provider:endpoint:mode[:count[:seconds]], not {spec!r}")
-    fault: dict[str, Any] = {"provider": parts[0], "endpoint": parts[1], "mode": parts[2]}
+        raise_input(f"--fault takes provider:endpoint:mode[@when][:count[:seconds]], "
+                    f"not {spec!r}")
+    mode, _, when = parts[2].partition("@")
+    fault: dict[str, Any] = {"provider": parts[0], "endpoint": parts[1], "mode": mode}
+    if when:
+        fault["when"] = when
     try:
         if len(parts) > 3 and parts[3]:
             fault["count"] = None if parts[3] in ("*", "forever") else int(parts[3])
@@ -537,10 +542,14 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--daily-limit", type=int, default=5,
                     help="PawaCard vends per meter per day (0: no limit)")
     sb.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
-    sb.add_argument("--fault", action="append", metavar="P:E:MODE[:COUNT[:SECONDS]]",
-                    help="inject a fault, e.g. pawacard:vend:drop_after_commit:1 (repeatable); "
-                         "modes: latency http500 http503 http429 drop_before drop_after_commit "
-                         "html empty badjson pending; more at runtime via POST /_control/faults")
+    sb.add_argument("--fault", action="append", metavar="P:E:MODE[@WHEN][:COUNT[:SECONDS]]",
+                    help="inject a fault, e.g. pawacard:vend:drop@after:1 or "
+                         "patasente:*:http503:forever (repeatable). WHEN: before (nothing done) "
+                         "or after (done, answer lost). Modes: drop reset http500 http502 "
+                         "http503 http504 http429 redirect html empty badjson trickle huge hang "
+                         "http4xx slow pending elec100 odd_total odd_id nested latency "
+                         "search_lag search_blind rewrite_reason; at run time: POST "
+                         "/_control/faults (see pos/sandbox/faults.py)")
 
     cfg = group("config", "settings")
     add("show", cmd_config_show, "print the effective settings, secrets masked", under=cfg)

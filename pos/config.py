@@ -323,8 +323,12 @@ class StorageSettings(BaseModel):
     reserve_mb: float = 4.0
     """Space kept in a reserve file beside the journal and released when the disk is
     full, so the answer to a request already sent can always be recorded."""
+    busy_timeout_ms: int = 10_000
+    """How long a write waits for another process holding the journal (the TUI and
+    ``sente-pos sync`` share it); past it, an answer goes to the fallback file."""
 
     _sizes = field_validator("min_free_mb", "reserve_mb")(_not_negative)
+    _busy = field_validator("busy_timeout_ms")(_at_least_one)
 
 
 class PrinterSettings(BaseModel):

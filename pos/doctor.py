@@ -60,6 +60,48 @@ def check_link(name: str, base_url: str, timeout: float = 5.0) -> Check:
                  f"{skew:+.0f} s" + ("" if ok else " -- set the clock (NTP)"))
 
 
+def check_clock(journal_path: Path) -> Check:
+    """NTP state of the wall clock, the last step the sync engine saw, and whether the
+    clock is behind the newest journal row (a Pi without RTC after a power cut)."""
+    import datetime as dt
+    import json
+    import sqlite3
+
+    from pos.clock import kernel_synchronised
+
+    notes: list[str] = []
+    ok = True
+    if kernel_synchronised():
+        notes.append("synchronised (NTP)")
+    else:
+        notes.append("NOT synchronised: receipts say TIME NOT SYNCED until NTP sets it")
+        ok = False
+    if journal_path.exists():
+        try:
+            conn = sqlite3.connect(f"file:{journal_path}?mode=ro", uri=True, timeout=2)
+            try:
+                newest = conn.execute("SELECT MAX(created_at) FROM txns").fetchone()[0]
+                step = conn.execute(
+                    "SELECT value FROM meta WHERE key = 'clock.last_step'").fetchone()
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError:
+            newest, step = None, None
+        now = dt.datetime.now(dt.UTC)
+        if newest and now < dt.datetime.fromisoformat(newest) - dt.timedelta(minutes=2):
+            notes.append(f"behind the journal's newest row ({newest[:19]} UTC)")
+            ok = False
+        if step:
+            try:
+                last = json.loads(step[0])
+                notes.append(f"last step seen {float(last['seconds']):+.0f} s at "
+                             f"{str(last['at']['wall'])[:19]} UTC")
+            except (ValueError, KeyError, TypeError):
+                pass
+    # A wrong clock never stops a sale (ages and schedules do not depend on it): a warning.
+    return Check("clock", True, "; ".join(notes), warning=not ok)
+
+
 def check_disk(home: Path) -> Check:
     usage = shutil.disk_usage(home)
     free_mb = usage.free // (1024 * 1024)
@@ -141,6 +183,7 @@ def run_checks(settings: Settings, *, camera: Callable[[], Check] | None = None,
     else:
         checks.append(Check("disk", True, f"{home} not created yet", warning=True))
     checks.append(check_journal(settings.journal_path))
+    checks.append(check_clock(settings.journal_path))
     checks.append(check_backups(home, settings.backup.every_hours))
     checks.append(check_permissions(home))
     return checks

@@ -21,6 +21,7 @@ from pos.text import printable
 #: Marks a receipt can carry, in the order they are printed.
 MARKS: tuple[str, ...] = (
     "DUPLICATE",
+    "TIME NOT SYNCED",
     "OFFLINE",
     "PENDING",
     "TOKEN PENDING",

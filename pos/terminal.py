@@ -60,6 +60,29 @@ def configure_journal(journal: Journal, settings: Settings) -> None:
                                       settings.reconcile.settle_seconds, 3600.0)
 
 
+def clock_warning(journal: Journal, device: DeviceClock) -> str | None:
+    """The wall clock not synchronised, stepped in the last day, or behind the journal."""
+    import json
+
+    from pos.clock import Stamp, elapsed
+
+    now = device.stamp()
+    if not now.synced:
+        return "clock not synchronised (NTP)"
+    newest = journal.newest_created_at()
+    if newest is not None and now.wall < newest - dt.timedelta(minutes=2):
+        return "clock is behind the journal"
+    try:
+        step = json.loads(journal.meta_get("clock.last_step") or "null")
+    except ValueError:
+        step = None
+    if isinstance(step, dict):
+        at = Stamp.from_json(step.get("at"))
+        if at is not None and elapsed(at, now) < 86_400:
+            return f"clock was changed by {float(step.get('seconds', 0)):+.0f} s"
+    return None
+
+
 def replay_fallback(journal: Journal) -> list[str]:
     """Answers that could not be written last time (disk full, locked) go in first."""
     from pos.journal import fallback
@@ -83,9 +106,11 @@ class TerminalStatus:
     patasente_float: Money | None
     low_float: bool
     operator: str | None
+    clock_warning: str | None = None  # the wall clock is not to be trusted (pos.clock)
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "clock_warning": self.clock_warning,
             "online": self.online,
             "link": self.link,
             "unsynced_count": self.unsynced_count,
@@ -150,6 +175,7 @@ class Terminal:
         self.printer = printer
         self.operator: Operator | None = None
         self._floats: dict[str, Money | None] = {"pawacard": None, "patasente": None}
+        self._clock_checked: tuple[float, str | None] | None = None
 
     # ------------------------------------------------------------ set-up
     @classmethod
@@ -169,7 +195,8 @@ class Terminal:
         device = device or DeviceClock(wall=clock or utcnow)
         try:
             vault = Vault.open(home / "device.key")
-            journal = Journal.open(home / "journal.db", vault=vault, device=device)
+            journal = Journal.open(home / "journal.db", vault=vault, device=device,
+                                   busy_timeout_ms=settings.storage.busy_timeout_ms)
         except OSError as exc:  # a read-only or full SD card: say so, not "OSError"
             raise data_dir_error(home, exc) from exc
         configure_journal(journal, settings)
@@ -220,7 +247,23 @@ class Terminal:
             patasente_float=self._floats["patasente"],
             low_float=low,
             operator=self.operator.name if self.operator else None,
+            clock_warning=self.clock_warning(),
         )
+
+    def clock_warning(self) -> str | None:
+        """Why the wall clock should not be trusted now (None: it looks right).
+
+        A Pi without RTC boots with a stale clock; NTP may step it later. Sales and
+        schedules do not depend on it (pos.clock), but receipts print it and the
+        cashier should know. Looked at every 10 s at most (the status bar asks often).
+        """
+        now = self.ctx.device.mono()
+        cached = self._clock_checked
+        if cached is not None and now - cached[0] < 10.0:
+            return cached[1]
+        warning = clock_warning(self.journal, self.ctx.device)
+        self._clock_checked = (now, warning)
+        return warning
 
     async def refresh_floats(self, *, probe: bool = False) -> None:
         """Ask both providers for the merchant's floats (cheap, no money moves).

@@ -111,10 +111,13 @@ async def counter_terminal(home: Path, monkeypatch: Any, sb: Any, *,
                            supervisor: bool = False) -> Any:
     """A terminal on ``sb`` with cashier ann (PIN 1111) signed in, and supervisor boss
     (PIN 8642) when asked for."""
+    from pos.clock import DeviceClock
     from pos.terminal import Terminal
 
     monkeypatch.setenv("SENTE_POS_HOME", str(home))
-    t = await Terminal.open(make_settings(home, sb))
+    # A synchronised wall clock (this machine's may not be): what the screens show is
+    # then the same on every machine.
+    t = await Terminal.open(make_settings(home, sb), device=DeviceClock(synced=lambda: True))
     boss = t.add_operator("boss", "supervisor", "8642") if supervisor else None
     t.add_operator("ann", "cashier", "1111", approved_by=boss)
     t.sign_in("ann", "1111")

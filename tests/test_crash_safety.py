@@ -98,3 +98,62 @@ def test_kills_during_card_paid_electricity(sb: SandboxServer, tmp_path: Path) -
     result = h.verify()
     assert result["kills"] >= 5
     assert result["journal_rows"] >= 10  # kills landed during the sales, not only start-up
+
+
+def test_tokens_bought_before_a_killed_sync_come_within_seconds(sb: SandboxServer,
+                                                                tmp_path: Path) -> None:
+    """Issue 10 item 1: `sync` is killed (a power cut) with vends in flight. PawaCard
+    vended them; with the production lease (300 s) the next sync still fetches every
+    token at once, because the lease names its holder and the holder is gone."""
+    import time
+
+    h = CrashHarness(tmp_path, sb, seed=3)
+    h.env["SENTE_POS_SYNC__SENDING_LEASE_SECONDS"] = "300"
+    sb.stop()
+    for meter in meters(4, start=900):
+        h.vend(meter)
+    sb.start()
+    sb.faults.add(provider="pawacard", endpoint="vend", mode="latency", seconds=1.5,
+                  count=None)
+    rc, _ = h.cli("sync", "--json", kill_after=1.3)  # vends on the wire, then the power cut
+    assert rc is None
+    sb.faults.clear()
+    started = time.monotonic()
+    rep = h.sync()
+    assert rep is not None and rep["remaining"] == 0, rep
+    assert time.monotonic() - started < 30
+    result = h.verify()
+    assert result["done"] == 4 and result["vends_performed"] == 4
+
+
+def test_a_debit_killed_mid_request_is_never_resent_without_its_pin(sb: SandboxServer,
+                                                                    tmp_path: Path) -> None:
+    """Issue 10 item 2: `card debit` killed while its row is `sending`. The counter never
+    accepted the sale: whether or not Patasente applied it, sync never re-sends it (there
+    is no PIN to send), never flags it as money owed; it ends done (applied) or
+    cancelled (not applied) -- decided only after the settle window."""
+    h = CrashHarness(tmp_path, sb, seed=4)
+    card = data.CARD_ACTIVE
+    rc, _ = h.cli("card", "show", card.payload, "--json")
+    assert rc == 0
+    sb.faults.add(provider="patasente", endpoint="debit-patasente-card", mode="latency",
+                  seconds=1.2, count=None)
+    for i in range(4):
+        rc, _ = h.cli("card", "debit", card.payload, "--amount", str(100 + i), "--wallet",
+                      data.CURRENT, "--reason", "killed", "--json", stdin=f"{card.pin}\n",
+                      kill_after=0.9 + 0.2 * i)
+    sb.faults.clear()
+    final = h.settle()
+    assert final is not None and final["remaining"] == 0
+    h.verify()  # each done debit applied once, each cancelled one never applied
+    from pos.journal import Journal, Kind, State
+
+    j = Journal.open(h.home / "journal.db")
+    try:
+        debits = j.list(kinds=[Kind.card_debit])
+    finally:
+        j.close()
+    assert debits and all(t.state in (State.done, State.cancelled) for t in debits), \
+        [(t.ref, t.state) for t in debits]
+    assert all(sb.state.patasente.applied_count(t.ref) == (t.state == State.done)
+               for t in debits)

@@ -29,7 +29,7 @@ def test_all_green_with_fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
                             printer=lambda: Check("printer", True, "fake printer ready"))
     by = {c.name: c for c in checks}
     assert set(by) == {"camera", "printer", "patasente", "pawacard", "disk", "journal",
-                       "backups", "secrets"}
+                       "clock", "backups", "secrets"}
     assert all(c.ok for c in checks), [c.line() for c in checks]
     assert "clock skew" in by["pawacard"].detail
     assert "integrity ok" in by["journal"].detail
@@ -73,3 +73,22 @@ def test_clock_skew_is_flagged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         far = check_link("pawacard", sb.pawacard_url)
     assert not far.ok
     assert "clock skew -3600 s" in far.detail or "clock skew -3599 s" in far.detail
+
+
+def test_clock_check_says_when_the_clock_is_behind_the_journal(tmp_path: Path) -> None:
+    """A Pi without RTC after a power cut: its clock is behind the last sale it made."""
+    import datetime as dt
+
+    from pos.doctor import check_clock
+    from pos.journal import Kind
+    from pos.money import Money
+
+    ahead = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
+    j = Journal.open(tmp_path / "journal.db", clock=lambda: ahead)
+    j.create(Kind.vend, Money(100, "KES"), operator="a", terminal_id="T")
+    j.meta_set("clock.last_step", '{"seconds": -259200, "at": {"wall": "2026-01-01T00:00:00'
+               '+00:00", "mono": 1, "boot": "b", "synced": true}}')
+    j.close()
+    check = check_clock(tmp_path / "journal.db")
+    assert check.warning and "behind the journal" in check.detail
+    assert "-259200 s" in check.detail

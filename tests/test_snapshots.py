@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from pos.cardqr import parse_card_qr
+from pos.clock import DeviceClock
 from pos.money import Money
 from pos.providers.models import CardInfo
 from pos.terminal import Terminal
@@ -42,7 +43,8 @@ def make(tmp_path, monkeypatch):
 
     def build(theme: str, *, signed_in: bool = True) -> Any:
         settings = make_settings(tmp_path)
-        term = Terminal.open_sync(settings, clock=lambda: FROZEN)
+        term = Terminal.open_sync(settings, device=DeviceClock(wall=lambda: FROZEN,
+                                                               synced=lambda: True))
         terms.append(term)
         if not term.has_operators():
             term.add_operator("ann", "cashier", "1111")

@@ -567,6 +567,10 @@ class Journal:
                 sets.setdefault("lease_owner", process_start())
             elif new not in _LEASED and "lease_owner" not in sets:
                 sets["lease_owner"] = None
+            if old is State.sending and new is State.queued and "sends" not in sets:
+                # Back to the queue only when the connection provably failed: that send
+                # never left, so it does not count against the sends cap.
+                sets["sends"] = max(0, int(row["sends"] or 0) - 1)
             if error is not None and "last_error" not in fields:
                 sets["last_error"] = error
             if (is_final(new) or is_flagged(new)) and row["settled_at"] is None:
@@ -612,6 +616,11 @@ class Journal:
             txn = self._get(conn, ref)
         assert txn is not None
         return txn
+
+    def newest_created_at(self) -> datetime | None:
+        """When the newest row was made (an index lookup)."""
+        rows = self._query("SELECT MAX(created_at) AS at FROM txns")
+        return from_iso(rows[0]["at"]) if rows and rows[0]["at"] else None
 
     def draw_ref(self) -> str:
         return _default_ref(self.terminal_number)

@@ -38,6 +38,10 @@ def build_receipt(settings: Settings, journal: Journal, txn: Txn, *,
         marks.add("DUPLICATE")
     if txn.offline and txn.state != State.done:
         marks.add("OFFLINE")
+    if txn.clock_synced is False:
+        # The wall clock was not synchronised when the sale was made (a Pi without RTC
+        # after a power cut): the time printed may be wrong; the ref and number are not.
+        marks.add("TIME NOT SYNCED")
     if txn.kind in (Kind.vend, Kind.postpaid) and txn.needs_sync:
         marks.add("TOKEN PENDING" if txn.kind == Kind.vend else "PENDING")
         notes.append("Token follows when the provider answers" if txn.kind == Kind.vend

@@ -48,6 +48,10 @@ def format_status(status: Any, now: datetime, g: dict[str, str]) -> tuple[Text, 
     if status.low_float:
         bottom.append(sep)
         bottom.append(f"{g['warn']} LOW FLOAT", style="bold red")
+    warning = getattr(status, "clock_warning", None)
+    if warning:
+        bottom.append(sep)
+        bottom.append(f"{g['warn']} CLOCK: {warning}", style="bold yellow")
     return top, bottom
 
 

@@ -484,6 +484,10 @@ def build_parser() -> argparse.ArgumentParser:
     oa = add("add", cmd_operator_add, "add a cashier or supervisor (PIN on stdin)", under=op)
     oa.add_argument("name")
     oa.add_argument("--role", choices=["cashier", "supervisor"], default="cashier")
+
+    from pos.hub.cli import add_hub_commands  # the back office and enrolment (issue 12)
+
+    add_hub_commands(sub)
     return p
 
 

@@ -180,6 +180,15 @@ class Terminal:
                 log.info("patasente float: %s", exc.message)
 
         await asyncio.gather(pawa(), pata())
+        from pos.hubsync import note_floats  # reported to the back office with each upload
+
+        note_floats(self.journal, self._floats)
+
+    def hub_pending(self) -> bool:
+        """Something for the back office (hub) to receive: a reason for a sync pass."""
+        from pos.hubsync import pending
+
+        return pending(self.journal, self.settings.home)
 
     # --------------------------------------------------------- operators
     def has_operators(self) -> bool:

@@ -90,3 +90,49 @@ def hub_server(hub: Any) -> Iterator[Any]:
 
     with HubServer(hub, background=False) as server:
         yield server
+
+
+def enrol_terminal(hub: Any, name: str, shop_id: int | None = None) -> Any:
+    """A terminal enrolled directly through the store; its authenticated handle."""
+    shop = shop_id or hub.accounts.shop_id(hub.merchant_id, None)
+    code = hub.accounts.create_code(hub.merchant_id, shop, name, "test")
+    return hub.store.authenticate(hub.store.enrol(code, "test")["credential"])
+
+
+def txn_row(ref: str, at: str, *, kind: str = "vend", state: str = "done", minor: int = 10000,
+            currency: str = "KES", tender: str = "cash", **extra: Any) -> dict[str, Any]:
+    return {"ref": ref, "kind": kind, "state": state,
+            "amount": {"minor": minor, "currency": currency}, "tender": tender,
+            "operator": "ann", "created_at": at, "updated_at": at, **extra}
+
+
+def seed_sales(hub: Any) -> dict[str, Any]:
+    """Two terminals in two shops with sales today, a flagged debit and a Z report."""
+    import datetime as dt
+
+    from pos.hub.wire import UploadIn
+
+    now = hub.clock().astimezone(dt.UTC).replace(microsecond=0)
+    at = (now - dt.timedelta(minutes=5)).isoformat()
+    t1 = enrol_terminal(hub, "POS-001")
+    t2 = enrol_terminal(hub, "POS-002", hub.second_shop)
+    rows1 = [
+        txn_row("300000000001", at, meter="01451174955", token="1234" * 5),
+        txn_row("300000000002", at, kind="card_debit", minor=5000, currency="UGX",
+                tender="card", card_no="1613*****65219"),
+        txn_row("300000000003", at, kind="postpaid", minor=25000, account="2233445566"),
+        txn_row("300000000004", at, kind="card_debit", state="declined_offline", minor=7000,
+                currency="UGX", tender="card", card_no="1613*****65219",
+                last_error="Insufficient funds"),
+    ]
+    rows2 = [txn_row("300000000101", at, minor=50000, meter="37192345678")]
+    z = {"number": 1, "created_at": at, "payload": {
+        "by_kind": {"vend": {"count": 1, "totals": {"KES": 10000}}}, "closed_by": "boss",
+        "override_by": None}}
+    status = {"online": True, "link": "online", "unsynced_count": 1,
+              "unsynced_totals": {"KES": 2500}, "flagged_count": 1,
+              "floats": {"pawacard": {"minor": 12345600, "currency": "KES"}}, "receipt_no": 4}
+    hub.store.ingest(t1, UploadIn.model_validate({"seq": 1, "txns": rows1, "z_reports": [z],
+                                                  "status": status}), max_items=100)
+    hub.store.ingest(t2, UploadIn.model_validate({"seq": 1, "txns": rows2}), max_items=100)
+    return {"t1": t1, "t2": t2}

@@ -99,7 +99,7 @@ class Dashboard:
                 out.append({
                     "id": r.id, "name": r.name, "shop": r.shop, "last_seen": seen,
                     "stale": stale,
-                    "link": "not seen recently" if stale else (r.link or "?"),
+                    "link": "not seen recently" if stale else (r.link or "no status yet"),
                     "online": None if stale else r.online,
                     "unsynced_count": r.unsynced_count,
                     "unsynced": money_text(json.loads(r.unsynced_json or "{}")),
@@ -168,7 +168,8 @@ class Dashboard:
                 for bucket in (total, by_terminal[r.name], by_kind[r.kind],
                                by_tender[r.tender], by_hour[local.hour]):
                     bucket.add(n, r.currency, amount)
-        return Sales(day, total, dict(sorted(by_terminal.items())), dict(sorted(by_kind.items())),
+        kinds = {KIND_LABELS.get(k, k): v for k, v in sorted(by_kind.items())}
+        return Sales(day, total, dict(sorted(by_terminal.items())), kinds,
                      dict(sorted(by_tender.items())), by_hour)
 
     # ------------------------------------------------------------- Z reports

@@ -39,6 +39,7 @@ from pos.hub.accounts import AuthFailed, RateLimitExceeded, Scope, User, csrf_ok
 from pos.hub.service import Hub
 from pos.hub.store import BadCredential, NotVerified
 from pos.hub.wire import EnrolIn, UploadIn, errors_text
+from pos.receipts import token_groups
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -78,6 +79,7 @@ def create_app(hub: Hub, *, background: bool = True) -> Starlette:
     """The ASGI app; ``background`` runs KYB polling and Particeep forwarding in it."""
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["when"] = _when(hub)
+    templates.env.filters["token"] = lambda tok: " ".join(token_groups(str(tok or "")))
     templates.env.globals["merchant_of"] = lambda user: hub.accounts.merchant(user.merchant_id)
 
     async def blocking(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:

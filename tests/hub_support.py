@@ -136,3 +136,20 @@ def seed_sales(hub: Any) -> dict[str, Any]:
                                                   "status": status}), max_items=100)
     hub.store.ingest(t2, UploadIn.model_validate({"seq": 1, "txns": rows2}), max_items=100)
     return {"t1": t1, "t2": t2}
+
+
+class StepClock:
+    """A hub clock that tests move forward (the KYB worker's waits, the windows)."""
+
+    def __init__(self) -> None:
+        import datetime as dt
+
+        self.now = dt.datetime.now(dt.UTC)
+
+    def __call__(self) -> Any:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        import datetime as dt
+
+        self.now += dt.timedelta(seconds=seconds)

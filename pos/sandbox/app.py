@@ -20,10 +20,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from pos.sandbox import faults as faultmod
-from pos.sandbox import patasente, pawacard
+from pos.sandbox import patascore, patasente, pawacard
 from pos.sandbox.faults import Fault, FaultError
 from pos.sandbox.state import SandboxState
-from pos.sandbox.urls import CONTROL_PREFIX, PATASENTE_PREFIX, PAWACARD_PREFIX
+from pos.sandbox.urls import (
+    CONTROL_PREFIX,
+    PATASCORE_PREFIX,
+    PATASENTE_PREFIX,
+    PAWACARD_PREFIX,
+)
 from pos.sandbox.wire import Reply, Req
 
 Scope = MutableMapping[str, Any]
@@ -35,6 +40,7 @@ Send = Callable[[Message], Awaitable[None]]
 _PROVIDERS: dict[str, tuple[str, Callable[[SandboxState, Req], Reply]]] = {
     PAWACARD_PREFIX: (pawacard.PROVIDER, pawacard.handle),
     PATASENTE_PREFIX: (patasente.PROVIDER, patasente.handle),
+    PATASCORE_PREFIX: (patascore.PROVIDER, patascore.handle),
 }
 
 
@@ -168,6 +174,10 @@ class SandboxApp:
             if not await faultmod.cut_connection():
                 raise ConnectionAbortedError("sandbox fault: drop_before")
             return
+        if fault.mode == "http500" and provider == patascore.PROVIDER:
+            r = patascore.fault_reply(500)
+            await _send(send, r.status, r.body)
+            return
         if fault.mode == "http500":
             if provider == patasente.PROVIDER:  # Laravel's answer
                 await _send(send, 500, b'{"message":"Server Error"}')
@@ -175,7 +185,12 @@ class SandboxApp:
                 await _send(send, 500, b"<html><body><h1>500 Internal Server Error</h1>"
                                        b"</body></html>", "text/html")
             return
-        status = 503 if fault.mode == "http503" else 429
+        status = {"http503": 503, "http403": 403, "http409": 409}.get(fault.mode, 429)
+        if provider == patascore.PROVIDER:  # its own error envelope (documents 000 / 001)
+            r = patascore.fault_reply(status)
+            await _send(send, r.status, r.body, extra=[("retry-after",
+                                                        faultmod.retry_after(fault))])
+            return
         body = (b'{"message":"Service Unavailable"}' if status == 503
                 else b'{"message":"Too Many Attempts."}')
         await _send(send, status, body, extra=[("retry-after", faultmod.retry_after(fault))])

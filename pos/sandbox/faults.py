@@ -15,7 +15,10 @@ Modes (``Fault.mode``):
 - ``empty``: HTTP 200 with an empty body.
 - ``badjson``: HTTP 200 with the truncated body ``{"status": 0,``.
 - ``pending``: PawaCard ``vend`` / ``postpaidbill`` only: the transaction is
-  created pending and answers pending for ``polls`` status queries.
+  created pending and answers pending for ``polls`` status queries (Patascore
+  ``verification``: the search answers 202 for ``polls`` results polls).
+- ``http403`` / ``http409``: Patascore's "Insufficient wallet balance" / "Request
+  ongoing" before the effect (other providers: a bare 403 / 409).
 
 For ``html``, ``empty`` and ``badjson`` the effect IS done by default (the provider
 did the work, then answered garbage: the hardest case, where a client that simply
@@ -38,14 +41,15 @@ from typing import Any
 
 MODES = frozenset({
     "latency", "http500", "http503", "http429", "drop_before", "drop_after_commit",
-    "html", "empty", "badjson", "pending",
+    "html", "empty", "badjson", "pending", "http403", "http409",
 })
-PROVIDERS = frozenset({"pawacard", "patasente", "*"})
+PROVIDERS = frozenset({"pawacard", "patasente", "patascore", "particeep", "*"})
 #: Modes that skip the handler entirely (nothing is done at the provider).
-BEFORE_EFFECT = frozenset({"http500", "http503", "http429", "drop_before"})
+BEFORE_EFFECT = frozenset({"http500", "http503", "http429", "drop_before", "http403",
+                           "http409"})
 #: Modes whose garbage answer follows the effect unless ``effect=False``.
 GARBAGE = frozenset({"html", "empty", "badjson"})
-PENDING_ENDPOINTS = frozenset({"vend", "postpaidbill"})
+PENDING_ENDPOINTS = frozenset({"vend", "postpaidbill", "verification"})
 
 HTML_PAGE = (
     b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
@@ -100,7 +104,8 @@ class FaultRegistry:
         """Add a fault; ``count=None`` keeps it until :meth:`clear`."""
         provider = provider.lower()
         if provider not in PROVIDERS:
-            raise FaultError(f"unknown provider {provider!r} (pawacard, patasente or *)")
+            raise FaultError(f"unknown provider {provider!r} "
+                             "(pawacard, patasente, patascore, particeep or *)")
         if mode not in MODES:
             raise FaultError(f"unknown fault mode {mode!r}; one of {', '.join(sorted(MODES))}")
         if count is not None and count < 1:

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pos.sandbox import data
-from pos.sandbox.urls import PATASENTE_PREFIX, PAWACARD_PREFIX
+from pos.sandbox.urls import PARTICEEP_PREFIX, PATASCORE_ROOT, PATASENTE_PREFIX, PAWACARD_PREFIX
 
 # The web stack (uvicorn, starlette) and the simulators' state are imported when a
 # server starts, not with this module: the demo binds its port and paints its first
@@ -162,6 +162,16 @@ class SandboxServer:
     @property
     def pawacard_url(self) -> str:
         return self.base_url + PAWACARD_PREFIX
+
+    @property
+    def patascore_url(self) -> str:
+        """Patascore's API root (the back office's KYB)."""
+        return self.base_url + PATASCORE_ROOT
+
+    @property
+    def particeep_url(self) -> str:
+        """Particeep's API root including ``/v1/`` (the back office's signed exchange)."""
+        return self.base_url + PARTICEEP_PREFIX
 
     @property
     def control_url(self) -> str:

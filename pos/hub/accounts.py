@@ -213,7 +213,7 @@ class Accounts:
         tbl = t.rate_limits
         stmt = self.db.insert(tbl).values(key=key[:200], window_start=start, hits=1)
         fresh = tbl.c.window_start < cutoff
-        stmt = stmt.on_conflict_do_update(  # type: ignore[attr-defined]
+        stmt = stmt.on_conflict_do_update(
             index_elements=[tbl.c.key],
             set_={"hits": func.coalesce(_case(fresh, 1, tbl.c.hits + 1), 1),
                   "window_start": _case(fresh, start, tbl.c.window_start)},

@@ -19,7 +19,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.dml import Insert
 
 from pos.errors import PosError
 
@@ -66,7 +65,7 @@ class Database:
             with conn.begin():
                 yield conn
 
-    def insert(self, table: Any) -> Insert:
+    def insert(self, table: Any) -> Any:
         """An INSERT with ``on_conflict_do_nothing`` / ``on_conflict_do_update`` for this engine."""
         return sqlite.insert(table) if self.is_sqlite else postgresql.insert(table)
 

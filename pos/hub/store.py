@@ -125,9 +125,9 @@ class HubStore:
             new_events = self._events(conn, term.id, up, now)
             if txn_rows:
                 ins = self.db.insert(t.txns).values(txn_rows)
-                excluded = ins.excluded  # type: ignore[attr-defined]
+                excluded = ins.excluded
                 cols = [c.name for c in t.txns.columns if c.name not in ("terminal_id", "ref")]
-                conn.execute(ins.on_conflict_do_update(  # type: ignore[attr-defined]
+                conn.execute(ins.on_conflict_do_update(
                     index_elements=[t.txns.c.terminal_id, t.txns.c.ref],
                     set_={c: excluded[c] for c in cols},
                     where=t.txns.c.seq <= excluded.seq,
@@ -142,7 +142,7 @@ class HubStore:
                     conn.execute(self.db.insert(t.z_reports).values([
                         {"terminal_id": term.id, "number": z.number, "created_at": z.created_at,
                          "payload_json": json.dumps(z.payload, separators=(",", ":"))}
-                        for z in fresh]).on_conflict_do_nothing())  # type: ignore[attr-defined]
+                        for z in fresh]).on_conflict_do_nothing())
                 new_z = len(fresh)
             self._status(conn, term.id, up, now)
             if self.particeep:
@@ -171,7 +171,7 @@ class HubStore:
                  "from_state": str(e.from_state) if e.from_state else None,
                  "to_state": str(e.to_state), "note": e.note, "error": e.error,
                  "operator": e.operator, "received_at": now}
-                for e in fresh.values()]).on_conflict_do_nothing())  # type: ignore[attr-defined]
+                for e in fresh.values()]).on_conflict_do_nothing())
         return len(fresh)
 
     def _status(self, conn: Connection, tid: int, up: UploadIn, now: str) -> None:
@@ -196,7 +196,7 @@ class HubStore:
             conn.execute(self.db.insert(t.particeep_outbox).values([
                 {"terminal_id": tid, "ref": ref, "status": "pending", "next_at": now,
                  "created_at": now, "attempts": 0} for ref in settled
-            ]).on_conflict_do_nothing())  # type: ignore[attr-defined]
+            ]).on_conflict_do_nothing())
 
     # --------------------------------------------------------------- restore
     def restore_page(self, term: TerminalAuth, part: str, after: str | None,

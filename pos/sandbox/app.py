@@ -20,11 +20,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from pos.sandbox import faults as faultmod
-from pos.sandbox import patascore, patasente, pawacard
+from pos.sandbox import particeep, patascore, patasente, pawacard
 from pos.sandbox.faults import Fault, FaultError
 from pos.sandbox.state import SandboxState
 from pos.sandbox.urls import (
     CONTROL_PREFIX,
+    PARTICEEP_PREFIX,
     PATASCORE_PREFIX,
     PATASENTE_PREFIX,
     PAWACARD_PREFIX,
@@ -41,6 +42,7 @@ _PROVIDERS: dict[str, tuple[str, Callable[[SandboxState, Req], Reply]]] = {
     PAWACARD_PREFIX: (pawacard.PROVIDER, pawacard.handle),
     PATASENTE_PREFIX: (patasente.PROVIDER, patasente.handle),
     PATASCORE_PREFIX: (patascore.PROVIDER, patascore.handle),
+    PARTICEEP_PREFIX: (particeep.PROVIDER, particeep.handle),
 }
 
 

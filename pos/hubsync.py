@@ -177,6 +177,13 @@ async def enrol(home: Path, url: str, code: str, *,
     cred = HubCredential(check_hub_url(url), str(data["credential"]), str(data["terminal_id"]),
                          dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     write_secret_file(credential_path(home), json.dumps(dataclasses.asdict(cred)).encode())
+    from pos.journal import Journal
+
+    journal = Journal.open(Path(home) / "journal.db")
+    try:
+        store_merchant_header(journal, data.get("merchant"))
+    finally:
+        journal.close()
     return {k: v for k, v in data.items() if k != "credential"}
 
 

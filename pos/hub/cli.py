@@ -92,16 +92,9 @@ def cmd_code(args: argparse.Namespace, settings: Any) -> int:
 
 def cmd_enrol(args: argparse.Namespace, settings: Any) -> int:
     from pos.config import ensure_home
-    from pos.hubsync import enrol, store_merchant_header
-    from pos.journal import Journal
+    from pos.hubsync import enrol
 
-    home = ensure_home()
-    out = asyncio.run(enrol(home, args.url, args.code))
-    journal = Journal.open(home / "journal.db")
-    try:
-        store_merchant_header(journal, out.get("merchant"))
-    finally:
-        journal.close()
+    out = asyncio.run(enrol(ensure_home(), args.url, args.code))
     merchant = out.get("merchant") or {}
     _emit(args, out, f"enrolled as {out['terminal_id']} for {merchant.get('name')}"
                      + (" (replaces the previous device: run `sente-pos hub restore`)"

@@ -89,6 +89,7 @@ class HubServer:
         return self
 
     def stop(self) -> None:
+        """Stop serving (or release a port reserved and never served)."""
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

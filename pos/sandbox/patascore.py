@@ -14,6 +14,7 @@ Registry (registration number -> behaviour):
 - ``PVT-INSTANT1`` Duka Letu Ltd: verified at once, arrays as escaped JSON strings.
 - ``PVT-ARRAYS01`` Mama Mboga Traders: verified at once, real JSON arrays.
 - ``PVT-REJECTED`` Closed Shop Ltd: ``verified: "false"``, status deregistered.
+- ``PVT-DEMO0001`` Sente Demo Shop (the demo's merchant): verified at once.
 - anything else: 404 "No data found for this business identifier".
 
 Set ``wallet_credits`` to 0 (``state.extra['patascore'].wallet_credits``) for 403
@@ -64,6 +65,7 @@ REGISTRY = {b.registration_no: b for b in (
     Business("PVT-INSTANT1", "Duka Letu Ltd", True, "registered", 0, "escaped"),
     Business("PVT-ARRAYS01", "Mama Mboga Traders", True, "registered", 0, "arrays"),
     Business("PVT-REJECTED", "Closed Shop Ltd", False, "deregistered", 0, "escaped"),
+    Business("PVT-DEMO0001", "Sente Demo Shop", True, "registered", 0, "escaped"),
 )}
 
 

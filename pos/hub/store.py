@@ -63,6 +63,14 @@ class HubStore:
         self.clock = clock
         self.kyb_required = kyb_required
         self.particeep = particeep
+        # Built once: executemany of one statement compiles once (a multi-VALUES
+        # statement would be compiled again for every upload size).
+        ins = db.insert(t.txns)
+        keep = [c.name for c in t.txns.columns if c.name not in ("terminal_id", "ref")]
+        self._upsert_txns = ins.on_conflict_do_update(
+            index_elements=[t.txns.c.terminal_id, t.txns.c.ref],
+            set_={c: ins.excluded[c] for c in keep},
+            where=t.txns.c.seq <= ins.excluded.seq)
 
     # ------------------------------------------------------------- enrolment
     def enrol(self, code: str, client: str) -> dict[str, Any]:
@@ -124,14 +132,7 @@ class HubStore:
         with self.db.write() as conn:
             new_events = self._events(conn, term.id, up, now)
             if txn_rows:
-                ins = self.db.insert(t.txns).values(txn_rows)
-                excluded = ins.excluded
-                cols = [c.name for c in t.txns.columns if c.name not in ("terminal_id", "ref")]
-                conn.execute(ins.on_conflict_do_update(
-                    index_elements=[t.txns.c.terminal_id, t.txns.c.ref],
-                    set_={c: excluded[c] for c in cols},
-                    where=t.txns.c.seq <= excluded.seq,
-                ))
+                conn.execute(self._upsert_txns, txn_rows)
             new_z = 0
             if up.z_reports:
                 have = set(conn.execute(select(t.z_reports.c.number).where(
@@ -139,10 +140,10 @@ class HubStore:
                     t.z_reports.c.number.in_([z.number for z in up.z_reports]))).scalars())
                 fresh = [z for z in up.z_reports if z.number not in have]
                 if fresh:
-                    conn.execute(self.db.insert(t.z_reports).values([
+                    conn.execute(self.db.insert(t.z_reports).on_conflict_do_nothing(), [
                         {"terminal_id": term.id, "number": z.number, "created_at": z.created_at,
                          "payload_json": json.dumps(z.payload, separators=(",", ":"))}
-                        for z in fresh]).on_conflict_do_nothing())
+                        for z in fresh])
                 new_z = len(fresh)
             self._status(conn, term.id, up, now)
             if self.particeep:
@@ -166,12 +167,12 @@ class HubStore:
             t.events.c.terminal_id == tid, t.events.c.event_id.in_(ids))).scalars())
         fresh = {e.id: e for e in up.events if e.id not in have}  # a batch may repeat one
         if fresh:
-            conn.execute(self.db.insert(t.events).values([
+            conn.execute(self.db.insert(t.events).on_conflict_do_nothing(), [
                 {"terminal_id": tid, "event_id": e.id, "ref": e.ref, "at": e.at,
                  "from_state": str(e.from_state) if e.from_state else None,
                  "to_state": str(e.to_state), "note": e.note, "error": e.error,
                  "operator": e.operator, "received_at": now}
-                for e in fresh.values()]).on_conflict_do_nothing())
+                for e in fresh.values()])
         return len(fresh)
 
     def _status(self, conn: Connection, tid: int, up: UploadIn, now: str) -> None:
@@ -193,10 +194,9 @@ class HubStore:
     def _queue_particeep(self, conn: Connection, tid: int, txns: list[TxnIn], now: str) -> None:
         settled = [x.ref for x in txns if x.state == "done" and x.kind in SALE_KINDS]
         if settled:
-            conn.execute(self.db.insert(t.particeep_outbox).values([
+            conn.execute(self.db.insert(t.particeep_outbox).on_conflict_do_nothing(), [
                 {"terminal_id": tid, "ref": ref, "status": "pending", "next_at": now,
-                 "created_at": now, "attempts": 0} for ref in settled
-            ]).on_conflict_do_nothing())
+                 "created_at": now, "attempts": 0} for ref in settled])
 
     # --------------------------------------------------------------- restore
     def restore_page(self, term: TerminalAuth, part: str, after: str | None,

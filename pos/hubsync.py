@@ -7,7 +7,8 @@ uploader sends what the hub has not acknowledged yet, oldest first, in batches:
   ``meta`` table), each with the current row of its transaction; the hub keys
   events on (terminal, event id), so a batch sent twice is stored once;
 * rows changed without an event (a receipt number drawn for a reprint) found by
-  a sweep of ``updated_at`` since the last sweep, less a safety margin;
+  a sweep of ``updated_at`` since the last sweep, less a safety margin (rows created
+  in the last month; an older row's change waits for its next event);
 * Z reports after ``hub.z_cursor``; and the terminal's status (link, unsynced
   count and amount, flagged count, floats, receipt counter).
 
@@ -60,6 +61,7 @@ META_NAME, META_REG = "merchant.verified_name", "merchant.registration_no"
 BATCH = 500
 #: Rows changed this long before the last sweep are looked at again (clock steps, races).
 SWEEP_MARGIN = dt.timedelta(minutes=10)
+SWEEP_DAYS = 31
 HEARTBEAT_SECONDS = 60.0
 PASS_DEADLINE = 20.0
 BACKOFF_BASE, BACKOFF_MAX = 5.0, 300.0
@@ -264,8 +266,12 @@ class Uploader:
             "SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", (cursor, self.batch))]
         refs = dict.fromkeys(e["ref"] for e in events)
         room = max(0, self.batch - len(refs))
-        for r in db.execute("SELECT ref, updated_at FROM txns WHERE updated_at >= ?"
-                            " ORDER BY updated_at LIMIT ?", (sweep_from, self.batch * 4)):
+        # The sweep looks at rows created in the last SWEEP_DAYS (an indexed range): a
+        # change without an event to an older row waits for that row's next event.
+        recent = (dt.datetime.now(dt.UTC) - dt.timedelta(days=SWEEP_DAYS)).isoformat()
+        for r in db.execute("SELECT ref, updated_at FROM txns WHERE created_at >= ? AND"
+                            " updated_at >= ? ORDER BY updated_at LIMIT ?",
+                            (recent, sweep_from, self.batch * 4)):
             if len(refs) >= self.batch + room:
                 break
             if self._sent.get(r["ref"]) != r["updated_at"]:
@@ -304,12 +310,15 @@ class Uploader:
             base = min(dt.datetime.fromisoformat(last_sweep), started) if last_sweep else None
             sweep_from = (base - SWEEP_MARGIN).isoformat(timespec="microseconds") if base \
                 else ""
-            txns, events, zs = self._batch(sweep_from)
+            # Reading a batch is a few hundred small queries: off the event loop, so a
+            # key press at the counter never waits for it.
+            txns, events, zs = await asyncio.to_thread(self._batch, sweep_from)
+            state = await asyncio.to_thread(self._status, link)
             seq = self._meta_int(META_SEQ) + 1
             self.journal.meta_set(META_SEQ, str(seq))  # before sending: never reused
             status, data = await self._client.call("POST", "api/v1/upload", {
                 "seq": seq, "txns": txns, "events": events, "z_reports": zs,
-                "status": self._status(link)})
+                "status": state})
             if status == 401:
                 raise InputError("The hub no longer knows this terminal (replaced or revoked):"
                                  " enrol it again")

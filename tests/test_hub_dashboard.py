@@ -241,3 +241,14 @@ def test_dashboard_in_headless_chromium_on_a_phone(hub: Any, seeded: Any, hub_se
     click_to(d.find_element(By.CSS_SELECTOR, "form.who button"), "/login")
     d.get(hub_server.url)
     assert d.current_url.startswith(hub_server.url + "login")
+
+
+@pytest.mark.parametrize("target", ["//evil.example/", "/\\evil.example/", "https://evil.example/"])
+def test_sign_in_never_redirects_off_site(hub: Any, hub_server: Any, target: str) -> None:
+    with httpx.Client(base_url=hub_server.url) as c:
+        page = c.get("/login", params={"next": target})
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        r = c.post("/login", params={"next": target},
+                   data={"username": OWNER[0], "password": OWNER[1], "csrf": csrf.group(1)})
+        assert r.status_code == 303 and r.headers["location"] == "/"

@@ -15,6 +15,7 @@ import datetime as dt
 import io
 import json
 import logging
+import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -80,7 +81,6 @@ def create_app(hub: Hub, *, background: bool = True) -> Starlette:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["when"] = _when(hub)
     templates.env.filters["token"] = lambda tok: " ".join(token_groups(str(tok or "")))
-    templates.env.globals["merchant_of"] = lambda user: hub.accounts.merchant(user.merchant_id)
 
     async def blocking(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         """Database work off the event loop (the driver blocks)."""
@@ -148,7 +148,8 @@ def create_app(hub: Hub, *, background: bool = True) -> Starlette:
     # -------------------------------------------------------------- dashboard
     def page(request: Request, name: str, user: User | None, status: int = 200,
              **ctx: Any) -> Response:
-        resp = templates.TemplateResponse(request, name, {"user": user, **ctx},
+        merchant = getattr(request.state, "merchant", None)
+        resp = templates.TemplateResponse(request, name, {"user": user, "m": merchant, **ctx},
                                           status_code=status)
         resp.headers.update(SECURITY_HEADERS)
         return resp
@@ -158,6 +159,7 @@ def create_app(hub: Hub, *, background: bool = True) -> Starlette:
             user = await blocking(hub.accounts.session_user, request.cookies.get(COOKIE))
             if user is None:
                 return RedirectResponse("/login?next=" + request.url.path, 303)
+            request.state.merchant = await blocking(hub.accounts.merchant, user.merchant_id)
             if request.method == "POST":
                 form = await request.form()
                 if not csrf_ok(user, str(form.get("csrf", ""))):
@@ -169,7 +171,8 @@ def create_app(hub: Hub, *, background: bool = True) -> Starlette:
 
     async def login(request: Request) -> Response:
         nxt = request.query_params.get("next", "/")
-        nxt = nxt if nxt.startswith("/") and not nxt.startswith("//") else "/"
+        # Only a path on this site: "//host" and "/\host" would leave it (open redirect).
+        nxt = nxt if re.fullmatch(r"/(?![/\\])[^\s\\]*", nxt) else "/"
         if request.method == "GET":
             token = secrets.token_urlsafe(16)
             resp = page(request, "login.html", None, login_csrf=token, next=nxt, error=None)
@@ -297,6 +300,7 @@ def create_app(hub: Hub, *, background: bool = True) -> Starlette:
         if request.method == "POST" and user.is_owner and hub.settings.patascore.enabled:
             await blocking(hub.kyb.requeue, user.merchant_id)
         merchant = await blocking(hub.accounts.merchant, user.merchant_id)
+        request.state.merchant = merchant
         return page(request, "merchant.html", user, merchant=merchant,
                     kyb_enabled=hub.settings.patascore.enabled, nav="merchant")
 

@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, case, func, select, update
 
 from pos.errors import InputError, PosError
 from pos.hub import schema as t
@@ -67,6 +67,7 @@ class HubStore:
         # statement would be compiled again for every upload size).
         ins = db.insert(t.txns)
         keep = [c.name for c in t.txns.columns if c.name not in ("terminal_id", "ref")]
+        self._insert_events = db.insert(t.events).on_conflict_do_nothing()
         self._upsert_txns = ins.on_conflict_do_update(
             index_elements=[t.txns.c.terminal_id, t.txns.c.ref],
             set_={c: ins.excluded[c] for c in keep},
@@ -160,6 +161,9 @@ class HubStore:
         }
 
     def _events(self, conn: Connection, tid: int, up: UploadIn, now: str) -> int:
+        """Insert the events not stored yet; how many were new. The look-up first counts
+        them (rowcount is not reliable for ON CONFLICT on psycopg); ON CONFLICT DO
+        NOTHING settles a race with another hub storing the same batch."""
         if not up.events:
             return 0
         ids = [e.id for e in up.events]
@@ -167,7 +171,7 @@ class HubStore:
             t.events.c.terminal_id == tid, t.events.c.event_id.in_(ids))).scalars())
         fresh = {e.id: e for e in up.events if e.id not in have}  # a batch may repeat one
         if fresh:
-            conn.execute(self.db.insert(t.events).on_conflict_do_nothing(), [
+            conn.execute(self._insert_events, [
                 {"terminal_id": tid, "event_id": e.id, "ref": e.ref, "at": e.at,
                  "from_state": str(e.from_state) if e.from_state else None,
                  "to_state": str(e.to_state), "note": e.note, "error": e.error,
@@ -176,20 +180,31 @@ class HubStore:
         return len(fresh)
 
     def _status(self, conn: Connection, tid: int, up: UploadIn, now: str) -> None:
+        """One UPDATE: the status fields only from an upload at least as new as the last
+        one (a late old upload changes nothing but "last seen"); the receipt counter
+        only ever grows."""
         st = up.status
         floats = {k: v.model_dump() for k, v in st.floats.items() if v is not None}
         tbl = t.terminals
-        conn.execute(update(tbl).where(tbl.c.id == tid, tbl.c.last_seq <= up.seq).values(
-            last_seen_at=now, last_seq=up.seq, link=st.link, online=st.online,
-            unsynced_count=st.unsynced_count,
-            unsynced_json=json.dumps(st.unsynced_totals, sort_keys=True),
-            flagged_count=st.flagged_count,
-            float_json=json.dumps(floats, sort_keys=True) if floats else tbl.c.float_json,
+        newer = tbl.c.last_seq <= up.seq
+
+        def if_newer(column: Any, value: Any) -> Any:
+            return case((newer, value), else_=column)
+
+        conn.execute(update(tbl).where(tbl.c.id == tid).values(
+            last_seen_at=now,
+            last_seq=if_newer(tbl.c.last_seq, up.seq),
+            link=if_newer(tbl.c.link, st.link),
+            online=if_newer(tbl.c.online, st.online),
+            unsynced_count=if_newer(tbl.c.unsynced_count, st.unsynced_count),
+            unsynced_json=if_newer(tbl.c.unsynced_json,
+                                   json.dumps(st.unsynced_totals, sort_keys=True)),
+            flagged_count=if_newer(tbl.c.flagged_count, st.flagged_count),
+            float_json=if_newer(tbl.c.float_json, json.dumps(floats, sort_keys=True))
+            if floats else tbl.c.float_json,
+            receipt_no=case((tbl.c.receipt_no < st.receipt_no, st.receipt_no),
+                            else_=tbl.c.receipt_no),
         ))
-        # The receipt counter only ever grows (a late old upload cannot lower it).
-        conn.execute(update(tbl).where(tbl.c.id == tid, tbl.c.receipt_no < st.receipt_no)
-                     .values(receipt_no=st.receipt_no))
-        conn.execute(update(tbl).where(tbl.c.id == tid).values(last_seen_at=now))
 
     def _queue_particeep(self, conn: Connection, tid: int, txns: list[TxnIn], now: str) -> None:
         settled = [x.ref for x in txns if x.state == "done" and x.kind in SALE_KINDS]

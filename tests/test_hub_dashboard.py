@@ -201,8 +201,10 @@ def test_dashboard_in_headless_chromium_on_a_phone(hub: Any, seeded: Any, hub_se
         """Click and wait for the page it leads to (a condition, not a sleep)."""
         old = d.find_element(By.TAG_NAME, "html")
         element.click()
-        WebDriverWait(d, 20).until(ec.staleness_of(old))
-        WebDriverWait(d, 20).until(ec.url_contains(url_part))
+        wait = WebDriverWait(d, 20)
+        wait.until(ec.staleness_of(old))
+        wait.until(ec.url_contains(url_part))
+        wait.until(lambda drv: drv.execute_script("return document.readyState") == "complete")
 
     d.get(hub_server.url + "sales")  # not signed in: sent to the sign-in page
     assert d.current_url.startswith(hub_server.url + "login")
@@ -224,7 +226,7 @@ def test_dashboard_in_headless_chromium_on_a_phone(hub: Any, seeded: Any, hub_se
     width = d.execute_script("return document.documentElement.clientWidth")
     assert d.execute_script("return document.body.scrollWidth") <= width
     assert d.find_element(By.ID, "merchant-name").text == "Sodapop Inc"
-    click_to(d.find_element(By.LINK_TEXT, "Overview"), hub_server.url)
+    click_to(d.find_element(By.LINK_TEXT, "Overview"), "/")
     rows = d.find_elements(By.CSS_SELECTOR, "#terminals tbody tr")
     assert [r.get_attribute("data-terminal") for r in rows] == ["POS-001", "POS-002"]
     assert "KES 123,456.00" in rows[0].text

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +27,22 @@ class DemoHub:
         self.home = Path(home)
         self.sandbox = sandbox
         self.terminal_id = terminal_id
+        self._sock: socket.socket | None = None
         self._server: Any = None
         self.error: str | None = None
 
     def reserve(self) -> DemoHub:
-        from pos.hub.server import HubServer
-
-        self._server = HubServer(None, port=0).reserve()
+        """Bind 127.0.0.1 on a free port now (socket only: nothing else is imported)."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        self._sock = sock
         return self
 
     @property
     def url(self) -> str:
-        return str(self._server.url) if self._server is not None else ""
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}/" if self._sock else ""
 
     def hint(self) -> str:
         return f"Back office: {self.url} (sign in {OWNER[0]} / {OWNER[1]})."
@@ -68,11 +73,12 @@ class DemoHub:
 
     def _start(self) -> None:
         from pos import hubsync
+        from pos.hub.server import HubServer
         from pos.hub.service import Hub
         from pos.sandbox import data, particeep
 
         hub = Hub.open(self.settings())
-        self._server.hub = hub
+        self._server = HubServer(hub, sock=self._sock)
         if not hub.accounts.merchants():
             mid = hub.accounts.create_merchant(data.MERCHANT_NAME, REGISTRATION)
             hub.accounts.add_user(mid, *OWNER, "owner")
@@ -95,4 +101,7 @@ class DemoHub:
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.stop()
+            self._server.stop()  # closes the socket too
+        elif self._sock is not None:
+            self._sock.close()  # reserved, never served
+        self._sock = None

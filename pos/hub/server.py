@@ -59,12 +59,14 @@ class HubServer:
     """The hub's web app on ``host:port`` from a daemon thread; ``port=0`` picks one."""
 
     def __init__(self, hub: Any, *, host: str = "127.0.0.1", port: int = 0,
-                 background: bool = True) -> None:
+                 background: bool = True, sock: socket.socket | None = None) -> None:
+        """``sock``: a socket already bound and listening (the demo binds one before its
+        first paint, without importing this module)."""
         self.hub = hub
         self.host = host
-        self.port = port
+        self.port = sock.getsockname()[1] if sock is not None else port
         self.background = background
-        self._sock: socket.socket | None = None
+        self._sock: socket.socket | None = sock
         self._server: Any = None
         self._thread: threading.Thread | None = None
 

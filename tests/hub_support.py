@@ -153,3 +153,19 @@ class StepClock:
         import datetime as dt
 
         self.now += dt.timedelta(seconds=seconds)
+
+
+def signed_in_client(url: str, who: tuple[str, str] = OWNER) -> Any:
+    """An httpx client signed in to the dashboard at ``url`` (close it when done)."""
+    import re
+
+    import httpx
+
+    client = httpx.Client(base_url=url, timeout=30)
+    page = client.get("/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    r = client.post("/login", data={"username": who[0], "password": who[1],
+                                    "csrf": csrf.group(1)})
+    assert r.status_code == 303, r.text
+    return client

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from pos.hub.server import HubServer
-from tests.hub_support import OWNER, SUPERVISOR, seed_sales
+from tests.hub_support import OWNER, SUPERVISOR, seed_sales, signed_in_client
 
 pytestmark = pytest.mark.timeout(180)
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -25,14 +25,11 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 @contextlib.contextmanager
 def signed_in(server: Any, who: tuple[str, str] = OWNER) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url) as client:
-        page = client.get("/login")
-        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
-        assert csrf is not None
-        r = client.post("/login", data={"username": who[0], "password": who[1],
-                                        "csrf": csrf.group(1)})
-        assert r.status_code == 303, r.text
+    client = signed_in_client(server.url, who)
+    try:
         yield client
+    finally:
+        client.close()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from pos.hub.demo import OWNER
@@ -17,20 +16,10 @@ from pos.money import Money
 from screens.home import HomeScreen
 from screens.launch import demo_app
 from screens.signin import SignInScreen
+from tests.hub_support import signed_in_client
 from tests.screens_support import screen_text, type_text, wait_for, wait_screen
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def dashboard(url: str) -> httpx.Client:
-    client = httpx.Client(base_url=url, timeout=10)
-    page = client.get("/login")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert csrf is not None
-    r = client.post("/login", data={"username": OWNER[0], "password": OWNER[1],
-                                    "csrf": csrf.group(1)})
-    assert r.status_code == 303
-    return client
 
 
 def test_demo_counter_sales_reach_its_dashboard(tmp_path: Path,
@@ -54,7 +43,7 @@ def test_demo_counter_sales_reach_its_dashboard(tmp_path: Path,
             assert res.status == "approved"
             ref["ref"] = res.ref
             ref["receipt"] = app.terminal.receipt(res.ref)
-            client = dashboard(hub.url)
+            client = signed_in_client(hub.url, OWNER)
             try:
                 def today() -> str:
                     app.kick_sync()  # what every finished flow and the 15 s tick do

@@ -29,9 +29,9 @@ from sqlalchemy import delete, or_, select, update
 
 from pos.errors import AuthError, PosError, ProviderError, ProviderUnavailable, RateLimited
 from pos.hub import schema as t
-from pos.hub.clock import Clock, iso, later
+from pos.hub.clock import iso, later
 from pos.hub.config import ParticeepSettings
-from pos.hub.db import Database
+from pos.hub.worker import ProviderWorker
 
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 120.0
@@ -62,28 +62,13 @@ def sale_payload(terminal: str, row: dict[str, Any]) -> dict[str, Any]:
             "custom": custom}
 
 
-class ParticeepForwarder:
-    def __init__(self, db: Database, settings: ParticeepSettings, clock: Clock, *,
-                 transport: Any = None) -> None:
-        self.db = db
-        self.settings = settings
-        self.clock = clock
-        self._transport = transport
-        self._client: Any = None
+class ParticeepForwarder(ProviderWorker):
+    settings: ParticeepSettings
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from pos.providers.particeep import ParticeepClient
+    def make_client(self) -> Any:
+        from pos.providers.particeep import ParticeepClient
 
-            self._client = ParticeepClient(self.settings, transport=self._transport,
-                                           clock=self.clock)
-        return self._client
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        return ParticeepClient(self.settings, transport=self._transport, clock=self.clock)
 
     # ------------------------------------------------------------------ outbox
     def _claim(self, limit: int) -> list[Any]:

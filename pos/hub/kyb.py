@@ -29,9 +29,9 @@ from typing import Any
 from sqlalchemy import or_, select, update
 
 from pos.hub import schema as t
-from pos.hub.clock import Clock, iso, later
+from pos.hub.clock import iso, later
 from pos.hub.config import PatascoreSettings
-from pos.hub.db import Database
+from pos.hub.worker import ProviderWorker
 from pos.providers.patascore import DUPLICATE_WINDOW, BusinessVerification, KybStatus
 
 log = logging.getLogger(__name__)
@@ -39,27 +39,13 @@ LEASE_SECONDS = 120.0
 DUE_STATES = ("queued", "pending", "retry")
 
 
-class KybWorker:
-    def __init__(self, db: Database, settings: PatascoreSettings, clock: Clock, *,
-                 transport: Any = None) -> None:
-        self.db = db
-        self.settings = settings
-        self.clock = clock
-        self._transport = transport
-        self._client: Any = None
+class KybWorker(ProviderWorker):
+    settings: PatascoreSettings
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from pos.providers.patascore import PatascoreClient
+    def make_client(self) -> Any:
+        from pos.providers.patascore import PatascoreClient
 
-            self._client = PatascoreClient(self.settings, transport=self._transport)
-        return self._client
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        return PatascoreClient(self.settings, transport=self._transport)
 
     # ----------------------------------------------------------------- claims
     def _claim(self) -> Any:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import logging
 import socket
 import threading
@@ -12,6 +10,7 @@ import time
 from typing import Any
 
 from pos.hub.config import HubSettings
+from pos.nodelay import nodelay_protocol
 
 START_TIMEOUT = 30.0
 
@@ -28,29 +27,12 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-@functools.cache
-def _nodelay_protocol() -> type[asyncio.Protocol]:
-    """uvicorn's h11 protocol with TCP_NODELAY: an answer's headers and body leave in two
-    writes, and without it the second waits for the client's delayed ACK (~40 ms)."""
-    from uvicorn.protocols.http.h11_impl import H11Protocol
-
-    class NoDelayProtocol(H11Protocol):
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            sock = transport.get_extra_info("socket")
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            super().connection_made(transport)
-
-    return NoDelayProtocol
-
-
 def _uvicorn_config(app: Any, host: str, port: int) -> Any:
     import uvicorn
 
     logging.getLogger("uvicorn.access").disabled = True
     return uvicorn.Config(app, host=host, port=port, lifespan="on", log_config=None,
-                          http=_nodelay_protocol(),
+                          http=nodelay_protocol(),
                           access_log=False, server_header=False, proxy_headers=False,
                           ws="none", timeout_keep_alive=120, timeout_graceful_shutdown=2)
 

@@ -42,20 +42,10 @@ def sandbox_protocol() -> type[asyncio.Protocol]:
     Request tasks are created from ``data_received`` and copy the current
     context, so the transport set here is the one of the request's connection.
     """
-    from uvicorn.protocols.http.h11_impl import H11Protocol
-
+    from pos.nodelay import nodelay_protocol
     from pos.sandbox.faults import CURRENT_TRANSPORT
 
-    class SandboxProtocol(H11Protocol):
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            # Headers and body leave in two writes: without TCP_NODELAY the second
-            # waits for the client's delayed ACK (40 ms a request on Linux).
-            sock = transport.get_extra_info("socket")
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            super().connection_made(transport)
-
+    class SandboxProtocol(nodelay_protocol()):  # type: ignore[misc]
         def data_received(self, data: bytes) -> None:
             CURRENT_TRANSPORT.set(self.transport)
             super().data_received(data)

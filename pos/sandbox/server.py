@@ -322,6 +322,10 @@ def describe(sb_or_urls: SandboxServer | str | Mapping[str, str]) -> str:
         "Sente POS provider sandbox",
         f"  Patasente : {pata}",
         f"  PawaCard  : {pawa}",
+        f"  Patascore : {base}{PATASCORE_ROOT}  (back office KYB; Bearer demo-patascore-key;"
+        " PVT-FYUVQBQR pending then verified, PVT-INSTANT1 verified, PVT-REJECTED)",
+        f"  Particeep : {base}{PARTICEEP_PREFIX}  (back office; document 004's public test"
+        " key and secret)",
         f"  Control   : {base}/_control/state  (faults, reset, clock, expire-tokens)",
         "",
         "Credentials (demo data)",

@@ -379,6 +379,13 @@ def uploader_for(journal: Journal, home: Path, **kw: Any) -> Uploader | None:
     return up
 
 
+async def close_uploader(journal: Journal) -> None:
+    """Close the journal's uploader (its HTTP client and reader), if it has one."""
+    up = _uploaders.pop(journal, None)
+    if up is not None:
+        await up.aclose()
+
+
 def note_floats(journal: Journal, floats: dict[str, Any]) -> None:
     """The terminal's last known provider floats, sent with the next upload."""
     _floats[journal] = dict(floats)

@@ -109,6 +109,10 @@ class Terminal:
     async def aclose(self) -> None:
         with contextlib.suppress(Exception):
             await self.ctx.aclose_clients()
+        with contextlib.suppress(Exception):
+            from pos.hubsync import close_uploader  # the back office's, if enrolled
+
+            await close_uploader(self.ctx.journal)
         self.ctx.journal.close()
 
     @property

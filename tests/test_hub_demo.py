@@ -13,6 +13,7 @@ import pytest
 
 from pos.hub.demo import OWNER
 from pos.money import Money
+from pos.sandbox import particeep
 from screens.home import HomeScreen
 from screens.launch import demo_app
 from screens.signin import SignInScreen
@@ -29,6 +30,7 @@ def test_demo_counter_sales_reach_its_dashboard(tmp_path: Path,
     ref: dict[str, Any] = {}
 
     async def drive(app: Any) -> None:
+        sandbox = app._after_first_paint[0].__self__
         hub = app._after_first_paint[1].__self__
         async with app.run_test(size=(100, 30)) as pilot:
             await wait_screen(pilot, SignInScreen)
@@ -52,6 +54,15 @@ def test_demo_counter_sales_reach_its_dashboard(tmp_path: Path,
 
                 await wait_for(pilot, lambda: today() == "1 sales · KES 100.00", timeout=30,
                                what="the sale on the dashboard")
+                # The hub forwards the settled sale to the Particeep sandbox, and its first
+                # background pass registered its webhook there (signed, through the API).
+                book = particeep.book(sandbox.state)
+                await wait_for(pilot, lambda: book.creates >= 1, timeout=30,
+                               what="the sale forwarded to Particeep")
+                assert book.webhooks["transaction_paid"] == hub.url + "webhooks/particeep"
+                [sent] = book.transactions.values()
+                assert sent["custom"]["ref"] == res.ref and sent["custom"]["terminal"] == \
+                    "DEMO-01"
                 overview = client.get("/").text
                 assert 'data-terminal="DEMO-01"' in overview
                 assert "verified · PVT-DEMO0001" in overview

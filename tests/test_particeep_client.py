@@ -221,7 +221,11 @@ def test_webhooks_verified_re_read_and_replays_refused(hub_url: str, sandbox: An
     ref_id = outbox(hub)["400000000003"][1]
     assert ref_id
     with HubServer(hub, background=False) as server:
-        sbp.register(sandbox.state, "transaction_paid", server.url + "webhooks/particeep")
+        hub.forwarder.settings = hub.forwarder.settings.model_copy(
+            update={"webhook_url": server.url + "webhooks/particeep"})
+        assert run(register(hub)) == ["transaction_paid"]  # through the API, signed
+        assert sbp.book(sandbox.state).webhooks == {
+            "transaction_paid": server.url + "webhooks/particeep"}
         sbp.pay(sandbox.state, ref_id)
         [(event, status, text)] = sbp.deliver(sandbox.state, mode="bad_signature")
         assert (event, status) == ("transaction_paid", 401) and "bad signature" in text
@@ -242,6 +246,13 @@ def test_webhooks_verified_re_read_and_replays_refused(hub_url: str, sandbox: An
         outcomes = [r.outcome for r in conn.execute(select(t.webhook_seen))]
     assert any("is paid" in o for o in outcomes)
     asyncio.run(hub.aclose())
+
+
+async def register(hub: Any) -> list[str]:
+    try:
+        return list(await hub.forwarder.ensure_webhooks())
+    finally:
+        await hub.forwarder.aclose()
 
 
 def test_two_hubs_forward_each_sale_once(hub_url: str, sandbox: Any) -> None:

@@ -68,6 +68,12 @@ class ParticeepSettings(BaseModel):
     """Where a transaction is created (PUT) and read back (GET ``<path>/<id>``)."""
     transaction_search_path: str = "transactions/search"
     """Paged listing (``limit`` / ``offset`` / ``total_size``) to find a sale already sent."""
+    webhook_path: str = "webhook"
+    """Where a webhook is registered (PUT ``{"name", "url"}``, document 004 "Being Reactive")."""
+    webhook_url: str = ""
+    """This hub's public URL of ``/webhooks/particeep``; registered at start when set."""
+    webhook_events: list[str] = ["transaction_paid"]
+    """Events to be called back for (document 004: one URL per event)."""
     webhook_skew_seconds: float = 300.0
     """A webhook whose ``DateTime`` is further than this from our clock is refused."""
     connect_timeout: float = 5.0

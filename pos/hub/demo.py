@@ -61,7 +61,8 @@ class DemoHub:
                                         connect_timeout=2.0, read_timeout=10.0),
             particeep=ParticeepSettings(enabled=True, base_url=sb.particeep_url,
                                         api_key=particeep.API_KEY,
-                                        api_secret=SecretStr(particeep.API_SECRET)))
+                                        api_secret=SecretStr(particeep.API_SECRET),
+                                        webhook_url=self.url + "webhooks/particeep"))
 
     def start(self) -> None:
         """Open (or reopen) the hub, verify the merchant, enrol the terminal, serve."""
@@ -75,7 +76,7 @@ class DemoHub:
         from pos import hubsync
         from pos.hub.server import HubServer
         from pos.hub.service import Hub
-        from pos.sandbox import data, particeep
+        from pos.sandbox import data
 
         hub = Hub.open(self.settings())
         self._server = HubServer(hub, sock=self._sock)
@@ -84,9 +85,7 @@ class DemoHub:
             hub.accounts.add_user(mid, *OWNER, "owner")
         mid = int(hub.accounts.merchants()[0]["id"])
         asyncio.run(self._verify(hub))
-        self._server.start()
-        particeep.register(self.sandbox.state, "transaction_paid",
-                           self.url + "webhooks/particeep")
+        self._server.start()  # its first background pass registers the webhook URL
         if hubsync.load_credential(self.home) is None:
             shop = hub.accounts.shop_id(mid, None)
             code = hub.accounts.create_code(mid, shop, self.terminal_id, "demo")

@@ -70,6 +70,19 @@ class ParticeepForwarder(ProviderWorker):
 
         return ParticeepClient(self.settings, transport=self._transport, clock=self.clock)
 
+    async def ensure_webhooks(self) -> list[str]:
+        """Register ``webhook_url`` for each of ``webhook_events`` (idempotent: a URL per
+        event, the same one again). The events registered."""
+        s = self.settings
+        if not s.webhook_url:
+            return []
+        done = []
+        for event in s.webhook_events:
+            await self.client.register_webhook(event, s.webhook_url)
+            done.append(event)
+        self._webhooks_registered = True
+        return done
+
     # ------------------------------------------------------------------ outbox
     def _claim(self, limit: int) -> list[Any]:
         now = iso(self.clock())
@@ -96,8 +109,16 @@ class ParticeepForwarder(ProviderWorker):
                 .where(t.txns.c.terminal_id == terminal_id, t.txns.c.ref == ref)).first()
         return (row.name, json.loads(row.data_json)) if row else None
 
+    _webhooks_registered = False
+
     async def run_once(self, *, limit: int = 50) -> int:
-        """Forward what is due; how many sales reached Particeep in this pass."""
+        """Forward what is due; how many sales reached Particeep in this pass. The first
+        pass of a process also registers the hub's webhook URL."""
+        if not self._webhooks_registered and self.settings.webhook_url:
+            try:
+                await self.ensure_webhooks()
+            except PosError as exc:
+                log.warning("Particeep webhook registration: %s", exc.message)
         sent = 0
         for row in self._claim(limit):
             sale = self._sale(row.terminal_id, row.ref)

@@ -203,6 +203,11 @@ class ParticeepClient(http.ClientBase):
             raise
         return result if isinstance(result, dict) else None
 
+    async def register_webhook(self, event: str, url: str) -> Any:
+        """Document 004: a webhook is a name (an event) and a URL, one URL per event."""
+        return await self.request("PUT", self._settings.webhook_path,
+                                  body={"name": event, "url": url})
+
     async def find_transaction(self, terminal: str, ref: str) -> dict[str, Any] | None:
         """A sale already sent (its answer lost): found by our ``custom`` fields."""
         async for item in self.pages(self._settings.transaction_search_path, limit=100):

@@ -366,3 +366,40 @@ def test_sync_engine_pass_uploads_to_the_hub(tmp_path: Path, hub: Any, hub_serve
         kinds = conn.execute(select(t.txns.c.kind, t.txns.c.state)).all()
     assert [tuple(k) for k in kinds] == [("vend", "done")]
     assert json.loads(json.dumps(counts(hub)))["events"] >= 3
+
+
+def test_hubs_starting_together_migrate_once(hub_url: str) -> None:
+    from pos.hub.db import Database
+
+    dbs = [Database(hub_url) for _ in range(3)]
+    barrier = threading.Barrier(len(dbs))
+    revisions: list[str] = []
+
+    def start(db: Database) -> None:
+        barrier.wait()
+        revisions.append(db.migrate())
+
+    threads = [threading.Thread(target=start, args=(db,)) for db in dbs]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert revisions == ["0001"] * 3
+    for db in dbs:
+        db.dispose()
+
+
+def test_a_clock_stepped_back_still_sweeps_changed_rows(tmp_path: Path, hub: Any,
+                                                        hub_server: Any) -> None:
+    """The last sweep is "in the future" after the terminal's clock stepped back: rows
+    changed since (stamped with the earlier clock) are still found."""
+    home = enrolled(tmp_path, hub, hub_server)
+    journal = Journal.open(home / "journal.db")
+    [ref] = sell(journal, 1)
+    upload(home, journal)
+    journal.meta_set(hubsync.META_SWEEP, "2099-01-01T00:00:00.000000+00:00")
+    journal.update(ref, receipt_number=42)  # no event: only the sweep can see it
+    upload(home, journal)
+    with hub.db.read() as conn:
+        assert conn.execute(select(t.txns.c.receipt_number)).scalar_one() == 42
+    journal.close()

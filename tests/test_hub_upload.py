@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from pos import hubsync
+from pos import hubrestore, hubsync
 from pos.errors import InputError
 from pos.hub import schema as t
 from pos.hub.server import HubServer
@@ -267,7 +267,7 @@ def test_restore_rebuilds_a_replaced_terminal(tmp_path: Path, hub: Any,
     new = enrolled(tmp_path, hub, hub_server, name="new")  # same terminal id: replaces it
     with pytest.raises(InputError, match="no longer knows"):
         upload(old, Journal.open(old / "journal.db"))  # the old credential is revoked
-    out = asyncio.run(hubsync.restore(new))
+    out = asyncio.run(hubrestore.restore(new))
     assert out == {"terminal_id": "POS-001", "txns": 5, "events": 13, "z_reports": 1,
                    "receipt_no": 4, "unsynced": 1}
     restored = Journal.open(new / "journal.db")
@@ -281,7 +281,7 @@ def test_restore_rebuilds_a_replaced_terminal(tmp_path: Path, hub: Any,
     assert upload(new, restored).events == 1
     assert counts(hub)["events"] == 14
     with pytest.raises(InputError, match="not empty"):
-        asyncio.run(hubsync.restore(new))
+        asyncio.run(hubrestore.restore(new))
     restored.close()
 
 

@@ -104,7 +104,7 @@ def cmd_enrol(args: argparse.Namespace, settings: Any) -> int:
 
 def cmd_restore(args: argparse.Namespace, settings: Any) -> int:
     from pos.config import ensure_home
-    from pos.hubsync import restore
+    from pos.hubrestore import restore
 
     out = asyncio.run(restore(ensure_home()))
     _emit(args, out, f"restored {out['txns']} transactions ({out['unsynced']} to sync), "

@@ -409,6 +409,22 @@ def cmd_operator_add(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_void(args: argparse.Namespace, settings: Settings) -> int:
+    """A supervisor voids a sale: a queued one is cancelled, a settled card payment is
+    credited back to the card (stdin: the supervisor's PIN)."""
+    from pos.text import MAX_REASON, validate_free_text
+
+    reason = validate_free_text(args.reason or "", "reason", MAX_REASON, optional=True)
+
+    async def body(term: Any) -> int:
+        supervisor = _supervisor_from_stdin(term, args.supervisor)
+        res = await term.void(args.ref, supervisor, reason)
+        emit(args, res.to_json(), _sale_text(res))
+        return int(res.exit_code)
+
+    return asyncio.run(_with_terminal(settings, body))
+
+
 def cmd_operator_unlock(args: argparse.Namespace, settings: Settings) -> int:
     """A supervisor clears a PIN lock-out (NAME, or the supervisor check without one)."""
     from pos.terminal import Terminal
@@ -609,6 +625,13 @@ def build_parser() -> argparse.ArgumentParser:
     mk.add_argument("dir")
     mk.add_argument("--qr-only", action="store_true", help="the bare QR symbol, not a card")
 
+    vd = add("void", cmd_void, "void a sale: cancel a queued one, or credit back a settled "
+             "card payment (supervisor PIN on stdin)")
+    vd.add_argument("ref")
+    vd.add_argument("--reason", default="")
+    vd.add_argument("--supervisor", metavar="NAME",
+                    help="the approving supervisor (default: any supervisor's PIN)")
+
     op = group("operator", "manage operators")
     oa = add("add", cmd_operator_add, "add or change a cashier or supervisor (stdin: the "
              "approving supervisor's PIN, then the new PIN; only the new PIN for the first "
@@ -621,6 +644,10 @@ def build_parser() -> argparse.ArgumentParser:
     for sp in (oa, ou):
         sp.add_argument("--supervisor", metavar="NAME",
                         help="the approving supervisor (default: any supervisor's PIN)")
+
+    from pos.hub.cli import add_hub_commands  # the back office and enrolment (issue 12)
+
+    add_hub_commands(sub)
     return p
 
 

@@ -67,6 +67,8 @@ class Receipt:
     notes: list[str] = field(default_factory=list)
     qr_data: str = ""
     """Content of the receipt QR code; defaults to ``ref``."""
+    merchant_registration: str = ""
+    """Business registration number verified by the back office (Patascore KYB)."""
 
     def __post_init__(self) -> None:
         if self.timestamp.tzinfo is None or self.timestamp.utcoffset() is None:
@@ -164,6 +166,8 @@ def layout(receipt: Receipt, columns: int = DEFAULT_COLUMNS) -> list[Block]:
     r = receipt
     blocks: list[Block] = [
         Block("header", tuple(wrap(r.merchant_name, columns))),
+        *([Block("center", tuple(wrap(f"Reg. No. {r.merchant_registration}", columns)))]
+          if clean(r.merchant_registration) else []),
         Block("center", tuple(wrap(f"Terminal {r.terminal_id}", columns))),
         Block("rule", ("-" * columns,)),
         Block("title", tuple(wrap(r.title.upper(), columns))),

@@ -191,6 +191,9 @@ class SyncEngine:
         await asyncio.gather(*(run_lane(items) for items in lanes.values()))
         report.offline = not ctx.link.online
         report.remaining = len(ctx.journal.due_for_sync(ctx.clock(), limit=limit))
+        from pos.hubsync import after_sync_pass  # back office upload; it never raises
+
+        await after_sync_pass(ctx)
 
     def _lane(self, txn: Txn) -> str:
         if txn.meter:

@@ -208,6 +208,10 @@ class Terminal:
     async def aclose(self) -> None:
         with contextlib.suppress(Exception):
             await self.ctx.aclose_clients()
+        with contextlib.suppress(Exception):
+            from pos.hubsync import close_uploader  # the back office's, if enrolled
+
+            await close_uploader(self.ctx.journal)
         self.ctx.journal.close()
 
     @property
@@ -295,6 +299,15 @@ class Terminal:
                 log.info("patasente float: %s", exc.message)
 
         await asyncio.gather(pawa(), pata())
+        from pos.hubsync import note_floats  # reported to the back office with each upload
+
+        note_floats(self.journal, self._floats)
+
+    def hub_pending(self) -> bool:
+        """Something for the back office (hub) to receive: a reason for a sync pass."""
+        from pos.hubsync import pending
+
+        return pending(self.journal, self.settings.home)
 
     # --------------------------------------------------------- operators
     def has_operators(self) -> bool:

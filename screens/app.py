@@ -278,7 +278,7 @@ class SentePOSApp(App[None]):
         if any(w.group == "bgsync" and w.is_running for w in self.workers):
             return
         try:
-            if not self.terminal.status().unsynced_count:
+            if not self.terminal.status().unsynced_count and not self.terminal.hub_pending():
                 return
         except Exception:  # the status is best effort here
             return

@@ -68,6 +68,9 @@ def demo_app(home: Path | None = None, *, console: bool = False) -> Iterator[Any
     os.environ["SENTE_POS_HOME"] = str(home)
     ensure_home(home)
     sb = SandboxServer(port=0).reserve()
+    from pos.hub.demo import DemoHub  # the back office beside the sandbox (issue 12)
+
+    hub = DemoHub(home, sb, "DEMO-01").reserve()
     term = None
     try:
         settings = demo_settings(sb)
@@ -78,14 +81,15 @@ def demo_app(home: Path | None = None, *, console: bool = False) -> Iterator[Any
         scanner = SimulatedCamera([c.payload for c in data.DEMO_CARDS])
         yield make_app(settings, term, scanner, None, kiosk=False,
                        theme="console" if console else "default",
-                       after_first_paint=[sb.start],
+                       after_first_paint=[sb.start, hub.start],
                        sign_in_hint=(f"Demo: cashier {DEMO_CASHIER[0]} PIN {DEMO_CASHIER[1]}, "
                                      f"supervisor {DEMO_SUPERVISOR[0]} PIN "
                                      f"{DEMO_SUPERVISOR[1]}. F3 on the scan screen shows the "
-                                     "next demo card."))
+                                     f"next demo card. {hub.hint()}"))
     finally:
         if term is not None:
             _close(term)
+        hub.stop()
         sb.stop()
 
 
@@ -94,8 +98,9 @@ def run_demo(home: Path | None = None, *, console: bool = False) -> int:
     home = home or Path(tempfile.mkdtemp(prefix="sente-pos-demo-"))
     with demo_app(home, console=console) as app:
         app.run()
-    print(f"Demo data kept in {home}. Operators: {DEMO_CASHIER[0]} PIN {DEMO_CASHIER[1]}, "
-          f"supervisor {DEMO_SUPERVISOR[0]} PIN {DEMO_SUPERVISOR[1]}.", file=sys.stderr)
+    print(f"Demo data kept in {home} (the back office's in hub.db). Operators: "
+          f"{DEMO_CASHIER[0]} PIN {DEMO_CASHIER[1]}, supervisor {DEMO_SUPERVISOR[0]} PIN "
+          f"{DEMO_SUPERVISOR[1]}.", file=sys.stderr)
     return 0
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from pos.sandbox.server import SandboxServer
+from tests.hub_support import hub, hub_server, hub_url  # noqa: F401  (the hub's fixtures)
 
 
 def _marker_options(request: pytest.FixtureRequest, name: str) -> dict[str, Any]:

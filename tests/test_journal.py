@@ -662,3 +662,39 @@ def test_unsynced_counts_and_sums_per_currency(tmp_path: Path) -> None:
         assert u.count == 3 and u.totals == {"UGX": 1200, "KES": 10000}
     finally:
         j.close()
+
+
+def test_a_clock_stepped_back_does_not_postpone_the_queue(tmp_path: Path) -> None:
+    """Issue 10: sales queued while the clock was days ahead get next attempts days ahead;
+    once NTP steps the clock back they are due now, not in days."""
+    from pos.clock import DeviceClock
+
+    ahead = datetime(2026, 6, 10, tzinfo=UTC)
+    j = Journal.open(tmp_path / "j.db", device=DeviceClock(wall=lambda: ahead))
+    j.horizon_seconds = 7200
+    txn = j.create(Kind.vend, Money(100, "KES"), operator="a", terminal_id="T",
+                   state=State.queued)
+    j.update(txn.ref, next_attempt_at=ahead + timedelta(seconds=300))  # a normal backoff
+    now = ahead - timedelta(days=5)  # NTP corrects the clock
+    assert [t.ref for t in j.due_for_sync(now)] == [txn.ref]
+    j.update(txn.ref, next_attempt_at=now + timedelta(seconds=300))  # a real backoff
+    assert j.due_for_sync(now) == []
+    j.close()
+
+
+def test_a_dead_holders_sending_row_is_due_at_once(tmp_path: Path) -> None:
+    """Issue 10: the lease names its holder; a holder that is gone frees the row now."""
+    from pos.clock import boot_id, process_start
+
+    j = Journal.open(tmp_path / "j.db")
+    j.sending_lease = 300
+    alive = j.create(Kind.vend, Money(100, "KES"), operator="a", terminal_id="T")
+    j.transition(alive.ref, State.sending)  # held by this (living) process
+    dead = j.create(Kind.vend, Money(100, "KES"), operator="a", terminal_id="T")
+    j.transition(dead.ref, State.sending, lease_owner=f"{boot_id()}:999999:1")
+    rebooted = j.create(Kind.vend, Money(100, "KES"), operator="a", terminal_id="T")
+    j.transition(rebooted.ref, State.sending, lease_owner="another-boot:1:1")
+    due = {t.ref for t in j.due_for_sync(datetime.now(UTC))}
+    assert due == {dead.ref, rebooted.ref}
+    assert j.require(alive.ref).lease_owner == process_start()
+    j.close()

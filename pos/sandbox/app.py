@@ -20,10 +20,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from pos.sandbox import faults as faultmod
-from pos.sandbox import patasente, pawacard
+from pos.sandbox import particeep, patascore, patasente, pawacard
 from pos.sandbox.faults import Fault, FaultError
 from pos.sandbox.state import SandboxState
-from pos.sandbox.urls import CONTROL_PREFIX, PATASENTE_PREFIX, PAWACARD_PREFIX
+from pos.sandbox.urls import (
+    CONTROL_PREFIX,
+    PARTICEEP_PREFIX,
+    PATASCORE_PREFIX,
+    PATASENTE_PREFIX,
+    PAWACARD_PREFIX,
+)
 from pos.sandbox.wire import Reply, Req
 
 Scope = MutableMapping[str, Any]
@@ -35,6 +41,8 @@ Send = Callable[[Message], Awaitable[None]]
 _PROVIDERS: dict[str, tuple[str, Callable[[SandboxState, Req], Reply]]] = {
     PAWACARD_PREFIX: (pawacard.PROVIDER, pawacard.handle),
     PATASENTE_PREFIX: (patasente.PROVIDER, patasente.handle),
+    PATASCORE_PREFIX: (patascore.PROVIDER, patascore.handle),
+    PARTICEEP_PREFIX: (particeep.PROVIDER, particeep.handle),
 }
 
 
@@ -158,6 +166,16 @@ class SandboxApp:
         """Answer as the fault says; ``reply`` is the provider's real answer when the
         fault strikes after the work was done (None: nothing was done)."""
         mode = fault.mode
+        status_modes = {"http500": 500, "http503": 503, "http403": 403, "http409": 409,
+                        "http429": 429}
+        if provider == patascore.PROVIDER and mode in status_modes:
+            r = patascore.fault_reply(status_modes[mode])  # its envelope (documents 000/001)
+            await _send(send, r.status, r.body,
+                        extra=[("retry-after", faultmod.retry_after(fault))])
+            return
+        if mode in ("http403", "http409"):
+            await _send(send, status_modes[mode], b'{"message":"Refused"}')
+            return
         if mode in ("drop", "drop_before", "drop_after_commit"):
             if reply is not None:
                 await self._drop_after(send, reply)

@@ -22,6 +22,8 @@ committed the request; each mode has a default, shown first):
 - ``hang`` (before): read the request and never answer (the client's read
   timeout, or the connection it gives up).
 - ``http4xx`` (before): a 404 whose body has no documented error field.
+- ``http403`` / ``http409`` (before): Patascore's "Insufficient wallet balance" /
+  "Request ongoing" (other providers: a bare 403 / 409).
 
 Provider behaviours:
 
@@ -29,7 +31,8 @@ Provider behaviours:
 - ``slow`` : the provider takes ``seconds`` to do the work, then answers: past a
   client's read timeout, the effect lands after the client gave up.
 - ``pending``: PawaCard ``vend`` / ``postpaidbill``: created pending, answering
-  pending for ``polls`` status queries.
+  pending for ``polls`` status queries (Patascore ``verification``: the search answers
+  202 for ``polls`` results polls).
 - ``elec100`` (PawaCard ``vend``/``postpaidbill``): the sale is done but the answer
   is ``elec100`` "Request timed out. please fetch the response again"
   (``effect=False``: nothing done). For a meter Kenya Power does not know, the
@@ -70,16 +73,17 @@ FAILURES: dict[str, str] = {
     "empty": "after", "badjson": "after", "trickle": "after", "huge": "after",
     "hang": "before", "http4xx": "before",
     "pending": "after", "elec100": "after", "odd_total": "after", "odd_id": "after",
-    "nested": "after", "slow": "after",
+    "nested": "after", "slow": "after", "http403": "before", "http409": "before",
 }
 #: Modes that may only happen at one moment.
 FIXED_MOMENT = frozenset({"drop_before", "drop_after_commit", "http429", "redirect", "hang",
-                          "http4xx", "pending", "odd_total", "odd_id", "nested", "slow"})
+                          "http4xx", "pending", "odd_total", "odd_id", "nested", "slow",
+                          "http403", "http409"})
 #: Modes that change how the provider behaves and combine with a failure.
 MODIFIERS = frozenset({"latency", "search_lag", "search_blind", "rewrite_reason"})
 MODES = frozenset(FAILURES) | MODIFIERS
-PROVIDERS = frozenset({"pawacard", "patasente", "*"})
-PENDING_ENDPOINTS = frozenset({"vend", "postpaidbill"})
+PROVIDERS = frozenset({"pawacard", "patasente", "patascore", "particeep", "*"})
+PENDING_ENDPOINTS = frozenset({"vend", "postpaidbill", "verification"})
 #: Answers rewritten after the effect: PawaCard money and status endpoints only.
 PAWA_ANSWER_MODES = frozenset({"elec100", "odd_total", "odd_id", "nested"})
 
@@ -163,7 +167,8 @@ class FaultRegistry:
         """
         provider = provider.lower()
         if provider not in PROVIDERS:
-            raise FaultError(f"unknown provider {provider!r} (pawacard, patasente or *)")
+            raise FaultError(f"unknown provider {provider!r} "
+                             "(pawacard, patasente, patascore, particeep or *)")
         if mode not in MODES:
             raise FaultError(f"unknown fault mode {mode!r}; one of {', '.join(sorted(MODES))}")
         if count is not None and count < 1:

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pos.sandbox import data
-from pos.sandbox.urls import PATASENTE_PREFIX, PAWACARD_PREFIX
+from pos.sandbox.urls import PARTICEEP_PREFIX, PATASCORE_ROOT, PATASENTE_PREFIX, PAWACARD_PREFIX
 
 # The web stack (uvicorn, starlette) and the simulators' state are imported when a
 # server starts, not with this module: the demo binds its port and paints its first
@@ -42,20 +42,10 @@ def sandbox_protocol() -> type[asyncio.Protocol]:
     Request tasks are created from ``data_received`` and copy the current
     context, so the transport set here is the one of the request's connection.
     """
-    from uvicorn.protocols.http.h11_impl import H11Protocol
-
+    from pos.nodelay import nodelay_protocol
     from pos.sandbox.faults import CURRENT_TRANSPORT
 
-    class SandboxProtocol(H11Protocol):
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            # Headers and body leave in two writes: without TCP_NODELAY the second
-            # waits for the client's delayed ACK (40 ms a request on Linux).
-            sock = transport.get_extra_info("socket")
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            super().connection_made(transport)
-
+    class SandboxProtocol(nodelay_protocol()):  # type: ignore[misc]
         def data_received(self, data: bytes) -> None:
             CURRENT_TRANSPORT.set(self.transport)
             super().data_received(data)
@@ -162,6 +152,16 @@ class SandboxServer:
     @property
     def pawacard_url(self) -> str:
         return self.base_url + PAWACARD_PREFIX
+
+    @property
+    def patascore_url(self) -> str:
+        """Patascore's API root (the back office's KYB)."""
+        return self.base_url + PATASCORE_ROOT
+
+    @property
+    def particeep_url(self) -> str:
+        """Particeep's API root including ``/v1/`` (the back office's signed exchange)."""
+        return self.base_url + PARTICEEP_PREFIX
 
     @property
     def control_url(self) -> str:
@@ -322,6 +322,10 @@ def describe(sb_or_urls: SandboxServer | str | Mapping[str, str]) -> str:
         "Sente POS provider sandbox",
         f"  Patasente : {pata}",
         f"  PawaCard  : {pawa}",
+        f"  Patascore : {base}{PATASCORE_ROOT}  (back office KYB; Bearer demo-patascore-key;"
+        " PVT-FYUVQBQR pending then verified, PVT-INSTANT1 verified, PVT-REJECTED)",
+        f"  Particeep : {base}{PARTICEEP_PREFIX}  (back office; document 004's public test"
+        " key and secret)",
         f"  Control   : {base}/_control/state  (faults, reset, clock, expire-tokens)",
         "",
         "Credentials (demo data)",

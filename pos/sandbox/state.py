@@ -353,6 +353,8 @@ class SandboxState:
         self.pawacard = PawaCardState(vendor_float=self.initial_vendor_float)
         self.patasente = new_patasente_state()
         self.patasente.prepaid_float = self.initial_prepaid_float
+        #: The back office's simulators (Patascore, Particeep) keep their books here.
+        self.extra: dict[str, Any] = {}
 
     def reset(self) -> None:
         """Back to the demo data: books, tokens, counters, faults and clock."""
@@ -364,6 +366,7 @@ class SandboxState:
             self.pawacard = PawaCardState(vendor_float=self.initial_vendor_float)
             self.patasente = new_patasente_state()
             self.patasente.prepaid_float = self.initial_prepaid_float
+            self.extra.clear()
 
     def expire_tokens(self) -> None:
         """Forget every PawaCard key and Patasente token: clients must log in again."""

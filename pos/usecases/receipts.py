@@ -79,8 +79,12 @@ def build_receipt(settings: Settings, journal: Journal, txn: Txn, *,
         if vend_ref:
             notes.append(f"Refund for electricity sale {vend_ref}")
     timestamp = (txn.settled_at or txn.created_at).astimezone()
+    from pos.hubsync import receipt_header  # the name and number the hub verified
+
+    verified_name, registration = receipt_header(journal)
     return Receipt(
-        merchant_name=settings.merchant_name,
+        merchant_name=verified_name or settings.merchant_name,
+        merchant_registration=registration or "",
         terminal_id=txn.terminal_id,
         receipt_no=receipt_number(journal, txn),
         ref=txn.ref,

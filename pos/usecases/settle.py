@@ -86,8 +86,10 @@ def refused_state(txn: Txn, *, background: bool = False) -> State:
     was accepted offline or pending.
     """
     power = txn.kind in (Kind.vend, Kind.postpaid)
+    if power and txn.tender == Tender.card:
+        return State.declined  # the card is credited back automatically (ensure_refund)
     if power and (txn.state == State.pending or (background and not txn.offline)):
-        return State.failed  # cash taken or card charged, nothing delivered
+        return State.failed  # cash taken, nothing delivered: a person gives it back
     if txn.kind in (Kind.card_refund, Kind.card_credit) and background:
         return State.failed  # a credit the provider refuses must reach a person
     return State.declined_offline if (txn.offline or background) else State.declined

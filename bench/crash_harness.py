@@ -204,7 +204,10 @@ class CrashHarness:
                            command="void")
         if rc in (0, 3) and out.strip():
             doc = json.loads(out.strip().splitlines()[-1])
-            if doc.get("ref"):
+            if doc.get("ref") == ref:  # a sale still queued: cancelled, never sent
+                if ref in self.counts.accepted:
+                    self.counts.accepted.remove(ref)
+            elif doc.get("ref"):
                 self.counts.voids.append(doc["ref"])
 
     def sync(self, kill: bool = False, clock_step: str | None = None) -> dict[str, Any] | None:

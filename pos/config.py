@@ -281,7 +281,7 @@ class ReconcileSettings(BaseModel):
     lost answer to the background sync."""
     confirm_interval: float = 3.0
     """Seconds between questions while confirming at the counter."""
-    max_sends: int = 3
+    max_sends: int = 5
     """A money request leaves at most this many times; then a person decides."""
 
     _waits = field_validator("settle_seconds", "confirm_seconds")(_not_negative)

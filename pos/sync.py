@@ -317,10 +317,12 @@ class SyncEngine:
                       maximum=self.ctx.settings.reconcile.confirm_interval * 4)
 
     def _backoff(self, txn: Txn, error: str, *, minimum: float = 0.0,
-                 maximum: float | None = None) -> None:
+                 maximum: float | None = None, count: bool = True) -> None:
+        """Schedule the next attempt; ``count``: this one counts against the attempts cap
+        (waiting on another item does not)."""
         s = self.ctx.settings.sync
-        attempts = (txn.attempts or 0) + 1
-        delay = min(s.backoff_max, s.backoff_base * 2 ** min(attempts - 1, 16))
+        attempts = (txn.attempts or 0) + int(count)
+        delay = min(s.backoff_max, s.backoff_base * 2 ** min(max(attempts - 1, 0), 16))
         if maximum is not None:
             delay = min(delay, maximum)
         delay = max(minimum, delay * random.uniform(0.5, 1.0))
@@ -394,7 +396,7 @@ class SyncEngine:
         retry_in = ctx.settings.pawacard.poll_interval if poll else self._delay(txn)
         if decision.action is not reconcile.Action.resend:
             txn = settle_decision(ctx, txn, decision, background=True, retry_in=retry_in)
-            if txn.state in (State.unknown, State.pending):
+            if decision.counts and txn.state in (State.unknown, State.pending):
                 ctx.journal.update(txn.ref, attempts=(txn.attempts or 0) + 1)
             return
         log.info("reconcile %s: %s; sending again (same ref)", txn.ref, decision.reason)
@@ -416,7 +418,7 @@ class SyncEngine:
                             State.expired, State.failed, State.resolved):
             finish(self.ctx, txn, State.cancelled, note="card payment was not taken")
             return False
-        self._backoff(txn, "waiting for the card debit")
+        self._backoff(txn, "waiting for the card debit", count=False)
         return False
 
     def _throttled(self, meter: str) -> bool:
@@ -439,7 +441,7 @@ class SyncEngine:
         info = await card_snapshot(self.ctx, txn.card_id, txn.card_no, txn.amount.currency)
         wallet = txn.wallet or ("Current Account" if txn.kind != Kind.card_debit
                                 else self.ctx.settings.patasente.default_wallet)
-        noted = balance_before(info, wallet)
+        noted = balance_before(info, wallet, self.ctx.clock())
         if noted:
             self.ctx.journal.update(txn.ref, details=noted)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -92,13 +93,14 @@ def _precheck(ctx: Context, lookup: CardLookup, amount: Money, wallet: str) -> N
                            provider="Sente POS")
 
 
-def balance_before(info: CardInfo | None, wallet: str) -> dict[str, Any]:
-    """What the card held before a request, for reconciliation's balance signal."""
+def balance_before(info: CardInfo | None, wallet: str, at: dt.datetime) -> dict[str, Any]:
+    """What the card held before a request (read at ``at``), for reconciliation's
+    balance signal."""
     if info is None:
         return {}
     held = info.available_in(wallet)
     return {"balance_before": {"minor": held.minor, "currency": held.currency,
-                               "wallet": wallet}}
+                               "wallet": wallet, "at": at.astimezone(dt.UTC).isoformat()}}
 
 
 def result_of(txn: Txn, message: str | None = None) -> SaleResult:
@@ -140,7 +142,7 @@ async def pay_by_card(ctx: Context, lookup: CardLookup, amount: Money, wallet: s
         tender=Tender.card, operator=ctx.operator, terminal_id=ctx.terminal_id,
         card_id=card.card_id, card_no=lookup.info.card_no if lookup.info else card.number,
         wallet=wallet, reason=reason, parent_ref=parent_ref,
-        details={**(details or {}), **balance_before(lookup.info, wallet)},
+        details={**(details or {}), **balance_before(lookup.info, wallet, ctx.clock())},
     )
     if not link.should_try():
         if not allow_offline:
@@ -385,7 +387,8 @@ async def top_up(ctx: Context, lookup: CardLookup, amount: Money, reason: str,
         Kind.card_credit, amount, tender=Tender.none, operator=ctx.operator,
         terminal_id=ctx.terminal_id, card_id=card.card_id,
         card_no=info.card_no if info else card.number, wallet="Current Account", reason=reason,
-        details={"supervisor": supervisor, **balance_before(info, "Current Account")},
+        details={"supervisor": supervisor,
+                 **balance_before(info, "Current Account", ctx.clock())},
     )
     return await credit(ctx, txn, success=f"{amount.format()} credited to the card")
 

@@ -66,6 +66,7 @@ class Verdict(StrEnum):
     maybe = "maybe"  # something that could be it, without our ref
     conflict = "conflict"  # our ref, but not what we sent: not ours to settle
     unknown = "unknown"  # the signal could not be read (link down, odd answer)
+    inconclusive = "inconclusive"  # read, but it cannot tell (other activity, too long)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,10 @@ class Evidence:
     signals: list[Signal] = field(default_factory=list)
     vend: VendOutcome | None = None  # PawaCard's answer when it settles the row
     row: PrepaidTransaction | None = None  # Patasente's row carrying our ref
+    #: How many signals must say "absent" before a resend: PawaCard has one documented
+    #: question (asked again over the window); Patasente's ref search is not documented
+    #: to look inside reasons, so an independent signal must agree with it.
+    absent_needed: int = 1
 
     def verdicts(self) -> set[Verdict]:
         return {s.verdict for s in self.signals}
@@ -107,6 +112,10 @@ class Decision:
     action: Action
     reason: str
     evidence: Evidence
+    #: Whether this question counts against the item's attempts cap: a wait inside the
+    #: settle window or a pending vend does not (the window and the age cap bound them);
+    #: a question that cannot be answered after the window does.
+    counts: bool = False
 
 
 # ------------------------------------------------------------------ deciding
@@ -131,9 +140,11 @@ def decide(txn: Txn, ev: Evidence, *, waited: float, settle_seconds: float,
         if window_open:
             return Decision(Action.wait, "not found by ref yet: " + ev.describe(), ev)
         return Decision(Action.review, "not found by ref, but " + ev.describe(), ev)
-    if Verdict.unknown in verdicts or not ev.signals:
-        return Decision(Action.wait, "cannot tell yet: " + ev.describe(), ev)
-    # Every signal: absent.
+    absent = sum(1 for sig in ev.signals if sig.verdict is Verdict.absent)
+    if Verdict.unknown in verdicts or absent < ev.absent_needed:
+        return Decision(Action.wait, "cannot tell yet: " + ev.describe(), ev,
+                        counts=not window_open)
+    # Every signal that can tell: absent.
     if txn.state == State.pending:
         return Decision(Action.review, "the provider said pending, now knows nothing of it: "
                         + ev.describe(), ev)
@@ -233,7 +244,7 @@ def _name_key(name: str) -> str:
 
 
 async def _ask_patasente(ctx: Context, txn: Txn) -> Evidence:
-    ev = Evidence()
+    ev = Evidence(absent_needed=2)
     kind = "debit" if txn.kind == Kind.card_debit else "credit"
     client = ctx.patasente
     # 1. The ref search.
@@ -272,7 +283,7 @@ async def _history_signal(ctx: Context, txn: Txn, kind: str, ev: Evidence) -> Si
     trusted = txn.sent is not None and txn.sent.synced
     since = (sent.astimezone(EAT) - dt.timedelta(days=1)).date()
     try:
-        rows, complete = await ctx.patasente.history(since)
+        rows, complete = await ctx.patasente.history(since, max_rows=1000)
     except PosError as exc:
         return Signal(name, Verdict.unknown, exc.message[:120])
     ours = _refs_of_this_terminal(ctx)
@@ -298,7 +309,7 @@ async def _history_signal(ctx: Context, txn: Txn, kind: str, ev: Evidence) -> Si
         return Signal(name, Verdict.maybe, f"{len(candidates)} {kind}(s) of "
                       f"{txn.amount.format()} on this card without our ref: {ids}")
     if not complete:
-        return Signal(name, Verdict.unknown, f"more than {len(rows)} rows since {since}")
+        return Signal(name, Verdict.inconclusive, f"more than {len(rows)} rows since {since}")
     return Signal(name, Verdict.absent, f"{len(rows)} rows since {since}")
 
 
@@ -309,6 +320,9 @@ def _refs_of_this_terminal(ctx: Context) -> set[str]:
 
 
 async def _balance_signal(ctx: Context, txn: Txn, kind: str) -> Signal | None:
+    """The card's balance now against the one read before the request, corrected for the
+    card's other movements this terminal made since (other terminals' are not known:
+    a mismatch is inconclusive, never proof)."""
     before = (txn.details or {}).get("balance_before")
     if not isinstance(before, dict) or txn.card_id is None:
         return None
@@ -326,17 +340,42 @@ async def _balance_signal(ctx: Context, txn: Txn, kind: str) -> Signal | None:
     now = info.available_in(wallet)
     try:
         was = Money(int(before["minor"]), str(before["currency"]))
+        read_at = dt.datetime.fromisoformat(str(before.get("at") or txn.created_at.isoformat()))
     except (KeyError, TypeError, ValueError):
         return None
     if now.currency != was.currency or now.currency != txn.amount.currency:
-        return Signal(name, Verdict.unknown, "another currency")
-    moved = now.minor - was.minor
+        return Signal(name, Verdict.inconclusive, "another currency")
+    own = _own_movements(ctx, txn, read_at)
+    if own is None:
+        return Signal(name, Verdict.inconclusive, "this terminal's other movements on the "
+                      "card are not settled yet")
+    moved = now.minor - was.minor - own
     expected = -txn.amount.minor if kind == "debit" else txn.amount.minor
     if moved == 0:
-        return Signal(name, Verdict.absent, f"unchanged at {now.format()}")
+        return Signal(name, Verdict.absent, f"{now.format()}: as before, less this "
+                      "terminal's other movements")
     if moved == expected:
         return Signal(name, Verdict.maybe, f"{was.format()} -> {now.format()}")
-    return Signal(name, Verdict.unknown, f"{was.format()} -> {now.format()} (other activity)")
+    return Signal(name, Verdict.inconclusive,
+                  f"{was.format()} -> {now.format()} (other activity)")
+
+
+def _own_movements(ctx: Context, txn: Txn, since: dt.datetime) -> int | None:
+    """Net minor units this terminal moved on the card after ``since`` (other rows than
+    ``txn``); None while one of them is unsettled (its effect is not known)."""
+    net = 0
+    for other in ctx.journal.list(kinds=list(CARD_MONEY_KINDS), since=since - _TIME_SLACK,
+                                  limit=500):
+        if other.ref == txn.ref or other.card_id != txn.card_id or other.sent is None:
+            continue
+        if other.sent.wall < since:
+            continue  # left before the balance was read: already in it
+        if other.needs_sync or other.state in (State.review, State.sending):
+            return None
+        if other.state != State.done:
+            continue
+        net += -other.amount.minor if other.kind == Kind.card_debit else other.amount.minor
+    return net
 
 
 def _provider_time(text: str | None) -> dt.datetime | None:

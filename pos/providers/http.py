@@ -36,7 +36,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:  # httpx costs ~140 ms to import: loaded on the first request
     import httpx
 
-from pos.errors import Declined, LinkDown, NoAnswer, ProviderError, ProviderUnavailable, RateLimited
+from pos.errors import (
+    AuthError,
+    Declined,
+    InputError,
+    LinkDown,
+    NoAnswer,
+    OutcomeUnknown,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+)
+from pos.money import Money
 from pos.text import printable
 
 # httpx logs every request URL at INFO and Patasente carries the card PIN in the
@@ -269,6 +280,35 @@ class ClientBase:
 
 
 _C = TypeVar("_C", bound=ClientBase)
+
+
+async def send_money_once(call: Callable[[], Awaitable[T]], *, provider: str, ref: str,
+                          what: str) -> T:
+    """The one exactly-once rule both clients follow for a request that moves money:
+    send it once and never again from here. Not sent: ProviderUnavailable (the caller
+    may go offline). A refusal before any work: Declined / AuthError / InputError.
+    Sent with no usable answer (link down, or an answer we cannot read): OutcomeUnknown,
+    resolved later by asking (pos.usecases.reconcile), never by resending."""
+    try:
+        return await call()
+    except ProviderUnavailable:
+        raise  # nothing was sent
+    except (AuthError, InputError, Declined):
+        raise  # refused before any work: the cashier sees why
+    except LinkDown as exc:
+        raise OutcomeUnknown(f"{what}: no usable answer ({exc.message})",
+                             provider=provider, ref=ref, link_down=True) from None
+    except ProviderError as exc:  # an answer we cannot read
+        raise OutcomeUnknown(f"{what}: {exc.message}", provider=provider, ref=ref) from None
+
+
+def wire_amount(amount: Money, currency: str, who: str) -> str:
+    """A money request's amount as sent: the provider's currency, more than zero."""
+    if amount.currency != currency:
+        raise InputError(f"{who} amounts are in {currency}, not {amount.currency}")
+    if amount.minor <= 0:
+        raise InputError("The amount must be greater than zero")
+    return amount.wire()
 
 
 def retry_after(answer: Answer) -> float | None:

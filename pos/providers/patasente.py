@@ -33,11 +33,7 @@ from pos.errors import (
     AuthError,
     Declined,
     InputError,
-    LinkDown,
-    OutcomeUnknown,
     PosError,
-    ProviderError,
-    ProviderUnavailable,
 )
 from pos.money import Money, parse_amount
 from pos.providers import http
@@ -535,29 +531,15 @@ class PatasenteClient(http.ClientBase):
         return ref
 
     def _wire(self, amount: Money) -> str:
-        if amount.currency != self.currency:
-            raise InputError(f"Card amounts are in {self.currency}, not {amount.currency}")
-        if amount.minor <= 0:
-            raise InputError("The amount must be greater than zero")
-        return amount.wire()
+        return http.wire_amount(amount, self.currency, "Card")
 
     async def _money(
         self, path: str, params: Mapping[str, Any], ref: str, kind: str
     ) -> CardOpResult:
-        """Send once. Not sent: ProviderUnavailable. Sent and no usable answer:
-        OutcomeUnknown. A refusal: Declined / AuthError / InputError."""
-        try:
-            data = await self._authed_once("POST", path, params)
-        except ProviderUnavailable:
-            raise  # nothing was sent: the cashier (or sync) may go offline
-        except (AuthError, InputError, Declined):
-            raise  # refused before any work: the cashier sees why
-        except LinkDown as exc:
-            raise OutcomeUnknown(f"Patasente card {kind}: no usable answer ({exc.message})",
-                                 provider=PROVIDER, ref=ref, link_down=True) from None
-        except ProviderError as exc:  # an answer we cannot read
-            raise OutcomeUnknown(f"Patasente card {kind}: {exc.message}",
-                                 provider=PROVIDER, ref=ref) from None
+        """Send once (:func:`pos.providers.http.send_money_once`)."""
+        data = await http.send_money_once(lambda: self._authed_once("POST", path, params),
+                                          provider=PROVIDER, ref=ref,
+                                          what=f"Patasente card {kind}")
         return CardOpResult(
             status=CardOpStatus.APPROVED,
             ref=ref,

@@ -31,12 +31,9 @@ from pos.errors import (
     AuthError,
     Declined,
     InputError,
-    LinkDown,
     NoAnswer,
     OutcomeUnknown,
     PosError,
-    ProviderError,
-    ProviderUnavailable,
 )
 from pos.meter import validate_account, validate_meter
 from pos.money import Money, parse_amount
@@ -469,30 +466,19 @@ class PawaCardClient(http.ClientBase):
         return await self._money("postpaidbill", fields, ref, postpaid=True)
 
     def _wire(self, amount: Money) -> str:
-        if amount.currency != self.currency:
-            raise InputError(f"PawaCard amounts are in {self.currency}, not {amount.currency}")
-        if amount.minor <= 0:
-            raise InputError("The amount must be greater than zero")
-        return amount.wire()
+        return http.wire_amount(amount, self.currency, "PawaCard")
 
     async def _money(
         self, endpoint: str, fields: dict[str, Any], ref: str, *, postpaid: bool
     ) -> VendOutcome:
-        """Send once. Not sent: ProviderUnavailable. Sent and no usable answer:
-        OutcomeUnknown. A refusal before any work: Declined / AuthError / InputError."""
-        try:
+        """Send once (:func:`pos.providers.http.send_money_once`)."""
+
+        async def call() -> VendOutcome:
             data = await self._authed_once(endpoint, fields)
-            outcome = parse_vend(data, ref, self.currency, postpaid=postpaid)
-        except ProviderUnavailable:
-            raise  # nothing was sent
-        except (AuthError, InputError, Declined):
-            raise  # refused before any work
-        except LinkDown as exc:
-            raise OutcomeUnknown(f"PawaCard {endpoint}: no usable answer ({exc.message})",
-                                 provider=PROVIDER, ref=ref, link_down=True) from None
-        except ProviderError as exc:  # an answer we cannot read
-            raise OutcomeUnknown(f"PawaCard {endpoint}: {exc.message}",
-                                 provider=PROVIDER, ref=ref) from None
+            return parse_vend(data, ref, self.currency, postpaid=postpaid)
+
+        outcome = await http.send_money_once(call, provider=PROVIDER, ref=ref,
+                                             what=f"PawaCard {endpoint}")
         if outcome.status is VendStatus.ABSENT:
             # 104 "Transaction not found" in answer to the vend itself is no answer to it.
             raise OutcomeUnknown(f"PawaCard {endpoint} answered 'transaction not found'",

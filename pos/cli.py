@@ -111,7 +111,7 @@ async def _with_terminal(settings: Settings,
 def _sale_text(res: Any) -> str:
     lines = [f"{res.status.upper()}: {res.message}", f"ref {res.ref}"]
     if res.token:
-        from pos.providers.models import format_token
+        from pos.meter import format_token
 
         lines.append(f"TOKEN  {format_token(res.token)}")
     if res.units:

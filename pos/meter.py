@@ -53,3 +53,9 @@ def validate_account(text: str) -> str:
     ):
         raise InputError("An account number has digits and dashes only, e.g. 0203754-01")
     return acc
+
+
+def format_token(token: str) -> str:
+    """``66430474307561657038`` -> ``6643 0474 3075 6165 7038``."""
+    digits = "".join(ch for ch in token if ch.isdigit())
+    return " ".join(digits[i : i + 4] for i in range(0, len(digits), 4))

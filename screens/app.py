@@ -345,12 +345,6 @@ class SentePOSApp(App[None]):
 def make_app(settings: Settings, terminal: Any, scanner: Any, printer: Any = None, *,
              kiosk: bool = False, theme: str = "default", **options: Any) -> SentePOSApp:
     """Build the app. ``options``: ``clock``, ``wedge``, ``cursor_blink``, ``pin_timeout``,
-    ``id_photo_max_bytes``, ``background`` (float refresh and background sync)."""
-    if options.get("wedge") is None:
-        try:
-            from hardware.wedge import WedgeDetector
-
-            options["wedge"] = WedgeDetector()
-        except ImportError:  # pragma: no cover - the wedge module is part of the package
-            options["wedge"] = None
+    ``id_photo_max_bytes``, ``background`` (float refresh and background sync). The
+    wiring passes the keyboard-wedge detector (hardware) in ``wedge``."""
     return SentePOSApp(settings, terminal, scanner, printer, kiosk=kiosk, theme=theme, **options)

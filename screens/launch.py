@@ -59,6 +59,7 @@ def demo_app(home: Path | None = None, *, console: bool = False) -> Iterator[Any
     The sandbox's port is bound at once (its URLs go into the settings, and requests
     queue in the backlog), but its web server starts after the first paint."""
     from hardware.simcam import SimulatedCamera
+    from hardware.wedge import WedgeDetector
     from pos.sandbox import data
     from pos.sandbox.server import SandboxServer
     from pos.terminal import Terminal
@@ -79,7 +80,7 @@ def demo_app(home: Path | None = None, *, console: bool = False) -> Iterator[Any
             term.add_hashed_operator(DEMO_SUPERVISOR[0], "supervisor", DEMO_PIN_HASHES["boss"])
             term.add_hashed_operator(DEMO_CASHIER[0], "cashier", DEMO_PIN_HASHES["amina"])
         scanner = SimulatedCamera([c.payload for c in data.DEMO_CARDS])
-        yield make_app(settings, term, scanner, None, kiosk=False,
+        yield make_app(settings, term, scanner, None, kiosk=False, wedge=WedgeDetector(),
                        theme="console" if console else "default",
                        after_first_paint=[sb.start, hub.start],
                        sign_in_hint=(f"Demo: cashier {DEMO_CASHIER[0]} PIN {DEMO_CASHIER[1]}, "
@@ -141,6 +142,7 @@ def run_kiosk(settings: Settings, *, console: bool = False) -> int:
     """The configured terminal: real camera, printer, kiosk options from settings."""
     from hardware.camera import CameraScanner
     from hardware.printer import make_printer
+    from hardware.wedge import WedgeDetector
     from pos import sdnotify
     from pos.terminal import Terminal
     from screens.app import make_app
@@ -155,7 +157,8 @@ def run_kiosk(settings: Settings, *, console: bool = False) -> int:
     scanner = CameraScanner(source, on_scan=lambda _payload: None, width=cam.width,
                             height=cam.height, fps=cam.fps)
     theme = "console" if console else settings.kiosk.theme
-    app = make_app(settings, term, scanner, printer, kiosk=settings.kiosk.enabled, theme=theme)
+    app = make_app(settings, term, scanner, printer, kiosk=settings.kiosk.enabled, theme=theme,
+                   wedge=WedgeDetector())
     stop = threading.Event()
     threading.Thread(target=_notifier, args=(app, stop, sdnotify.watchdog_interval()),
                      daemon=True, name="sd-notify").start()

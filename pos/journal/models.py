@@ -82,7 +82,7 @@ class Txn:
 
     @property
     def token_groups(self) -> str:
-        from pos.providers.models import format_token  # the clients' module: loaded on use
+        from pos.meter import format_token
 
         return format_token(self.token) if self.token else ""
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from pos.meter import format_token
 from pos.money import Money
 
 
@@ -168,7 +169,3 @@ class AccountInfo:
     balance: Money | None
 
 
-def format_token(token: str) -> str:
-    """``66430474307561657038`` -> ``6643 0474 3075 6165 7038``."""
-    digits = "".join(ch for ch in token if ch.isdigit())
-    return " ".join(digits[i : i + 4] for i in range(0, len(digits), 4))

@@ -84,7 +84,7 @@ class SaleResult:
         return EXIT_CODES[self.status]
 
     def to_json(self) -> dict[str, Any]:
-        from pos.providers.models import format_token
+        from pos.meter import format_token
 
         return {
             "status": self.status,

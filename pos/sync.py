@@ -441,7 +441,7 @@ class SyncEngine:
         info = await card_snapshot(self.ctx, txn.card_id, txn.card_no, txn.amount.currency)
         wallet = txn.wallet or ("Current Account" if txn.kind != Kind.card_debit
                                 else self.ctx.settings.patasente.default_wallet)
-        noted = balance_before(info, wallet, self.ctx.clock())
+        noted = balance_before(info, wallet, self.ctx.device.stamp())
         if noted:
             self.ctx.journal.update(txn.ref, details=noted)
 

@@ -468,3 +468,68 @@ async def test_link_drop_on_the_resend_is_not_accepted_as_never_sent(
     assert res.status != "offline" and txn.state != State.queued, (
         f"a debit that left the terminal was accepted as never sent: {res.status}, "
         f"{txn.state} -- sync will resend it without a query, void will cancel it")
+
+
+async def test_balance_signal_places_movements_by_the_boot_clock(
+        clocked: Terminal, device: FakeDevice, sb: SandboxServer) -> None:
+    """BUG (soak with clock steps): the balance signal placed this terminal's other
+    movements on the card before or after the balance reading by the WALL clock.
+
+    A top-up is sent while the clock runs 3 h ahead; the clock is corrected; a debit of
+    the same amount loses its answer before Patasente applied it. The top-up (already in
+    the balance read before the debit) was taken for a later movement, so the unchanged
+    balance read as "the debit and the top-up both happened": ``maybe``, and after the
+    window the debit went to a supervisor for nothing instead of being sent again.
+
+    Fix: the reading keeps its boot-relative stamp; movements are ordered by the boot
+    clock within a boot (by wall time only where both were synchronised, else the
+    signal is inconclusive).
+    """
+    from pos.operators import Operator
+
+    card = data.CARD_ACTIVE
+    lookup = await clocked.lookup_card(card.payload)
+    device.step(3 * 3600)  # the clock runs ahead ...
+    top = await clocked.top_up(lookup, ugx(1000), "float", Operator("boss", "supervisor"))
+    assert top.status == "approved"
+    device.advance(5)
+    device.step(-3 * 3600)  # ... and NTP corrects it
+    lookup = await clocked.lookup_card(card.payload)
+    sb.faults.add(provider="patasente", endpoint="debit-patasente-card", mode="drop_before",
+                  count=1)
+    res = await clocked.pay_by_card(lookup, ugx(1000), "Current Account", card.pin, "rice")
+    assert res.status == "pending"
+    device.advance(60)  # past the settle window
+    await clocked.sync_now(probe=True)
+    txn = clocked.journal.require(res.ref)
+    assert txn.state == State.done, txn.state
+    assert sb.state.patasente.applied_count(res.ref) == 1
+
+
+async def test_history_window_reaches_a_send_made_under_a_clock_ahead(
+        clocked: Terminal, device: FakeDevice, sb: SandboxServer) -> None:
+    """BUG (clock steps): the history signal asked for the card's transactions from the
+    day before the WALL time the debit left. Sent with the clock two days ahead (then
+    corrected), the window began a day in the future: no rows, "absent". With a search
+    that does not look inside reasons that is two "absent" answers: only the balance
+    signal kept the applied debit from being sent again (it went to a supervisor for
+    nothing; with the balance unreadable, the card would have paid twice).
+
+    Fix: the window starts at the earliest time the request can have left, by the boot
+    clock too (now less the boot-relative time since it left)."""
+    card = data.CARD_ACTIVE
+    lookup = await clocked.lookup_card(card.payload)
+    device.step(2 * 86400)  # a stale-then-wrong clock: two days ahead
+    sb.faults.add(provider="patasente", endpoint="get-prepaid-transactions",
+                  mode="search_blind", count=None, seconds=3600)
+    sb.faults.add(provider="patasente", endpoint="debit-patasente-card", mode="drop",
+                  when="after", count=1)  # applied, the answer lost
+    res = await clocked.pay_by_card(lookup, ugx(1000), "Current Account", card.pin, "rice")
+    assert res.status == "pending"
+    device.advance(5)
+    device.step(-2 * 86400)  # NTP corrects it
+    for _ in range(3):
+        device.advance(60)
+        await clocked.sync_now(probe=True)
+    assert sb.state.patasente.applied_count(res.ref) == 1, "the card paid twice"
+    assert clocked.journal.require(res.ref).state == State.done

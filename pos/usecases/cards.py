@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pos.cardqr import CardRef, parse_card_qr
+from pos.clock import Stamp
 from pos.digits import is_digits
 from pos.errors import (
     Declined,
@@ -93,14 +94,17 @@ def _precheck(ctx: Context, lookup: CardLookup, amount: Money, wallet: str) -> N
                            provider="Sente POS")
 
 
-def balance_before(info: CardInfo | None, wallet: str, at: dt.datetime) -> dict[str, Any]:
+def balance_before(info: CardInfo | None, wallet: str, at: Stamp) -> dict[str, Any]:
     """What the card held before a request (read at ``at``), for reconciliation's
-    balance signal."""
+    balance signal. The moment is kept with its boot-relative clock, so the card's later
+    movements can be told from earlier ones across a wall-clock step."""
     if info is None:
         return {}
     held = info.available_in(wallet)
     return {"balance_before": {"minor": held.minor, "currency": held.currency,
-                               "wallet": wallet, "at": at.astimezone(dt.UTC).isoformat()}}
+                               "wallet": wallet,
+                               "at": at.wall.astimezone(dt.UTC).isoformat(),
+                               "stamp": at.to_json()}}
 
 
 def result_of(txn: Txn, message: str | None = None) -> SaleResult:
@@ -142,7 +146,7 @@ async def pay_by_card(ctx: Context, lookup: CardLookup, amount: Money, wallet: s
         tender=Tender.card, operator=ctx.operator, terminal_id=ctx.terminal_id,
         card_id=card.card_id, card_no=lookup.info.card_no if lookup.info else card.number,
         wallet=wallet, reason=reason, parent_ref=parent_ref,
-        details={**(details or {}), **balance_before(lookup.info, wallet, ctx.clock())},
+        details={**(details or {}), **balance_before(lookup.info, wallet, ctx.device.stamp())},
     )
     if not link.should_try():
         if not allow_offline:
@@ -388,7 +392,7 @@ async def top_up(ctx: Context, lookup: CardLookup, amount: Money, reason: str,
         terminal_id=ctx.terminal_id, card_id=card.card_id,
         card_no=info.card_no if info else card.number, wallet="Current Account", reason=reason,
         details={"supervisor": supervisor,
-                 **balance_before(info, "Current Account", ctx.clock())},
+                 **balance_before(info, "Current Account", ctx.device.stamp())},
     )
     return await credit(ctx, txn, success=f"{amount.format()} credited to the card")
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from pos.clock import elapsed
+from pos.clock import Stamp, elapsed
 from pos.errors import PosError
 from pos.journal import Kind, State, Txn
 from pos.money import Money
@@ -56,6 +56,8 @@ _ANY_REF = re.compile(re.escape(REF_TAG) + r"(\d+)")
 EAT = dt.timezone(dt.timedelta(hours=3))
 #: Slack around a send when matching the provider's own timestamps to it.
 _TIME_SLACK = dt.timedelta(minutes=10)
+#: How far back a request sent under an unsynchronised clock in an earlier boot is looked for.
+_UNSYNCED_REACH = dt.timedelta(days=30)
 
 
 class Verdict(StrEnum):
@@ -279,7 +281,7 @@ def _row_signal(name: str, row: PrepaidTransaction | None, txn: Txn, ev: Evidenc
 
 async def _history_signal(ctx: Context, txn: Txn, kind: str, ev: Evidence) -> Signal:
     name = "card history"
-    sent = txn.sent.wall if txn.sent is not None else txn.created_at
+    sent = earliest_wall(ctx, txn)
     trusted = txn.sent is not None and txn.sent.synced
     since = (sent.astimezone(EAT) - dt.timedelta(days=1)).date()
     try:
@@ -343,9 +345,10 @@ async def _balance_signal(ctx: Context, txn: Txn, kind: str) -> Signal | None:
         read_at = dt.datetime.fromisoformat(str(before.get("at") or txn.created_at.isoformat()))
     except (KeyError, TypeError, ValueError):
         return None
+    read = Stamp.from_json(before.get("stamp")) or Stamp(read_at, 0.0, "", False)
     if now.currency != was.currency or now.currency != txn.amount.currency:
         return Signal(name, Verdict.inconclusive, "another currency")
-    own = _own_movements(ctx, txn, read_at)
+    own = _own_movements(ctx, txn, read)
     if own is None:
         return Signal(name, Verdict.inconclusive, "this terminal's other movements on the "
                       "card are not settled yet")
@@ -360,15 +363,19 @@ async def _balance_signal(ctx: Context, txn: Txn, kind: str) -> Signal | None:
                   f"{was.format()} -> {now.format()} (other activity)")
 
 
-def _own_movements(ctx: Context, txn: Txn, since: dt.datetime) -> int | None:
-    """Net minor units this terminal moved on the card after ``since`` (other rows than
-    ``txn``); None while one of them is unsettled (its effect is not known)."""
+def _own_movements(ctx: Context, txn: Txn, read: Stamp) -> int | None:
+    """Net minor units this terminal moved on the card after the balance was ``read``
+    (other rows than ``txn``); None while one of them is unsettled (its effect is not
+    known) or cannot be placed before or after the reading (another boot, a clock that
+    was not synchronised: the wall clock may have stepped between them)."""
     net = 0
-    for other in ctx.journal.list(kinds=list(CARD_MONEY_KINDS), since=since - _TIME_SLACK,
-                                  limit=500):
+    for other in ctx.journal.list(kinds=list(CARD_MONEY_KINDS), limit=500):
         if other.ref == txn.ref or other.card_id != txn.card_id or other.sent is None:
             continue
-        if other.sent.wall < since:
+        order = _after(other.sent, read)
+        if order is None:
+            return None
+        if not order:
             continue  # left before the balance was read: already in it
         if other.needs_sync or other.state in (State.review, State.sending):
             return None
@@ -376,6 +383,32 @@ def _own_movements(ctx: Context, txn: Txn, since: dt.datetime) -> int | None:
             continue
         net += -other.amount.minor if other.kind == Kind.card_debit else other.amount.minor
     return net
+
+
+def _after(moment: Stamp, read: Stamp) -> bool | None:
+    """Whether ``moment`` came after ``read``: by the boot-relative clock within one boot,
+    by the wall clock only where both readings were synchronised; None when it cannot
+    be told."""
+    if moment.boot and moment.boot == read.boot:
+        return moment.mono >= read.mono
+    if moment.synced and read.synced:
+        return moment.wall >= read.wall
+    return None
+
+
+def earliest_wall(ctx: Context, txn: Txn) -> dt.datetime:
+    """The earliest wall-clock time the request can have left at, in today's clock:
+    the recorded times, and (same boot) now less the boot-relative time since. A clock
+    that was ahead when the request left cannot hide it from a window that starts here."""
+    times = [txn.created_at]
+    if txn.sent is not None:
+        times.append(txn.sent.wall)
+        now = ctx.device.stamp()
+        if txn.sent.boot == now.boot:
+            times.append(now.wall - dt.timedelta(seconds=max(0.0, now.mono - txn.sent.mono)))
+        elif not txn.sent.synced:  # before this boot, by how much nobody knows
+            times.append(now.wall - dt.timedelta(seconds=now.mono) - _UNSYNCED_REACH)
+    return min(t if t.tzinfo else t.replace(tzinfo=dt.UTC) for t in times)
 
 
 def _provider_time(text: str | None) -> dt.datetime | None:

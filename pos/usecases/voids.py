@@ -38,7 +38,7 @@ async def void(ctx: Context, ref: str, supervisor: str, reason: str = "") -> Sal
         terminal_id=ctx.terminal_id, card_id=txn.card_id, card_no=txn.card_no,
         wallet=txn.wallet, reason=f"Void of {txn.ref}", parent_ref=txn.ref,
         details={"void_of": txn.ref, "supervisor": supervisor, "why": reason.strip(),
-                 **balance_before(info, "Current Account", ctx.clock())},
+                 **balance_before(info, "Current Account", ctx.device.stamp())},
     )
     result = await credit(ctx, refund,
                           success=f"Voided: {txn.amount.format()} credited back to the card")

@@ -143,19 +143,23 @@ def main() -> int:
                 worst_token_delay = max(worst_token_delay, time.monotonic() - started)
         sb.faults.clear()
         h.settle(rounds=200)
-        result = h.verify()
-        flagged = flagged_rows(h)
+        try:
+            result = h.verify()
+        except AssertionError as exc:  # still print every figure, and the problems
+            result = {**h.counts.to_json(), "problems": str(exc).splitlines()}
+        flagged = [f for f in flagged_rows(h) if f.split(" ", 1)[0] not in h.counts.capped]
     result["seconds"] = round(time.time() - t0, 1)
     result["faults_armed"] = faults
     result["worst_token_delay_s"] = round(worst_token_delay, 1)
     result["flagged"] = flagged
     print(json.dumps(result, indent=2))
-    return 1 if flagged or worst_token_delay > 30 else 0
+    return 1 if flagged or "problems" in result or worst_token_delay > 30 else 0
 
 
 def flagged_rows(h: CrashHarness) -> list[str]:
     """Everything left for a person. Nothing in this soak warrants one (no card is
-    refused at sync, nothing is old enough to expire): each would be a false flag."""
+    refused at sync, nothing is old enough to expire) except the sends cap after
+    repeatedly interrupted attempts (printed apart): any other would be a false flag."""
     j = Journal.open(h.home / "journal.db")
     try:
         return [f"{t.ref} {t.kind} {t.state}: {t.last_error}" for t in j.flagged()]

@@ -196,7 +196,6 @@ def test_migration_backfills_periods_and_totals(tmp_path: Path) -> None:
     conn.execute("DROP TRIGGER txns_totals_insert")
     conn.execute("DROP TRIGGER txns_totals_state")
     conn.execute("DROP TABLE totals")
-    conn.execute("DROP INDEX txns_refund_check")
     conn.execute("DROP INDEX txns_settled")
     conn.execute("DROP TRIGGER txns_no_delete")
     conn.execute("DROP TRIGGER events_no_delete")

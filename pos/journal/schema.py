@@ -190,8 +190,9 @@ INSERT INTO totals(z_period, state, kind, tender, currency, operator, count, amo
 #   kind, tender, currency, operator), updated by triggers in the same transaction as
 #   each insert and state change, so X / Z reports read a few dozen rows, never history.
 #   Archived rows leave the journal but stay counted (the totals are the history).
-# - txns_refund_check: failed / declined card-paid vends and bills whose refund is to be
-#   checked carry a next_attempt_at (pos/usecases/refunds.py): the sync pass reads only
+# - refund checks: failed / declined card-paid vends and bills whose refund is to be
+#   checked carry a next_attempt_at (pos/usecases/refunds.py), found through the
+#   existing index txns_state_due(state, next_attempt_at): the sync pass reads only
 #   those that are due, not every failed sale ever made.
 # - archived_at: a settled row copied to the archive (pos/journal/archive.py) may then
 #   be deleted, with its events; nothing else may delete a row or an event.
@@ -230,9 +231,6 @@ BEGIN
     ON CONFLICT DO UPDATE SET count = count + 1,
                               amount_minor = amount_minor + excluded.amount_minor;
 END;
-CREATE INDEX txns_refund_check ON txns(next_attempt_at)
-    WHERE next_attempt_at IS NOT NULL AND tender = 'card' AND kind IN ('vend', 'postpaid')
-      AND state IN ('failed', 'declined', 'declined_offline');
 UPDATE txns SET next_attempt_at = updated_at
     WHERE tender = 'card' AND kind IN ('vend', 'postpaid') AND parent_ref IS NOT NULL
       AND state IN ('failed', 'declined', 'declined_offline')

@@ -37,6 +37,7 @@ from pos.clock import DeviceClock, Stamp, owner_alive, process_start
 from pos.digits import is_digits
 from pos.errors import InputError, PosError
 from pos.journal import health
+from pos.journal import search as search_index
 from pos.journal.health import JournalDamaged
 from pos.journal.models import (
     CachedCard,
@@ -152,7 +153,7 @@ _TXN_COLUMNS = (
 #: The Z period a row made now belongs to (Z #N closes period N): a primary-key lookup.
 _OPEN_PERIOD = "(SELECT COALESCE(MAX(number), 0) + 1 FROM z_reports)"
 #: A failed or declined card-paid electricity sale: its refund is checked when due
-#: (next_attempt_at, index txns_refund_check) instead of on every sync pass.
+#: (next_attempt_at, index txns_state_due) instead of on every sync pass.
 _REFUND_CHECK_STATES = frozenset({State.failed, State.declined, State.declined_offline})
 _REFUND_CHECK_WHERE = (
     "next_attempt_at IS NOT NULL AND tender = 'card' AND kind IN ('vend', 'postpaid')"
@@ -186,6 +187,7 @@ class Journal:
         self._clock = clock
         self.device = device or DeviceClock(wall=clock)
         self._scrub_pending = False
+        self._has_search_index = False
         # The integrity check's verdict (pos/journal/health.py): set once it is known.
         self._checked = threading.Event()
         self._checked.set()
@@ -251,6 +253,7 @@ class Journal:
                          (health.new_journal_id(),))
         finally:
             conn.close()
+        search_index.ensure_index(tmp, busy_timeout_ms)  # empty: instant
 
     @staticmethod
     def _journal_id(conn: sqlite3.Connection) -> str:
@@ -678,8 +681,13 @@ class Journal:
         if until is not None:
             where.append("created_at < ?")
             params.append(iso(until))
-        if search:
-            pattern = "%" + _like_escape(search.strip()) + "%"
+        term = (search or "").strip()
+        if term and len(term) >= search_index.MIN_TERM and self._search_ready():
+            where.append(f"rowid IN (SELECT rowid FROM {search_index.TABLE_FTS}"
+                         f" WHERE {search_index.TABLE_FTS} MATCH ?)")
+            params.append(search_index.match_expression(term))
+        elif term:
+            pattern = "%" + _like_escape(term) + "%"
             cols = ("ref", "card_no", "meter", "account", "customer_name", "reason", "token",
                     "provider_txn_id", "receipt_no", "CAST(receipt_number AS TEXT)")
             where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in cols) + ")")
@@ -692,6 +700,28 @@ class Journal:
         )
         params += [int(limit), int(offset)]
         return [_to_txn(r) for r in self._query(sql, params)]
+
+    def _search_ready(self) -> bool:
+        """The full-text index exists (built now, once, if it does not)."""
+        if self._has_search_index:
+            return True
+        with self._lock:
+            ready = search_index.has_index(self._conn)
+        if not ready:
+            self.ensure_search_index()
+            ready = True
+        self._has_search_index = ready
+        return ready
+
+    def ensure_search_index(self) -> bool:
+        """Build the full-text index if missing (pos/journal/search.py); True if built."""
+        self.verified()
+        try:
+            built = search_index.ensure_index(self.path)
+        except sqlite3.OperationalError as exc:
+            raise _unwritable(exc) from exc
+        self._has_search_index = True
+        return built
 
     def events(self, ref: str) -> builtins.list[Event]:
         rows = self._query("SELECT * FROM events WHERE ref = ? ORDER BY id", (ref,))
@@ -810,7 +840,7 @@ class Journal:
     # ------------------------------------------------------------ refund checks
     def refund_checks_due(self, now: datetime, limit: int = 100) -> builtins.list[Txn]:
         """Failed / declined card-paid vends and bills whose refund is due to be checked
-        (the partial index ``txns_refund_check``: proportional to what is due)."""
+        (index ``txns_state_due``: proportional to what is due)."""
         rows = self._query(
             f"SELECT * FROM txns WHERE {_REFUND_CHECK_WHERE} AND next_attempt_at <= ?"
             " ORDER BY next_attempt_at LIMIT ?", (iso(now), int(limit)))

@@ -357,7 +357,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
             if args.override:
                 pin = read_pin_from_stdin() or ""
                 override = term.check_supervisor(pin)
-            rep = term.close_day(override_by=override)
+            rep = term.close_day(override_by=override, allow_empty=args.allow_empty)
         emit(args, rep.to_json(), render_report(rep, 40))
         return EXIT_OK
 
@@ -609,6 +609,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = add("report", cmd_report, "X (running) or Z (day close) report")
     rep.add_argument("which", choices=["x", "z"])
+    rep.add_argument("--allow-empty", action="store_true",
+                     help="close a day with nothing in it (refused otherwise)")
     rep.add_argument("--override", action="store_true",
                      help="supervisor override of unsynced items (supervisor PIN on stdin)")
 

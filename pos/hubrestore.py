@@ -26,6 +26,7 @@ from pos.hubsync import (
     load_credential,
     refusal,
 )
+from pos.journal.schema import rebuild_totals
 
 if TYPE_CHECKING:
     import httpx
@@ -137,6 +138,7 @@ def _write_restore(path: Path, summary: dict[str, Any], txns: list[dict[str, Any
                 "INSERT INTO z_reports(number, payload_json, created_at) VALUES (?,?,?)",
                 [(z["number"], json.dumps(z["payload"], separators=(",", ":"), sort_keys=True),
                   z["created_at"]) for z in zs])
+            rebuild_totals(conn)  # rows and Z reports came in directly: periods and totals
             merchant = summary.get("merchant") or {}
             meta = {
                 "receipt_no": str(_receipt_counter(summary, txns)),

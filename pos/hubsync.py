@@ -292,7 +292,7 @@ class Uploader:
             "link": link.describe() if link is not None else None,
             "unsynced_count": unsynced.count,
             "unsynced_totals": dict(unsynced.totals),
-            "flagged_count": len(self.journal.flagged()),
+            "flagged_count": self.journal.flagged_count(),
             "floats": {k: v.to_json() for k, v in self.floats.items() if v is not None},
             "receipt_no": self._meta_int("receipt_no"),
         }

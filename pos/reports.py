@@ -45,7 +45,34 @@ class Report:
         return {"kind": self.kind, "number": self.number, **self.payload}
 
 
-def _sum(txns: list[Txn]) -> dict[str, int]:
+Row = dict[str, Any]
+
+#: Kinds that give money back to the customer: they count against the takings.
+_MONEY_OUT = {"card_refund"}
+#: Card-paid electricity is funded by its card debit (its parent): the debit carries
+#: the money, the vend or bill the goods, so the takings count it once.
+_FUNDED = {"vend", "postpaid"}
+
+
+class EmptyDay(InputError):
+    """A Z report with nothing in its period: refused unless asked for explicitly."""
+
+
+def _add(out: dict[str, dict[str, Any]], key: str, row: Row, sign: int = 1) -> None:
+    entry = out.setdefault(key, {"count": 0, "totals": {}})
+    entry["count"] += int(row["count"])
+    totals = entry["totals"]
+    totals[row["currency"]] = totals.get(row["currency"], 0) + sign * int(row["amount_minor"])
+
+
+def _sum(rows: list[Row]) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for r in rows:
+        out[r["currency"]] += int(r["amount_minor"])
+    return dict(out)
+
+
+def _sum_txns(txns: list[Txn]) -> dict[str, int]:
     out: dict[str, int] = defaultdict(int)
     for t in txns:
         out[t.amount.currency] += t.amount.minor
@@ -58,22 +85,45 @@ def _fmt(totals: dict[str, int]) -> str:
     return ", ".join(Money(v, c).format() for c, v in sorted(totals.items()))
 
 
+def figures(rows: list[Row]) -> dict[str, Any]:
+    """The report's figures from one period's totals (or from the same aggregates
+    recomputed from the rows): by kind (what was sold), takings by tender and by
+    operator (money counted once, refunds taken off), cash expected and owed back."""
+    by_kind: dict[str, dict[str, Any]] = {}
+    by_tender: dict[str, dict[str, Any]] = {}
+    by_operator: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r["state"] != str(State.done):
+            continue
+        _add(by_kind, r["kind"], r)
+        if r["tender"] == str(Tender.card) and r["kind"] in _FUNDED:
+            continue  # its card debit is the money
+        sign = -1 if r["kind"] in _MONEY_OUT else 1
+        _add(by_tender, r["tender"], r, sign)
+        _add(by_operator, r["operator"], r, sign)
+    kept = {str(s) for s in _CASH_KEPT}
+    owed = {str(s) for s in (State.declined_offline, State.failed, State.expired)}
+    cash = [r for r in rows if r["tender"] == str(Tender.cash) and r["state"] in kept]
+    cash_owed = [r for r in rows if r["tender"] == str(Tender.cash) and r["state"] in owed]
+    return {"by_kind": by_kind, "by_tender": by_tender, "by_operator": by_operator,
+            "cash_expected": _sum(cash), "cash_owed_back": _sum(cash_owed),
+            "transactions": sum(int(r["count"]) for r in rows)}
+
+
+#: Lines listing unsynced or flagged items on a report (the JSON has every ref).
+LIST_MAX = 50
+
+
 def build(journal: Journal, *, terminal_id: str, kind: str, since: dt.datetime | None,
-          until: dt.datetime, number: int | None = None) -> Report:
-    txns = journal.list(since=since, until=until, limit=1_000_000, newest_first=False)
-    done = [t for t in txns if t.state in _DONE]
-    by_kind: dict[str, list[Txn]] = defaultdict(list)
-    by_tender: dict[str, list[Txn]] = defaultdict(list)
-    by_operator: dict[str, list[Txn]] = defaultdict(list)
-    for t in done:
-        by_kind[str(t.kind)].append(t)
-        by_tender[str(t.tender)].append(t)
-        by_operator[t.operator].append(t)
-    cash = [t for t in txns if t.tender == Tender.cash and t.state in _CASH_KEPT]
-    cash_owed = [t for t in txns if t.tender == Tender.cash
-                 and t.state in (State.declined_offline, State.failed, State.expired)]
+          until: dt.datetime, number: int | None = None, period: int | None = None,
+          security: dict[str, Any] | None = None) -> Report:
+    """The report of Z period ``period`` (default: the open one) from the kept totals:
+    its cost does not grow with the journal (see pos/journal/schema.py, totals)."""
+    fig = figures(journal.totals(journal.open_period() if period is None else period))
     unsynced = journal.list(states=list(_OUTSTANDING), limit=100_000, newest_first=False)
     flagged = journal.flagged()
+    if security is None:
+        security = _security(journal, since, until)
 
     lines: list[tuple[str, str]] = [("Terminal", terminal_id)]
     if since:
@@ -81,24 +131,27 @@ def build(journal: Journal, *, terminal_id: str, kind: str, since: dt.datetime |
     lines.append(("To", until.strftime("%Y-%m-%d %H:%M")))
     lines.append(("", ""))
     lines.append(("BY KIND", ""))
-    for k, items in sorted(by_kind.items()):
-        lines.append((f"{KIND_LABELS.get(k, k)} x{len(items)}", _fmt(_sum(items))))
+    for k, v in sorted(fig["by_kind"].items()):
+        lines.append((f"{KIND_LABELS.get(k, k)} x{v['count']}", _fmt(v["totals"])))
     lines.append(("BY TENDER", ""))
-    for k, items in sorted(by_tender.items()):
-        lines.append((f"{k.upper()} x{len(items)}", _fmt(_sum(items))))
+    for k, v in sorted(fig["by_tender"].items()):
+        lines.append((f"{k.upper()} x{v['count']}", _fmt(v["totals"])))
     lines.append(("BY OPERATOR", ""))
-    for k, items in sorted(by_operator.items()):
-        lines.append((f"{k} x{len(items)}", _fmt(_sum(items))))
-    lines.append(("Cash expected", _fmt(_sum(cash))))
-    if cash_owed:
-        lines.append(("Cash owed back", _fmt(_sum(cash_owed))))
+    for k, v in sorted(fig["by_operator"].items()):
+        lines.append((f"{k} x{v['count']}", _fmt(v["totals"])))
+    lines.append(("Cash expected", _fmt(fig["cash_expected"])))
+    if fig["cash_owed_back"]:
+        lines.append(("Cash owed back", _fmt(fig["cash_owed_back"])))
     lines.append(("NOT YET SYNCED", f"{len(unsynced)}"))
-    for t in unsynced:
+    for t in unsynced[:LIST_MAX]:
         lines.append((f"{t.ref} {t.kind}", t.amount.format()))
+    if len(unsynced) > LIST_MAX:
+        lines.append((f"... and {len(unsynced) - LIST_MAX} more", ""))
     lines.append(("FLAGGED", f"{len(flagged)}"))
-    for t in flagged:
+    for t in flagged[:LIST_MAX]:
         lines.append((f"{t.ref} {t.state}", t.amount.format()))
-    security = _security(journal, since, until)
+    if len(flagged) > LIST_MAX:
+        lines.append((f"... and {len(flagged) - LIST_MAX} more", ""))
     lines.append(("SECURITY", ""))
     lines.append(("Wrong PINs", str(security["wrong_pins"])))
     lines.append(("Lock-outs", str(security["lockouts"])))
@@ -109,15 +162,10 @@ def build(journal: Journal, *, terminal_id: str, kind: str, since: dt.datetime |
         "terminal_id": terminal_id,
         "since": since.isoformat() if since else None,
         "until": until.isoformat(),
-        "by_kind": {k: {"count": len(v), "totals": _sum(v)} for k, v in by_kind.items()},
-        "by_tender": {k: {"count": len(v), "totals": _sum(v)} for k, v in by_tender.items()},
-        "by_operator": {k: {"count": len(v), "totals": _sum(v)} for k, v in by_operator.items()},
-        "cash_expected": _sum(cash),
-        "cash_owed_back": _sum(cash_owed),
+        **fig,
         "unsynced": [t.ref for t in unsynced],
-        "unsynced_totals": _sum(unsynced),
+        "unsynced_totals": _sum_txns(unsynced),
         "flagged": [t.ref for t in flagged],
-        "transactions": len(txns),
         "security": security,
     }
     return Report(kind, number, terminal_id, since, until, lines, payload)
@@ -135,11 +183,8 @@ def _security(journal: Journal, since: dt.datetime | None, until: dt.datetime) -
 
 
 def last_close(journal: Journal) -> dt.datetime | None:
-    zs = journal.z_reports()
-    if not zs:
-        return None
-    last = max(zs, key=lambda z: z.number)
-    return dt.datetime.fromisoformat(last.payload["until"])
+    last = journal.last_z()
+    return dt.datetime.fromisoformat(last.payload["until"]) if last else None
 
 
 def x_report(journal: Journal, *, terminal_id: str, now: dt.datetime) -> Report:
@@ -147,22 +192,37 @@ def x_report(journal: Journal, *, terminal_id: str, now: dt.datetime) -> Report:
 
 
 def close_day(journal: Journal, *, terminal_id: str, now: dt.datetime, operator: str,
-              override_by: str | None = None, keep_backups: int | None = None) -> Report:
-    """Write the next numbered Z report. Unsynced items need a supervisor override."""
-    zs = journal.z_reports()
-    number = (max(z.number for z in zs) + 1) if zs else 1
-    rep = build(journal, terminal_id=terminal_id, kind="Z", since=last_close(journal), until=now,
-                number=number)
-    if rep.payload["unsynced"] and not override_by:
-        raise InputError(
-            f"{len(rep.payload['unsynced'])} transactions are not synced yet: sync first, or a "
-            "supervisor must override the day close"
-        )
-    rep.payload["closed_by"] = operator
-    rep.payload["override_by"] = override_by
-    journal.z_report_put(number, rep.payload)
-    rep.payload["backup"] = _day_close_backup(journal, number, keep_backups)
-    rep.lines.insert(0, ("Z report", f"#{number}"))
+              override_by: str | None = None, keep_backups: int | None = None,
+              allow_empty: bool = False) -> Report:
+    """Write the next numbered Z report. Unsynced items need a supervisor override; a
+    period with nothing in it is refused (:class:`EmptyDay`) unless ``allow_empty``."""
+    since = last_close(journal)
+    security = _security(journal, since, now)
+    holder: list[Report] = []
+
+    def payload() -> dict[str, Any]:
+        # Runs inside the journal's write transaction that stores the Z (Journal.z_close).
+        number = journal.open_period()
+        rep = build(journal, terminal_id=terminal_id, kind="Z", since=since, until=now,
+                    number=number, period=number, security=security)
+        if rep.payload["unsynced"] and not override_by:
+            raise InputError(
+                f"{len(rep.payload['unsynced'])} transactions are not synced yet: sync first, "
+                "or a supervisor must override the day close"
+            )
+        if not rep.payload["transactions"] and not allow_empty:
+            last = f" since Z #{number - 1}" if number > 1 else ""
+            raise EmptyDay(f"Nothing was sold{last}: this Z report #{number} would be empty. "
+                           "Close an empty day only if that is what you mean.")
+        rep.payload["closed_by"] = operator
+        rep.payload["override_by"] = override_by
+        holder.append(rep)
+        return rep.payload
+
+    stored = journal.z_close(journal.open_period(), payload)
+    rep = holder[-1]
+    rep.payload["backup"] = _day_close_backup(journal, stored.number, keep_backups)
+    rep.lines.insert(0, ("Z report", f"#{stored.number}"))
     if override_by:
         rep.lines.append(("Override by", override_by))
     return rep

@@ -246,7 +246,7 @@ class Terminal:
             link=self.link.describe(),
             unsynced_count=unsynced.count,
             unsynced_total=[Money(v, c) for c, v in sorted(unsynced.totals.items())],
-            flagged_count=len(self.journal.flagged()),
+            flagged_count=self.journal.flagged_count(),
             pawacard_float=self._floats["pawacard"],
             patasente_float=self._floats["patasente"],
             low_float=low,
@@ -566,7 +566,8 @@ class Terminal:
         return reports.x_report(self.journal, terminal_id=self.settings.terminal_id,
                                 now=self.ctx.clock())
 
-    def close_day(self, override_by: Operator | None = None) -> reports.Report:
+    def close_day(self, override_by: Operator | None = None, *,
+                  allow_empty: bool = False) -> reports.Report:
         from pos import reports
 
         if override_by is not None and not override_by.is_supervisor:
@@ -574,7 +575,8 @@ class Terminal:
         return reports.close_day(self.journal, terminal_id=self.settings.terminal_id,
                                  now=self.ctx.clock(), operator=self.ctx.operator,
                                  override_by=override_by.name if override_by else None,
-                                 keep_backups=self.settings.backup.keep)
+                                 keep_backups=self.settings.backup.keep,
+                                 allow_empty=allow_empty)
 
     def backup_if_due(self) -> str | None:
         """The scheduled journal backup (pos/backup.py); the file name when one was made.

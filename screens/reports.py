@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,6 +14,8 @@ from textual.containers import VerticalScroll
 from pos.errors import InputError, PosError
 from screens.dialogs import ConfirmDialog, Step
 from screens.widgets import Plain
+
+T = TypeVar("T")
 
 
 class ReportScreen(Step[str]):
@@ -54,24 +58,49 @@ class ReportScreen(Step[str]):
         self.dismiss("z")
 
 
+#: A report that takes longer than this gets a 'please wait' box (it runs in a thread).
+BUSY_AFTER = 0.25
+
+
+async def _off_loop(app: Any, text: str, fn: Callable[..., T], **kwargs: Any) -> T:
+    """Run ``fn`` in a thread, off the event loop (the watchdog's heartbeat and key
+    presses go on); show ``text`` in a busy box if it takes long."""
+    task = asyncio.ensure_future(asyncio.to_thread(fn, **kwargs))
+    done, _ = await asyncio.wait({task}, timeout=BUSY_AFTER)
+    if done:
+        return task.result()
+    result: T = await app.busy(text, task)
+    return result
+
+
 async def close_day(app: Any) -> Any:
+    from pos.reports import EmptyDay
+
     if not await app.push_screen_wait(ConfirmDialog(
             "Close the day", "Print the Z report and start a new day?")):
         return None
-    try:
-        return app.terminal.close_day()
-    except InputError as exc:
-        if not await app.push_screen_wait(ConfirmDialog(
-                "Day close", f"{exc.message}\n\nOverride with a supervisor PIN?")):
-            return None
-    supervisor = await app.ask_supervisor("close the day with unsynced items")
-    if supervisor is None:
-        return None
-    return app.terminal.close_day(override_by=supervisor)
+    allow_empty = False
+    supervisor = None
+    while True:
+        try:
+            return await _off_loop(app, "Closing the day...", app.terminal.close_day,
+                                   override_by=supervisor, allow_empty=allow_empty)
+        except EmptyDay as exc:
+            if allow_empty or not await app.push_screen_wait(ConfirmDialog(
+                    "Empty day", f"{exc.message}\n\nClose it anyway?")):
+                return None
+            allow_empty = True
+        except InputError as exc:
+            if supervisor is not None or not await app.push_screen_wait(ConfirmDialog(
+                    "Day close", f"{exc.message}\n\nOverride with a supervisor PIN?")):
+                return None
+            supervisor = await app.ask_supervisor("close the day with unsynced items")
+            if supervisor is None:
+                return None
 
 
 async def reports(app: Any) -> None:
-    report = app.terminal.x_report()
+    report = await _off_loop(app, "Computing the report...", app.terminal.x_report)
     while report is not None:
         choice = await app.push_screen_wait(ReportScreen(report))
         if choice != "z" or report.kind == "Z":

@@ -164,7 +164,9 @@ def test_journal_export_and_reports(env: dict[str, str], tmp_path: Path) -> None
     assert rc == 0 and json.loads(out)["by_kind"]["vend"]["count"] == 1
     rc, out, _ = run(env, "report", "z", "--json")
     assert rc == 0 and json.loads(out)["number"] == 1
-    rc, out, _ = run(env, "report", "z", "--json")
+    rc, out, err = run(env, "report", "z", "--json")  # nothing since Z #1 (issue 13)
+    assert rc == 2 and "empty" in (out + err)
+    rc, out, _ = run(env, "report", "z", "--allow-empty", "--json")
     assert rc == 0 and json.loads(out)["number"] == 2
 
 

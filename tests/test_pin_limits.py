@@ -323,5 +323,5 @@ def test_cli_operator_add_needs_authority_and_z_override_is_limited(tmp_path: Pa
         ("operator_added", "operator:ann"), ("pin_wrong", "supervisor")]
     unlock = _cli(home, "operator", "unlock", "--supervisor", "boss", stdin="8642\n")
     assert unlock.returncode == 0 and "lock-out cleared" in unlock.stdout
-    z = _cli(home, "report", "z", "--override", stdin="8642\n", extra=slow)
+    z = _cli(home, "report", "z", "--override", "--allow-empty", stdin="8642\n", extra=slow)
     assert z.returncode == 0, z.stderr

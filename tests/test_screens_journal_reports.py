@@ -115,7 +115,10 @@ async def test_void_a_card_payment_from_the_journal(term, sandbox):
         await wait_for(pilot, lambda: "credited back" in screen_text(app), 10, "void message")
     assert sandbox.state.patasente.balance(card) == before
     refund = [t for t in term.journal.children(paid.ref) if t.kind == Kind.card_refund]
-    assert refund and refund[0].state == State.done and refund[0].operator == "boss"
+    # Booked to the cashier who took the sale (issue 13); the approving supervisor is kept.
+    cashier = term.journal.require(paid.ref).operator
+    assert refund and refund[0].state == State.done and refund[0].operator == cashier != "boss"
+    assert refund[0].details["supervisor"] == "boss"
 
 
 async def test_x_report_then_day_close_needs_override_when_unsynced(term, sandbox):

@@ -166,8 +166,88 @@ UPDATE txns SET accepted = 1 WHERE offline = 1 OR state IN ('queued', 'unknown',
 CREATE INDEX txns_leased ON txns(state) WHERE lease_owner IS NOT NULL;
 """
 
+#: Rebuild the kept totals from the rows: each row's Z period from the stored Z reports'
+#: ``until`` (period N holds the rows made before Z #N and after Z #N-1), then the
+#: aggregates. Used by the migration below and by a restore (pos/hubrestore.py), which
+#: inserts rows and Z reports directly.
+REBUILD_TOTALS = """
+CREATE TEMP TABLE _zb AS SELECT number,
+    julianday(json_extract(payload_json, '$.until')) AS until_jd FROM z_reports;
+CREATE INDEX temp._zb_until ON _zb(until_jd, number);
+UPDATE txns SET z_period = COALESCE(
+    (SELECT MIN(number) FROM _zb WHERE until_jd > julianday(txns.created_at)),
+    (SELECT COALESCE(MAX(number), 0) + 1 FROM z_reports));
+DROP TABLE temp._zb;
+DELETE FROM totals;
+INSERT INTO totals(z_period, state, kind, tender, currency, operator, count, amount_minor)
+    SELECT z_period, state, kind, tender, currency, operator, COUNT(*), SUM(amount_minor)
+    FROM txns GROUP BY z_period, state, kind, tender, currency, operator;
+"""
+
+# V_GROWTH (issue 15): a journal that carries a year of trade.
+# - z_period: the Z period a row belongs to (the open one when it was made: Z #N closes
+#   period N), set by Journal.create; ``totals`` keeps count and sum per (period, state,
+#   kind, tender, currency, operator), updated by triggers in the same transaction as
+#   each insert and state change, so X / Z reports read a few dozen rows, never history.
+#   Archived rows leave the journal but stay counted (the totals are the history).
+# - refund checks: failed / declined card-paid vends and bills whose refund is to be
+#   checked carry a next_attempt_at (pos/usecases/refunds.py), found through the
+#   existing index txns_state_due(state, next_attempt_at): the sync pass reads only
+#   those that are due, not every failed sale ever made.
+# - archived_at: a settled row copied to the archive (pos/journal/archive.py) may then
+#   be deleted, with its events; nothing else may delete a row or an event.
+_V_GROWTH = """
+ALTER TABLE txns ADD COLUMN z_period INTEGER;
+ALTER TABLE txns ADD COLUMN archived_at TEXT;
+CREATE TABLE totals (
+    z_period     INTEGER NOT NULL,
+    state        TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    tender       TEXT NOT NULL,
+    currency     TEXT NOT NULL,
+    operator     TEXT NOT NULL,
+    count        INTEGER NOT NULL,
+    amount_minor INTEGER NOT NULL,
+    PRIMARY KEY (z_period, state, kind, tender, currency, operator)
+) WITHOUT ROWID;
+""" + REBUILD_TOTALS + """
+CREATE TRIGGER txns_totals_insert AFTER INSERT ON txns
+BEGIN
+    INSERT INTO totals(z_period, state, kind, tender, currency, operator, count, amount_minor)
+    VALUES (COALESCE(NEW.z_period, 0), NEW.state, NEW.kind, NEW.tender, NEW.currency,
+            NEW.operator, 1, NEW.amount_minor)
+    ON CONFLICT DO UPDATE SET count = count + 1,
+                              amount_minor = amount_minor + excluded.amount_minor;
+END;
+CREATE TRIGGER txns_totals_state AFTER UPDATE OF state ON txns
+WHEN OLD.state IS NOT NEW.state
+BEGIN
+    UPDATE totals SET count = count - 1, amount_minor = amount_minor - OLD.amount_minor
+    WHERE z_period = COALESCE(OLD.z_period, 0) AND state = OLD.state AND kind = OLD.kind
+      AND tender = OLD.tender AND currency = OLD.currency AND operator = OLD.operator;
+    INSERT INTO totals(z_period, state, kind, tender, currency, operator, count, amount_minor)
+    VALUES (COALESCE(NEW.z_period, 0), NEW.state, NEW.kind, NEW.tender, NEW.currency,
+            NEW.operator, 1, NEW.amount_minor)
+    ON CONFLICT DO UPDATE SET count = count + 1,
+                              amount_minor = amount_minor + excluded.amount_minor;
+END;
+UPDATE txns SET next_attempt_at = updated_at
+    WHERE tender = 'card' AND kind IN ('vend', 'postpaid') AND parent_ref IS NOT NULL
+      AND state IN ('failed', 'declined', 'declined_offline')
+      AND NOT EXISTS (SELECT 1 FROM txns r WHERE r.parent_ref = txns.parent_ref
+                      AND r.kind = 'card_refund');
+CREATE INDEX txns_settled ON txns(settled_at) WHERE settled_at IS NOT NULL;
+DROP TRIGGER txns_no_delete;
+CREATE TRIGGER txns_no_delete BEFORE DELETE ON txns WHEN OLD.archived_at IS NULL
+BEGIN SELECT RAISE(ABORT, 'journal rows are never deleted'); END;
+DROP TRIGGER events_no_delete;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+WHEN (SELECT archived_at FROM txns WHERE ref = OLD.ref) IS NULL
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+"""
+
 #: Migration ``i`` brings the schema from version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V_GROWTH)  # _V_GROWTH: issue 15 (growth)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -216,3 +296,10 @@ def migrate(conn: sqlite3.Connection) -> int:
         conn.execute("ROLLBACK")
         raise
     return found
+
+
+def rebuild_totals(conn: sqlite3.Connection) -> None:
+    """Re-derive every row's Z period and the kept totals (inside the caller's
+    transaction): after rows were inserted around :meth:`Journal.create`."""
+    for stmt in _statements(REBUILD_TOTALS):
+        conn.execute(stmt)

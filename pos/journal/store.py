@@ -37,6 +37,7 @@ from pos.clock import DeviceClock, Stamp, owner_alive, process_start
 from pos.digits import is_digits
 from pos.errors import InputError, PosError
 from pos.journal import health
+from pos.journal import search as search_index
 from pos.journal.health import JournalDamaged
 from pos.journal.models import (
     CachedCard,
@@ -149,6 +150,15 @@ _TXN_COLUMNS = (
     " next_attempt_at, created_at, updated_at, details_json, lease_owner, created_boot,"
     " created_mono, clock_synced, accepted"
 )
+#: The Z period a row made now belongs to (Z #N closes period N): a primary-key lookup.
+_OPEN_PERIOD = "(SELECT COALESCE(MAX(number), 0) + 1 FROM z_reports)"
+#: A failed or declined card-paid electricity sale: its refund is checked when due
+#: (next_attempt_at, index txns_state_due) instead of on every sync pass.
+_REFUND_CHECK_STATES = frozenset({State.failed, State.declined, State.declined_offline})
+_REFUND_CHECK_WHERE = (
+    "next_attempt_at IS NOT NULL AND tender = 'card' AND kind IN ('vend', 'postpaid')"
+    " AND state IN ('failed', 'declined', 'declined_offline')"
+)
 #: States in which a row is held by the process that made it (its lease).
 _LEASED = frozenset({State.created, State.sending})
 
@@ -177,6 +187,7 @@ class Journal:
         self._clock = clock
         self.device = device or DeviceClock(wall=clock)
         self._scrub_pending = False
+        self._has_search_index = False
         # The integrity check's verdict (pos/journal/health.py): set once it is known.
         self._checked = threading.Event()
         self._checked.set()
@@ -242,6 +253,7 @@ class Journal:
                          (health.new_journal_id(),))
         finally:
             conn.close()
+        search_index.ensure_index(tmp, busy_timeout_ms)  # empty: instant
 
     @staticmethod
     def _journal_id(conn: sqlite3.Connection) -> str:
@@ -455,7 +467,8 @@ class Journal:
                 )
                 try:
                     conn.execute(
-                        f"INSERT INTO txns ({_TXN_COLUMNS}) VALUES ({_placeholders(len(values))})",
+                        f"INSERT INTO txns ({_TXN_COLUMNS}, z_period) VALUES"
+                        f" ({_placeholders(len(values))}, {_OPEN_PERIOD})",
                         values,
                     )
                 except sqlite3.IntegrityError:
@@ -579,7 +592,10 @@ class Journal:
                 if new is State.sending:
                     sets["next_attempt_at"] = iso(nowdt + timedelta(seconds=self.sending_lease))
                 elif not needs_sync(new):
-                    sets["next_attempt_at"] = None
+                    refund_check = (new in _REFUND_CHECK_STATES and row["tender"] == "card"
+                                    and row["kind"] in ("vend", "postpaid")
+                                    and row["parent_ref"] is not None)
+                    sets["next_attempt_at"] = now if refund_check else None
                 elif row["next_attempt_at"] is None or old is State.sending:
                     sets["next_attempt_at"] = now
             self._set(conn, ref, sets)
@@ -665,8 +681,13 @@ class Journal:
         if until is not None:
             where.append("created_at < ?")
             params.append(iso(until))
-        if search:
-            pattern = "%" + _like_escape(search.strip()) + "%"
+        term = (search or "").strip()
+        if term and len(term) >= search_index.MIN_TERM and self._search_ready():
+            where.append(f"rowid IN (SELECT rowid FROM {search_index.TABLE_FTS}"
+                         f" WHERE {search_index.TABLE_FTS} MATCH ?)")
+            params.append(search_index.match_expression(term))
+        elif term:
+            pattern = "%" + _like_escape(term) + "%"
             cols = ("ref", "card_no", "meter", "account", "customer_name", "reason", "token",
                     "provider_txn_id", "receipt_no", "CAST(receipt_number AS TEXT)")
             where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in cols) + ")")
@@ -679,6 +700,28 @@ class Journal:
         )
         params += [int(limit), int(offset)]
         return [_to_txn(r) for r in self._query(sql, params)]
+
+    def _search_ready(self) -> bool:
+        """The full-text index exists (built now, once, if it does not)."""
+        if self._has_search_index:
+            return True
+        with self._lock:
+            ready = search_index.has_index(self._conn)
+        if not ready:
+            self.ensure_search_index()
+            ready = True
+        self._has_search_index = ready
+        return ready
+
+    def ensure_search_index(self) -> bool:
+        """Build the full-text index if missing (pos/journal/search.py); True if built."""
+        self.verified()
+        try:
+            built = search_index.ensure_index(self.path)
+        except sqlite3.OperationalError as exc:
+            raise _unwritable(exc) from exc
+        self._has_search_index = True
+        return built
 
     def events(self, ref: str) -> builtins.list[Event]:
         rows = self._query("SELECT * FROM events WHERE ref = ? ORDER BY id", (ref,))
@@ -739,6 +782,76 @@ class Journal:
             " ORDER BY created_at, rowid", sv,
         )
         return [_to_txn(r) for r in rows]
+
+    def flagged_count(self) -> int:
+        """How many items are flagged (an index count: the status bar asks every second)."""
+        sv = [str(s) for s in FLAGGED_STATES]
+        rows = self._query(
+            f"SELECT COUNT(*) AS n FROM txns WHERE state IN ({_placeholders(len(sv))})", sv)
+        return int(rows[0]["n"])
+
+    # ------------------------------------------------------------ kept totals
+    def open_period(self) -> int:
+        """The Z period rows made now belong to (the next Z report's number)."""
+        return int(self._query(f"SELECT {_OPEN_PERIOD} AS p")[0]["p"])
+
+    def totals(self, period: int) -> builtins.list[dict[str, Any]]:
+        """The kept totals of one Z period: one dict per (state, kind, tender, currency,
+        operator) with ``count`` and ``amount_minor`` (rows with a zero count left out)."""
+        rows = self._query(
+            "SELECT state, kind, tender, currency, operator, count, amount_minor FROM totals"
+            " WHERE z_period = ? AND count != 0 ORDER BY state, kind, tender, currency, operator",
+            (int(period),))
+        return [dict(r) for r in rows]
+
+    def recomputed_totals(self, period: int) -> builtins.list[dict[str, Any]]:
+        """The same figures as :meth:`totals`, recomputed from the rows (tests, doctor)."""
+        rows = self._query(
+            "SELECT state, kind, tender, currency, operator, COUNT(*) AS count,"
+            " SUM(amount_minor) AS amount_minor FROM txns WHERE z_period = ?"
+            " GROUP BY state, kind, tender, currency, operator"
+            " ORDER BY state, kind, tender, currency, operator", (int(period),))
+        return [dict(r) for r in rows]
+
+    def z_close(self, number: int, build: Callable[[], dict[str, Any]]) -> ZReport:
+        """Store Z report ``number`` with the payload ``build()`` computes, in ONE write
+        transaction: no sale can slip into the period between its figures and its close."""
+        now = iso(self._now())
+        with self._write() as conn:
+            if int(conn.execute(f"SELECT {_OPEN_PERIOD}").fetchone()[0]) != int(number):
+                raise PosError(f"Z report {number} already exists and cannot be changed")
+            payload = build()
+            conn.execute(
+                "INSERT INTO z_reports(number, payload_json, created_at) VALUES (?,?,?)",
+                (int(number), _dumps(payload), now),
+            )
+        return ZReport(int(number), json.loads(_dumps(payload), parse_float=Decimal),
+                       from_iso(now))  # type: ignore[arg-type]
+
+    def last_z(self) -> ZReport | None:
+        """The newest Z report (a primary-key lookup)."""
+        rows = self._query("SELECT * FROM z_reports ORDER BY number DESC LIMIT 1")
+        if not rows:
+            return None
+        r = rows[0]
+        return ZReport(r["number"], json.loads(r["payload_json"], parse_float=Decimal),
+                       from_iso(r["created_at"]))  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------ refund checks
+    def refund_checks_due(self, now: datetime, limit: int = 100) -> builtins.list[Txn]:
+        """Failed / declined card-paid vends and bills whose refund is due to be checked
+        (index ``txns_state_due``: proportional to what is due)."""
+        rows = self._query(
+            f"SELECT * FROM txns WHERE {_REFUND_CHECK_WHERE} AND next_attempt_at <= ?"
+            " ORDER BY next_attempt_at LIMIT ?", (iso(now), int(limit)))
+        return [_to_txn(r) for r in rows]
+
+    def refund_checked(self, ref: str, next_check: datetime | None) -> None:
+        """Done with a refund check (``None``) or check again at ``next_check``; touches
+        nothing else of the row (not ``updated_at``: no change to upload)."""
+        with self._write() as conn:
+            conn.execute("UPDATE txns SET next_attempt_at = ? WHERE ref = ?",
+                         (None if next_check is None else iso(next_check), ref))
 
     def children(self, parent_ref: str) -> builtins.list[Txn]:
         rows = self._query(

@@ -8,6 +8,7 @@ outbox item, so a crash or a dead link only delays it.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from pos.journal import Kind, State, Tender, Txn
@@ -45,13 +46,26 @@ def ensure_refund(ctx: Context, failed: Txn) -> Txn | None:
     return refund
 
 
-def owed_refunds(ctx: Context) -> list[Txn]:
-    """Failed card-paid sales whose refund row is missing (e.g. a crash in between)."""
+#: A refund check whose card debit is still unsettled is looked at again this much later.
+RECHECK_SECONDS = 60.0
+
+
+def owed_refunds(ctx: Context, *, limit: int = 100) -> list[Txn]:
+    """Failed card-paid sales whose refund row may be missing (e.g. a crash in between).
+
+    Such a sale is scheduled for a check when it fails (``next_attempt_at``, see
+    Journal.refund_checks_due): a pass reads only the checks that are due, so its
+    work does not grow with the number of failed sales in the journal."""
     out = []
-    for txn in ctx.journal.list(states=[State.failed, State.declined, State.declined_offline],
-                                kinds=[Kind.vend, Kind.postpaid], limit=1000):
-        if txn.tender == Tender.card and txn.parent_ref:
-            refund = ensure_refund(ctx, txn)
-            if refund is not None:
-                out.append(refund)
+    now = ctx.clock()
+    for txn in ctx.journal.refund_checks_due(now, limit=limit):
+        refund = ensure_refund(ctx, txn) if txn.parent_ref else None
+        if refund is not None:
+            out.append(refund)
+            ctx.journal.refund_checked(txn.ref, None)
+            continue
+        debit = ctx.journal.get(txn.parent_ref) if txn.parent_ref else None
+        unsettled = debit is not None and debit.needs_sync
+        ctx.journal.refund_checked(
+            txn.ref, now + dt.timedelta(seconds=RECHECK_SECONDS) if unsettled else None)
     return out

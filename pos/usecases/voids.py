@@ -34,7 +34,8 @@ async def void(ctx: Context, ref: str, supervisor: str, reason: str = "") -> Sal
 
     info = await card_snapshot(ctx, txn.card_id, txn.card_no, txn.amount.currency)
     refund = ctx.journal.create(
-        Kind.card_refund, txn.amount, tender=Tender.card, operator=supervisor,
+        # Booked to the cashier who took the sale (the supervisor approved: in details).
+        Kind.card_refund, txn.amount, tender=Tender.card, operator=txn.operator,
         terminal_id=ctx.terminal_id, card_id=txn.card_id, card_no=txn.card_no,
         wallet=txn.wallet, reason=f"Void of {txn.ref}", parent_ref=txn.ref,
         details={"void_of": txn.ref, "supervisor": supervisor, "why": reason.strip(),

@@ -1,0 +1,109 @@
+"""A journal that carries a year of trade (issue 15): the search index, counts from
+indexes, refund checks that are scheduled, archiving."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pos.journal import Journal, Kind, State, Tender
+from pos.journal.search import TABLE_FTS
+from pos.money import Money
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def journal(tmp_path: Path, clock: Clock) -> Journal:
+    j = Journal.open(tmp_path / "journal.db", clock=clock)
+    yield j  # type: ignore[misc]
+    j.close()
+
+
+def _sale(journal: Journal, **kw: object) -> str:
+    return journal.create(Kind.vend, Money(1000, "UGX"), tender=Tender.cash, operator="amina",
+                          terminal_id="T1", **kw).ref  # type: ignore[arg-type]
+
+
+def test_search_uses_the_full_text_index_and_follows_updates(journal: Journal) -> None:
+    a = _sale(journal, meter="01451174955", customer_name="Jane Akello")
+    b = _sale(journal, meter="04040404040", card_no="1613*****65219")
+    plan = " ".join(str(r[3]) for r in journal._query(
+        f"EXPLAIN QUERY PLAN SELECT rowid FROM {TABLE_FTS} WHERE {TABLE_FTS} MATCH 'abc'"))
+    assert "VIRTUAL TABLE INDEX" in plan
+    assert [t.ref for t in journal.list(search="akello")] == [a]
+    assert [t.ref for t in journal.list(search="5219")] == [b]  # the card's last four
+    assert [t.ref for t in journal.list(search="1174")] == [a]  # the middle of a meter
+    journal.transition(a, State.sending)
+    journal.transition(a, State.done, token="89910000111122223333")
+    assert [t.ref for t in journal.list(search="11112222")] == [a]
+    assert journal.list(search="zz") == []  # short terms: LIKE, same answers
+    assert [t.ref for t in journal.list(search="Ja")] == [a]
+    rows = journal._query(f"SELECT COUNT(*) FROM {TABLE_FTS}")
+    assert rows[0][0] == 2
+    journal._query(f"INSERT INTO {TABLE_FTS}({TABLE_FTS}) VALUES ('integrity-check')")
+
+
+def test_an_old_journal_gets_its_index_on_first_search(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "journal.db"
+    with Journal.open(path, clock=clock) as j:
+        ref = _sale(j, meter="01451174955")
+    conn = sqlite3.connect(path)
+    conn.executescript(f"DROP TABLE {TABLE_FTS}; DROP TRIGGER txns_ai; DROP TRIGGER txns_ad;"
+                       " DROP TRIGGER txns_au;")
+    conn.close()
+    with Journal.open(path, clock=clock) as j:
+        later = _sale(j, meter="01451174000")
+        assert [t.ref for t in j.list(search="0145117")] == [later, ref]
+        newest = _sale(j, meter="01451174111")  # the triggers keep it in step
+        assert [t.ref for t in j.list(search="74111")] == [newest]
+
+
+def test_flagged_count_is_counted_not_loaded(journal: Journal) -> None:
+    for _ in range(3):
+        ref = _sale(journal, state=State.queued, offline=True)
+        journal.transition(ref, State.expired)
+    assert journal.flagged_count() == 3 == len(journal.flagged())
+
+
+def test_refund_checks_are_scheduled_and_cleared(journal: Journal, clock: Clock) -> None:
+    """A failed card-paid vend is due for one refund check; once checked it no longer
+    costs a pass anything, however many such sales the journal holds."""
+    debit = journal.create(Kind.card_debit, Money(5000, "UGX"), tender=Tender.card,
+                           operator="amina", terminal_id="T1", card_id=7)
+    journal.transition(debit.ref, State.sending)
+    journal.transition(debit.ref, State.done)
+    vend = journal.create(Kind.vend, Money(5000, "UGX"), tender=Tender.card, operator="amina",
+                          terminal_id="T1", parent_ref=debit.ref, meter="01451174955")
+    journal.transition(vend.ref, State.sending)
+    journal.transition(vend.ref, State.failed)
+    cash = _sale(journal)
+    journal.transition(cash, State.sending)
+    journal.transition(cash, State.failed)  # cash: no refund to check
+    assert [t.ref for t in journal.refund_checks_due(clock.now)] == [vend.ref]
+    journal.refund_checked(vend.ref, clock.now + timedelta(seconds=60))
+    assert journal.refund_checks_due(clock.now) == []
+    clock.now += timedelta(seconds=61)
+    assert [t.ref for t in journal.refund_checks_due(clock.now)] == [vend.ref]
+    journal.refund_checked(vend.ref, None)
+    clock.now += timedelta(days=30)
+    assert journal.refund_checks_due(clock.now) == []
+    plan = " ".join(str(r[3]) for r in journal._query(
+        "EXPLAIN QUERY PLAN SELECT * FROM txns WHERE next_attempt_at IS NOT NULL AND"
+        " tender = 'card' AND kind IN ('vend', 'postpaid') AND state IN ('failed',"
+        " 'declined', 'declined_offline') AND next_attempt_at <= '2027'"))
+    assert "USING INDEX txns_state_due (state=? AND next_attempt_at" in plan

@@ -46,7 +46,11 @@ def cmd_shift(args: argparse.Namespace, settings: Settings) -> int:
         elif args.action == "close":
             from pos.money import parse_amount
 
-            rep = term.close_shift(parse_amount(args.counted, cur, rounding=False))
+            counted = [parse_amount(args.counted, cur, rounding=False)]
+            for spec in args.counted_other or []:
+                code, _, amount = spec.partition("=")
+                counted.append(parse_amount(amount, code.strip().upper(), rounding=False))
+            rep = term.close_shift(counted)
             emit(args, rep.to_json(), _render(rep.lines()))
         else:  # show: the open shift without what is expected (the count is blind)
             shift = term.current_shift()
@@ -76,6 +80,8 @@ def add_shift_commands(sub: Any) -> None:
         sp = add(name, what)
         sp.add_argument("amount")
         sp.add_argument("--reason", required=True)
-    add("close", "blind cash-up: the counted cash, then expected and variance").add_argument(
-        "--counted", required=True)
+    cl = add("close", "blind cash-up: the counted cash, then expected and variance")
+    cl.add_argument("--counted", required=True, help="cash counted in the shift's currency")
+    cl.add_argument("--counted-other", action="append", metavar="CUR=AMOUNT",
+                    help="cash counted in another currency, e.g. KES=1500 (repeatable)")
     add("show", "the open shift (not what is expected: the count is blind)")

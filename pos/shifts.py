@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from pos.errors import InputError
@@ -71,72 +71,99 @@ class Shift:
                 "expected": self.expected.to_json() if self.expected else None}
 
 
+Figures = dict[str, int]
+
+
 @dataclass
 class ShiftReport:
-    """The shift's cash figures, in minor units, for the drawer and per operator."""
+    """The shift's cash figures in minor units, per currency (the float is in the shift's
+    currency; electricity is sold in the vendor's), for the drawer and per operator."""
 
     shift: Shift
-    figures: dict[str, int]
-    by_operator: dict[str, dict[str, int]]
+    figures: dict[str, Figures]  # currency -> figure -> minor units
+    by_operator: dict[str, dict[str, Figures]]  # operator -> currency -> figures
     sales: int  # basket sales completed
-    card_parts: int  # minor units paid by card in basket sales
-    counted: Money | None = None
-    notes: list[str] = field(default_factory=list)
+    card_parts: int  # minor units paid by card in basket sales (shift currency)
+    counted: dict[str, int] | None = None  # currency -> counted minor units (None: open)
 
     @property
-    def expected(self) -> Money:
-        f = self.figures
-        return Money(_expected(f), self.shift.currency)
+    def currencies(self) -> list[str]:
+        main = self.shift.currency
+        return [main, *sorted(c for c in self.figures if c != main)]
 
-    @property
-    def variance(self) -> Money | None:
+    def expected(self, currency: str | None = None) -> Money:
+        cur = currency or self.shift.currency
+        return Money(_expected(self.figures.get(cur, _zero())), cur)
+
+    def variance(self, currency: str | None = None) -> Money | None:
         """Counted minus expected (negative: cash is missing)."""
-        return None if self.counted is None else self.counted - self.expected
+        cur = currency or self.shift.currency
+        if self.counted is None:
+            return None
+        return Money(self.counted.get(cur, 0), cur) - self.expected(cur)
 
     def to_json(self) -> dict[str, Any]:
-        cur = self.shift.currency
-        return {
-            "shift": self.shift.to_json(),
-            "figures": {k: Money(v, cur).to_json() for k, v in self.figures.items()},
-            "expected": self.expected.to_json(),
-            "counted": self.counted.to_json() if self.counted else None,
-            "variance": self.variance.to_json() if self.variance is not None else None,
-            "by_operator": {op: {"figures": dict(f), "cash_expected_share": _share(f)}
-                            for op, f in sorted(self.by_operator.items())},
-            "sales": self.sales,
-            "card_in_sales": Money(self.card_parts, cur).to_json(),
-        }
+        def money(fig: Figures, cur: str) -> dict[str, Any]:
+            return {k: Money(v, cur).to_json() for k, v in fig.items()}
+
+        out: dict[str, Any] = {"shift": self.shift.to_json(), "currencies": {}}
+        for cur in self.currencies:
+            var = self.variance(cur)
+            out["currencies"][cur] = {
+                "figures": money(self.figures.get(cur, _zero()), cur),
+                "expected": self.expected(cur).to_json(),
+                "counted": (Money(self.counted.get(cur, 0), cur).to_json()
+                            if self.counted is not None else None),
+                "variance": var.to_json() if var is not None else None,
+            }
+        main = out["currencies"][self.shift.currency]
+        out.update(expected=main["expected"], counted=main["counted"], variance=main["variance"])
+        out["by_operator"] = {
+            op: {cur: {"figures": dict(f), "cash_share": _share(f)} for cur, f in per.items()}
+            for op, per in sorted(self.by_operator.items())}
+        out["sales"] = self.sales
+        out["card_in_sales"] = Money(self.card_parts, self.shift.currency).to_json()
+        return out
 
     def lines(self) -> list[tuple[str, str]]:
-        cur = self.shift.currency
-        f = self.figures
-
-        def m(v: int) -> str:
-            return Money(v, cur).format()
-
         out = [("Shift", f"#{self.shift.id} {self.shift.operator}"),
-               ("Opened", self.shift.opened_at.strftime("%Y-%m-%d %H:%M")),
-               ("Float", m(f["float"])), ("Cash sales", m(f["cash_sales"])),
-               ("Change given", m(-f["change"])), ("Electricity cash", m(f["power_cash"])),
-               ("Cash in", m(f["cash_in"])), ("Cash out", m(-f["cash_out"])),
-               ("Cash refunds", m(-f["refunds"])), ("Cash collected", m(f["collected"])),
-               ("EXPECTED", m(_expected(f)))]
-        if self.counted is not None and self.variance is not None:
-            out += [("COUNTED", self.counted.format()), ("VARIANCE", self.variance.format())]
-        out.append(("Basket sales", f"{self.sales} (card {m(self.card_parts)})"))
-        for op, fig in sorted(self.by_operator.items()):
-            out.append((f"  {op}", m(_share(fig))))
+               ("Opened", self.shift.opened_at.strftime("%Y-%m-%d %H:%M"))]
+        labels = (("float", "Float", 1), ("cash_sales", "Cash sales", 1),
+                  ("change", "Change given", -1), ("power_cash", "Electricity cash", 1),
+                  ("cash_in", "Cash in", 1), ("cash_out", "Cash out", -1),
+                  ("refunds", "Cash refunds", -1), ("collected", "Cash collected", 1))
+        for cur in self.currencies:
+            f = self.figures.get(cur, _zero())
+            out.append((f"CASH {cur}", ""))
+            for key, label, sign in labels:
+                if f[key] or key in ("float", "cash_sales"):
+                    out.append((label, Money(sign * f[key], cur).format()))
+            out.append(("EXPECTED", self.expected(cur).format()))
+            var = self.variance(cur)
+            if self.counted is not None and var is not None:
+                out += [("COUNTED", Money(self.counted.get(cur, 0), cur).format()),
+                        ("VARIANCE", var.format())]
+        out.append(("Basket sales", f"{self.sales}, card "
+                    f"{Money(self.card_parts, self.shift.currency).format()}"))
+        out.append(("BY OPERATOR", ""))
+        for op, per in sorted(self.by_operator.items()):
+            out.append((op, ", ".join(Money(_share(f), c).format()
+                                      for c, f in sorted(per.items()))))
         return out
 
 
-def _expected(f: dict[str, int]) -> int:
+def _zero() -> Figures:
+    return dict.fromkeys(FIGURES, 0)
+
+
+def _expected(f: Figures) -> int:
     return (f["float"] + f["cash_sales"] - f["change"] + f["power_cash"] + f["cash_in"]
             - f["cash_out"] - f["refunds"] + f["collected"])
 
 
-def _share(f: dict[str, int]) -> int:
+def _share(f: Figures) -> int:
     """An operator's part of the expected cash (the float is the shift's, not theirs)."""
-    return _expected({**dict.fromkeys(FIGURES, 0), **f, "float": 0})
+    return _expected({**_zero(), **f, "float": 0})
 
 
 # ------------------------------------------------------------------- reading
@@ -175,41 +202,44 @@ def require_open(journal: Journal) -> Shift:
     return shift
 
 
-def report(journal: Journal, shift: Shift, counted: Money | None = None) -> ShiftReport:
+def report(journal: Journal, shift: Shift, counted: dict[str, int] | None = None
+           ) -> ShiftReport:
     """The shift's figures from its own rows only (see the module's docstring)."""
-    cur = shift.currency
-    per: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(FIGURES, 0))
-    totals = dict.fromkeys(FIGURES, 0)
-    totals["float"] = shift.float.minor
+    per: dict[str, dict[str, Figures]] = defaultdict(lambda: defaultdict(_zero))
+    totals: dict[str, Figures] = defaultdict(_zero)
+    totals[shift.currency]["float"] = shift.float.minor
 
-    def add(op: str, key: str, value: int) -> None:
-        per[op][key] += value
-        totals[key] += value
+    def add(op: str, cur: str, key: str, value: int) -> None:
+        per[op][cur][key] += value
+        totals[cur][key] += value
 
     for r in journal.query(
-            "SELECT operator, tendered_minor, change_minor FROM sale_tenders"
-            " WHERE shift_id = ? AND tender = 'cash' AND state = 'paid'", (shift.id,)):
-        add(r["operator"], "cash_sales", r["tendered_minor"])
-        add(r["operator"], "change", r["change_minor"])
+            "SELECT t.operator, t.tendered_minor, t.change_minor, s.currency FROM sale_tenders t"
+            " JOIN sales s ON s.id = t.sale_id"
+            " WHERE t.shift_id = ? AND t.tender = 'cash' AND t.state = 'paid'", (shift.id,)):
+        add(r["operator"], r["currency"], "cash_sales", r["tendered_minor"])
+        add(r["operator"], r["currency"], "change", r["change_minor"])
     until = iso(shift.closed_at) if shift.closed_at else "9999"
     kept = tuple(str(s) for s in CASH_KEPT_STATES)
     marks = ",".join("?" * len(kept))
     for r in journal.query(
-            f"SELECT operator, amount_minor FROM txns WHERE created_at >= ? AND created_at < ?"
-            f" AND tender = 'cash' AND kind IN ('vend', 'postpaid') AND currency = ?"
-            f" AND state IN ({marks})", (iso(shift.opened_at), until, cur, *kept)):
-        add(r["operator"], "power_cash", r["amount_minor"])
+            f"SELECT operator, amount_minor, currency FROM txns"
+            f" WHERE created_at >= ? AND created_at < ? AND tender = 'cash'"
+            f" AND kind IN ('vend', 'postpaid') AND state IN ({marks})",
+            (iso(shift.opened_at), until, *kept)):
+        add(r["operator"], r["currency"], "power_cash", r["amount_minor"])
     names = {"in": "cash_in", "out": "cash_out", "refund": "refunds", "collected": "collected"}
-    for r in journal.query("SELECT kind, operator, amount_minor FROM cash_moves"
+    for r in journal.query("SELECT kind, operator, amount_minor, currency FROM cash_moves"
                            " WHERE shift_id = ?", (shift.id,)):
-        add(r["operator"], names[r["kind"]], r["amount_minor"])
+        add(r["operator"], r["currency"], names[r["kind"]], r["amount_minor"])
     sales = journal.query("SELECT count(*) AS n FROM sales WHERE shift_id = ? AND state = 'done'",
                           (shift.id,))[0]["n"]
     card = journal.query("SELECT coalesce(sum(amount_minor), 0) AS s FROM sale_tenders"
                          " WHERE shift_id = ? AND tender = 'card' AND state = 'paid'",
                          (shift.id,))[0]["s"]
-    return ShiftReport(shift, totals, {k: dict(v) for k, v in per.items()}, int(sales),
-                       int(card), counted)
+    return ShiftReport(shift, {c: dict(f) for c, f in totals.items()},
+                       {op: {c: dict(f) for c, f in v.items()} for op, v in per.items()},
+                       int(sales), int(card), counted)
 
 
 # ------------------------------------------------------------------- writing
@@ -236,11 +266,9 @@ def move_cash(journal: Journal, kind: MoveKind, amount: Money, reason: str, oper
         raise InputError("The amount must be greater than zero")
     reason = validate_free_text(reason, "reason", MAX_REASON)
     with journal.transaction() as conn:
-        row = conn.execute("SELECT id, currency FROM shifts WHERE closed_at IS NULL").fetchone()
+        row = conn.execute("SELECT id FROM shifts WHERE closed_at IS NULL").fetchone()
         if row is None:
             raise InputError("No shift is open: open one with the opening float first")
-        if row["currency"] != amount.currency:
-            raise InputError(f"The drawer is in {row['currency']}, not {amount.currency}")
         cur = conn.execute(
             "INSERT INTO cash_moves(shift_id, kind, amount_minor, currency, reason, operator,"
             " ref, at) VALUES (?,?,?,?,?,?,?,?)",
@@ -248,24 +276,42 @@ def move_cash(journal: Journal, kind: MoveKind, amount: Money, reason: str, oper
         return int(cur.lastrowid or 0)
 
 
-def close(journal: Journal, counted: Money, operator: str, now: dt.datetime) -> ShiftReport:
-    """The blind cash-up: ``counted`` is what the cashier counted, typed before anything
-    expected was shown; the shift closes with its report (immutable afterwards)."""
+def close(journal: Journal, counted: list[Money], operator: str, now: dt.datetime
+          ) -> ShiftReport:
+    """The blind cash-up: ``counted`` is what the cashier counted, per currency (one
+    not given counts as none), typed before anything expected was shown; the shift
+    closes with its report (immutable afterwards)."""
     shift = require_open(journal)
-    if counted.currency != shift.currency:
-        raise InputError(f"The drawer is in {shift.currency}, not {counted.currency}")
-    if counted.minor < 0:
-        raise InputError("The counted cash cannot be negative")
+    amounts: dict[str, int] = {shift.currency: 0}
+    seen: set[str] = set()
+    for money in counted:
+        if money.minor < 0:
+            raise InputError("The counted cash cannot be negative")
+        if money.currency in seen:
+            raise InputError(f"{money.currency} was counted twice")
+        seen.add(money.currency)
+        amounts[money.currency] = money.minor
     closed = Shift(shift.id, shift.operator, shift.currency, shift.float, shift.opened_at,
-                   closed_at=now, closed_by=operator, counted=counted)
-    rep = report(journal, closed, counted)
+                   closed_at=now, closed_by=operator,
+                   counted=Money(amounts[shift.currency], shift.currency))
+    rep = report(journal, closed, amounts)
     with journal.transaction() as conn:
         done = conn.execute(
             "UPDATE shifts SET closed_at = ?, closed_by = ?, counted_minor = ?,"
             " expected_minor = ?, report_json = ? WHERE id = ? AND closed_at IS NULL",
-            (iso(now), operator, counted.minor, rep.expected.minor,
+            (iso(now), operator, amounts[shift.currency], rep.expected().minor,
              json.dumps(rep.to_json(), default=str), shift.id))
         if done.rowcount != 1:
             raise InputError("The shift was closed meanwhile")
     rep.shift = get(journal, shift.id)
     return rep
+
+
+def stored_report(journal: Journal, shift: Shift) -> ShiftReport:
+    """A closed shift's report as it was at the cash-up (recomputed from its rows with
+    the counts that were typed, which are kept in its report)."""
+    rows = journal.query("SELECT report_json FROM shifts WHERE id = ?", (shift.id,))
+    saved = json.loads(rows[0]["report_json"] or "{}") if rows else {}
+    counted = {cur: int(v["counted"]["minor"]) for cur, v in saved.get("currencies", {}).items()
+               if v.get("counted")}
+    return report(journal, shift, counted or None)

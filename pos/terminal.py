@@ -679,18 +679,22 @@ class Terminal:
         await asyncio.to_thread(self.kick_drawer)
         return move
 
-    def close_shift(self, counted: Money) -> ShiftReport:
-        """The blind cash-up: the counted cash first, then expected, variance, per operator."""
+    def close_shift(self, counted: Money | list[Money]) -> ShiftReport:
+        """The blind cash-up: the counted cash first (per currency), then expected,
+        variance and the figures per operator."""
         from pos import shifts
 
-        return shifts.close(self.journal, counted, self._who(), self.ctx.clock())
+        amounts = counted if isinstance(counted, list) else [counted]
+        return shifts.close(self.journal, amounts, self._who(), self.ctx.clock())
 
     def shift_report(self, shift_id: int | None = None) -> ShiftReport:
         from pos import shifts
 
         shift = shifts.get(self.journal, shift_id) if shift_id else shifts.require_open(
             self.journal)
-        return shifts.report(self.journal, shift, shift.counted)
+        if shift.is_open:
+            return shifts.report(self.journal, shift)
+        return shifts.stored_report(self.journal, shift)
 
     def resolve_flagged_cash(self, ref: str, how: str, supervisor: Operator,
                              note: str = "") -> Txn:

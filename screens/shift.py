@@ -8,12 +8,13 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import VerticalScroll
 
 from pos.errors import PosError
 from pos.money import Money
 from screens.dialogs import ChoiceDialog, Step, TextPrompt
 from screens.entry import AmountScreen
-from screens.widgets import ReceiptView
+from screens.widgets import Plain
 
 
 class ShiftReportScreen(Step[bool]):
@@ -28,8 +29,9 @@ class ShiftReportScreen(Step[bool]):
 
     def body(self) -> ComposeResult:
         lines = self.report.lines()
-        text = "\n".join(f"{k:<18}{v:>22}" if v else k for k, v in lines)
-        yield ReceiptView(text, id="shift-report")
+        text = "\n".join(f"{k:<20}{v:>24}" if v else k for k, v in lines)
+        with VerticalScroll(id="shift-report"):
+            yield Plain(text, classes="shift-lines")
 
 
 def _check_reason(text: str) -> str:

@@ -49,6 +49,9 @@ _LPABORT = 0x0604
 _LPGETSTATUS = 0x060B
 _LP_POUTPA = 0x20  # set = out of paper
 
+#: ESC p 0 t1 t2: pulse drawer connector pin 2; the bytes python-escpos' ``cashdraw(2)``
+#: sends (``escpos.constants.CD_KICK_2``), without importing escpos for it.
+DRAWER_KICK = b"\x1bp\x0022"
 _QR_SIZE = 6  # dots per module: a 12-digit ref is ~2 cm wide on 58 mm paper
 _STATUS_TIMEOUT = 1.5  # seconds to wait for a status answer before printing anyway
 
@@ -375,6 +378,11 @@ class EscposPrinter:
         return PrinterStatus(True, "Printer ready")
 
 
+    def kick_drawer(self) -> None:
+        """Pulse the cash drawer on connector pin 2 (ESC p 0, python-escpos ``cashdraw``)."""
+        self._print(DRAWER_KICK)
+
+
 def _close(dev: Escpos | _DeviceFile) -> None:
     try:
         dev.close()
@@ -393,6 +401,7 @@ class DummyPrinter:
         self.columns = columns
         self.jobs: list[bytes] = []
         self.fault: str | None = None
+        self.kicks = 0
 
     @property
     def output(self) -> bytes:
@@ -407,6 +416,13 @@ class DummyPrinter:
         if self.fault:
             raise PrinterError(self.fault)
         self.jobs.append(render_text_job(text, self.columns))
+
+    def kick_drawer(self) -> None:
+        """Records the kick (``kicks``) as a real printer would get it."""
+        if self.fault:
+            raise PrinterError(self.fault)
+        self.kicks += 1
+        self.jobs.append(DRAWER_KICK)
 
     def status(self) -> PrinterStatus:
         if self.fault:
@@ -430,6 +446,10 @@ class NullPrinter:
 
     def print_text(self, text: str) -> None:
         raise NoPrinter(NO_PRINTER)
+
+    def kick_drawer(self) -> None:
+        """No printer, so no drawer on it: counted (``kicks``), nothing else."""
+        self.kicks = getattr(self, "kicks", 0) + 1
 
     def status(self) -> PrinterStatus:
         return PrinterStatus(True, "no printer")

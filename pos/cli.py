@@ -647,6 +647,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--supervisor", metavar="NAME",
                         help="the approving supervisor (default: any supervisor's PIN)")
 
+    from pos.shiftcli import add_shift_commands  # the drawer (issue 13)
+
+    add_shift_commands(sub)
+
     from pos.hub.cli import add_hub_commands  # the back office and enrolment (issue 12)
 
     add_hub_commands(sub)

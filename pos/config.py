@@ -419,6 +419,41 @@ class BackupSettings(BaseModel):
     _keep = field_validator("keep")(_at_least_one)
 
 
+class QuickKey(BaseModel):
+    """One button of the counter's quick-key grid (items not in the Patasente catalogue,
+    or a shortcut to one that is)."""
+
+    name: str
+    """What the button and the receipt say."""
+    price: int
+    """Unit price in minor units of the sale currency (UGX: shillings)."""
+    barcode: str = ""
+    """EAN / UPC read by the keyboard-wedge scanner (optional)."""
+    product_id: int | None = None
+    """The Patasente product it stands for, if any."""
+
+    _price = field_validator("price")(_not_negative)
+
+
+class CounterSettings(BaseModel):
+    quick_keys: list[QuickKey] = Field(default_factory=lambda: [
+        QuickKey(name="Soda 300ml", price=1_000, barcode="5449000000996"),
+        QuickKey(name="Water 500ml", price=800, barcode="6001240100011"),
+        QuickKey(name="Bread (large)", price=6_000, product_id=20),
+        QuickKey(name="Sugar 1kg", price=4_500, barcode="6161101560016", product_id=18),
+    ])
+    """The quick-key grid (keys 1-9 in the basket screen)."""
+    cashier_max_discount_percent: int = 10
+    """The largest line discount a cashier gives alone; more needs a supervisor PIN."""
+    supervisor_max_discount_percent: int = 100
+    """The largest line discount a supervisor may approve."""
+    require_shift: bool = True
+    """Cash is taken only while a shift (drawer session) is open."""
+
+    _pct = field_validator("cashier_max_discount_percent",
+                           "supervisor_max_discount_percent")(_not_negative)
+
+
 class Settings(BaseSettings):
     """Everything the terminal is configured with."""
 
@@ -454,6 +489,7 @@ class Settings(BaseSettings):
     kiosk: KioskSettings = Field(default_factory=KioskSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     backup: BackupSettings = Field(default_factory=BackupSettings)
+    counter: CounterSettings = Field(default_factory=CounterSettings)
 
     _card_currency = field_validator("card_currency")(_currency)
     _low_float = field_validator("low_float_warning")(_not_negative)

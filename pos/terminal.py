@@ -39,11 +39,15 @@ from pos.vault import Vault
 # the counter's first screen needs none of them, and start-up time is the cashier's.
 if TYPE_CHECKING:
     from pos import reports
+    from pos.basket import Basket
+    from pos.catalogue import Catalogue
     from pos.link import LinkMonitor
     from pos.providers.models import AccountInfo, CardInfo, MeterInfo, SenteActivation
     from pos.receipts import Receipt
+    from pos.shifts import Shift, ShiftReport
     from pos.sync import SyncEngine, SyncReport
     from pos.usecases.results import CardLookup, SaleResult
+    from pos.usecases.sale import Sale
 
 log = logging.getLogger(__name__)
 
@@ -558,6 +562,157 @@ class Terminal:
         if not supervisor.is_supervisor:
             raise InputError("A supervisor must approve a void")
         return await voids.void(self.ctx, ref, supervisor.name, reason)
+
+    # ----------------------------------------------------------- counter
+    async def catalogue(self, *, refresh: bool = True) -> Catalogue:
+        """Products (fetched and cached, or the cached copy offline) and quick keys."""
+        from pos import catalogue
+
+        return await catalogue.load(self.ctx, refresh=refresh)
+
+    def new_basket(self) -> Basket:
+        from pos.basket import Basket
+
+        return Basket(self.settings.card_currency)
+
+    def discount_line(self, basket: Basket, index: int, percent: int,
+                      supervisor: Operator | None = None) -> Money:
+        """A line discount within the signed-in operator's rights (or a supervisor's)."""
+        c = self.settings.counter
+        role = self.operator.role if self.operator else "cashier"
+        if supervisor is not None and not supervisor.is_supervisor:
+            raise InputError("Only a supervisor can approve that discount")
+        return basket.discount(index, percent, role=role,
+                               cashier_max=c.cashier_max_discount_percent,
+                               supervisor_max=c.supervisor_max_discount_percent,
+                               approved_by=supervisor.name if supervisor else None)
+
+    def begin_sale(self, basket: Basket) -> Sale:
+        from pos.usecases import sale
+
+        return sale.begin(self.ctx, basket)
+
+    def sale(self, sale_id: str) -> Sale:
+        from pos.usecases import sale
+
+        return sale.load(self.journal, sale_id)
+
+    async def sale_pay_card(self, sale_id: str, lookup: CardLookup, amount: Money, wallet: str,
+                            pin: str | None) -> tuple[SaleResult, Sale]:
+        from pos.usecases import sale
+
+        return await sale.pay_card(self.ctx, sale_id, lookup, amount, wallet, pin)
+
+    async def sale_pay_cash(self, sale_id: str, tendered: Money) -> Sale:
+        """A cash part; the drawer opens (ESC/POS kick, in a thread) once it is recorded."""
+        from pos.usecases import sale
+
+        done = sale.pay_cash(self.ctx, sale_id, tendered)
+        await asyncio.to_thread(self.kick_drawer)
+        return done
+
+    def abandon_sale(self, sale_id: str) -> Sale:
+        from pos.usecases import sale
+
+        return sale.abandon(self.ctx, sale_id)
+
+    async def void_sale(self, sale_id: str, supervisor: Operator, reason: str = "") -> Sale:
+        from pos.usecases import sale
+
+        if not supervisor.is_supervisor:
+            raise InputError("A supervisor must approve a void")
+        return await sale.void(self.ctx, sale_id, supervisor.name, reason)
+
+    def sale_receipt(self, sale_id: str, duplicate: bool = False) -> Receipt:
+        from pos.usecases import sale
+
+        return sale.receipt(self.ctx, sale_id, duplicate=duplicate)
+
+    def print_sale_receipt(self, sale_id: str, duplicate: bool = False) -> str:
+        """Print a sale's receipt (call from a thread); a printer problem is a message."""
+        receipt = self.sale_receipt(sale_id, duplicate=duplicate)
+        if self.printer is None:
+            return "No printer: receipt shown on screen"
+        try:
+            self.printer.print_receipt(receipt)
+        except PosError as exc:
+            return exc.message
+        return "Printed"
+
+    def kick_drawer(self) -> str:
+        """Open the cash drawer through the receipt printer (ESC/POS pulse). Blocking:
+        call from a thread. A printer problem is a message, never a failed sale."""
+        kick = getattr(self.printer, "kick_drawer", None)
+        if kick is None:
+            return "No drawer"
+        try:
+            kick()
+        except PosError as exc:
+            log.info("drawer kick: %s", exc.message)
+            return exc.message
+        return "Drawer opened"
+
+    # shifts (pos/shifts.py)
+    def current_shift(self) -> Shift | None:
+        from pos import shifts
+
+        return shifts.current(self.journal)
+
+    def _who(self) -> str:
+        return self.operator.name if self.operator else self.ctx.operator
+
+    async def open_shift(self, float_: Money) -> Shift:
+        from pos import shifts
+
+        shift = shifts.open_shift(self.journal, self._who(), float_, self.ctx.clock())
+        await asyncio.to_thread(self.kick_drawer)  # the float goes in
+        return shift
+
+    async def cash_move(self, kind: str, amount: Money, reason: str) -> int:
+        """Cash in or out of the open shift, with a reason; the drawer opens."""
+        from pos import shifts
+
+        if kind not in ("in", "out"):
+            raise InputError("Cash moves are 'in' or 'out'")
+        move = shifts.move_cash(self.journal, kind, amount, reason,  # type: ignore[arg-type]
+                                self._who(), self.ctx.clock())
+        await asyncio.to_thread(self.kick_drawer)
+        return move
+
+    def close_shift(self, counted: Money | list[Money]) -> ShiftReport:
+        """The blind cash-up: the counted cash first (per currency), then expected,
+        variance and the figures per operator."""
+        from pos import shifts
+
+        amounts = counted if isinstance(counted, list) else [counted]
+        return shifts.close(self.journal, amounts, self._who(), self.ctx.clock())
+
+    def shift_report(self, shift_id: int | None = None) -> ShiftReport:
+        from pos import shifts
+
+        shift = shifts.get(self.journal, shift_id) if shift_id else shifts.require_open(
+            self.journal)
+        if shift.is_open:
+            return shifts.report(self.journal, shift)
+        return shifts.stored_report(self.journal, shift)
+
+    def resolve_flagged_cash(self, ref: str, how: str, supervisor: Operator,
+                             note: str = "") -> Txn:
+        """Resolve a flagged item with cash: ``collected`` (a card debit refused at sync,
+        paid in cash by the customer after all: into the drawer) or ``refunded`` (a cash
+        sale that failed: its cash handed back). The cash move joins the open shift."""
+        from pos import shifts
+
+        if how not in ("collected", "refunded"):
+            raise InputError("Cash is 'collected' or 'refunded'")
+        txn = self.journal.require(ref)
+        shifts.require_open(self.journal)
+        text = note.strip() or ("cash collected" if how == "collected" else "cash refunded")
+        done = self.resolve_flagged(ref, text, supervisor)
+        shifts.move_cash(self.journal, "collected" if how == "collected" else "refund",
+                         txn.amount, f"{text} ({ref})", supervisor.name, self.ctx.clock(),
+                         ref=ref)
+        return done
 
     # ----------------------------------------------------------- reports
     def x_report(self) -> reports.Report:

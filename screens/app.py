@@ -38,6 +38,8 @@ TASKS: dict[str, str] = {
     "reports": "screens.reports:reports",
     "sync": "screens.reports:sync_now",
     "settings": "screens.settings:settings_flow",
+    "sale": "screens.basket:basket_sale",
+    "shift": "screens.shift:shift_flow",
 }
 
 GENERIC_ERROR = "Something went wrong. Nothing more was done; check the journal."

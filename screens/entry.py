@@ -20,8 +20,10 @@ class AmountScreen(Step[Money]):
     MAX_DIGITS = 12
 
     def __init__(self, title: str, currency: str, *, note: str = "",
-                 minimum: Money | None = None, maximum: Money | None = None) -> None:
+                 minimum: Money | None = None, maximum: Money | None = None,
+                 allow_zero: bool = False) -> None:
         super().__init__(title)
+        self.allow_zero = allow_zero  # a count or a float may be nothing at all
         self.currency = currency.upper()
         self.note = note
         self.minimum = minimum
@@ -61,6 +63,9 @@ class AmountScreen(Step[Money]):
 
     def confirm(self) -> None:
         try:
+            if self.allow_zero and not (self.text or "0").strip("0."):
+                self.dismiss(Money.zero(self.currency))
+                return
             money = parse_user_amount(self.text or "0", self.currency)
             if self.minimum is not None and money < self.minimum:
                 raise InputError(f"The smallest amount is {self.minimum.format()}")

@@ -1,4 +1,4 @@
-"""The home screen: eight big numbered choices, usable from a numeric keypad."""
+"""The home screen: ten big numbered choices (1-9, 0), usable from a numeric keypad."""
 
 from __future__ import annotations
 
@@ -22,17 +22,22 @@ CHOICES: tuple[tuple[str, str], ...] = (
     ("reports", "Reports"),
     ("sync", "Sync"),
     ("settings", "Settings"),
+    ("sale", "Sale (basket)"),
+    ("shift", "Shift / drawer"),
 )
+
+#: The key of each choice: 1-9, then 0.
+KEYS = tuple(str(i % 10) for i in range(1, len(CHOICES) + 1))
 
 
 class HomeScreen(Screen[None]):
-    """Pick a task with 1-8 (or arrows and Enter, or a tap)."""
+    """Pick a task with 1-9 and 0 (or arrows and Enter, or a tap)."""
 
     SWALLOW_WEDGE_BURSTS = True
 
     BINDINGS = [
-        *(Binding(str(i), f"choose('{key}')", label, show=False)
-          for i, (key, label) in enumerate(CHOICES, start=1)),
+        *(Binding(k, f"choose('{key}')", label, show=False)
+          for k, (key, label) in zip(KEYS, CHOICES, strict=True)),
         Binding("down,right", "app.focus_next", show=False),
         Binding("up,left", "app.focus_previous", show=False),
         Binding("l", "lock", "Lock"),
@@ -45,8 +50,8 @@ class HomeScreen(Screen[None]):
         yield Label(f"{app.settings.merchant_name}  -  {app.settings.terminal_id}",
                     id="home-title", markup=False)
         with Grid(id="home-grid"):
-            for i, (key, label) in enumerate(CHOICES, start=1):
-                button = Button(f"{i}  {label}", id=f"home-{key}", classes="home-choice")
+            for k, (key, label) in zip(KEYS, CHOICES, strict=True):
+                button = Button(f"{k}  {label}", id=f"home-{key}", classes="home-choice")
                 yield button
         yield KeyBar()
 

@@ -246,8 +246,118 @@ WHEN (SELECT archived_at FROM txns WHERE ref = OLD.ref) IS NULL
 BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 """
 
+
+# V_COUNTER (branch counter, issue 13): the counter's own tables. The lead renumbers.
+# - products: the Patasente catalogue (get-company-products) kept for offline selling.
+# - shifts: one drawer session (float, blind count, expected, variance); at most one open.
+# - cash_moves: cash in / out with a reason, and cash given back ("refund") or taken for
+#   a flagged debit ("collected"), each in a shift.
+# - sales / sale_lines / sale_tenders: a basket sale is ONE entity; its tender parts are
+#   cash (tendered, change) or card (the card_debit row of txns, linked by txn_ref).
+_V_COUNTER = """
+CREATE TABLE products (
+    product_id  INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    price_minor INTEGER NOT NULL CHECK (price_minor >= 0),
+    currency    TEXT NOT NULL,
+    units       TEXT,
+    fetched_at  TEXT NOT NULL
+);
+
+CREATE TABLE shifts (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    operator       TEXT NOT NULL,
+    currency       TEXT NOT NULL,
+    float_minor    INTEGER NOT NULL CHECK (float_minor >= 0),
+    opened_at      TEXT NOT NULL,
+    closed_at      TEXT,
+    closed_by      TEXT,
+    counted_minor  INTEGER CHECK (counted_minor IS NULL OR counted_minor >= 0),
+    expected_minor INTEGER,
+    report_json    TEXT,
+    CHECK ((closed_at IS NULL) = (counted_minor IS NULL))
+);
+CREATE UNIQUE INDEX shifts_one_open ON shifts((1)) WHERE closed_at IS NULL;
+CREATE TRIGGER shifts_no_delete BEFORE DELETE ON shifts
+BEGIN SELECT RAISE(ABORT, 'shifts are never deleted'); END;
+CREATE TRIGGER shifts_closed_final BEFORE UPDATE ON shifts WHEN OLD.closed_at IS NOT NULL
+BEGIN SELECT RAISE(ABORT, 'a closed shift cannot change'); END;
+
+CREATE TABLE cash_moves (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    shift_id     INTEGER NOT NULL REFERENCES shifts(id),
+    kind         TEXT NOT NULL CHECK (kind IN ('in', 'out', 'refund', 'collected')),
+    amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
+    currency     TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    operator     TEXT NOT NULL,
+    ref          TEXT,
+    at           TEXT NOT NULL
+);
+CREATE INDEX cash_moves_shift ON cash_moves(shift_id);
+CREATE TRIGGER cash_moves_no_update BEFORE UPDATE ON cash_moves
+BEGIN SELECT RAISE(ABORT, 'cash moves are append-only'); END;
+CREATE TRIGGER cash_moves_no_delete BEFORE DELETE ON cash_moves
+BEGIN SELECT RAISE(ABORT, 'cash moves are append-only'); END;
+
+CREATE TABLE sales (
+    id             TEXT PRIMARY KEY,
+    shift_id       INTEGER REFERENCES shifts(id),
+    state          TEXT NOT NULL CHECK (state IN ('open', 'done', 'abandoned', 'voided')),
+    operator       TEXT NOT NULL,
+    currency       TEXT NOT NULL,
+    subtotal_minor INTEGER NOT NULL CHECK (subtotal_minor >= 0),
+    discount_minor INTEGER NOT NULL CHECK (discount_minor >= 0),
+    total_minor    INTEGER NOT NULL CHECK (total_minor >= 0
+                                           AND total_minor = subtotal_minor - discount_minor),
+    discount_by    TEXT,
+    reason         TEXT NOT NULL,
+    receipt_number INTEGER,
+    created_at     TEXT NOT NULL,
+    completed_at   TEXT
+);
+CREATE INDEX sales_shift ON sales(shift_id);
+CREATE TRIGGER sales_no_delete BEFORE DELETE ON sales
+BEGIN SELECT RAISE(ABORT, 'sales are never deleted'); END;
+
+CREATE TABLE sale_lines (
+    sale_id        TEXT NOT NULL REFERENCES sales(id),
+    line_no        INTEGER NOT NULL,
+    product_id     INTEGER,
+    name           TEXT NOT NULL,
+    qty            INTEGER NOT NULL CHECK (qty > 0),
+    unit_minor     INTEGER NOT NULL CHECK (unit_minor >= 0),
+    discount_minor INTEGER NOT NULL CHECK (discount_minor >= 0
+                                           AND discount_minor <= qty * unit_minor),
+    PRIMARY KEY (sale_id, line_no)
+);
+CREATE TRIGGER sale_lines_no_change BEFORE UPDATE ON sale_lines
+BEGIN SELECT RAISE(ABORT, 'sale lines are immutable'); END;
+
+CREATE TABLE sale_tenders (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    sale_id        TEXT NOT NULL REFERENCES sales(id),
+    shift_id       INTEGER REFERENCES shifts(id),
+    tender         TEXT NOT NULL CHECK (tender IN ('cash', 'card')),
+    state          TEXT NOT NULL CHECK (state IN ('paid', 'declined')),
+    amount_minor   INTEGER NOT NULL CHECK (amount_minor > 0),
+    tendered_minor INTEGER NOT NULL CHECK (tendered_minor >= amount_minor),
+    change_minor   INTEGER NOT NULL CHECK (change_minor = tendered_minor - amount_minor),
+    txn_ref        TEXT REFERENCES txns(ref),
+    operator       TEXT NOT NULL,
+    at             TEXT NOT NULL,
+    CHECK ((tender = 'card') = (txn_ref IS NOT NULL)),
+    CHECK (tender = 'cash' OR change_minor = 0)
+);
+CREATE INDEX sale_tenders_sale ON sale_tenders(sale_id);
+CREATE INDEX sale_tenders_shift ON sale_tenders(shift_id);
+CREATE TRIGGER sale_tenders_no_delete BEFORE DELETE ON sale_tenders
+BEGIN SELECT RAISE(ABORT, 'tender parts are never deleted'); END;
+"""
+
 #: Migration ``i`` brings the schema from version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V_GROWTH)  # _V_GROWTH: issue 15 (growth)
+#: V4 growth (issue 15), V5 counter (issue 13).
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V_GROWTH, _V_COUNTER)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

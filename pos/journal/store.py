@@ -373,6 +373,11 @@ class Journal:
         own in the journal (:mod:`pos.pinguard`): check and record in one step."""
         return self._write()
 
+    def query(self, sql: str, params: Iterable[Any] = ()) -> builtins.list[sqlite3.Row]:
+        """A read of the tables a module keeps in the journal (:mod:`pos.shifts`,
+        :mod:`pos.sales`, :mod:`pos.catalogue`)."""
+        return self._query(sql, params)
+
     @contextmanager
     def _snapshot(self) -> Iterator[sqlite3.Connection]:
         """Several reads from one consistent snapshot (a deferred read transaction)."""

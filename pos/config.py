@@ -637,6 +637,13 @@ def save_settings(settings: Settings) -> Path:
 
 
 def _without_none(data: dict[str, Any]) -> dict[str, Any]:
-    """TOML has no null: an unset optional setting is left out (its default applies)."""
-    return {k: _without_none(v) if isinstance(v, dict) else v
-            for k, v in data.items() if v is not None}
+    """TOML has no null: an unset optional setting is left out (its default applies),
+    in tables and in arrays of tables (the quick keys) alike."""
+    def clean(v: Any) -> Any:
+        if isinstance(v, dict):
+            return _without_none(v)
+        if isinstance(v, list):
+            return [clean(x) for x in v if x is not None]
+        return v
+
+    return {k: clean(v) for k, v in data.items() if v is not None}

@@ -19,7 +19,7 @@ import pytest
 from pos import reports
 from pos.errors import InputError
 from pos.journal import Journal, Kind, State, Tender
-from pos.journal.schema import MIGRATIONS
+from pos.journal.schema import _V_GROWTH, MIGRATIONS
 from pos.journal.states import TRANSITIONS
 from pos.money import Money
 from pos.sandbox import data
@@ -192,7 +192,10 @@ def test_migration_backfills_periods_and_totals(tmp_path: Path) -> None:
         mid = clock()
         _random_day(journal, random.Random(5), 120)
     conn = sqlite3.connect(path, isolation_level=None)
-    # Make it an old journal: drop what V_GROWTH added, put the version back, add a Z.
+    # Make it an old journal: drop what later migrations and V_GROWTH added, put the
+    # version back to before V_GROWTH, add a Z.
+    for table in ("sale_tenders", "sale_lines", "sales", "cash_moves", "shifts", "products"):
+        conn.execute(f"DROP TABLE IF EXISTS {table}")  # V_COUNTER's (after V_GROWTH)
     conn.execute("DROP TRIGGER txns_totals_insert")
     conn.execute("DROP TRIGGER txns_totals_state")
     conn.execute("DROP TABLE totals")
@@ -205,7 +208,7 @@ def test_migration_backfills_periods_and_totals(tmp_path: Path) -> None:
                  " SELECT RAISE(ABORT, 'journal rows are never deleted'); END")
     conn.execute("CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN"
                  " SELECT RAISE(ABORT, 'events are append-only'); END")
-    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    conn.execute(f"PRAGMA user_version = {MIGRATIONS.index(_V_GROWTH)}")
     conn.execute("INSERT INTO z_reports(number, payload_json, created_at) VALUES (1, ?, ?)",
                  ('{"until": "' + mid.astimezone().isoformat() + '"}', mid.isoformat()))
     conn.close()

@@ -87,6 +87,11 @@ class CrashHarness:
             "SENTE_POS_RECONCILE__SETTLE_SECONDS": "1.0",
             "SENTE_POS_RECONCILE__CONFIRM_SECONDS": "0.6",
             "SENTE_POS_RECONCILE__CONFIRM_INTERVAL": "0.1",
+            # The sends cap is a person's safety net for a provider that hides what it
+            # applied (5 sends: at least 15 minutes of settle windows in production; the
+            # fault matrix tests it). Here the window is 180x shorter and a process dies
+            # every round, so the cap would stand in for the recovery under test.
+            "SENTE_POS_RECONCILE__MAX_SENDS": "25",
             "SENTE_POS_OFFLINE__VEND_MAX_COUNT": "100000",
             "SENTE_POS_OFFLINE__VEND_MAX_AMOUNT": "100000000",
             "SENTE_POS_OFFLINE__MAX_COUNT": "100000",

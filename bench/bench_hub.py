@@ -64,7 +64,8 @@ def cpu_s(pid: int) -> float:
 def start_hub(db: str, home: Path) -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "SENTE_POS_HOME": str(home),
            "SENTE_POS_HUB__PATASCORE__ENABLED": "false", "SENTE_POS_HUB__UPLOAD_MAX_ITEMS": "5000"}
-    proc = subprocess.Popen([sys.executable, "-m", "pos.cli", "hub", "--db", db, "--port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "sente_pos.cli", "hub", "--db", db,
+                             "--port", "0"],
                             env=env, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()

@@ -39,7 +39,8 @@ def free_port() -> int:
 
 def start_sandbox(port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pos.cli", "sandbox", "--port", str(port), "--throttle-seconds",
+        [sys.executable, "-m", "sente_pos.cli", "sandbox", "--port", str(port),
+         "--throttle-seconds",
          "0", "--daily-limit", "0"], cwd=ROOT, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
     deadline = time.time() + 20

@@ -90,12 +90,12 @@ def _sente_app(home: Path) -> Any:
 def child_demo(home: Path, *, signed_in: bool = False) -> None:
     """``sente-pos demo`` as shipped (sandbox, simulated camera, background work on),
     headless, to its first screen: sign-in, or home with the cashier signed in."""
-    from pos.startup import pause_gc
+    from pos.gcpause import pause_gc
 
     pause_gc()  # what the ``sente-pos`` entry point does first; the app resumes it
     from screens.home import HomeScreen
-    from screens.launch import DEMO_CASHIER, demo_app
     from screens.signin import SignInScreen
+    from sente_pos.launch import DEMO_CASHIER, demo_app
 
     with demo_app(home) as app:
         if signed_in:  # the scrypt PIN check (~50 ms) is counted in this figure

@@ -132,7 +132,7 @@ class CrashHarness:
                    "FAKETIME_DONT_FAKE_MONOTONIC": "1", "FAKETIME_DONT_RESET": "1"}
             self.counts.clock_steps += 1
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pos.cli", *args], env=env, cwd=ROOT,
+            [sys.executable, "-m", "sente_pos.cli", *args], env=env, cwd=ROOT,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         self.counts.runs += 1

@@ -21,7 +21,7 @@ from textual.worker import Worker, WorkerState
 
 from pos.config import Settings
 from pos.errors import PosError
-from pos.startup import resume_gc
+from pos.gcpause import resume_gc
 from screens.home import HomeScreen
 from screens.theme import THEMES, css_paths, glyphs
 
@@ -167,7 +167,7 @@ class SentePOSApp(App[None]):
         """The first frame is on the screen: start what it did not need. The float
         refresh loads the HTTP stack (~100 ms) and the demo's sandbox a web server; done
         before the first paint, the cashier would wait for both."""
-        resume_gc()  # paused by the entry point for start-up (pos.startup)
+        resume_gc()  # paused by the entry point for start-up (sente_pos.startup)
         for hook in self._after_first_paint:
             self.run_worker(hook, thread=True, group="startup",
                             name=getattr(hook, "__qualname__", "start-up"), exit_on_error=False)

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _exe() -> list[str]:
     script = shutil.which("sente-pos", path=str(Path(sys.executable).parent))
-    return [script] if script else [sys.executable, "-m", "pos.cli"]
+    return [script] if script else [sys.executable, "-m", "sente_pos.cli"]
 
 
 def free_port() -> int:

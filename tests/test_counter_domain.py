@@ -166,7 +166,7 @@ def test_shift_cli_exit_codes_and_json(tmp_path):
            "PYTHONPATH": str(Path(__file__).parent.parent)}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "pos.cli", "shift", *args],
+        return subprocess.run([sys.executable, "-m", "sente_pos.cli", "shift", *args],
                               capture_output=True, text=True, env=env)
 
     assert run("close", "--counted", "0").returncode == 2  # no shift open

@@ -10,8 +10,8 @@ import pytest
 from pos.operators import is_pin_hash, verify_pin
 from pos.terminal import Terminal
 from screens.home import HomeScreen
-from screens.launch import DEMO_CASHIER, DEMO_PIN_HASHES, DEMO_SUPERVISOR, demo_app
 from screens.signin import SignInScreen
+from sente_pos.launch import DEMO_CASHIER, DEMO_PIN_HASHES, DEMO_SUPERVISOR, demo_app
 from tests.screens_support import screen_text, type_text, wait_for, wait_screen
 
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def cli(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pos.cli", *args], input=stdin, env=env,
+    return subprocess.run([sys.executable, "-m", "sente_pos.cli", *args], input=stdin, env=env,
                           capture_output=True, text=True, timeout=60)
 
 
@@ -35,7 +35,7 @@ def test_setup_serve_enrol_upload_restore(tmp_path: Path) -> None:
     assert "owner-pass-1" not in r.stdout + r.stderr
     r = cli("hub", "code", "POS-007", "--db", db, "--json", env=hub_env)
     code = json.loads(r.stdout)["code"]
-    server = subprocess.Popen([sys.executable, "-m", "pos.cli", "hub", "--db", db, "--port",
+    server = subprocess.Popen([sys.executable, "-m", "sente_pos.cli", "hub", "--db", db, "--port",
                                "0"], env=hub_env, stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None

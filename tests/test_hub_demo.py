@@ -15,8 +15,8 @@ from pos.hub.demo import OWNER
 from pos.money import Money
 from pos.sandbox import particeep
 from screens.home import HomeScreen
-from screens.launch import demo_app
 from screens.signin import SignInScreen
+from sente_pos.launch import demo_app
 from tests.hub_support import signed_in_client
 from tests.screens_support import screen_text, type_text, wait_for, wait_screen
 

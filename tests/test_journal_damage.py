@@ -143,7 +143,7 @@ def test_cli_and_doctor_explain(traded: Path) -> None:
     traded.write_bytes(b"")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SENTE_POS_")}
     env["SENTE_POS_HOME"] = str(home)
-    done = subprocess.run([sys.executable, "-m", "pos.cli", "vend", "04040404040",
+    done = subprocess.run([sys.executable, "-m", "sente_pos.cli", "vend", "04040404040",
                            "--amount", "500", "--name", "X"], env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 1, done
@@ -214,7 +214,7 @@ def _cli(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess
     env = {k: v for k, v in os.environ.items() if not k.startswith("SENTE_POS_")}
     env["SENTE_POS_HOME"] = str(home)
     exe = shutil.which("sente-pos", path=str(Path(sys.executable).parent))
-    cmd = [exe] if exe else [sys.executable, "-m", "pos.cli"]
+    cmd = [exe] if exe else [sys.executable, "-m", "sente_pos.cli"]
     return subprocess.run([*cmd, *args], input=stdin, env=env, capture_output=True, text=True,
                           timeout=120)
 

@@ -198,7 +198,7 @@ def test_ready_once_the_app_answers_then_watchdog_while_it_does(tmp_path, monkey
     import socket
     import threading
 
-    from screens.launch import _notifier
+    from sente_pos.launch import _notifier
 
     path = str(tmp_path / "notify.sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

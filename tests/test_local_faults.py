@@ -172,7 +172,7 @@ def cli_env(sb: SandboxServer, home: Path, **extra: str) -> dict[str, str]:
 
 
 def cli(env: dict[str, str], *args: str, stdin: str = "") -> tuple[int, dict[str, Any]]:
-    proc = subprocess.run([sys.executable, "-m", "pos.cli", *args, "--json"], env=env,
+    proc = subprocess.run([sys.executable, "-m", "sente_pos.cli", *args, "--json"], env=env,
                           input=stdin, capture_output=True, text=True, timeout=60, cwd=ROOT)
     out = proc.stdout.strip().splitlines()
     return proc.returncode, (json.loads(out[-1]) if out else {})
@@ -188,7 +188,7 @@ def test_offline_limits_hold_across_processes(sb: SandboxServer, tmp_path: Path)
     assert rc == 0
     sb.stop()
     procs = [subprocess.Popen(
-        [sys.executable, "-m", "pos.cli", "card", "debit", card.payload, "--amount", "100",
+        [sys.executable, "-m", "sente_pos.cli", "card", "debit", card.payload, "--amount", "100",
          "--wallet", data.CURRENT, "--reason", "race", "--json"],
         env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, cwd=ROOT) for _ in range(8)]

@@ -184,7 +184,7 @@ def test_a_supervisor_clears_a_lockout(term: Terminal, boot: dict[str, Any]) -> 
 
 
 def test_hashes_are_keyed_and_old_ones_upgraded(term: Terminal, tmp_path: Path) -> None:
-    from screens.launch import DEMO_PIN_HASHES
+    from sente_pos.launch import DEMO_PIN_HASHES
 
     stored = term.journal.operator_get("ann").pin_hash  # type: ignore[union-attr]
     assert stored.startswith("scrypt-hmac$")
@@ -280,7 +280,7 @@ def _cli(home: Path, *args: str, stdin: str = "",
     env = {k: v for k, v in os.environ.items() if not k.startswith("SENTE_POS_")}
     env.update({"SENTE_POS_HOME": str(home), **(extra or {})})
     exe = shutil.which("sente-pos", path=str(Path(sys.executable).parent))
-    cmd = [exe] if exe else [sys.executable, "-m", "pos.cli"]
+    cmd = [exe] if exe else [sys.executable, "-m", "sente_pos.cli"]
     return subprocess.run([*cmd, *args], input=stdin, env=env, capture_output=True, text=True,
                           timeout=120)
 

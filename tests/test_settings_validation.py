@@ -168,7 +168,7 @@ def fill(path: Path) -> None:
 
 def _cli(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SENTE_POS_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "pos.cli", *args], input=stdin, env=env,
+    return subprocess.run([sys.executable, "-m", "sente_pos.cli", *args], input=stdin, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -197,7 +197,7 @@ def test_logging_falls_back_when_the_log_cannot_be_written(
 ) -> None:
     import logging
 
-    from pos.cli import setup_logging
+    from sente_pos.cli import setup_logging
 
     subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
     monkeypatch.setenv("SENTE_POS_HOME", str(small_fs))

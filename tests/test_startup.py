@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pos import startup
+from sente_pos import startup
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,7 +29,7 @@ def _probe(code: str, tmp_path: Path) -> str:
 def test_a_cli_command_runs_with_collection_back_on(tmp_path):
     out = _probe(
         "import gc, sys\n"
-        "from pos import cli, startup\n"
+        "from sente_pos import cli, startup\n"
         "seen = []\n"
         "cli.cmd_config_show = lambda args, s: seen.append(gc.isenabled()) or 0\n"
         "startup.pause_gc()\n"
@@ -42,9 +42,9 @@ def test_the_tui_resumes_collection_after_its_first_frame(tmp_path):
     out = _probe(
         "import asyncio, gc\n"
         "from pathlib import Path\n"
-        "from pos import startup\n"
+        "from sente_pos import startup\n"
         "startup.pause_gc()\n"
-        "from screens.launch import demo_app\n"
+        "from sente_pos.launch import demo_app\n"
         "from screens.signin import SignInScreen\n"
         "async def drive(app):\n"
         "    async with app.run_test(size=(80, 24)) as pilot:\n"

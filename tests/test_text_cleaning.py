@@ -174,7 +174,7 @@ async def test_printer_gets_no_provider_escapes(term, sandbox, monkeypatch):
 
 # ---------------------------------------------------------------- the CLI
 def _cli(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pos.cli", *args], input=stdin, env=env,
+    return subprocess.run([sys.executable, "-m", "sente_pos.cli", *args], input=stdin, env=env,
                           capture_output=True, text=True, timeout=120)
 
 

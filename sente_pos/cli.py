@@ -18,7 +18,7 @@ from typing import Any
 
 from pos.config import Settings, ensure_home, load_settings
 from pos.errors import PosError
-from pos.startup import resume_gc
+from pos.gcpause import resume_gc
 from pos.text import MAX_NAME, MAX_REASON, printable, printable_lines, validate_free_text
 
 EXIT_OK, EXIT_OTHER, EXIT_DECLINED, EXIT_QUEUED = 0, 1, 2, 3
@@ -514,7 +514,7 @@ def parse_fault(spec: str) -> dict[str, Any]:
 def cmd_demo(args: argparse.Namespace, settings: Settings | None) -> int:
     import tempfile
 
-    from screens.launch import run_demo
+    from sente_pos.launch import run_demo
 
     home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="sente-pos-demo-"))
     os.environ["SENTE_POS_HOME"] = str(home)
@@ -523,7 +523,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings | None) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from screens.launch import run_kiosk
+    from sente_pos.launch import run_kiosk
 
     return run_kiosk(settings, console=args.console)
 
@@ -647,7 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--supervisor", metavar="NAME",
                         help="the approving supervisor (default: any supervisor's PIN)")
 
-    from pos.shiftcli import add_shift_commands  # the drawer (issue 13)
+    from sente_pos.shift_cli import add_shift_commands  # the drawer (issue 13)
 
     add_shift_commands(sub)
 

@@ -13,22 +13,13 @@ This module imports nothing heavy: it is what the console script loads first.
 
 from __future__ import annotations
 
-import gc
+from pos.gcpause import pause_gc, resume_gc
 
-
-def pause_gc() -> None:
-    gc.disable()
-
-
-def resume_gc() -> None:
-    """Turn collection back on (a no-op unless :func:`pause_gc` turned it off)."""
-    if not gc.isenabled():
-        gc.freeze()
-        gc.enable()
+__all__ = ["main", "pause_gc", "resume_gc"]
 
 
 def main() -> int:
     pause_gc()
-    from pos.cli import main as cli_main
+    from sente_pos.cli import main as cli_main
 
     return cli_main()

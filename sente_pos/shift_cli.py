@@ -20,9 +20,9 @@ def _render(lines: list[tuple[str, str]]) -> str:
 
 
 def cmd_shift(args: argparse.Namespace, settings: Settings) -> int:
-    from pos.cli import EXIT_OK, _with_terminal, emit
     from pos.money import parse_user_amount
     from pos.text import MAX_REASON, validate_free_text
+    from sente_pos.cli import EXIT_OK, _with_terminal, emit
 
     cur = settings.card_currency
 

@@ -188,6 +188,7 @@ class Journal:
         self.device = device or DeviceClock(wall=clock)
         self._scrub_pending = False
         self._has_search_index = False
+        self._batch_owner: int | None = None
         # The integrity check's verdict (pos/journal/health.py): set once it is known.
         self._checked = threading.Event()
         self._checked.set()
@@ -344,6 +345,10 @@ class Journal:
         """
         if not self._checked.is_set() or self._damage is not None:
             self.verified()
+        if self._batch_owner is not None and self._batch_owner == threading.get_ident():
+            with self._lock:  # inside batch(): part of its one transaction
+                yield self._conn
+            return
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -362,6 +367,17 @@ class Journal:
             except sqlite3.OperationalError as exc:
                 self._rollback()
                 raise _unwritable(exc) from exc
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Many writes of this thread as ONE durable transaction (bulk loads: the
+        benchmarks, a migration tool); any error rolls the whole batch back."""
+        with self._write():
+            self._batch_owner = threading.get_ident()
+            try:
+                yield
+            finally:
+                self._batch_owner = None
 
     def _rollback(self) -> None:
         if self._conn.in_transaction:

@@ -293,3 +293,31 @@ def test_camera_scanner_without_camera_reports_no_camera() -> None:
     assert states[-1].state == "no-camera"
     with pytest.raises(RuntimeError):
         cam.grab_still()
+
+
+def _qr_frame(payload: str, module_px: int = 6) -> np.ndarray:
+    from hardware.cardimages import render_qr
+
+    qr = np.array(render_qr(payload, module_px))
+    canvas = np.full((480, 640), 200, np.uint8)
+    h, w = qr.shape
+    canvas[40:40 + h, 40:40 + w] = qr
+    return canvas
+
+
+def test_inverted_code_is_read(decoder: QRDecoder) -> None:
+    assert decoder.decode(255 - _qr_frame(CARD_A)) == [CARD_A]
+
+
+def test_mirrored_code_is_read(decoder: QRDecoder) -> None:
+    assert decoder.decode(cv2.flip(_qr_frame(CARD_A), 1)) == [CARD_A]
+
+
+def test_card_preferred_among_several_codes(decoder: QRDecoder) -> None:
+    from hardware.cardimages import render_qr
+
+    frame = _qr_frame("https://example.com/promo", 4)
+    card = np.array(render_qr(CARD_B, 4))
+    frame[40:40 + card.shape[0], 360:360 + card.shape[1]] = card
+    out = decoder.decode(frame)
+    assert out[0] == CARD_B and set(out) == {CARD_B, "https://example.com/promo"}

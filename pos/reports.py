@@ -9,6 +9,7 @@ from typing import Any
 
 from pos.errors import InputError
 from pos.journal import SYNC_STATES, Journal, State, Tender, Txn
+from pos.journal.models import iso
 from pos.money import Money
 
 #: States that count as a completed sale in the totals.
@@ -28,6 +29,9 @@ KIND_LABELS = {
     "card_unlock": "Card unlocks",
     "vend": "Electricity tokens",
     "postpaid": "Electricity bills",
+    "basket_cash": "Basket sales, cash",
+    "cash_refund": "Cash refunds",
+    "cash_collected": "Cash collected (flagged)",
 }
 
 
@@ -48,7 +52,7 @@ class Report:
 Row = dict[str, Any]
 
 #: Kinds that give money back to the customer: they count against the takings.
-_MONEY_OUT = {"card_refund"}
+_MONEY_OUT = {"card_refund", "cash_refund"}
 #: Card-paid electricity is funded by its card debit (its parent): the debit carries
 #: the money, the vend or bill the goods, so the takings count it once.
 _FUNDED = {"vend", "postpaid"}
@@ -103,10 +107,16 @@ def figures(rows: list[Row]) -> dict[str, Any]:
         _add(by_operator, r["operator"], r, sign)
     kept = {str(s) for s in _CASH_KEPT}
     owed = {str(s) for s in (State.declined_offline, State.failed, State.expired)}
-    cash = [r for r in rows if r["tender"] == str(Tender.cash) and r["state"] in kept]
+    cash_in = [r for r in rows if r["tender"] == str(Tender.cash) and r["state"] in kept
+               and r["kind"] not in _MONEY_OUT]
+    cash_out = [r for r in rows if r["tender"] == str(Tender.cash) and r["state"] in kept
+                and r["kind"] in _MONEY_OUT]
     cash_owed = [r for r in rows if r["tender"] == str(Tender.cash) and r["state"] in owed]
+    expected = _sum(cash_in)
+    for cur, v in _sum(cash_out).items():
+        expected[cur] = expected.get(cur, 0) - v
     return {"by_kind": by_kind, "by_tender": by_tender, "by_operator": by_operator,
-            "cash_expected": _sum(cash), "cash_owed_back": _sum(cash_owed),
+            "cash_expected": expected, "cash_owed_back": _sum(cash_owed),
             "transactions": sum(int(r["count"]) for r in rows)}
 
 
@@ -114,12 +124,42 @@ def figures(rows: list[Row]) -> dict[str, Any]:
 LIST_MAX = 50
 
 
+def counter_rows(journal: Journal, since: dt.datetime | None,
+                 until: dt.datetime) -> list[Row]:
+    """The cash the counter took or gave outside the transactions table, in the
+    period, shaped like kept-totals rows for :func:`figures`: the cash parts of basket
+    sales (their card parts are card debits, already counted), cash given back for a
+    void, and cash collected for a flagged debit. Read by time through indexes, so the
+    cost follows the period, not the journal."""
+    lo = iso(since) if since else ""
+    hi = iso(until)
+    out: list[Row] = []
+    for r in journal.query(
+            "SELECT t.operator AS operator, s.currency AS currency, count(*) AS n,"
+            " sum(t.amount_minor) AS amount FROM sale_tenders t JOIN sales s"
+            " ON s.id = t.sale_id WHERE t.tender = 'cash' AND t.state = 'paid'"
+            " AND t.at > ? AND t.at <= ? GROUP BY t.operator, s.currency", (lo, hi)):
+        out.append({"state": str(State.done), "kind": "basket_cash", "tender": "cash",
+                    "currency": r["currency"], "operator": r["operator"], "count": r["n"],
+                    "amount_minor": r["amount"]})
+    for r in journal.query(
+            "SELECT kind, operator, currency, count(*) AS n, sum(amount_minor) AS amount"
+            " FROM cash_moves WHERE kind IN ('refund', 'collected') AND at > ? AND at <= ?"
+            " GROUP BY kind, operator, currency", (lo, hi)):
+        out.append({"state": str(State.done),
+                    "kind": "cash_refund" if r["kind"] == "refund" else "cash_collected",
+                    "tender": "cash", "currency": r["currency"], "operator": r["operator"],
+                    "count": r["n"], "amount_minor": r["amount"]})
+    return out
+
+
 def build(journal: Journal, *, terminal_id: str, kind: str, since: dt.datetime | None,
           until: dt.datetime, number: int | None = None, period: int | None = None,
           security: dict[str, Any] | None = None) -> Report:
     """The report of Z period ``period`` (default: the open one) from the kept totals:
     its cost does not grow with the journal (see pos/journal/schema.py, totals)."""
-    fig = figures(journal.totals(journal.open_period() if period is None else period))
+    fig = figures(journal.totals(journal.open_period() if period is None else period)
+                  + counter_rows(journal, since, until))
     unsynced = journal.list(states=list(_OUTSTANDING), limit=100_000, newest_first=False)
     flagged = journal.flagged()
     if security is None:

@@ -152,6 +152,28 @@ async def test_blind_cash_up_with_every_kind_of_cash(term, sandbox):
     assert again.variance() == ugx(-500) and again.expected() == ugx(57_500)
 
 
+@pytest.mark.counter(supervisor=True)
+async def test_x_and_z_count_basket_cash_and_cash_given_back(term, sandbox):
+    """Cash basket sales live in the sales tables, not in the transactions table: the X
+    and Z reports counted none of them (nor a void's cash refund), so the day's cash
+    takings disagreed with the drawer."""
+    boss = term.check_supervisor("8642")
+    await term.open_shift(ugx(10_000))
+    sale = term.begin_sale(_basket(SUGAR))
+    await term.sale_pay_cash(sale.id, ugx(5_000))  # 4,500 kept, 500 change
+    voided = term.begin_sale(_basket(MILK))
+    await term.sale_pay_cash(voided.id, ugx(1_500))
+    await term.void_sale(voided.id, boss, "wrong item")
+    x = term.x_report().payload
+    assert x["cash_expected"]["UGX"] == 4_500 + 1_500 - 1_500
+    assert x["by_kind"]["basket_cash"]["count"] == 2
+    assert x["by_tender"]["cash"]["totals"]["UGX"] == 4_500
+    z = term.close_day().payload
+    assert z["cash_expected"]["UGX"] == 4_500
+    assert z["transactions"] >= 3  # not an empty day
+    assert term.x_report().payload["cash_expected"] == {}  # a new period
+
+
 def _basket(item: Item) -> Basket:
     b = Basket(UGX)
     b.add(item)

@@ -295,6 +295,7 @@ CREATE TABLE cash_moves (
     at           TEXT NOT NULL
 );
 CREATE INDEX cash_moves_shift ON cash_moves(shift_id);
+CREATE INDEX cash_moves_at ON cash_moves(at);
 CREATE TRIGGER cash_moves_no_update BEFORE UPDATE ON cash_moves
 BEGIN SELECT RAISE(ABORT, 'cash moves are append-only'); END;
 CREATE TRIGGER cash_moves_no_delete BEFORE DELETE ON cash_moves
@@ -351,6 +352,7 @@ CREATE TABLE sale_tenders (
 );
 CREATE INDEX sale_tenders_sale ON sale_tenders(sale_id);
 CREATE INDEX sale_tenders_shift ON sale_tenders(shift_id);
+CREATE INDEX sale_tenders_at ON sale_tenders(at);
 CREATE TRIGGER sale_tenders_no_delete BEFORE DELETE ON sale_tenders
 BEGIN SELECT RAISE(ABORT, 'tender parts are never deleted'); END;
 """

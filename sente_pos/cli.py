@@ -529,8 +529,48 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # ------------------------------------------------------------------ parser
+HELP_EPILOG = """\
+exit codes:
+  0  done
+  2  declined, or input rejected (nothing was changed)
+  3  accepted offline or pending: queued for sync
+  1  anything else (see the log)
+
+environment:
+  SENTE_POS_HOME         data directory: journal.db, config.toml, device.key, log
+                         (default: the platform's user data directory)
+  SENTE_POS_OPERATOR     operator name for headless commands
+  SENTE_POS_<SECTION>__<KEY>
+                         any setting, e.g. SENTE_POS_PAWACARD__BASE_URL,
+                         SENTE_POS_OFFLINE__MAX_COUNT (see `sente-pos config show`)
+
+config file: $SENTE_POS_HOME/config.toml (written 0600; secrets masked by `config show`)
+PINs are read from stdin, never from the command line."""
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, with the package metadata read only when asked (start-up cost)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        print(f"sente-pos {_version()}")
+        parser.exit(0)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sente-pos")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sente-pos", description="Sente POS terminal")
+    p = argparse.ArgumentParser(prog="sente-pos", description="Sente POS terminal",
+                                epilog=HELP_EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action=_VersionAction, nargs=0,
+                   help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True)
 
     def add(name: str, fn: Callable[..., int], help_: str, *, json_flag: bool = True,

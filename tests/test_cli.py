@@ -176,3 +176,15 @@ def test_no_traceback_on_broken_config(env: dict[str, str]) -> None:
     (home / "config.toml").write_text("[pawacard\n")
     rc, _out, err = run(env, "vend", meter(5), "--amount", "100")
     assert rc == 2 and "config.toml" in err and "Traceback" not in err
+
+
+def test_version_exits_0_and_help_tells_exit_codes_environment_and_config() -> None:
+    """`--version` exited 2 ("a command is required"); `--help` said nothing of the
+    exit codes, the environment variables or where the settings live."""
+    v = subprocess.run([*_exe(), "--version"], capture_output=True, text=True, cwd=ROOT)
+    assert v.returncode == 0 and v.stdout.startswith("sente-pos ")
+    h = subprocess.run([*_exe(), "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert h.returncode == 0
+    for needed in ("exit codes:", "3  accepted offline", "SENTE_POS_HOME", "config.toml",
+                   "SENTE_POS_<SECTION>__<KEY>"):
+        assert needed in h.stdout, needed

@@ -330,6 +330,18 @@ class SentePOSApp(App[None]):
         if self.kiosk:
             self._quit_with_pin()
         else:
+            self._quit_if_confirmed()
+
+    @work(group="kiosk", exclusive=True, exit_on_error=False)
+    async def _quit_if_confirmed(self) -> None:
+        """Outside kiosk mode ``q`` still asks: one stray key must not end a sale."""
+        from screens.dialogs import ConfirmDialog
+
+        if any(isinstance(s, ConfirmDialog) for s in self.screen_stack):
+            return
+        if await self.push_screen_wait(ConfirmDialog(
+                "Leave Sente POS?", "Queued sales stay in the journal and are sent by the "
+                "next start.", yes="Leave", no="Stay")):
             self.exit()
 
     @work(group="kiosk", exclusive=True, exit_on_error=False)

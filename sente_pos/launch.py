@@ -99,10 +99,11 @@ def run_demo(home: Path | None = None, *, console: bool = False) -> int:
     home = home or Path(tempfile.mkdtemp(prefix="sente-pos-demo-"))
     with demo_app(home, console=console) as app:
         app.run()
+        code = app.return_code or 0
     print(f"Demo data kept in {home} (the back office's in hub.db). Operators: "
           f"{DEMO_CASHIER[0]} PIN {DEMO_CASHIER[1]}, supervisor {DEMO_SUPERVISOR[0]} PIN "
           f"{DEMO_SUPERVISOR[1]}.", file=sys.stderr)
-    return 0
+    return code  # non-zero after a crash
 
 
 def _notifier(app: Any, stop: threading.Event, interval: float | None) -> None:
@@ -168,4 +169,6 @@ def run_kiosk(settings: Settings, *, console: bool = False) -> int:
         stop.set()
         sdnotify.stopping()
         _close(term)
-    return 0
+    # Textual catches an unhandled exception, draws it and returns 1: passed on, so
+    # systemd (Restart=on-failure) starts the counter again.
+    return app.return_code or 0

@@ -121,13 +121,39 @@ async def test_kiosk_quit_needs_the_supervisor_pin(home, term, ann):
     assert app.return_code == 0
 
 
-async def test_outside_kiosk_q_quits(home, term, ann):
+async def test_outside_kiosk_q_asks_before_quitting(home, term, ann):
+    """`q` quit at once: one stray key ended the program in the middle of the day."""
+    from screens.dialogs import ConfirmDialog
+
     app = app_for(term.settings, term)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
         await pilot.press("q")
+        await wait_screen(pilot, ConfirmDialog)
+        await pilot.press("q")  # pressed again while asking: still one question
+        await pilot.press("escape")
+        await wait_screen(pilot, HomeScreen)
+        assert app.is_running
+        await pilot.press("q")
+        await wait_screen(pilot, ConfirmDialog)
+        await pilot.press("1")
         await pilot.pause()
-    assert not app.is_running
+    assert not app.is_running and app.return_code == 0
+
+
+def test_a_crash_exits_non_zero(tmp_path, monkeypatch):
+    """A crash exited 0, so the kiosk unit (Restart=on-failure) did not restart it."""
+    from sente_pos import launch
+
+    class Crashing:
+        return_code = None
+
+        def run(self) -> None:
+            self.return_code = 1  # what Textual sets after drawing an unhandled exception
+
+    monkeypatch.setattr(launch, "demo_app", lambda home, console=False:
+                        __import__("contextlib").nullcontext(Crashing()))
+    assert launch.run_demo(tmp_path) == 1
 
 
 async def test_a_failing_worker_shows_one_plain_message(home, term, ann):

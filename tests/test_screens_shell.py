@@ -214,3 +214,34 @@ async def test_key_bar_shows_the_screens_keys_and_a_tap_presses_one(home, term, 
         await pilot.click(KeyBar, offset=(line.index("Lock"), 0))
         await wait_screen(pilot, SignInScreen)
         assert term.operator is None
+
+
+async def test_no_key_sequence_crashes_the_counter(home, term, ann, sandbox):
+    """Mash keys across every screen reachable from home (card balance with Escape
+    pressed twice at once among them, which raised ScreenStackError and ended the
+    app): the app keeps running and comes back home."""
+    import random
+
+    from pos.sandbox import data
+    from tests.test_screens_card_services import open_service
+
+    app = app_for(term.settings, term)
+    keys = ["escape", "enter", "1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "tab",
+            "f3", "backspace", "up", "down", "left", "right", "space"]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await open_service(pilot, "6", data.CARD_CREDIT)
+        await pilot.press("escape", "escape")
+        await pilot.pause()
+        rng = random.Random(3)
+        for i in range(400):
+            await pilot.press(rng.choice(keys))
+            if i % 25 == 0:
+                await pilot.pause()
+            assert app.is_running, f"the app ended after key {i}"
+        for _ in range(12):
+            if isinstance(app.screen, HomeScreen):
+                break
+            await pilot.press("escape")
+            await pilot.pause()
+        assert app.is_running

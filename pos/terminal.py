@@ -529,7 +529,9 @@ class Terminal:
 
     def print_receipt(self, ref: str, duplicate: bool = False) -> str:
         """Print; a printer problem is a message for the cashier, never a failed sale."""
-        receipt = self.receipt(ref, duplicate=duplicate)
+        return self._print(self.receipt(ref, duplicate=duplicate), duplicate)
+
+    def _print(self, receipt: Receipt, duplicate: bool) -> str:
         if self.printer is None:
             return "No printer: receipt shown on screen"
         try:
@@ -630,14 +632,7 @@ class Terminal:
 
     def print_sale_receipt(self, sale_id: str, duplicate: bool = False) -> str:
         """Print a sale's receipt (call from a thread); a printer problem is a message."""
-        receipt = self.sale_receipt(sale_id, duplicate=duplicate)
-        if self.printer is None:
-            return "No printer: receipt shown on screen"
-        try:
-            self.printer.print_receipt(receipt)
-        except PosError as exc:
-            return exc.message
-        return "Printed"
+        return self._print(self.sale_receipt(sale_id, duplicate=duplicate), duplicate)
 
     def kick_drawer(self) -> str:
         """Open the cash drawer through the receipt printer (ESC/POS pulse). Blocking:

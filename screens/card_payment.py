@@ -14,7 +14,8 @@ async def card_payment(app: Any, payload: str | None = None) -> None:
     """One card sale as straight-line code; every step can be cancelled (nothing is sent)."""
     term = app.terminal
     lookup = await scan_card(app, payload=payload)
-    if lookup is None or not await app.push_screen_wait(CardSummaryScreen(lookup)):
+    if lookup is None or not await app.push_screen_wait(CardSummaryScreen(lookup,
+                                                                          paying=True)):
         return
     currency = app.settings.card_currency
     amount = await app.push_screen_wait(AmountScreen("Amount to pay", currency))

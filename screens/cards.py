@@ -39,22 +39,38 @@ def summary_lines(lookup: Any) -> list[tuple[str, str]]:
     return rows
 
 
+def payment_refusals(lookup: Any) -> list[str]:
+    """Why this card cannot pay (locked, inactive, expired: decided at look-up; the
+    debit use case refuses the same, pos.usecases.cards). A card without a PIN pays
+    without one, as the issuer allows."""
+    return list(lookup.problems)
+
+
 class CardSummaryScreen(Step[bool]):
     """What the issuer says about the card; Enter continues, Escape cancels."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("enter", "go", "Continue")]
 
-    def __init__(self, lookup: Any, title: str = "Card") -> None:
+    def __init__(self, lookup: Any, title: str = "Card", *, paying: bool = False) -> None:
         super().__init__(title)
         self.lookup = lookup
+        #: For a payment, a card that cannot pay (locked, inactive, expired, no PIN) is
+        #: refused here, before an amount, a hand-over or a PIN is asked for.
+        self.refused = paying and bool(payment_refusals(lookup))
 
     def body(self) -> ComposeResult:
         rows = summary_lines(self.lookup)
         width = max(len(label) for label, _ in rows) + 2
         text = "\n".join(f"{label:<{width}}{value}" for label, value in rows)
         yield Plain(text, classes="summary", id="card-summary")
-        for problem in self.lookup.problems:
+        problems = payment_refusals(self.lookup) if self.refused else self.lookup.problems
+        for problem in problems:
             yield Plain(f"{self.app_glyph('warn')} {problem}", classes="error-text")
+        if self.refused:
+            yield Static("This card cannot pay: ask for another card or another tender.",
+                         classes="step-note")
+            yield Button("Back", id="card-continue", variant="primary")
+            return
         if self.lookup.offline:
             yield Static("The card service cannot be reached: the sale will be accepted "
                          "offline within the limits and sent later.", classes="step-note")
@@ -68,7 +84,7 @@ class CardSummaryScreen(Step[bool]):
 
     @on(Button.Pressed, "#card-continue")
     def action_go(self) -> None:
-        self.dismiss(True)
+        self.dismiss(not self.refused)
 
     def action_cancel(self) -> None:
         self.dismiss(False)
@@ -152,7 +168,8 @@ async def card_tender(app: Any, amount: Money, payload: str | None = None
                       ) -> tuple[Any, str, str | None] | None:
     """Scan, summary, wallet, hand-over and PIN for paying ``amount`` by card."""
     lookup = await scan_card(app, payload=payload)
-    if lookup is None or not await app.push_screen_wait(CardSummaryScreen(lookup)):
+    if lookup is None or not await app.push_screen_wait(CardSummaryScreen(lookup,
+                                                                          paying=True)):
         return None
     wallet = await choose_wallet(app, lookup, amount)
     if wallet is None:

@@ -215,3 +215,21 @@ async def test_receipt_printed_on_the_printer(tmp_path, monkeypatch, sandbox):
         assert txn.ref.encode() in printer.output
     finally:
         await t.aclose()
+
+
+@pytest.mark.parametrize("card", [data.CARD_EXPIRED, data.CARD_LOCKED, data.CARD_GIFT_INACTIVE],
+                         ids=["expired", "locked", "inactive"])
+async def test_a_card_that_cannot_pay_is_refused_at_the_summary(term, sandbox, card):
+    """An expired, locked or inactive card offered Continue and was declined only after
+    the amount, the hand-over and the customer's PIN."""
+    app = app_for(term.settings, term)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await pilot.press("1")
+        await scan(pilot, card.payload)
+        await wait_screen(pilot, CardSummaryScreen)
+        assert "cannot pay" in screen_text(app) and "Continue" not in screen_text(app)
+        await pilot.press("enter")  # Back
+        await wait_screen(pilot, HomeScreen)
+    assert term.journal_list() == []
+    assert sandbox.state.patasente.applied == []

@@ -16,8 +16,12 @@ from pos.money import Money
 _DONE = {State.done}
 #: Accepted sales not yet settled with the provider.
 _OUTSTANDING = SYNC_STATES
-#: Cash taken at the counter that is still in the drawer (accepted, not refused).
-_CASH_KEPT = _DONE | _OUTSTANDING | {State.declined_offline, State.failed, State.expired}
+#: Cash taken at the counter that is still counted as taken: a flagged sale's cash
+#: leaves only by the refund move recorded when it is handed back (a resolved sale
+#: stays here, or the cash would come off twice); a voided queued sale (cancelled)
+#: hands its cash back with the void.
+_CASH_KEPT = _DONE | _OUTSTANDING | {State.declined_offline, State.failed, State.expired,
+                                     State.review, State.resolved}
 
 KIND_LABELS = {
     "card_debit": "Card payments",

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from pos.errors import InputError
-from pos.journal.models import iso
-from pos.journal.states import FLAGGED_STATES, SYNC_STATES, State
+from pos.journal.models import Txn, iso
+from pos.journal.states import FLAGGED_STATES, SYNC_STATES, Kind, State, Tender
 from pos.money import Money
 from pos.text import MAX_REASON, validate_free_text
 
@@ -35,10 +35,12 @@ if TYPE_CHECKING:
 
 MoveKind = Literal["in", "out", "refund", "collected"]
 
-#: Journal states of a cash electricity sale whose cash is in the drawer: done, still
-#: settling, or refused after it was accepted offline (owed back: a refund move when the
-#: cash is handed back).
-CASH_KEPT_STATES: frozenset[State] = frozenset({State.done, *SYNC_STATES, *FLAGGED_STATES})
+#: Journal states of a cash electricity sale whose cash went into the drawer: done,
+#: still settling, flagged (owed back) or resolved. A flagged sale's cash leaves only by
+#: the refund move recorded when it is handed back (resolved with cash); a queued sale
+#: voided (cancelled) hands its cash back with the void.
+CASH_KEPT_STATES: frozenset[State] = frozenset({State.done, *SYNC_STATES, *FLAGGED_STATES,
+                                                State.resolved})
 #: The electricity kinds paid at the counter.
 POWER_KINDS = ("vend", "postpaid")
 
@@ -195,6 +197,22 @@ def history(journal: Journal, limit: int = 20) -> list[Shift]:
             journal.query("SELECT * FROM shifts ORDER BY id DESC LIMIT ?", (limit,))]
 
 
+CashResolution = Literal["collected", "refunded"]
+
+
+def cash_resolution(txn: Txn) -> CashResolution | None:
+    """How a flagged item is settled in cash, if it is: a cash electricity sale that
+    failed has its cash handed back ("refunded"); a card debit refused after the goods
+    left is paid in cash after all ("collected"). Anything else has no cash side."""
+    if not txn.is_flagged:
+        return None
+    if txn.tender == Tender.cash and txn.kind in POWER_KINDS:
+        return "refunded"
+    if txn.kind == Kind.card_debit and txn.state != State.review:
+        return "collected"
+    return None
+
+
 def require_open(journal: Journal) -> Shift:
     shift = current(journal)
     if shift is None:
@@ -262,18 +280,25 @@ def open_shift(journal: Journal, operator: str, float_: Money, now: dt.datetime)
 def move_cash(journal: Journal, kind: MoveKind, amount: Money, reason: str, operator: str,
               now: dt.datetime, *, ref: str | None = None) -> int:
     """Record cash put in, taken out, given back or collected, in the open shift."""
+    with journal.transaction() as conn:
+        return insert_move(conn, kind, amount, reason, operator, now, ref=ref)
+
+
+def insert_move(conn: sqlite3.Connection, kind: MoveKind, amount: Money, reason: str,
+                operator: str, now: dt.datetime, *, ref: str | None = None) -> int:
+    """:func:`move_cash` inside a write transaction the caller holds (a flagged item
+    resolved in cash: its state and its cash move are one step)."""
     if amount.minor <= 0:
         raise InputError("The amount must be greater than zero")
     reason = validate_free_text(reason, "reason", MAX_REASON)
-    with journal.transaction() as conn:
-        row = conn.execute("SELECT id FROM shifts WHERE closed_at IS NULL").fetchone()
-        if row is None:
-            raise InputError("No shift is open: open one with the opening float first")
-        cur = conn.execute(
-            "INSERT INTO cash_moves(shift_id, kind, amount_minor, currency, reason, operator,"
-            " ref, at) VALUES (?,?,?,?,?,?,?,?)",
-            (row["id"], kind, amount.minor, amount.currency, reason, operator, ref, iso(now)))
-        return int(cur.lastrowid or 0)
+    row = conn.execute("SELECT id FROM shifts WHERE closed_at IS NULL").fetchone()
+    if row is None:
+        raise InputError("No shift is open: open one with the opening float first")
+    cur = conn.execute(
+        "INSERT INTO cash_moves(shift_id, kind, amount_minor, currency, reason, operator,"
+        " ref, at) VALUES (?,?,?,?,?,?,?,?)",
+        (row["id"], kind, amount.minor, amount.currency, reason, operator, ref, iso(now)))
+    return int(cur.lastrowid or 0)
 
 
 def close(journal: Journal, counted: list[Money], operator: str, now: dt.datetime

@@ -38,6 +38,8 @@ from pos.vault import Vault
 # The use cases, reports and sync engine are imported by the methods that need them:
 # the counter's first screen needs none of them, and start-up time is the cashier's.
 if TYPE_CHECKING:
+    import sqlite3
+
     from pos import reports
     from pos.basket import Basket
     from pos.catalogue import Catalogue
@@ -546,7 +548,10 @@ class Terminal:
                 return txn.ref
         return None
 
-    def resolve_flagged(self, ref: str, note: str, supervisor: Operator) -> Txn:
+    def resolve_flagged(self, ref: str, note: str, supervisor: Operator, *,
+                        also: Callable[[sqlite3.Connection], None] | None = None) -> Txn:
+        """A supervisor settles a flagged item; ``also`` writes the rows that go with
+        it in the same transaction (see :meth:`resolve_flagged_cash`)."""
         if not supervisor.is_supervisor:
             raise InputError("A supervisor must resolve flagged items")
         txn = self.journal.require(ref)
@@ -555,7 +560,7 @@ class Terminal:
         if not note.strip():
             raise InputError("Say how it was resolved (e.g. cash refunded)")
         return self.journal.transition(ref, State.resolved, note=note.strip(),
-                                       operator=supervisor.name)
+                                       operator=supervisor.name, also=also)
 
     async def void(self, ref: str, supervisor: Operator, reason: str = "") -> SaleResult:
         """Cancel a queued sale, or credit back a settled card payment (supervisor only)."""
@@ -691,6 +696,12 @@ class Terminal:
             return shifts.report(self.journal, shift)
         return shifts.stored_report(self.journal, shift)
 
+    def cash_resolution(self, txn: Txn) -> str | None:
+        """'refunded' / 'collected' when a flagged item can be settled in cash."""
+        from pos import shifts
+
+        return shifts.cash_resolution(txn)
+
     def resolve_flagged_cash(self, ref: str, how: str, supervisor: Operator,
                              note: str = "") -> Txn:
         """Resolve a flagged item with cash: ``collected`` (a card debit refused at sync,
@@ -701,13 +712,18 @@ class Terminal:
         if how not in ("collected", "refunded"):
             raise InputError("Cash is 'collected' or 'refunded'")
         txn = self.journal.require(ref)
+        if shifts.cash_resolution(txn) != how:
+            raise InputError(f"{ref} cannot be resolved with cash {how}")
         shifts.require_open(self.journal)
         text = note.strip() or ("cash collected" if how == "collected" else "cash refunded")
-        done = self.resolve_flagged(ref, text, supervisor)
-        shifts.move_cash(self.journal, "collected" if how == "collected" else "refund",
-                         txn.amount, f"{text} ({ref})", supervisor.name, self.ctx.clock(),
-                         ref=ref)
-        return done
+        kind: shifts.MoveKind = "collected" if how == "collected" else "refund"
+        now = self.ctx.clock()
+
+        def cash_move(conn: sqlite3.Connection) -> None:
+            shifts.insert_move(conn, kind, txn.amount, f"{text} ({ref})", supervisor.name,
+                               now, ref=ref)
+
+        return self.resolve_flagged(ref, text, supervisor, also=cash_move)
 
     # ----------------------------------------------------------- reports
     def x_report(self) -> reports.Report:

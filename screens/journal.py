@@ -11,8 +11,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
+from pos.errors import PosError
 from pos.text import MAX_REASON, printable, validate_free_text
-from screens.dialogs import ConfirmDialog, Step, TextPrompt
+from screens.dialogs import ChoiceDialog, ConfirmDialog, Step, TextPrompt
 from screens.receipt import ReceiptScreen
 from screens.widgets import Plain, PosInput
 
@@ -145,6 +146,25 @@ class JournalDetailScreen(Step[None]):
         supervisor = await app.ask_supervisor(f"resolve {self.ref}")
         if supervisor is None:
             return
+        how = app.terminal.cash_resolution(txn)
+        if how is not None:
+            label = (f"Cash {txn.amount.format()} handed back to the customer"
+                     if how == "refunded" else
+                     f"Cash {txn.amount.format()} collected from the customer")
+            picked = await app.push_screen_wait(ChoiceDialog(
+                "Resolve flagged item", [(how, label), ("other", "Settled another way")],
+                note="Cash goes through the drawer and the shift's cash-up."))
+            if not picked:
+                return
+            if picked == how:
+                try:
+                    app.terminal.resolve_flagged_cash(self.ref, how, supervisor)
+                except PosError as exc:
+                    await app.show_message("Resolve", exc.message)
+                    return
+                app.notify(f"{self.ref} resolved: cash {how}")
+                self.dismiss(None)
+                return
         note = await app.push_screen_wait(TextPrompt(
             "Resolve flagged item", "How was it resolved? (e.g. cash collected)",
             check=lambda v: validate_free_text(v, "note", 200)))

@@ -533,3 +533,31 @@ async def test_history_window_reaches_a_send_made_under_a_clock_ahead(
         await clocked.sync_now(probe=True)
     assert sb.state.patasente.applied_count(res.ref) == 1, "the card paid twice"
     assert clocked.journal.require(res.ref).state == State.done
+
+
+async def test_cash_handed_back_for_a_failed_cash_vend_is_taken_off_once(
+        clocked: Terminal, device: FakeDevice, sb: SandboxServer) -> None:
+    """BUG (drawer): a cash token that failed at sync is flagged with its cash in the
+    drawer. The supervisor hands the cash back (resolve with cash, "refunded"): the row
+    left the cash-kept states AND the refund move was taken off, so the drawer was
+    expected to hold the sale's amount less than it did (X, Z and the shift's cash-up).
+
+    Fix: cash leaves the drawer only by a recorded cash move; a resolved cash sale's
+    cash stays counted as taken."""
+    boss = clocked.add_operator("boss", "supervisor", "9517")
+    await clocked.open_shift(Money(0, "KES"))
+    sb.faults.add(provider="pawacard", endpoint="vend", mode="drop_before", count=1)
+    res = await clocked.sell_token(data.METER_FAIL, kes(100), "Sam")
+    assert res.status == "pending"
+    device.advance(1)
+    await clocked.sync_now(probe=True)
+    assert clocked.journal.require(res.ref).is_flagged
+    assert clocked.x_report().payload["cash_expected"] == {"KES": 10_000}
+    assert clocked.x_report().payload["cash_owed_back"] == {"KES": 10_000}
+    assert clocked.shift_report().expected("KES") == kes(100)
+    clocked.resolve_flagged_cash(res.ref, "refunded", boss)
+    assert clocked.journal.require(res.ref).state == State.resolved
+    x = clocked.x_report().payload
+    assert x["cash_expected"].get("KES", 0) == 0, x["cash_expected"]
+    assert x["cash_owed_back"].get("KES", 0) == 0
+    assert clocked.shift_report().expected("KES") == kes(0)

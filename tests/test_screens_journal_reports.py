@@ -11,7 +11,7 @@ from pos.journal import Kind, State
 from pos.money import Money
 from pos.sandbox import data
 from pos.terminal import Terminal
-from screens.dialogs import ConfirmDialog, TextPrompt
+from screens.dialogs import ChoiceDialog, ConfirmDialog, TextPrompt
 from screens.home import HomeScreen
 from screens.journal import JournalDetailScreen, JournalScreen
 from screens.receipt import ReceiptScreen
@@ -44,6 +44,7 @@ async def test_journal_search_detail_duplicate_and_resolve(term, sandbox):
     sale = await term.sell_token(data.METER_OK, Money(50000, "KES"), "Bilbo Baggins")
     assert sale.status == "approved"
     ref = flagged_debit(term)
+    await term.open_shift(Money(0, "UGX"))
     app = app_for(term.settings, term)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
@@ -84,12 +85,61 @@ async def test_journal_search_detail_duplicate_and_resolve(term, sandbox):
         await pilot.press("s")
         await wait_screen(pilot, SupervisorPinScreen)
         await pilot.press(*"8642", "enter")
-        await wait_screen(pilot, TextPrompt)
-        await pilot.press(*"cash", "space", *"collected", "enter")
+        await wait_screen(pilot, ChoiceDialog)
+        assert "Cash UGX 4,000 collected from the customer" in screen_text(app)
+        await pilot.press("1")
         await wait_screen(pilot, JournalScreen)
     txn, events = term.journal_detail(ref)
     assert txn.state == "resolved"
     assert events[-1].note == "cash collected" and events[-1].operator == "boss"
+    # The cash went into the drawer: the X report and the shift's cash-up expect it.
+    assert term.x_report().payload["cash_expected"]["UGX"] == 4000
+    assert term.shift_report().expected("UGX") == Money(4000, "UGX")
+
+
+async def _resolve_from_detail(app, pilot, ref: str) -> None:
+    await pilot.press("5")
+    screen = await wait_screen(pilot, JournalScreen)
+    screen.query_one("#journal-search").value = ref
+    screen.query_one("#journal-search").focus()
+    await pilot.press("enter")
+    await pilot.pause()
+    await pilot.press("enter")
+    await wait_screen(pilot, JournalDetailScreen)
+    await pilot.press("s")
+    await wait_screen(pilot, SupervisorPinScreen)
+    await pilot.press(*"8642", "enter")
+    await wait_screen(pilot, ChoiceDialog)
+
+
+async def test_resolve_another_way_takes_a_note_and_moves_no_cash(term, sandbox):
+    ref = flagged_debit(term)
+    app = app_for(term.settings, term)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await _resolve_from_detail(app, pilot, ref)
+        await pilot.press("2")
+        await wait_screen(pilot, TextPrompt)
+        await pilot.press(*"written", "space", *"off", "enter")
+        await wait_screen(pilot, JournalScreen)
+    txn, events = term.journal_detail(ref)
+    assert txn.state == "resolved" and events[-1].note == "written off"
+    assert term.x_report().payload["cash_expected"].get("UGX", 0) == 0
+
+
+async def test_resolve_with_cash_needs_an_open_shift_and_changes_nothing(term, sandbox):
+    ref = flagged_debit(term)
+    app = app_for(term.settings, term)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await _resolve_from_detail(app, pilot, ref)
+        await pilot.press("1")
+        for _ in range(50):
+            await pilot.pause()
+            if "No shift is open" in screen_text(app):
+                break
+        assert "No shift is open" in screen_text(app)
+    assert term.journal.require(ref).is_flagged
 
 
 async def test_void_a_card_payment_from_the_journal(term, sandbox):

@@ -550,25 +550,29 @@ class Journal:
     def transition(self, ref: str, new_state: State | str, *, note: str | None = None,
                    error: str | None = None, operator: str | None = None,
                    guard: Callable[[JournalReader], None] | None = None,
-                   seal_pin: str | None = None, **fields: Any) -> Txn:
+                   seal_pin: str | None = None,
+                   also: Callable[[sqlite3.Connection], None] | None = None,
+                   **fields: Any) -> Txn:
         """:meth:`_transition`, retried once when the disk is full (after releasing the
         reserve) or the journal stayed locked past the busy timeout: the answer to a
         request already sent is what most needs writing."""
         try:
             return self._transition(ref, new_state, note=note, error=error, operator=operator,
-                                    guard=guard, seal_pin=seal_pin, **fields)
+                                    guard=guard, seal_pin=seal_pin, also=also, **fields)
         except JournalUnwritable as exc:
             if exc.reason == "full" and not self.release_reserve():
                 raise
             if exc.reason == "io":
                 raise
             return self._transition(ref, new_state, note=note, error=error, operator=operator,
-                                    guard=guard, seal_pin=seal_pin, **fields)
+                                    guard=guard, seal_pin=seal_pin, also=also, **fields)
 
     def _transition(self, ref: str, new_state: State | str, *, note: str | None = None,
                     error: str | None = None, operator: str | None = None,
                     guard: Callable[[JournalReader], None] | None = None,
-                    seal_pin: str | None = None, **fields: Any) -> Txn:
+                    seal_pin: str | None = None,
+                    also: Callable[[sqlite3.Connection], None] | None = None,
+                    **fields: Any) -> Txn:
         """Move ``ref`` to ``new_state`` (checked against the table), update ``fields``,
         and append one event, all in one durable transaction.
 
@@ -576,7 +580,8 @@ class Journal:
         made the change (e.g. the supervisor resolving a flagged item). ``guard``
         runs first inside the same transaction (a limit checked and the change it
         admits are one step); ``seal_pin`` keeps the card PIN, sealed with the device
-        key, in the same transaction (write-ahead for the PIN too).
+        key, in the same transaction (write-ahead for the PIN too); ``also`` writes
+        a module's own rows in it (the cash move of a flagged item resolved in cash).
         """
         new = State(new_state)
         scrub = False
@@ -621,6 +626,8 @@ class Journal:
                     sets["next_attempt_at"] = now
             self._set(conn, ref, sets)
             self._event(conn, ref, now, old, new, note, error, operator)
+            if also is not None:
+                also(conn)
             if blob is not None and holds_pin(new):
                 conn.execute(
                     "INSERT INTO pins(ref, blob, created_at) VALUES (?, ?, ?)"

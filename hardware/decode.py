@@ -106,17 +106,19 @@ def _mirrored(img: np.ndarray) -> list[str]:
     return _zxing_default(_Libs.load().cv2.flip(img, 1))
 
 
-def prefer_card(texts: list[str]) -> list[str]:
-    """``texts`` with those that parse as a card first (several codes in one frame)."""
+def is_card(text: str) -> bool:
+    """Whether ``text`` parses as a Sente / Patasente card payload."""
     from pos.cardqr import CardQRError, parse_card_qr
 
-    def is_card(t: str) -> bool:
-        try:
-            parse_card_qr(t)
-        except CardQRError:
-            return False
-        return True
+    try:
+        parse_card_qr(text)
+    except CardQRError:
+        return False
+    return True
 
+
+def prefer_card(texts: list[str]) -> list[str]:
+    """``texts`` with those that parse as a card first (several codes in one frame)."""
     return sorted(texts, key=lambda t: not is_card(t))
 
 
@@ -705,10 +707,13 @@ class QRDecoder:
         found = [t for t in _zxing_default(gray) if accept(t)]
         if not found:
             found = [t for t in _mirrored(gray) if accept(t)]
-        if found:
+        if found and any(is_card(t) for t in found):
             self.last_step = "fast"
             self.next_step = 0
             return prefer_card(_unique(found))
+        # Nothing, or only codes that are not a card (a promotion, a receipt's QR beside
+        # the card): the escalation looks for the card before those are reported.
+        others = _unique(found)
         fr = _Frame(gray)
         n = len(self.steps)
         ran = False
@@ -721,15 +726,17 @@ class QRDecoder:
             if ran and self.budget_ms is not None and \
                     (time.perf_counter() - t0) * 1000 + cost > self.budget_ms:
                 self.next_step = idx
-                return []
+                self.last_step = "fast" if others else None
+                return others
             ran = True
-            found = [t for t in step(fr) if accept(t)]
-            if found:
+            found = [t for t in step(fr) if accept(t) and t not in others]
+            if found and (not others or any(is_card(t) for t in found)):
                 self.last_step = name
                 self.next_step = 0
-                return prefer_card(_unique(found))
+                return prefer_card(_unique(found + others))
         self.next_step = 0
-        return []
+        self.last_step = "fast" if others else None
+        return others
 
     def decode_file(self, path: str | Path) -> list[str]:
         """Decode an image file with the whole chain (no time budget)."""

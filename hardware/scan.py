@@ -34,7 +34,7 @@ def card_record(payload: str | None) -> tuple[dict[str, Any] | None, str | None]
 
 
 def scan_file(path: str | Path, decoder: Any = None) -> dict[str, Any]:
-    from hardware.decode import QRDecoder
+    from hardware.decode import QRDecoder, is_card
 
     decoder = decoder or QRDecoder(budget_ms=None)
     rec: dict[str, Any] = {"file": str(path), "payload": None, "card": None, "error": None}
@@ -44,18 +44,10 @@ def scan_file(path: str | Path, decoder: Any = None) -> dict[str, Any]:
         rec["error"] = str(exc)
         return rec
     # Several codes in one picture: prefer one that is a card.
-    payload = next((t for t in texts if _is_card(t)), texts[0] if texts else None)
+    payload = next((t for t in texts if is_card(t)), texts[0] if texts else None)
     rec["payload"] = payload
     rec["card"], rec["error"] = card_record(payload)
     return rec
-
-
-def _is_card(text: str) -> bool:
-    try:
-        parse_card_qr(text)
-    except CardQRError:
-        return False
-    return True
 
 
 def scan_files(paths: Iterable[str | Path]) -> Iterator[dict[str, Any]]:

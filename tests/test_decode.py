@@ -321,3 +321,35 @@ def test_card_preferred_among_several_codes(decoder: QRDecoder) -> None:
     frame[40:40 + card.shape[0], 360:360 + card.shape[1]] = card
     out = decoder.decode(frame)
     assert out[0] == CARD_B and set(out) == {CARD_B, "https://example.com/promo"}
+
+
+def _promo_beside_blurred_card() -> np.ndarray:
+    """A clean promotion QR beside a motion-blurred card: zxing alone reads only the
+    promotion, which is not a card."""
+    from bench.qrset import _motion_kernel
+    from hardware.cardimages import render_qr
+
+    frame = _qr_frame("https://example.com/promo", 4)
+    card = cv2.filter2D(np.array(render_qr(CARD_B, 5)).astype(np.float32), -1,
+                        _motion_kernel(12, 30)).astype(np.uint8)
+    frame[60:60 + card.shape[0], 330:330 + card.shape[1]] = card
+    assert zxing_alone(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)) == ["https://example.com/promo"]
+    return frame
+
+
+def test_a_code_that_is_not_a_card_does_not_stop_the_search_for_the_card(
+        decoder: QRDecoder) -> None:
+    """BUG: the fast path returned as soon as it read any code, so a card that needed
+    the escalation was never looked for while another QR was in view."""
+    out = decoder.decode(_promo_beside_blurred_card())
+    assert out[0] == CARD_B and "https://example.com/promo" in out
+
+
+def test_live_stream_finds_the_card_beside_another_code() -> None:
+    """Under the per-frame budget the escalation resumes frame after frame; the
+    card is reported once found, the other code never in its place."""
+    mf = MultiFrameDecoder(QRDecoder(budget_ms=6.5), window=4)
+    frame = _promo_beside_blurred_card()
+    reads = [mf.feed(frame) for _ in range(40)]
+    assert CARD_B in reads
+    assert all(r in (CARD_B, "https://example.com/promo") for r in reads if r)

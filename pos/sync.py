@@ -257,6 +257,8 @@ class SyncEngine:
         if not link.should_try():
             report.deferred.append(txn.ref)
             return
+        client = ctx.pawacard if provider == "pawacard" else ctx.patasente
+        heard = client.answers
         try:
             await self._process(txn, report)
         except ProviderUnavailable as exc:
@@ -284,7 +286,8 @@ class SyncEngine:
             self._backoff(txn, f"internal error: {type(exc).__name__}")
             report.errors.append(f"{txn.ref}: internal error ({type(exc).__name__})")
         else:
-            link.record_success()
+            if client.answers > heard:  # deferred or settled locally: nothing was heard
+                link.record_success()
         final = ctx.journal.get(txn.ref)
         if final is not None:
             self._classify(final, report)
@@ -450,6 +453,7 @@ class SyncEngine:
         one raises OutcomeUnknown (asked about on the next pass)."""
         ctx = self.ctx
         if txn.kind in POWER_KINDS:
+            before = self._meter_last.get(txn.meter) if txn.meter else None
             if txn.meter:
                 self._meter_last[txn.meter] = ctx.clock()
             try:
@@ -463,6 +467,14 @@ class SyncEngine:
                                                                txn.customer_name or "", txn.ref)
             except Declined as exc:  # refused before any work (a 4xx)
                 outcome = VendOutcome(VendStatus.DECLINED, txn.ref, message=exc.message)
+            except ProviderUnavailable:
+                # No connection: no sale reached the meter, so it is not throttled by one.
+                if txn.meter:
+                    if before is None:
+                        self._meter_last.pop(txn.meter, None)
+                    else:
+                        self._meter_last[txn.meter] = before
+                raise
             apply_vend_outcome(ctx, txn, outcome, background=True)
             return
         if txn.kind == Kind.card_debit:

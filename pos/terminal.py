@@ -758,4 +758,5 @@ class Terminal:
         instead of waiting out its back-off (the background sync keeps the back-off)."""
         if probe:
             self.link.probe_now()
+            self.journal.hurry_queued(self.ctx.clock())
         return await self.sync_engine.drain()

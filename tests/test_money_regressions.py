@@ -19,6 +19,7 @@ from pos.cardqr import make_payload
 from pos.config import Settings
 from pos.errors import InputError, PosError
 from pos.journal import Kind, State
+from pos.meter import luhn_check_digit
 from pos.money import Money
 from pos.providers.models import VendStatus
 from pos.providers.pawacard import parse_vend
@@ -561,3 +562,33 @@ async def test_cash_handed_back_for_a_failed_cash_vend_is_taken_off_once(
     assert x["cash_expected"].get("KES", 0) == 0, x["cash_expected"]
     assert x["cash_owed_back"].get("KES", 0) == 0
     assert clocked.shift_report().expected("KES") == kes(0)
+
+
+async def test_sync_now_sends_a_queued_sale_at_once_when_the_link_is_back(
+        term: Terminal, sb: SandboxServer) -> None:
+    """BUG (found by the full-day test): a token sold offline was tried by the
+    background sync while the link was down and put off (back-off); when the link came
+    back, the cashier's "Sync now" left it queued until the back-off ran out -- the
+    customer waits at the counter for a token the link could fetch at once. Two causes:
+    the failed attempt counted as a sale to the meter (PawaCard's one-per-5-minutes
+    rule put the token off although no request got through), and the pass that put it
+    off marked the link up (the status bar said ONLINE in the middle of the outage).
+
+    Fix: a connection that failed is no sale to the meter; only an answer heard marks
+    the link up; and a person asking for a sync makes every queued row (never sent, or its
+    connection provably failed) due now; rows whose answer is unknown keep their
+    settle window."""
+    meter = "0145117496" + luhn_check_digit("0145117496")
+    sb.stop()
+    res = await term.sell_token(meter, kes(300), "")
+    assert res.status == "offline"
+    for _ in range(3):  # the background sync tries while the link is down
+        await term.sync_now(probe=True)
+    queued = term.journal.require(res.ref)
+    assert queued.state == State.queued
+    # A pass that sent nothing (the row put off) heard nothing: the link stays down.
+    assert not term.link.pawacard.online, "a sync that reached nobody marked PawaCard up"
+    sb.start()
+    rep = await term.sync_now(probe=True)
+    assert res.ref in rep.settled, rep
+    assert term.journal.require(res.ref).state == State.done

@@ -763,6 +763,17 @@ class Journal:
             for r in rows
         ]
 
+    def hurry_queued(self, now: datetime) -> int:
+        """Make every queued row due now (a person asked for a sync: the link may be
+        back before a back-off ran out). Only ``queued`` rows: they were never sent, or
+        their connection provably failed, so sending them again is safe at any time;
+        rows whose answer is unknown keep their settle window. Returns how many."""
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE txns SET next_attempt_at = ? WHERE state = 'queued'"
+                " AND next_attempt_at > ? AND lease_owner IS NULL", (iso(now), iso(now)))
+            return int(cur.rowcount or 0)
+
     def due_for_sync(self, now: datetime, limit: int = 100) -> builtins.list[Txn]:
         """Rows with outstanding work whose next attempt is due, oldest first.
 

@@ -233,6 +233,9 @@ class ClientBase:
         self._transport = transport
         self._headers = headers
         self._http: httpx.AsyncClient | None = None
+        #: Usable answers received (not a link failure): the sync tells the link monitor
+        #: the provider is up only when it heard from it, not when it sent nothing.
+        self.answers = 0
 
     @property
     def _client(self) -> httpx.AsyncClient:
@@ -260,8 +263,11 @@ class ClientBase:
         return int(getattr(self._settings, "max_answer_bytes", None) or DEFAULT_MAX_ANSWER_BYTES)
 
     async def _http_send(self, method: str, path: str, **kwargs: Any) -> Answer:
-        return await send(self._client, self.provider, method, path, deadline=self.deadline,
-                          max_bytes=self.max_answer_bytes, **kwargs)
+        answer = await send(self._client, self.provider, method, path, deadline=self.deadline,
+                            max_bytes=self.max_answer_bytes, **kwargs)
+        if link_failure(self.provider, answer) is None:
+            self.answers += 1
+        return answer
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self._settings.base_url!r}, "

@@ -74,9 +74,12 @@ class Report:
 class Manifest:
     """What install changed, so that uninstall takes back exactly that."""
 
-    def __init__(self, t: Target) -> None:
+    def __init__(self, t: Target, *, load: bool = True) -> None:
         self.t = t
-        raw = t.read(MANIFEST)
+        try:
+            raw = t.read(MANIFEST) if load else None
+        except PermissionError as exc:  # root's 0600 file, read by another user
+            raise KioskUsageError(f"reading {MANIFEST} needs root: run it with sudo") from exc
         data: dict[str, Any] = json.loads(raw) if raw else {}
         self.files: dict[str, dict[str, Any]] = data.get("files", {})
         self.dirs: list[str] = data.get("dirs", [])
@@ -193,7 +196,7 @@ def install(o: Options, root: Path, *, dry_run: bool, report: Report) -> int:
     where = "" if t.is_device else f" in the scratch root {t.root}"
     report.line(f"sente-pos kiosk install{where}" + (" (dry run: nothing is changed)"
                                                      if dry_run else ""))
-    m = Manifest(t)
+    m = Manifest(t, load=not dry_run)  # a dry run reads nothing of root's
     m.options = {k: v for k, v in vars(o).items() if v is not None}
     changes = skipped_cmds = 0
     for n, sec in enumerate(sections, 1):

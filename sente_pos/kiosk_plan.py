@@ -436,6 +436,14 @@ def plan_install(o: Options, t: Target, *, running_prefix: str | None = None) ->
 
     # 4. The unit, in place of the login on the tty
     s = Section(f"The unit, in place of the login on {o.tty}")
+    old_unit = "/etc/systemd/system/kiosk.service"  # the README's manual install, before
+    if b"sente-pos" in (t.read(old_unit) or b""):
+        s.steps.append(CommandStep(
+            _systemctl("disable", "--now", "kiosk.service"),
+            t.exists("/etc/systemd/system/multi-user.target.wants/kiosk.service"),
+            "kiosk.service is not enabled", undo=_systemctl("enable", "kiosk.service"),
+            why=f"the manual install's unit, replaced by {UNIT_NAME}"))
+        s.steps.append(FileStep(old_unit, None))
     s.steps.append(FileStep(unit_path, render_unit(unit_template(), o).encode()))
     # No automatic login, ever: the fallback login must ask for a password.
     s.steps.append(FileStep(f"/etc/systemd/system/getty@{o.tty}.service.d/autologin.conf",
@@ -556,7 +564,9 @@ def probe_after_changes(sections: list[Section], t: Target, o: Options, unit_pat
             ["runuser", "-u", o.user, "--", "env", f"SENTE_POS_HOME={o.data_dir}",
              f"{o.app_dir}/bin/sente-pos", "doctor"], True,
             why="camera, printer, link, clock and disk before the first start", check=True))
-    svc.steps.append(_start_step(t, o, unit_changed=unit_path in changed))
+    app_changed = any(isinstance(st, CommandStep) and st.needed and st.argv[:2] == [
+        f"{o.app_dir}/bin/pip", "install"] for sec in sections for st in sec.steps)
+    svc.steps.append(_start_step(t, o, restart=unit_path in changed or app_changed))
     sections.append(svc)
 
 
@@ -574,7 +584,7 @@ def _file_change(st: FileStep, t: Target) -> str:
     return "" if t.owner_ok(st.path, st.owner) else "owner"
 
 
-def _start_step(t: Target, o: Options, *, unit_changed: bool) -> CommandStep:
+def _start_step(t: Target, o: Options, *, restart: bool) -> CommandStep:
     if not o.start:
         return CommandStep(_systemctl("start", UNIT_NAME), False, "--no-start: it starts "
                            "at the next boot")
@@ -594,6 +604,6 @@ def _start_step(t: Target, o: Options, *, unit_changed: bool) -> CommandStep:
     except OSError:  # no systemctl: the start below fails with a clear message
         active = False
     if active:
-        return CommandStep(_systemctl("restart", UNIT_NAME), unit_changed,
-                           f"{UNIT_NAME} is running")
+        return CommandStep(_systemctl("restart", UNIT_NAME), restart,
+                           f"{UNIT_NAME} is running", why="the unit or the app changed")
     return CommandStep(_systemctl("start", UNIT_NAME), True)

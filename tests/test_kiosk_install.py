@@ -410,19 +410,20 @@ def test_runs_from_the_source_tree_with_the_standard_library_only(pi: Path) -> N
 
 # ------------------------------------------------- on the device (commands faked)
 class FakeDevice:
-    """The device's commands, recorded instead of run (``systemctl is-active``: inactive);
-    a command starting with ``fail`` exits 100."""
+    """The device's commands, recorded instead of run (``systemctl is-active``: as
+    ``active``); a command starting with ``fail`` exits 100."""
 
     def __init__(self, fail: str | None = None) -> None:
         self.ran: list[str] = []
         self.fail = fail
+        self.active = False
 
     def run(self, argv: list[str], **_: object) -> subprocess.CompletedProcess[bytes]:
         import shlex
 
         cmd = shlex.join(argv)
         self.ran.append(cmd)
-        rc = 3 if cmd.startswith("systemctl is-active") else 0
+        rc = 0 if self.active or not cmd.startswith("systemctl is-active") else 3
         if self.fail and cmd.startswith(self.fail):
             rc = 100
         return subprocess.CompletedProcess(argv, rc)
@@ -513,3 +514,43 @@ def test_the_doctors_findings_are_a_warning_not_a_failure(pi: Path, capsys, devi
     assert code == 0
     assert "found problems (exit code 100)" in err
     assert fake.ran[-1] == f"systemctl start {UNIT_NAME}"
+
+
+def test_the_manual_installs_kiosk_service_is_replaced(pi: Path, capsys) -> None:
+    old = pi / "etc/systemd/system/kiosk.service"
+    old.write_bytes((ROOT / "kiosk.service").read_bytes())
+    (pi / "etc/systemd/system/multi-user.target.wants").mkdir()
+    (pi / "etc/systemd/system/multi-user.target.wants/kiosk.service").symlink_to(old)
+    code, out, _ = kiosk(capsys, "install", "--root", str(pi))
+    assert code == 0
+    assert "print systemctl disable --now kiosk.service   (not run: scratch root)" in out
+    assert not old.exists() and (pi / UNIT).exists()
+    assert kiosk(capsys, "uninstall", "--root", str(pi))[0] == 0
+    assert old.read_bytes() == (ROOT / "kiosk.service").read_bytes()
+
+
+def test_a_running_kiosk_restarts_when_the_app_is_reinstalled(pi: Path, capsys, device) -> None:
+    venv = pi / "opt/sente-pos"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin/python").write_text("")
+    (venv / "lib/python3.11/site-packages/sente_pos-0.1.0.dist-info").mkdir(parents=True)
+    assert kiosk(capsys, "install", "--root", str(pi), "--user", "nobody")[0] == 0
+    fake = device()
+    fake.active = True
+    assert kiosk(capsys, "install", "--root", str(pi), "--user", "nobody")[0] == 0
+    assert f"systemctl restart {UNIT_NAME}" not in fake.ran  # nothing changed: left running
+    assert kiosk(capsys, "install", "--root", str(pi), "--user", "nobody", "--reinstall")[0] == 0
+    assert fake.ran[-1] == f"systemctl restart {UNIT_NAME}"
+
+
+def test_uninstall_dry_run_of_roots_manifest_as_another_user(pi: Path, capsys, monkeypatch) -> None:
+    install_json(capsys, pi)
+
+    def denied(self, p: str) -> bytes | None:
+        raise PermissionError(13, "Permission denied", p)
+
+    import sente_pos.kiosk_plan as plan_mod
+
+    monkeypatch.setattr(plan_mod.Target, "read", denied)
+    code, _, err = kiosk(capsys, "uninstall", "--root", str(pi), "--dry-run")
+    assert code == 2 and "needs root: run it with sudo" in err

@@ -37,6 +37,7 @@ from sente_pos.kiosk_plan import (
     Options,
     Section,
     Target,
+    file_change,
     plan_install,
 )
 
@@ -232,6 +233,10 @@ def install(o: Options, root: Path, *, dry_run: bool, report: Report) -> int:
 def _install_step(st: FileStep | DirStep | CommandStep, sec: Section, t: Target, m: Manifest,
                   *, dry_run: bool, report: Report) -> str:
     title = sec.title
+    if isinstance(st, FileStep) and st.edit is not None and not dry_run:
+        st.before = t.read(st.path)  # the file as it is now, after the commands before it
+        st.content = st.edit(st.before)
+        st.change = file_change(st, t)
     if isinstance(st, CommandStep):
         cmd = shlex.join(st.argv)
         if not st.needed:

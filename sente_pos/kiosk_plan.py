@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -115,6 +116,9 @@ class FileStep:
     secret: bool = False  # never printed (provider passwords)
     keep: bool = False  # the merchant's data: uninstall leaves it
     create_only: bool = False  # never replace one that is there
+    #: An edit of the file as it is: re-applied when written, since a command before it
+    #: (apt installing console-setup) may have changed the file after the plan was made.
+    edit: Callable[[bytes | None], bytes] | None = None
     before: bytes | None = None
     change: str = ""  # "", "create", "update", "mode", "owner", "remove"
 
@@ -458,7 +462,8 @@ def plan_install(o: Options, t: Target, *, running_prefix: str | None = None) ->
     # 5. Console font
     s = Section("Console font")
     s.steps.append(FileStep("/etc/default/console-setup",
-                            console_setup(t.read("/etc/default/console-setup"), o)))
+                            console_setup(t.read("/etc/default/console-setup"), o),
+                            edit=lambda b: console_setup(b, o)))
     sections.append(s)
 
     # 6. Lock-down
@@ -467,8 +472,8 @@ def plan_install(o: Options, t: Target, *, running_prefix: str | None = None) ->
                             b"# No login on other consoles (sente-pos kiosk install).\n"
                             b"[Login]\nNAutoVTs=0\nReserveVT=0\n"))
     s.steps.append(FileStep("/etc/console-setup/remap.inc",
-                            with_block(t.read("/etc/console-setup/remap.inc"),
-                                       no_vt_switching())))
+                            with_block(t.read("/etc/console-setup/remap.inc"), no_vt_switching()),
+                            edit=lambda b: with_block(b, no_vt_switching())))
     s.steps.append(FileStep("/etc/systemd/system.conf.d/sente-pos.conf",
                             b"# No forced reboot from Ctrl-Alt-Del pressed 7 times in 2 s.\n"
                             b"[Manager]\nCtrlAltDelBurstAction=none\n"))
@@ -481,7 +486,8 @@ def plan_install(o: Options, t: Target, *, running_prefix: str | None = None) ->
     cmdline = o.cmdline or next((c for c in CMDLINE_CANDIDATES if t.exists(c)), None)
     before = t.read(cmdline) if cmdline else None
     if cmdline and before is not None:
-        s.steps.append(FileStep(cmdline, kernel_cmdline(before), t.mode(cmdline) or 0o755))
+        s.steps.append(FileStep(cmdline, kernel_cmdline(before), t.mode(cmdline) or 0o755,
+                                edit=lambda b: kernel_cmdline(b or b"")))
     else:
         s.notes.append("no kernel command line (" + (cmdline or " or ".join(CMDLINE_CANDIDATES))
                        + "): not a Raspberry Pi? add " + " ".join(CMDLINE_TOKENS) + " yourself")
@@ -526,7 +532,7 @@ def probe_after_changes(sections: list[Section], t: Target, o: Options, unit_pat
         for st in sec.steps:
             if isinstance(st, FileStep):
                 st.before = t.read(st.path)
-                st.change = _file_change(st, t)
+                st.change = file_change(st, t)
             elif isinstance(st, DirStep):
                 mode = t.mode(st.path)
                 st.change = ("create" if mode is None else "mode" if mode != st.mode
@@ -570,7 +576,7 @@ def probe_after_changes(sections: list[Section], t: Target, o: Options, unit_pat
     sections.append(svc)
 
 
-def _file_change(st: FileStep, t: Target) -> str:
+def file_change(st: FileStep, t: Target) -> str:
     if st.content is None:
         return "remove" if t.exists(st.path) else ""
     if st.before is None:

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -417,6 +418,7 @@ class FakeDevice:
         self.ran: list[str] = []
         self.fail = fail
         self.active = False
+        self.effects: dict[str, Callable[[], object]] = {}  # what a command does to files
 
     def run(self, argv: list[str], **_: object) -> subprocess.CompletedProcess[bytes]:
         import shlex
@@ -426,6 +428,9 @@ class FakeDevice:
         rc = 0 if self.active or not cmd.startswith("systemctl is-active") else 3
         if self.fail and cmd.startswith(self.fail):
             rc = 100
+        for prefix, effect in self.effects.items():
+            if cmd.startswith(prefix):
+                effect()
         return subprocess.CompletedProcess(argv, rc)
 
 
@@ -554,3 +559,20 @@ def test_uninstall_dry_run_of_roots_manifest_as_another_user(pi: Path, capsys, m
     monkeypatch.setattr(plan_mod.Target, "read", denied)
     code, _, err = kiosk(capsys, "uninstall", "--root", str(pi), "--dry-run")
     assert code == 2 and "needs root: run it with sudo" in err
+
+
+def test_edits_apply_to_the_file_as_the_commands_before_them_left_it(
+        pi: Path, capsys, device) -> None:
+    """console-setup's postinst writes /etc/default/console-setup: the font edit is made
+    to that file, not to the one seen when the plan was made (here: none)."""
+    (pi / "etc/default/console-setup").unlink()
+    fake = device()
+    fake.effects["apt-get install"] = lambda: (pi / "etc/default/console-setup").write_text(
+        'ACTIVE_CONSOLES="/dev/tty[1-6]"\nXKBLAYOUT="us"\n')
+    assert kiosk(capsys, "install", "--root", str(pi), "--user", "nobody")[0] == 0
+    cs = (pi / "etc/default/console-setup").read_text()
+    assert 'XKBLAYOUT="us"' in cs and 'FONTFACE="Terminus"' in cs
+    # Its original is what the package wrote: uninstall puts that back.
+    device()
+    assert kiosk(capsys, "uninstall", "--root", str(pi))[0] == 0
+    assert 'XKBLAYOUT="us"' in (pi / "etc/default/console-setup").read_text()

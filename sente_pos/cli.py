@@ -691,6 +691,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_shift_commands(sub)
 
+    from sente_pos.kiosk import add_kiosk_commands  # the Pi's kiosk install (issue 14)
+
+    add_kiosk_commands(sub)
+
     from pos.hub.cli import add_hub_commands  # the back office and enrolment (issue 12)
 
     add_hub_commands(sub)
@@ -698,6 +702,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 TUI_COMMANDS = ("demo", "run")
+#: Commands that read no settings: the demo makes its own, the kiosk install runs as
+#: root before there are any (and must not create root's own data directory).
+NO_SETTINGS = ("demo", "kiosk")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -707,7 +714,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command not in TUI_COMMANDS:
         resume_gc()  # the TUI resumes it once its first frame is drawn
     try:
-        if args.command != "demo":
+        if args.command not in NO_SETTINGS:
             settings = load_settings()
             setup_logging(settings)
         return int(args.fn(args, settings))

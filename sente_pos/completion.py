@@ -22,7 +22,9 @@ def autocomplete(parser: argparse.ArgumentParser) -> None:
         return
     import argcomplete
 
-    argcomplete.autocomplete(parser)
+    # Options only once a "-" is typed (as git and systemctl complete): a bare Tab
+    # lists the subcommands or the choices.
+    argcomplete.autocomplete(parser, always_complete_options=False)
 
 
 def add_completion_command(sub: Any) -> None:

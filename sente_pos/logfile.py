@@ -24,8 +24,9 @@ from pathlib import Path
 
 class SharedRotatingFileHandler(RotatingFileHandler):
     def __init__(self, path: Path, *, max_bytes: int, backups: int) -> None:
-        super().__init__(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8",
-                         delay=True)
+        # Opened now (not on the first record), so an unwritable directory is found at
+        # start-up and the caller can fall back to the system log.
+        super().__init__(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
         base = Path(self.baseFilename)
         self._lock_path = base.with_name(f".{base.name}.lock")  # not matched by `*.log*`
 
@@ -33,6 +34,11 @@ class SharedRotatingFileHandler(RotatingFileHandler):
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
                      0o600)
         return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """A write or a rotation that fails (the SD card remounted read-only, full) loses
+        the record quietly: the stdlib prints a traceback to stderr, which is the
+        kiosk's screen. ``sente-pos doctor`` reports the disk."""
 
     def _moved_away(self) -> bool:
         """Whether the name no longer leads to the file we hold (another process rotated)."""

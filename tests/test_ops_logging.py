@@ -22,6 +22,7 @@ from pos.errors import InputError
 from pos.logredact import RedactingFilter
 from sente_pos.logfile import SharedRotatingFileHandler
 from sente_pos.logsetup import setup_logging, stderr_is_journal
+from tests.test_settings_validation import fill, small_fs  # noqa: F401  (a real tmpfs)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -244,3 +245,22 @@ def test_bad_log_settings_are_a_clear_error(home: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv(var, value)
     with pytest.raises(InputError, match=r"logs\."):
         load_settings()
+
+
+def test_a_full_disk_loses_records_quietly_and_logging_recovers(
+        small_fs: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811  (the fixture)
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The stdlib prints a traceback to stderr for every record it cannot write: on the
+    kiosk that is the cashier's screen."""
+    monkeypatch.setenv("SENTE_POS_HOME", str(small_fs))
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    log = logging.getLogger("sente_pos.test")
+    with bare_root():
+        setup_logging(Settings(logs={"max_mb": 8 / 1024, "backups": 2}))
+        fill(small_fs / "filler")
+        for i in range(300):  # writes and rotations both fail
+            log.warning("record %03d %s", i, "z" * 60)
+        (small_fs / "filler").unlink()
+        log.warning("after the disk was freed")
+    assert capsys.readouterr().err == ""
+    assert "after the disk was freed" in (small_fs / "sente-pos.log").read_text()

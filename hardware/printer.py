@@ -20,6 +20,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from hardware.escposcache import load_capabilities
 from pos.config import PrinterSettings
 from pos.errors import PosError
 from pos.receipts import Block, Receipt, fit_groups, layout
@@ -123,6 +124,7 @@ def _write_block(p: Escpos, block: Block, columns: int) -> None:
 
 def render_escpos(receipt: Receipt, columns: int = 32) -> bytes:
     """The receipt as one ESC/POS byte stream (init, layout, native QR, feed and cut)."""
+    load_capabilities()
     from escpos.printer import Dummy
 
     p = Dummy()
@@ -135,6 +137,7 @@ def render_escpos(receipt: Receipt, columns: int = 32) -> bytes:
 
 def render_text_job(text: str, columns: int = 32) -> bytes:
     """Plain text already laid out in ``columns`` (a report), fed and cut."""
+    load_capabilities()
     from escpos.printer import Dummy
 
     p = Dummy()
@@ -265,6 +268,7 @@ class EscposPrinter:
     # The device object is created per job: nothing touches hardware at start-up.
     def _device(self) -> Escpos | _DeviceFile:
         s = self.settings
+        load_capabilities()
         if s.kind == "usb":
             from escpos.printer import Usb
 

@@ -419,6 +419,22 @@ class BackupSettings(BaseModel):
     _keep = field_validator("keep")(_at_least_one)
 
 
+class LogSettings(BaseModel):
+    dir: Path | None = None
+    """Directory of ``sente-pos.log``. Default: ``$SENTE_POS_HOME`` when set (the kiosk),
+    else the platform's user log directory (``~/.local/state/sente-pos/log``)."""
+    max_mb: float = 5.0
+    """``sente-pos.log`` is rotated (to ``.1``, ``.2`` ...) when it reaches this size."""
+    backups: int = 3
+    """Rotated files kept: the log never takes more than (backups + 1) x max_mb."""
+    target: Literal["auto", "file"] = "auto"
+    """``auto``: under systemd with stderr going to the journal (``$JOURNAL_STREAM``), log
+    there and let journald keep and rotate it; otherwise, and with ``file``, the file."""
+
+    _size = field_validator("max_mb")(_positive)
+    _backups = field_validator("backups")(_at_least_one)
+
+
 class QuickKey(BaseModel):
     """One button of the counter's quick-key grid (items not in the Patasente catalogue,
     or a shortcut to one that is)."""
@@ -476,7 +492,12 @@ class Settings(BaseSettings):
     low_float_warning: int = 20_000
     """Warn in the status bar when a provider float falls below this (major units)."""
     log_level: str = "INFO"
-    """Log level of ``sente-pos.log`` in the data directory."""
+    """Log level of ``sente-pos.log`` (or of the journal, under systemd)."""
+    logs: LogSettings = Field(default_factory=LogSettings)
+    cache_dir: Path | None = None
+    """Files rebuilt at will (python-escpos' parsed printer database). Default:
+    ``$SENTE_POS_HOME/cache`` when set, else the platform's user cache directory
+    (``~/.cache/sente-pos``)."""
     patasente: PatasenteSettings = Field(default_factory=PatasenteSettings)
     pawacard: PawaCardSettings = Field(default_factory=PawaCardSettings)
     offline: OfflineLimits = Field(default_factory=OfflineLimits)
@@ -556,6 +577,10 @@ class Settings(BaseSettings):
             pw = getattr(self, section).password.get_secret_value()
             data[section]["password"] = "********" if pw else ""
         data["home"] = str(self.home)
+        from pos.dirs import cache_dir, log_file  # pos.dirs reads these settings
+
+        data["log_file"] = str(log_file(self))
+        data["cache_dir"] = str(cache_dir(self))
         return data
 
 

@@ -20,6 +20,7 @@ from pos.config import Settings, ensure_home, load_settings
 from pos.errors import PosError
 from pos.gcpause import resume_gc
 from pos.text import MAX_NAME, MAX_REASON, printable, printable_lines, validate_free_text
+from sente_pos.logsetup import setup_logging
 
 EXIT_OK, EXIT_OTHER, EXIT_DECLINED, EXIT_QUEUED = 0, 1, 2, 3
 log = logging.getLogger("sente_pos")
@@ -47,41 +48,6 @@ def fail(args: argparse.Namespace, exc: PosError) -> int:
     else:
         print(f"error: {printable(exc.message)}", file=sys.stderr)
     return exc.exit_code
-
-
-def setup_logging(settings: Settings | None) -> None:
-    """Log to ``sente-pos.log`` in the data directory; never to the customer's screen."""
-    root = logging.getLogger()
-    if root.handlers:
-        return
-    level = getattr(logging, (settings.log_level if settings else "INFO").upper(), logging.INFO)
-    try:
-        home = ensure_home()
-        handler: logging.Handler = logging.FileHandler(home / "sente-pos.log")
-    except (OSError, PosError):  # a read-only or full data directory: still run
-        handler = _fallback_log_handler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    from pos.logredact import RedactingFilter
-
-    handler.addFilter(RedactingFilter())
-    root.addHandler(handler)
-    root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def _fallback_log_handler() -> logging.Handler:
-    """Where the log goes when the data directory cannot take it: the system log
-    (journald on the Pi) if there is one, else nowhere. Never stderr: the TUI draws on
-    the terminal, and a headless command's stderr is for its one error line."""
-    if os.path.exists("/dev/log"):
-        from logging.handlers import SysLogHandler
-
-        try:
-            return SysLogHandler(address="/dev/log")
-        except OSError:
-            pass
-    return logging.NullHandler()
 
 
 def read_pin_from_stdin(prompt: str = "Card PIN: ") -> str | None:
@@ -528,6 +494,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return run_kiosk(settings, console=args.console)
 
 
+def use_caches(settings: Settings) -> None:
+    """Point the libraries that cache at the cache directory (nothing created yet)."""
+    from hardware.escposcache import use_cache_dir
+    from pos.dirs import cache_dir
+
+    use_cache_dir(cache_dir(settings) / "escpos")
+
+
 # ------------------------------------------------------------------ parser
 HELP_EPILOG = """\
 exit codes:
@@ -537,14 +511,17 @@ exit codes:
   1  anything else (see the log)
 
 environment:
-  SENTE_POS_HOME         data directory: journal.db, config.toml, device.key, log
-                         (default: the platform's user data directory)
+  SENTE_POS_HOME         data directory: journal.db, config.toml, device.key; when set,
+                         also sente-pos.log and cache/ (default: the platform's user
+                         data dir; the log in its state dir, e.g. ~/.local/state/sente-pos/log,
+                         the cache in ~/.cache/sente-pos). `config show` prints both.
   SENTE_POS_OPERATOR     operator name for headless commands
   SENTE_POS_<SECTION>__<KEY>
                          any setting, e.g. SENTE_POS_PAWACARD__BASE_URL,
                          SENTE_POS_OFFLINE__MAX_COUNT (see `sente-pos config show`)
 
 config file: $SENTE_POS_HOME/config.toml (written 0600; secrets masked by `config show`)
+completion: eval "$(sente-pos completion bash)" (or zsh, fish)
 PINs are read from stdin, never from the command line."""
 
 
@@ -698,17 +675,24 @@ def build_parser() -> argparse.ArgumentParser:
     from pos.hub.cli import add_hub_commands  # the back office and enrolment (issue 12)
 
     add_hub_commands(sub)
+    from sente_pos.completion import add_completion_command
+
+    add_completion_command(sub)
     return p
 
 
 TUI_COMMANDS = ("demo", "run")
 #: Commands that read no settings: the demo makes its own, the kiosk install runs as
-#: root before there are any (and must not create root's own data directory).
-NO_SETTINGS = ("demo", "kiosk")
+#: root before there are any (and must not create root's own data directory), and a
+#: broken config.toml must not stop a shell from getting its completion script.
+NO_SETTINGS = ("demo", "kiosk", "completion")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    from sente_pos.completion import autocomplete
+
+    autocomplete(parser)  # a shell asking for completions: answered here, then exit
     args = parser.parse_args(argv)
     settings: Settings | None = None
     if args.command not in TUI_COMMANDS:
@@ -717,6 +701,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command not in NO_SETTINGS:
             settings = load_settings()
             setup_logging(settings)
+            use_caches(settings)
         return int(args.fn(args, settings))
     except PosError as exc:
         return fail(args, exc)

@@ -316,6 +316,9 @@ def _journal_ref(args: argparse.Namespace, journal: Any) -> int:
               ("meter", txn.meter or ""), ("account", txn.account or ""),
               ("customer", txn.customer_name or ""), ("token", txn.token_groups),
               ("reason", txn.reason or ""), ("parent", txn.parent_ref or ""),
+              ("voided" if mark and mark.label != "refunded" else "refunded",
+               " ".join(x for x in (mark.by and f"by {mark.by}", mark.why and f"({mark.why})")
+                        if x) or "yes" if mark else ""),
               ("refund", (mark.refund_ref or "") if mark else ""),
               ("last error", txn.last_error or "")]
     lines = [f"{k:<11}{v}" for k, v in fields if v]

@@ -90,8 +90,7 @@ class JournalScreen(Step[None]):
             table.add_row(*txn_row(txn, marks.get(txn.ref)), key=txn.ref)
         self.query_one("#journal-filter", Static).update(
             f"Showing {FILTER_NAMES.get(self.state, self.state)}: {len(txns)}   "
-            "(type to search, Enter opens; in the list A all, F flagged, U unsynced, "
-            "D done, X declined)")
+            "Enter opens; Down to the list, where A F U D X filter")
 
     def action_filter(self, key: str) -> None:
         if isinstance(self.focused, Input):
@@ -161,6 +160,7 @@ class JournalDetailScreen(Step[None]):
         self.voidable: Any = None
         self.linked: str | None = None
         self.voided = False
+        self.flagged = False
 
     def body(self) -> ComposeResult:
         app: Any = self.app
@@ -172,6 +172,7 @@ class JournalDetailScreen(Step[None]):
         self.linked = (mark.refund_ref if mark is not None and mark.refund_ref else None) or (
             txn.parent_ref if txn.kind == Kind.card_refund else None)
         self.voided = bool(void_of) or (mark is not None and mark.label != "refunded")
+        self.flagged = txn.is_flagged
         state = str(txn.state) + (f"  ({mark.label.upper()})" if mark is not None else "")
         rows = [("Kind", str(txn.kind)), ("State", state),
                 ("Amount", txn.amount.format()), ("Tender", str(txn.tender)),
@@ -225,6 +226,8 @@ class JournalDetailScreen(Step[None]):
             return self.voided
         if action == "linked":
             return self.linked is not None
+        if action == "resolve":
+            return self.flagged
         return True
 
     async def _refresh_detail(self) -> None:

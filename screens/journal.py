@@ -29,6 +29,10 @@ FILTER_NAMES = {None: "all", "flagged": "flagged", "unsynced": "unsynced", "done
 
 #: The search runs this long after the last key press (a query per pause, not per key).
 SEARCH_DEBOUNCE = 0.15
+#: Shorter terms are not searched as the cashier types, only on Enter: the full-text
+#: index answers from three characters (pos/journal/search.py); a rarer one- or
+#: two-character term scans every row (~0.2 s at 100k rows, bench_journal_search.py).
+LIVE_MIN_CHARS = 3
 #: Kinds a cashier may expect to void: the detail says why not when they cannot be.
 _VOID_KINDS = {Kind.card_debit, Kind.vend, Kind.postpaid}
 
@@ -88,8 +92,11 @@ class JournalScreen(Step[None]):
         table.clear()
         for txn in txns:
             table.add_row(*txn_row(txn, marks.get(txn.ref)), key=txn.ref)
+        self._hint(len(txns))
+
+    def _hint(self, count: int) -> None:
         self.query_one("#journal-filter", Static).update(
-            f"Showing {FILTER_NAMES.get(self.state, self.state)}: {len(txns)}   "
+            f"Showing {FILTER_NAMES.get(self.state, self.state)}: {count}   "
             "Enter opens; Down to the list, where A F U D X filter")
 
     def action_filter(self, key: str) -> None:
@@ -113,19 +120,25 @@ class JournalScreen(Step[None]):
             self._pending.stop()
         self._pending = self.set_timer(SEARCH_DEBOUNCE, self._apply_search)
 
-    def _apply_search(self) -> None:
+    def _apply_search(self, *, live: bool = True) -> None:
         self._pending = None
         term = self.query_one("#journal-search", Input).value.strip()
+        if live and 0 < len(term) < LIVE_MIN_CHARS:
+            self.query_one("#journal-filter", Static).update(
+                f"Type {LIVE_MIN_CHARS} characters to search as you type, or press Enter")
+            return
         if term != self.search:
             self.search = term
             self.reload()
+        elif live:
+            self._hint(self.query_one("#journal-table", DataTable).row_count)
 
     @on(Input.Submitted, "#journal-search")
     def _search(self, event: Input.Submitted) -> None:
         """Enter: search now (no wait for the pause) and open the highlighted row."""
         if self._pending is not None:
             self._pending.stop()
-        self._apply_search()
+        self._apply_search(live=False)
         table = self.query_one("#journal-table", DataTable)
         if table.row_count:
             row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)

@@ -234,7 +234,10 @@ async def test_search_is_focused_on_open_and_filters_as_you_type(term, sandbox):
         search = screen.query_one("#journal-search")
         table = screen.query_one("#journal-table")
         assert screen.focused is search and table.row_count == 2
-        await type_text(pilot, data.METER_OK[:6])  # no Enter
+        await type_text(pilot, data.METER_OK[:2])  # too short to search as you type
+        await wait_for(pilot, lambda: "Type 3 characters" in screen_text(app), 5, "hint")
+        assert table.row_count == 2
+        await type_text(pilot, data.METER_OK[2:6])  # no Enter
         await wait_for(pilot, lambda: table.row_count == 1, 5, "live search")
         assert str(table.get_row_at(0)[1]) == first.ref and screen.focused is search
         await pilot.press(*["backspace"] * 6)

@@ -27,6 +27,7 @@ MARKS: tuple[str, ...] = (
     "TOKEN PENDING",
     "DECLINED",
     "REFUNDED",
+    "VOIDED",
 )
 
 DEFAULT_COLUMNS = 32
@@ -46,7 +47,8 @@ class Receipt:
     timestamp: datetime
     """Aware datetime, printed in its own zone (the caller picks local time)."""
     title: str
-    """``CARD PAYMENT``, ``ELECTRICITY TOKEN``, ``ELECTRICITY BILL``, ``CARD TOP-UP`` ..."""
+    """``CARD PAYMENT``, ``ELECTRICITY TOKEN``, ``ELECTRICITY BILL``, ``CARD TOP-UP``,
+    ``VOID`` (pos/usecases/void_receipt.py: its total, what goes back, is negative) ..."""
     total: Money
     operator: str = ""
     lines: list[tuple[str, str]] = field(default_factory=list)

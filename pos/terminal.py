@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from pos.sync import SyncEngine, SyncReport
     from pos.usecases.results import CardLookup, SaleResult
     from pos.usecases.sale import Sale
+    from pos.usecases.voids import Voidability, VoidMark
 
 log = logging.getLogger(__name__)
 
@@ -569,6 +570,29 @@ class Terminal:
         if not supervisor.is_supervisor:
             raise InputError("A supervisor must approve a void")
         return await voids.void(self.ctx, ref, supervisor.name, reason)
+
+    def void_check(self, ref: str) -> Voidability:
+        """Whether ``ref`` (a journal ref or a basket sale id) can be voided, how, and
+        why not: asked before any supervisor PIN (the same rule the void applies)."""
+        from pos.usecases import voids
+
+        return voids.check_ref(self.journal, ref)
+
+    def void_marks(self, txns: list[Txn]) -> dict[str, VoidMark]:
+        """Which of ``txns`` were voided or refunded, with their refund rows."""
+        from pos.usecases import voids
+
+        return voids.void_marks(self.journal, txns)
+
+    def void_receipt(self, ref: str, duplicate: bool = False) -> Receipt:
+        """The VOID receipt of ``ref`` (the row voided, its refund row, or a sale id)."""
+        from pos.usecases.void_receipt import build_void_receipt
+
+        return build_void_receipt(self.settings, self.journal, ref, duplicate=duplicate)
+
+    def print_void_receipt(self, ref: str, duplicate: bool = False) -> str:
+        """Print the VOID receipt (blocking: call from a thread); a problem is a message."""
+        return self._print(self.void_receipt(ref, duplicate=duplicate), duplicate)
 
     # ----------------------------------------------------------- counter
     async def catalogue(self, *, refresh: bool = True) -> Catalogue:

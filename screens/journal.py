@@ -1,38 +1,59 @@
-"""The journal: search and filter, a transaction's event trail, DUPLICATE reprint,
-and resolving flagged items (supervisor)."""
+"""The journal: search (live, as the cashier types) and filter, a transaction's event
+trail, DUPLICATE reprint, resolving flagged items and voids (supervisor), with the
+voided state, its refund row and the VOID receipt."""
 
 from __future__ import annotations
 
+import asyncio
+import textwrap
 from typing import Any
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
 
 from pos.errors import PosError
+from pos.journal import Kind, State
 from pos.text import MAX_REASON, printable, validate_free_text
 from screens.dialogs import ChoiceDialog, ConfirmDialog, Step, TextPrompt
 from screens.receipt import ReceiptScreen
-from screens.widgets import Plain, PosInput
+from screens.widgets import Plain, PosInput, ReceiptView
 
 FILTERS = {"a": None, "f": "flagged", "u": "unsynced", "d": "done", "x": "declined"}
 FILTER_NAMES = {None: "all", "flagged": "flagged", "unsynced": "unsynced", "done": "done",
                 "declined": "declined"}
 
 
-def txn_row(txn: Any) -> tuple[Text, ...]:
+#: The search runs this long after the last key press (a query per pause, not per key).
+SEARCH_DEBOUNCE = 0.15
+#: Shorter terms are not searched as the cashier types, only on Enter: the full-text
+#: index answers from three characters (pos/journal/search.py); a rarer one- or
+#: two-character term scans every row (~0.2 s at 100k rows, bench_journal_search.py).
+LIVE_MIN_CHARS = 3
+#: Kinds a cashier may expect to void: the detail says why not when they cannot be.
+_VOID_KINDS = {Kind.card_debit, Kind.vend, Kind.postpaid}
+
+
+def txn_row(txn: Any, mark: Any = None) -> tuple[Text, ...]:
     """A table row; cells are plain Text (a str cell would be parsed as markup) cleaned
-    of control characters (a card number or meter may come from a provider)."""
+    of control characters (a card number or meter may come from a provider).
+    ``mark``: the row's void (``voids.VoidMark``): its state reads ``voided`` & co."""
     local = txn.created_at.astimezone()
     who = txn.card_no or txn.meter or txn.account or ""
-    cells = (local.strftime("%m-%d %H:%M"), txn.ref, str(txn.kind), str(txn.state),
+    state = mark.label if mark is not None else str(txn.state)
+    cells = (local.strftime("%m-%d %H:%M"), txn.ref, str(txn.kind), state,
              txn.amount.format(), who)
     return tuple(Text(printable(cell)) for cell in cells)
 
 
 class JournalScreen(Step[None]):
+    """The list: the search box has the focus and filters as the cashier types; Enter
+    opens the highlighted row, Down goes to the list, where A/F/U/D/X filter and /
+    goes back to the search."""
+
     BINDINGS = [
         Binding("escape", "cancel", "Back"),
         Binding("a", "filter('a')", "All"),
@@ -40,12 +61,15 @@ class JournalScreen(Step[None]):
         Binding("u", "filter('u')", "Unsynced"),
         Binding("d", "filter('d')", "Done"),
         Binding("x", "filter('x')", "Declined"),
+        Binding("slash", "to_search", "Search"),
+        Binding("down", "to_table", "List", show=False),
     ]
 
     def __init__(self, state: str | None = None) -> None:
         super().__init__("Journal")
         self.state = state
         self.search = ""
+        self._pending: Timer | None = None
 
     def body(self) -> ComposeResult:
         yield PosInput(placeholder="Search ref, card, meter, account, name...",
@@ -58,18 +82,22 @@ class JournalScreen(Step[None]):
 
     def on_mount(self) -> None:
         self.reload()
-        self.query_one("#journal-table", DataTable).focus()
+        self.query_one("#journal-search", Input).focus()
 
     def reload(self) -> None:
         app: Any = self.app
         txns = app.terminal.journal_list(state=self.state, search=self.search or None)
+        marks = app.terminal.void_marks(txns)
         table = self.query_one("#journal-table", DataTable)
         table.clear()
         for txn in txns:
-            table.add_row(*txn_row(txn), key=txn.ref)
+            table.add_row(*txn_row(txn, marks.get(txn.ref)), key=txn.ref)
+        self._hint(len(txns))
+
+    def _hint(self, count: int) -> None:
         self.query_one("#journal-filter", Static).update(
-            f"Showing {FILTER_NAMES.get(self.state, self.state)}: {len(txns)}   "
-            "(A all, F flagged, U unsynced, D done, X declined; Enter opens)")
+            f"Showing {FILTER_NAMES.get(self.state, self.state)}: {count}   "
+            "Enter opens; Down to the list, where A F U D X filter")
 
     def action_filter(self, key: str) -> None:
         if isinstance(self.focused, Input):
@@ -77,36 +105,89 @@ class JournalScreen(Step[None]):
         self.state = FILTERS[key]
         self.reload()
 
+    def action_to_search(self) -> None:
+        self.query_one("#journal-search", Input).focus()
+
+    def action_to_table(self) -> None:
+        table = self.query_one("#journal-table", DataTable)
+        if self.focused is not table and table.row_count:
+            table.focus()
+
+    @on(Input.Changed, "#journal-search")
+    def _typed(self, event: Input.Changed) -> None:
+        """Live search, debounced: the query runs once the typing pauses."""
+        if self._pending is not None:
+            self._pending.stop()
+        self._pending = self.set_timer(SEARCH_DEBOUNCE, self._apply_search)
+
+    def _apply_search(self, *, live: bool = True) -> None:
+        self._pending = None
+        term = self.query_one("#journal-search", Input).value.strip()
+        if live and 0 < len(term) < LIVE_MIN_CHARS:
+            self.query_one("#journal-filter", Static).update(
+                f"Type {LIVE_MIN_CHARS} characters to search as you type, or press Enter")
+            return
+        if term != self.search:
+            self.search = term
+            self.reload()
+        elif live:
+            self._hint(self.query_one("#journal-table", DataTable).row_count)
+
     @on(Input.Submitted, "#journal-search")
     def _search(self, event: Input.Submitted) -> None:
-        self.search = event.value.strip()
-        self.reload()
-        self.query_one("#journal-table", DataTable).focus()
+        """Enter: search now (no wait for the pause) and open the highlighted row."""
+        if self._pending is not None:
+            self._pending.stop()
+        self._apply_search(live=False)
+        table = self.query_one("#journal-table", DataTable)
+        if table.row_count:
+            row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+            self._open_ref(row_key.value)
 
     @on(DataTable.RowSelected, "#journal-table")
     def _open(self, event: DataTable.RowSelected) -> None:
-        ref = event.row_key.value
+        self._open_ref(event.row_key.value)
+
+    def _open_ref(self, ref: str | None) -> None:
         if ref:
             self.app.push_screen(JournalDetailScreen(ref), lambda _: self.reload())
 
 
 class JournalDetailScreen(Step[None]):
+    """One row: its fields, its void (voided, by whom, the refund row: G opens it), its
+    event trail; Void (O) is offered only when the void can succeed."""
+
     BINDINGS = [
         Binding("escape", "cancel", "Back"),
         Binding("r", "reprint", "Reprint DUPLICATE"),
         Binding("v", "view", "Receipt"),
         Binding("s", "resolve", "Resolve flagged"),
         Binding("o", "void", "Void"),
+        Binding("p", "void_receipt", "Void receipt"),
+        Binding("g", "linked", "Open linked"),
     ]
 
     def __init__(self, ref: str) -> None:
         super().__init__(f"Transaction {ref}")
         self.ref = ref
+        self.voidable: Any = None
+        self.linked: str | None = None
+        self.voided = False
+        self.flagged = False
 
     def body(self) -> ComposeResult:
         app: Any = self.app
         txn, events = app.terminal.journal_detail(self.ref)
-        rows = [("Kind", str(txn.kind)), ("State", str(txn.state)),
+        mark = app.terminal.void_marks([txn]).get(txn.ref)
+        self.voidable = app.terminal.void_check(self.ref)
+        details = txn.details or {}
+        void_of = details.get("void_of") if txn.kind == Kind.card_refund else None
+        self.linked = (mark.refund_ref if mark is not None and mark.refund_ref else None) or (
+            txn.parent_ref if txn.kind == Kind.card_refund else None)
+        self.voided = bool(void_of) or (mark is not None and mark.label != "refunded")
+        self.flagged = txn.is_flagged
+        state = str(txn.state) + (f"  ({mark.label.upper()})" if mark is not None else "")
+        rows = [("Kind", str(txn.kind)), ("State", state),
                 ("Amount", txn.amount.format()), ("Tender", str(txn.tender)),
                 ("Operator", txn.operator), ("Card", txn.card_no or ""),
                 ("Wallet", txn.wallet or ""), ("Meter", txn.meter or ""),
@@ -114,8 +195,10 @@ class JournalDetailScreen(Step[None]):
                 ("Token", " ".join(txn.token[i:i + 4] for i in range(0, len(txn.token), 4))
                  if txn.token else ""),
                 ("Offline", "yes" if txn.offline else ""), ("Last error", txn.last_error or "")]
-        text = "\n".join(f"{k:<11}{v}" for k, v in rows if v)
-        yield Plain(text, classes="summary")
+        rows += self._void_rows(txn, mark, void_of)
+        text = "\n".join(textwrap.fill(f"{k:<11}{v}", 74, subsequent_indent=" " * 11)
+                         for k, v in rows if v)
+        yield Plain(text, classes="summary", id="journal-fields")
         trail = ["", "Event trail:"]
         for ev in events:
             when = ev.at.astimezone().strftime("%H:%M:%S")
@@ -125,13 +208,67 @@ class JournalDetailScreen(Step[None]):
             trail.append(f" {when} {step} {extra}")
         yield Plain("\n".join(trail), classes="summary", id="journal-trail")
 
+    def _void_rows(self, txn: Any, mark: Any, void_of: Any) -> list[tuple[str, str]]:
+        details = txn.details or {}
+        rows: list[tuple[str, str]] = []
+        if mark is not None:
+            who = " ".join(x for x in (mark.by and f"by {mark.by}", mark.why and f"({mark.why})")
+                           if x)
+            rows.append(("Voided" if mark.label != "refunded" else "Refunded", who or "yes"))
+            if mark.refund_ref:
+                rows.append(("Refund", f"{mark.refund_ref} (G opens it)"))
+        if void_of:
+            why = str(details.get("why") or "")
+            rows.append(("Void of", f"{void_of} (G opens it)"))
+            rows.append(("Approved", f"by {details.get('supervisor', '')}"
+                         + (f" ({why})" if why else "")))
+        elif txn.kind == Kind.card_refund and txn.parent_ref:
+            rows.append(("Refund of", f"{txn.parent_ref} (G opens it)"))
+        sale_id = details.get("sale_id")
+        if sale_id:
+            rows.append(("Sale", str(sale_id)))
+        if self.voidable is not None and not self.voidable.ok and mark is None and \
+                txn.kind in _VOID_KINDS and txn.state != State.cancelled:
+            rows.append(("Void", f"not possible: {self.voidable.why_not}"))
+        return rows
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "void":
+            return self.voidable is not None and self.voidable.ok
+        if action == "void_receipt":
+            return self.voided
+        if action == "linked":
+            return self.linked is not None
+        if action == "resolve":
+            return self.flagged
+        return True
+
+    async def _refresh_detail(self) -> None:
+        await self.recompose()
+        self.refresh_bindings()
+
     def action_reprint(self) -> None:
         app: Any = self.app
-        self.notify(app.terminal.print_receipt(self.ref, duplicate=True))
+        app.run_worker(self._print(app.terminal.print_receipt, duplicate=True),
+                       group="journal-print", exit_on_error=False)
         app.push_screen(ReceiptScreen(self.ref, duplicate=True))
+
+    async def _print(self, printer: Any, **kw: Any) -> None:
+        """Printing blocks (the printer may be slow or dead): in a thread."""
+        self.app.notify(await asyncio.to_thread(printer, self.ref, **kw))
 
     def action_view(self) -> None:
         self.app.push_screen(ReceiptScreen(self.ref))
+
+    def action_void_receipt(self) -> None:
+        self.app.push_screen(VoidReceiptScreen(self.ref, duplicate=True))
+
+    def action_linked(self) -> None:
+        if self.linked:
+            self.app.push_screen(JournalDetailScreen(self.linked), self._back_from_linked)
+
+    def _back_from_linked(self, _: object) -> None:
+        self.run_worker(self._refresh_detail())
 
     def action_resolve(self) -> None:
         app: Any = self.app
@@ -180,13 +317,21 @@ class JournalDetailScreen(Step[None]):
         app.run_worker(self._void(), group="journal", exit_on_error=False)
 
     async def _void(self) -> None:
-        """Supervisor: cancel a sale still queued, or credit back a settled card payment."""
+        """Supervisor: cancel a sale still queued, credit back a settled card payment, or
+        void a basket sale. Whether it can be done is asked first, before any PIN."""
         app: Any = self.app
-        txn, _ = app.terminal.journal_detail(self.ref)
-        if not await app.push_screen_wait(ConfirmDialog(
-                "Void", f"Void {txn.kind} {txn.amount.format()} ({self.ref})?")):
+        term = app.terminal
+        can = term.void_check(self.ref)
+        if not can.ok:
+            await app.show_message("Void", can.why_not)
             return
-        supervisor = await app.ask_supervisor(f"void {self.ref}")
+        txn, _ = term.journal_detail(self.ref)
+        target = f"sale {can.sale_id}" if can.how == "sale" else self.ref
+        if not await app.push_screen_wait(ConfirmDialog(
+                "Void", f"Void {txn.kind} {txn.amount.format()} ({self.ref})?\n"
+                        f"This will {can.describe()}.")):
+            return
+        supervisor = await app.ask_supervisor(f"void {target}")
         if supervisor is None:
             return
         reason = await app.push_screen_wait(TextPrompt(
@@ -194,9 +339,52 @@ class JournalDetailScreen(Step[None]):
             check=lambda v: validate_free_text(v, "reason", MAX_REASON, optional=True)))
         if reason is None:
             return
-        result = await app.busy("Voiding...", app.terminal.void(self.ref, supervisor, reason))
-        await app.show_message("Void", result.message)
-        self.dismiss(None)
+        if can.how == "sale":
+            sale = await app.busy("Voiding...", term.void_sale(can.sale_id, supervisor, reason))
+            receipt_ref, message = sale.id, (f"Sale {sale.id} voided: card parts credited "
+                                             "back, cash to hand back from the drawer")
+            ok = True
+        else:
+            result = await app.busy("Voiding...", term.void(self.ref, supervisor, reason))
+            receipt_ref, message = result.ref, result.message
+            ok = result.status in ("approved", "offline", "pending")
+        await self._refresh_detail()
+        if not ok:
+            await app.show_message("Void", message, "error")
+            return
+        printed = await asyncio.to_thread(term.print_void_receipt, receipt_ref)
+        await app.show_message("Void", f"{message}\n{printed}")
+        if term.printer is None:
+            await app.push_screen_wait(VoidReceiptScreen(receipt_ref))
+
+
+class VoidReceiptScreen(Step[None]):
+    """The VOID receipt on screen; P prints it (in a thread)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Close"), Binding("enter", "cancel", "Close"),
+                Binding("p", "print", "Print")]
+
+    def __init__(self, ref: str, *, duplicate: bool = False) -> None:
+        super().__init__("Void receipt" + (" (DUPLICATE)" if duplicate else ""))
+        self.ref = ref
+        self.duplicate = duplicate
+
+    def body(self) -> ComposeResult:
+        from pos.receipts import render_text
+
+        app: Any = self.app
+        receipt = app.terminal.void_receipt(self.ref, duplicate=self.duplicate)
+        yield ReceiptView(render_text(receipt, app.settings.printer.columns),
+                          id="void-receipt-view")
+
+    def action_print(self) -> None:
+        app: Any = self.app
+        app.run_worker(self._print(), group="journal-print", exit_on_error=False)
+
+    async def _print(self) -> None:
+        app: Any = self.app
+        app.notify(await asyncio.to_thread(app.terminal.print_void_receipt, self.ref,
+                                           duplicate=self.duplicate))
 
 
 async def journal(app: Any) -> None:

@@ -232,6 +232,8 @@ def cmd_journal(args: argparse.Namespace, settings: Settings) -> int:
                 raise_input(f"--since takes an ISO date/time, not {args.since!r}")
                 raise  # unreachable: raise_input raises
             since = parsed if parsed.tzinfo else parsed.astimezone()
+        if args.ref:
+            return _journal_ref(args, journal)
         states = None
         if args.status == "flagged":
             rows = journal.flagged()
@@ -247,9 +249,6 @@ def cmd_journal(args: argparse.Namespace, settings: Settings) -> int:
             rows = journal.list(states=states, since=since, search=args.search,
                                 limit=args.limit)
         data = [t.to_json() for t in rows]
-        if args.ref:
-            data = [dict(t, events=[e.to_json() for e in journal.events(t["ref"])])
-                    for t in data if t["ref"] == args.ref]
         text = "\n".join(
             f"{t['created_at'][:19]} {t['ref']} {t['kind']:<16} {t['amount']['display']:>14} "
             f"{t['state']:<16}{' ' + t['token_groups'] if t.get('token_groups') else ''}"
@@ -258,6 +257,46 @@ def cmd_journal(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     finally:
         journal.close()
+
+
+def _journal_ref(args: argparse.Namespace, journal: Any) -> int:
+    """``journal --ref REF``: the row (looked up by ref, however old), its void or refund
+    and its event trail; JSON: a list of one row with ``events`` (and ``void``)."""
+    from pos.usecases import voids
+
+    txn = journal.get(args.ref)
+    if txn is None:
+        raise_input(f"No transaction with ref {args.ref}")
+    events = journal.events(txn.ref)
+    mark = voids.mark(journal, txn)
+    row = dict(txn.to_json(), events=[e.to_json() for e in events],
+               void=None if mark is None else {"label": mark.label,
+                                               "refund_ref": mark.refund_ref,
+                                               "by": mark.by or None, "why": mark.why or None})
+    state = str(txn.state) + (f" ({mark.label.upper()})" if mark is not None else "")
+    fields = [("ref", txn.ref), ("kind", str(txn.kind)), ("state", state),
+              ("amount", txn.amount.format()), ("tender", str(txn.tender)),
+              ("operator", txn.operator), ("created", txn.created_at.astimezone()
+                                           .strftime("%Y-%m-%d %H:%M:%S")),
+              ("card", txn.card_no or ""), ("wallet", txn.wallet or ""),
+              ("meter", txn.meter or ""), ("account", txn.account or ""),
+              ("customer", txn.customer_name or ""), ("token", txn.token_groups),
+              ("reason", txn.reason or ""), ("parent", txn.parent_ref or ""),
+              ("voided" if mark and mark.label != "refunded" else "refunded",
+               " ".join(x for x in (mark.by and f"by {mark.by}", mark.why and f"({mark.why})")
+                        if x) or "yes" if mark else ""),
+              ("refund", (mark.refund_ref or "") if mark else ""),
+              ("last error", txn.last_error or "")]
+    lines = [f"{k:<11}{v}" for k, v in fields if v]
+    lines += ["", "event trail:"]
+    for ev in events:
+        step = f"{ev.from_state or '-'} -> {ev.to_state}"
+        extra = "  ".join(x for x in (ev.note, ev.error and f"error: {ev.error}",
+                                      ev.operator and f"by {ev.operator}") if x)
+        lines.append(f"  {ev.at.astimezone().strftime('%Y-%m-%d %H:%M:%S')}  {step:<22}"
+                     f"{extra}".rstrip())
+    emit(args, [row], "\n".join(lines))
+    return EXIT_OK
 
 
 def _restore(args: argparse.Namespace, settings: Settings) -> int:
@@ -383,7 +422,19 @@ def cmd_void(args: argparse.Namespace, settings: Settings) -> int:
     reason = validate_free_text(args.reason or "", "reason", MAX_REASON, optional=True)
 
     async def body(term: Any) -> int:
+        # Whether it can be voided is said before the supervisor's PIN is read.
+        can = term.void_check(args.ref)
+        if not can.ok:
+            raise_input(can.why_not)
+        if can.how == "sale" and can.sale_id != args.ref:
+            raise_input(f"{args.ref} is a card part of basket sale {can.sale_id}: void the "
+                        f"whole sale (sente-pos void {can.sale_id})")
         supervisor = _supervisor_from_stdin(term, args.supervisor)
+        if can.how == "sale":
+            sale = await term.void_sale(args.ref, supervisor, reason)
+            emit(args, sale.to_json(), f"VOIDED: sale {sale.id} ({sale.paid.format()} paid: "
+                 "card parts credited back, cash to hand back)")
+            return EXIT_OK
         res = await term.void(args.ref, supervisor, reason)
         emit(args, res.to_json(), _sale_text(res))
         return int(res.exit_code)
@@ -644,9 +695,9 @@ def build_parser() -> argparse.ArgumentParser:
     mk.add_argument("dir")
     mk.add_argument("--qr-only", action="store_true", help="the bare QR symbol, not a card")
 
-    vd = add("void", cmd_void, "void a sale: cancel a queued one, or credit back a settled "
-             "card payment (supervisor PIN on stdin)")
-    vd.add_argument("ref")
+    vd = add("void", cmd_void, "void a sale: cancel a queued one, credit back a settled "
+             "card payment, or void a basket sale by its id (supervisor PIN on stdin)")
+    vd.add_argument("ref", help="a journal ref or a basket sale id (S...)")
     vd.add_argument("--reason", default="")
     vd.add_argument("--supervisor", metavar="NAME",
                     help="the approving supervisor (default: any supervisor's PIN)")

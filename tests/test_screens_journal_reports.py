@@ -21,6 +21,7 @@ from screens.signin import SupervisorPinScreen
 from tests.screens_support import (
     app_for,
     screen_text,
+    type_text,
     wait_for,
     wait_screen,
 )
@@ -53,6 +54,7 @@ async def test_journal_search_detail_duplicate_and_resolve(term, sandbox):
         screen = await wait_screen(pilot, JournalScreen)
         text = screen_text(app)
         assert sale.ref in text and ref in text
+        await pilot.press("down")  # from the search box to the list
         await pilot.press("f")  # flagged only
         await pilot.pause()
         table = screen.query_one("#journal-table")
@@ -60,11 +62,9 @@ async def test_journal_search_detail_duplicate_and_resolve(term, sandbox):
         await pilot.press("a")
         await pilot.pause()
         assert table.row_count == 2
-        screen.query_one("#journal-search").value = data.METER_OK
-        screen.query_one("#journal-search").focus()
-        await pilot.press("enter")
-        await pilot.pause()
-        assert table.row_count == 1
+        await pilot.press("slash")  # back to the search box
+        await type_text(pilot, data.METER_OK)
+        await wait_for(pilot, lambda: table.row_count == 1, 5, "live search")
         await pilot.press("enter")  # open the vend
         await wait_screen(pilot, JournalDetailScreen)
         text = screen_text(app)
@@ -77,9 +77,7 @@ async def test_journal_search_detail_duplicate_and_resolve(term, sandbox):
         # Resolve the flagged debit.
         screen.query_one("#journal-search").value = ref
         screen.query_one("#journal-search").focus()
-        await pilot.press("enter")
-        await pilot.pause()
-        await pilot.press("enter")
+        await pilot.press("enter")  # searches at once and opens the match
         await wait_screen(pilot, JournalDetailScreen)
         assert "declined_offline" in screen_text(app)
         await pilot.press("s")
@@ -101,10 +99,7 @@ async def _resolve_from_detail(app, pilot, ref: str) -> None:
     await pilot.press("5")
     screen = await wait_screen(pilot, JournalScreen)
     screen.query_one("#journal-search").value = ref
-    screen.query_one("#journal-search").focus()
-    await pilot.press("enter")
-    await pilot.pause()
-    await pilot.press("enter")
+    await pilot.press("enter")  # searches at once and opens the match
     await wait_screen(pilot, JournalDetailScreen)
     await pilot.press("s")
     await wait_screen(pilot, SupervisorPinScreen)

@@ -351,7 +351,7 @@ async def test_void_card_payment_and_queued_sale(term: Terminal, sb: SandboxServ
     res = await term.void(paid.ref, boss, "wrong size")
     assert res.status == "approved", res.message
     assert sb.state.patasente.balance(card) == before
-    assert "REFUNDED" in term.receipt(paid.ref).marks
+    assert "VOIDED" in term.receipt(paid.ref).marks
     with pytest.raises(InputError, match="already"):
         await term.void(paid.ref, boss)
     # A token already delivered cannot be voided; a queued one can.

@@ -697,30 +697,40 @@ class Journal:
         params: list[Any] = []
         if states is not None:
             sv = [str(State(s)) for s in states]
-            where.append(f"state IN ({_placeholders(len(sv))})" if sv else "0")
+            where.append(f"txns.state IN ({_placeholders(len(sv))})" if sv else "0")
             params += sv
         if kinds is not None:
             kv = [str(Kind(k)) for k in kinds]
-            where.append(f"kind IN ({_placeholders(len(kv))})" if kv else "0")
+            where.append(f"txns.kind IN ({_placeholders(len(kv))})" if kv else "0")
             params += kv
         if since is not None:
-            where.append("created_at >= ?")
+            where.append("txns.created_at >= ?")
             params.append(iso(since))
         if until is not None:
-            where.append("created_at < ?")
+            where.append("txns.created_at < ?")
             params.append(iso(until))
+        order = "DESC" if newest_first else "ASC"
         term = (search or "").strip()
         if term and len(term) >= search_index.MIN_TERM and self._search_ready():
-            where.append(f"rowid IN (SELECT rowid FROM {search_index.TABLE_FTS}"
-                         f" WHERE {search_index.TABLE_FTS} MATCH ?)")
-            params.append(search_index.match_expression(term))
-        elif term:
+            # Walk the index newest row first and stop at ``limit``: a common term
+            # ("Cus", a meter's prefix) no longer gathers every match to sort them (a
+            # keystroke of the live search, see the README). The page is then in
+            # insertion order, shown sorted by creation time like every list.
+            fts = search_index.TABLE_FTS
+            rows = self._query(
+                f"SELECT txns.*, txns.rowid AS _rowid FROM {fts} JOIN txns"
+                f" ON txns.rowid = {fts}.rowid WHERE {fts} MATCH ?"
+                + "".join(f" AND {w}" for w in where)
+                + f" ORDER BY {fts}.rowid {order} LIMIT ? OFFSET ?",
+                [search_index.match_expression(term), *params, int(limit), int(offset)])
+            rows.sort(key=lambda r: (r["created_at"], r["_rowid"]), reverse=newest_first)
+            return [_to_txn(r) for r in rows]
+        if term:
             pattern = "%" + _like_escape(term) + "%"
             cols = ("ref", "card_no", "meter", "account", "customer_name", "reason", "token",
                     "provider_txn_id", "receipt_no", "CAST(receipt_number AS TEXT)")
             where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in cols) + ")")
             params += [pattern] * len(cols)
-        order = "DESC" if newest_first else "ASC"
         sql = (
             "SELECT * FROM txns"
             + (" WHERE " + " AND ".join(where) if where else "")

@@ -69,9 +69,13 @@ def build_receipt(settings: Settings, journal: Journal, txn: Txn, *,
     if txn.kind == Kind.card_debit:
         for child in journal.children(txn.ref):
             if child.kind == Kind.card_refund and "void_of" in (child.details or {}):
-                marks.add("REFUNDED")
+                marks.add("VOIDED")
                 notes.append(f"Voided: {child.amount.format()} credited back (ref {child.ref}, "
                              f"{child.state})")
+    void = (txn.details or {}).get("void")
+    if txn.state == State.cancelled and isinstance(void, dict):
+        marks.add("VOIDED")
+        notes.append(f"Voided before it was sent, by {void.get('by', '')}")
     if txn.kind == Kind.card_refund:
         if (txn.details or {}).get("void_of"):
             notes.append(f"Void of card payment {txn.details['void_of']}")

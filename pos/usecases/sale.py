@@ -246,21 +246,20 @@ async def void(ctx: Context, sale_id: str, supervisor: str, reason: str = "") ->
     refund in the open shift)."""
     from pos.usecases import voids
 
+    voids.check_sale(ctx.journal, sale_id).require()  # every part, before any moves
     sale = load(ctx.journal, sale_id)
-    if sale.state not in ("done", "open"):
-        raise InputError(f"Sale {sale_id} is {sale.state}: nothing to void")
     paid = [p for p in sale.parts if p.state == "paid"]
     cash = sum((p.amount for p in paid if p.tender == "cash"), Money.zero(sale.total.currency))
-    if cash.minor:
-        shifts.require_open(ctx.journal)
     for part in paid:
         if part.tender == "card" and part.txn_ref:
-            await voids.void(ctx, part.txn_ref, supervisor, reason or f"void of sale {sale_id}")
+            await voids.void(ctx, part.txn_ref, supervisor, reason or f"void of sale {sale_id}",
+                             part_of_sale=True)
     if cash.minor:
         shifts.move_cash(ctx.journal, "refund", cash, f"void of sale {sale_id}", supervisor,
                          ctx.clock(), ref=sale_id)
     with ctx.journal.transaction() as conn:
         conn.execute("UPDATE sales SET state = 'voided' WHERE id = ?", (sale_id,))
+        voids.record_sale_void(conn, sale_id, supervisor, reason.strip(), ctx.clock())
     return load(ctx.journal, sale_id)
 
 
@@ -305,6 +304,7 @@ def receipt(ctx: Context, sale_id: str, *, duplicate: bool = False) -> Receipt:
             if txn is not None and txn.needs_sync:
                 marks.add("PENDING")
     if sale.state == "voided":
+        marks.add("VOIDED")
         notes.append("VOIDED: card parts credited back, cash handed back")
     from pos.hubsync import receipt_header
 

@@ -140,7 +140,7 @@ def cli(home: Path, *args: str, stdin: str = "", runs: int = 3) -> float:
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", "from pos.startup import main; main()",
+        proc = subprocess.run([sys.executable, "-c", "from sente_pos.startup import main; main()",
                                *args], env=_env(home), input=stdin, capture_output=True,
                               text=True, check=False)
         times.append((time.perf_counter() - t0) * 1000)

@@ -233,8 +233,7 @@ def security_events(journal: Journal, *, since: datetime | None = None,
         params += kv
     sql = ("SELECT * FROM security_events" + (" WHERE " + " AND ".join(where) if where else "")
            + " ORDER BY id LIMIT ?")
-    with journal.transaction() as conn:
-        rows = conn.execute(sql, [*params, int(limit)]).fetchall()
+    rows = journal.query(sql, [*params, int(limit)])  # a read: no write transaction
     return [SecurityEvent(r["id"], from_iso(r["at"]), r["kind"], r["subject"],  # type: ignore[arg-type]
                           r["operator"], r["detail"]) for r in rows]
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pos.errors import InputError
-from pos.journal import SYNC_STATES, Journal, State, Tender, Txn
-from pos.journal.models import iso
+from pos.journal import FLAGGED_STATES, SYNC_STATES, Journal, State, Tender
+from pos.journal.models import RefLine, iso
 from pos.money import Money
 
 #: States that count as a completed sale in the totals.
@@ -80,9 +80,9 @@ def _sum(rows: list[Row]) -> dict[str, int]:
     return dict(out)
 
 
-def _sum_txns(txns: list[Txn]) -> dict[str, int]:
+def _sum_lines(lines: list[RefLine]) -> dict[str, int]:
     out: dict[str, int] = defaultdict(int)
-    for t in txns:
+    for t in lines:
         out[t.amount.currency] += t.amount.minor
     return dict(out)
 
@@ -164,8 +164,8 @@ def build(journal: Journal, *, terminal_id: str, kind: str, since: dt.datetime |
     its cost does not grow with the journal (see pos/journal/schema.py, totals)."""
     fig = figures(journal.totals(journal.open_period() if period is None else period)
                   + counter_rows(journal, since, until))
-    unsynced = journal.list(states=list(_OUTSTANDING), limit=100_000, newest_first=False)
-    flagged = journal.flagged()
+    unsynced = journal.ref_lines(_OUTSTANDING)
+    flagged = journal.ref_lines(FLAGGED_STATES)
     if security is None:
         security = _security(journal, since, until)
 
@@ -208,7 +208,7 @@ def build(journal: Journal, *, terminal_id: str, kind: str, since: dt.datetime |
         "until": until.isoformat(),
         **fig,
         "unsynced": [t.ref for t in unsynced],
-        "unsynced_totals": _sum_txns(unsynced),
+        "unsynced_totals": _sum_lines(unsynced),
         "flagged": [t.ref for t in flagged],
         "security": security,
     }

@@ -155,6 +155,17 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class RefLine:
+    """One line of a report's list (unsynced, flagged): what it shows, read without
+    decoding whole rows -- a report lists thousands of them on a long-lived journal."""
+
+    ref: str
+    kind: str
+    state: str
+    amount: Money
+
+
+@dataclass(frozen=True, slots=True)
 class Exposure:
     """Outstanding (not yet settled) offline business, in minor units per currency.
 

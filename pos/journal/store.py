@@ -44,6 +44,7 @@ from pos.journal.models import (
     Event,
     Exposure,
     Operator,
+    RefLine,
     Txn,
     ZReport,
     from_iso,
@@ -831,6 +832,16 @@ class Journal:
             " ORDER BY created_at, rowid", sv,
         )
         return [_to_txn(r) for r in rows]
+
+    def ref_lines(self, states: Iterable[State]) -> builtins.list[RefLine]:
+        """Ref, kind, state and amount of every row in ``states``, oldest first, through
+        the state index and without decoding rows (see :class:`RefLine`)."""
+        sv = [str(s) for s in states]
+        rows = self._query(
+            "SELECT ref, kind, state, amount_minor, currency FROM txns"
+            f" WHERE state IN ({_placeholders(len(sv))}) ORDER BY created_at, rowid", sv)
+        return [RefLine(r["ref"], r["kind"], r["state"], Money(r["amount_minor"], r["currency"]))
+                for r in rows]
 
     def flagged_count(self) -> int:
         """How many items are flagged (an index count: the status bar asks every second)."""

@@ -6,7 +6,7 @@ import asyncio
 import base64
 from typing import Any
 
-from textual import events, on
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Button, Checkbox, Input, Label, Static
@@ -16,6 +16,7 @@ from pos.text import MAX_NAME, MAX_REASON, validate_free_text
 from screens.cards import CardSummaryScreen, scan_card, summary_lines
 from screens.dialogs import ChoiceDialog, ConfirmDialog, Step, TextPrompt
 from screens.entry import AmountScreen, PinScreen
+from screens.handover import HandOverNotice
 from screens.receipt import ResultScreen, finish_sale
 from screens.widgets import Plain, PosInput
 
@@ -29,36 +30,10 @@ SERVICES = [
 ]
 
 
-class HolderHandOver(Step[bool]):
-    """Tells the cashier to hand the terminal to the card holder, for ``purpose``
-    (choosing a new PIN, reading the balance); Enter or OK when the holder has it."""
-
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("enter", "go", "Holder ready")]
-
-    def __init__(self, purpose: str, note: str = "") -> None:
-        super().__init__("Hand the terminal to the card holder")
-        self.purpose = purpose
-        self.note = note or "Card holder: press Enter (or OK) when you have the terminal."
-
-    def body(self) -> ComposeResult:
-        yield Plain(self.purpose, classes="amount-display", id="holder-purpose")
-        yield Static(self.note, classes="step-note")
-        yield Button("OK", id="holder-ok", variant="primary")
-
-    def on_mount(self) -> None:
-        self.query_one("#holder-ok", Button).focus()
-
-    @on(Button.Pressed, "#holder-ok")
-    def action_go(self) -> None:
-        self.dismiss(True)
-
-    def action_cancel(self) -> None:
-        self.dismiss(False)
-
-    def on_key(self, event: events.Key) -> None:
-        if event.key == "enter":
-            event.stop()
-            self.dismiss(True)
+def holder_hand_over(purpose: str, note: str = "") -> HandOverNotice:
+    """The hand-over to the card holder (a new PIN, the balance)."""
+    return HandOverNotice("the card holder", purpose, note or
+                          "Card holder: press Enter (or OK) when you have the terminal.")
 
 
 class KycForm(Step[dict[str, str]]):
@@ -114,7 +89,7 @@ class KycForm(Step[dict[str, str]]):
 async def new_pin_twice(app: Any, title: str) -> str | None:
     """A new 4-digit card PIN, typed twice by the holder once the cashier handed them the
     terminal (the cashier neither types nor sees it)."""
-    if not await app.push_screen_wait(HolderHandOver(
+    if not await app.push_screen_wait(holder_hand_over(
             "to choose the card's new PIN",
             "Card holder: you will type your new 4-digit PIN twice. Press Enter (or OK) "
             "when you have the terminal.")):
@@ -315,7 +290,7 @@ async def balance(app: Any) -> None:
         return
     info = await app.busy("Asking for the balance...",
                           app.terminal.card_balance(lookup, supervisor))
-    if not await app.push_screen_wait(HolderHandOver("to read the card's balance")):
+    if not await app.push_screen_wait(holder_hand_over("to read the card's balance")):
         return
     from dataclasses import replace
 

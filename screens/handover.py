@@ -17,6 +17,11 @@ class HandOverNotice(Step[bool]):
     """``Hand the terminal to <whom>``, what for (large), and what they do next."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("enter", "go", "Ready")]
+    DEFAULT_CSS = """
+    HandOverNotice #handover-purpose { width: auto; max-width: 100%; height: auto;
+        border: round $primary; padding: 0 2; text-style: bold; margin: 0 0 1 0; }
+    HandOverNotice.-short #handover-purpose { border: none; padding: 0; margin: 0; }
+    """
 
     def __init__(self, whom: str, purpose: str, note: str = "") -> None:
         super().__init__(f"Hand the terminal to {whom}")
@@ -24,7 +29,7 @@ class HandOverNotice(Step[bool]):
         self.note = note or "Press Enter (or OK) when you have the terminal."
 
     def body(self) -> ComposeResult:
-        yield Plain(self.purpose, classes="amount-display", id="handover-purpose")
+        yield Plain(self.purpose, id="handover-purpose")
         yield Static(self.note, classes="step-note", markup=False)
         yield Button("OK", id="handover-ready", variant="primary")
 

@@ -16,7 +16,7 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.widgets import Button, Label
 
 from pos.errors import InputError, PosError
@@ -39,6 +39,14 @@ class OperatorsScreen(Step[str]):
     Dismisses with the name picked, :data:`ADD`, or None when done."""
 
     BINDINGS = [Binding("escape", "cancel", "Done"), Binding("a", "add", "Add operator")]
+    DEFAULT_CSS = """
+    OperatorsScreen #operators-list { height: auto; max-height: 12; }
+    OperatorsScreen .operator-row { height: 1; border: none; min-width: 40; }
+    OperatorsScreen .operators-head { text-style: bold; padding: 0 1; }
+    OperatorsScreen #operators-add { margin: 1 0 0 0; }
+    OperatorsScreen.-short #operators-list { max-height: 8; }
+    OperatorsScreen.-short #operators-add { margin: 0; height: 1; border: none; }
+    """
 
     def __init__(self, rows: list[Any], note: str = "") -> None:
         super().__init__("Operators")
@@ -49,10 +57,10 @@ class OperatorsScreen(Step[str]):
         yield Plain(self.note or "Enter: change PIN, role or disable.  a: add an operator.",
                     classes="step-note", id="operators-note")
         yield Label(plain_label(f"{'Name':<20} {'Role':<11} State"), classes="operators-head")
-        with Vertical(classes="choices", id="operators-list"):
+        with VerticalScroll(id="operators-list"):
             for i, row in enumerate(self.rows, start=1):
                 yield Button(plain_label(operator_line(row)), id=f"operator-{i}",
-                             classes="choice operator-row", name=row.name)
+                             classes="operator-row", name=row.name)
         yield Button("Add operator (a)", id="operators-add")
 
     def on_mount(self) -> None:

@@ -4,8 +4,6 @@ fixtures of tests/test_snapshots.py: frozen clock, no background work)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from pos.usecases.operator_admin import OperatorRow

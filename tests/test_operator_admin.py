@@ -160,3 +160,25 @@ def test_a_change_and_its_trail_row_are_one_transaction(term: Terminal,
     with pytest.raises(InputError, match="disk said no"):
         term.change_operator_pin("ann", "3579", boss)
     assert term.sign_in("ann", "1111").name == "ann"
+
+
+async def test_a_journal_from_before_disabled_operators_opens_with_everyone_enabled(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from pos.journal.schema import _V_OPERATOR_STATE, MIGRATIONS
+
+    monkeypatch.setenv("SENTE_POS_HOME", str(tmp_path))
+    t = await Terminal.open(make_settings(tmp_path))
+    t.add_operator("boss", "supervisor", "8642")
+    await t.aclose()
+    conn = sqlite3.connect(tmp_path / "journal.db", isolation_level=None)
+    conn.execute("ALTER TABLE operators DROP COLUMN disabled_at")
+    conn.execute(f"PRAGMA user_version = {MIGRATIONS.index(_V_OPERATOR_STATE)}")
+    conn.close()
+    t = await Terminal.open(make_settings(tmp_path))
+    try:
+        assert [(r.name, r.disabled) for r in t.operator_list()] == [("boss", False)]
+        assert t.check_supervisor("8642").name == "boss"
+    finally:
+        await t.aclose()

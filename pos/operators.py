@@ -32,6 +32,18 @@ class Operator:
         return self.role == "supervisor"
 
 
+def validate_operator_name(name: str, role: str) -> str:
+    """A name for the sign-in screen: printable, 1 to 32 characters, spaces folded."""
+    from pos.text import validate_free_text
+
+    name = " ".join(validate_free_text(name, "operator name", 64).split())
+    if not name or len(name) > 32:
+        raise InputError("An operator name has 1 to 32 characters")
+    if role not in ("cashier", "supervisor"):
+        raise InputError("Role is cashier or supervisor")
+    return name
+
+
 def validate_operator_pin(pin: str) -> str:
     if not is_digits(pin) or not 4 <= len(pin) <= 8:
         raise InputError("An operator PIN has 4 to 8 digits")
@@ -44,22 +56,43 @@ _COMMON_PINS = frozenset({"1212", "1122", "2580", "0852", "1004", "2000", "6969"
                           "4545", "7777", "1010"})
 
 
-def validate_supervisor_pin(pin: str) -> str:
-    """A supervisor approves money going out: refuse the PINs tried first (repeated
-    digits, ascending or descending runs, repeated pairs, the usual favourites)."""
-    validate_operator_pin(pin)
+def is_trivial_pin(pin: str) -> bool:
+    """The PINs tried first by anyone walking PINs: repeated digits, ascending or
+    descending runs (0 follows 9: 7890, 8901), repeated pairs, the usual favourites."""
     digits = [int(c) for c in pin]
-    steps = {b - a for a, b in itertools.pairwise(digits)}
-    trivial = (
+    steps = {(b - a) % 10 for a, b in itertools.pairwise(digits)}
+    return (
         len(set(pin)) == 1                                   # 0000, 1111
-        or steps in ({1}, {-1})                              # 1234, 4321, 56789
+        or steps in ({1}, {9})                               # 1234, 4321, 56789, 7890
         or (len(pin) % 2 == 0 and pin == pin[:2] * (len(pin) // 2))  # 1212, 2323
         or pin in _COMMON_PINS
         or len(set(pin)) <= len(pin) // 3                    # 110011: two digits in six
     )
-    if trivial:
+
+
+def validate_supervisor_pin(pin: str) -> str:
+    """A supervisor approves money going out, card unlocks and operator changes: refuse
+    the trivial PINs (:func:`is_trivial_pin`)."""
+    validate_operator_pin(pin)
+    if is_trivial_pin(pin):
         raise InputError("That PIN is too easy to guess for a supervisor (repeated digits, "
                          "a run like 1234, or a common PIN): choose another")
+    return pin
+
+
+def validate_new_pin(pin: str, role: Role, *, previous_hash: str | None = None,
+                     key: bytes | None = None) -> str:
+    """A PIN an operator is about to get: 4 to 8 digits; for a supervisor not trivial;
+    for anyone not the PIN they had (``previous_hash``: one scrypt, ~50 ms).
+
+    Cashiers may keep a simple PIN: it opens only their own till session, every act of
+    which is journaled under their name; what a cashier cannot do alone (refunds, voids,
+    top-ups, unlocks, balances, settings, operators) waits for a supervisor's PIN."""
+    validate_operator_pin(pin)
+    if role == "supervisor":
+        validate_supervisor_pin(pin)
+    if previous_hash is not None and verify_pin(pin, previous_hash, key):
+        raise InputError("That is the PIN this operator already has: choose a new one")
     return pin
 
 

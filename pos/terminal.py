@@ -27,8 +27,8 @@ from pos.operators import (
     hash_pin,
     is_pin_hash,
     needs_rehash,
-    validate_operator_pin,
-    validate_supervisor_pin,
+    validate_new_pin,
+    validate_operator_name,
     verify_pin,
 )
 from pos.pinguard import PinGuard, Policy, record_event
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from pos.receipts import Receipt
     from pos.shifts import Shift, ShiftReport
     from pos.sync import SyncEngine, SyncReport
+    from pos.usecases.operator_admin import OperatorRow
     from pos.usecases.results import CardLookup, SaleResult
     from pos.usecases.sale import Sale
     from pos.usecases.voids import Voidability, VoidMark
@@ -131,14 +132,7 @@ class TerminalStatus:
 
 
 def _operator_name(name: str, role: str) -> str:
-    from pos.text import validate_free_text
-
-    name = " ".join(validate_free_text(name, "operator name", 64).split())
-    if not name or len(name) > 32:
-        raise InputError("An operator name has 1 to 32 characters")
-    if role not in ("cashier", "supervisor"):
-        raise InputError("Role is cashier or supervisor")
-    return name
+    return validate_operator_name(name, role)
 
 
 def pin_key(journal: Journal) -> bytes | None:
@@ -159,7 +153,7 @@ def check_supervisor_pin(journal: Journal, settings: Settings, pin: str,
     """The supervisor of ``journal`` whose PIN is ``pin`` (or the named one), through the
     attempt limits; also used to approve a restore against the backup's supervisors."""
     candidates = [o for o in journal.operators() if o.role == "supervisor"
-                  and (name is None or o.name == name)]
+                  and not o.disabled and (name is None or o.name == name)]
     key = pin_key(journal)
     found: list[Any] = []
 
@@ -321,7 +315,9 @@ class Terminal:
         return bool(self.journal.operators())
 
     def operators(self) -> list[Operator]:
-        return [Operator(o.name, o.role) for o in self.journal.operators()]  # type: ignore[arg-type]
+        """The operators who can sign in (a disabled one is not offered)."""
+        return [Operator(o.name, o.role) for o in self.journal.operators()  # type: ignore[arg-type]
+                if not o.disabled]
 
     # PINs: hashes keyed with the device key, attempts limited (pos/pinguard.py).
     @property
@@ -338,19 +334,62 @@ class Terminal:
         fresh terminal needs no approval; after that a supervisor approves every add or
         change (so no one can overwrite a supervisor's PIN and then use it)."""
         name = _operator_name(name, role)
-        validate_operator_pin(pin)
-        if role == "supervisor":
-            validate_supervisor_pin(pin)
         existing = {o.name: o for o in self.journal.operators()}
+        before = existing.get(name)
+        validate_new_pin(pin, role, previous_hash=before.pin_hash if before else None,
+                         key=self._pin_key)
         if existing and (approved_by is None or not approved_by.is_supervisor):
             raise InputError("A supervisor must approve adding or changing an operator")
-        self.journal.operator_put(name, role, hash_pin(pin, self._pin_key))
-        kind = "operator_changed" if name in existing else "operator_added"
-        with self.journal.transaction() as conn:
-            record_event(conn, self.ctx.clock(), kind, f"operator:{name}",
-                         approved_by.name if approved_by else None,
-                         f"{role}" + ("" if existing else ", the terminal's first operator"))
+        kind = "operator_changed" if before else "operator_added"
+        at, by = self.ctx.clock(), approved_by.name if approved_by else None
+        detail = f"{role}" + ("" if existing else ", the terminal's first operator")
+
+        def trail(conn: sqlite3.Connection) -> None:
+            record_event(conn, at, kind, f"operator:{name}", by, detail)
+
+        self.journal.operator_put(name, role, hash_pin(pin, self._pin_key), also=trail)
         return Operator(name, role)
+
+    # Operator management from the TUI (pos/usecases/operator_admin.py): each change
+    # approved by a supervisor and on the security trail in the same transaction.
+    def operator_list(self) -> list[OperatorRow]:
+        from pos.usecases import operator_admin
+
+        return operator_admin.list_operators(self.journal)
+
+    def create_operator(self, name: str, role: Role, pin: str,
+                        supervisor: Operator) -> Operator:
+        from pos.usecases import operator_admin
+
+        return operator_admin.add(self.journal, name, role, pin, supervisor, self.ctx.clock())
+
+    def change_operator_pin(self, name: str, pin: str, supervisor: Operator) -> Operator:
+        from pos.usecases import operator_admin
+
+        return operator_admin.change_pin(self.journal, name, pin, supervisor,
+                                         self.ctx.clock())
+
+    def change_operator_role(self, name: str, role: Role, supervisor: Operator, *,
+                             pin: str | None = None) -> Operator:
+        from pos.usecases import operator_admin
+
+        op = operator_admin.change_role(self.journal, name, role, supervisor,
+                                        self.ctx.clock(), pin=pin)
+        if self.operator is not None and self.operator.name == name:
+            self._become(op)
+        return op
+
+    def set_operator_disabled(self, name: str, disabled: bool,
+                              supervisor: Operator) -> OperatorRow:
+        """Disable an operator (no sign-in, no approvals) or enable them again; a
+        disabled operator who is signed in is signed out."""
+        from pos.usecases import operator_admin
+
+        row = operator_admin.set_disabled(self.journal, name, disabled, supervisor,
+                                          self.ctx.clock())
+        if disabled and self.operator is not None and self.operator.name == name:
+            self.sign_out()
+        return row
 
     def add_hashed_operator(self, name: str, role: Role, pin_hash: str) -> Operator:
         """An operator whose PIN was hashed beforehand (the demo's, whose PINs are public:
@@ -365,6 +404,8 @@ class Terminal:
         rec = self.journal.operator_get(name)
         if rec is None:  # operator names are on the sign-in screen: nothing to guard
             raise InputError("Wrong operator or PIN")
+        if rec.disabled:
+            raise InputError(f"{rec.name} is disabled: a supervisor can enable them again")
         key = self._pin_key
         if not self.pin_guard.attempt(f"operator:{rec.name}",
                                       lambda: verify_pin(pin, rec.pin_hash, key)):
@@ -409,6 +450,17 @@ class Terminal:
         """:meth:`check_supervisor` in a thread (one scrypt per supervisor)."""
         return await asyncio.to_thread(self.check_supervisor, pin, name)
 
+    def _approver(self, supervisor: Operator | None) -> str | None:
+        """The approving supervisor's name (None: no one approved); anyone who is not an
+        enabled supervisor of this terminal is refused."""
+        if supervisor is None:
+            return None
+        rec = self.journal.operator_get(supervisor.name)
+        if not supervisor.is_supervisor or rec is None or rec.role != "supervisor" \
+                or rec.disabled:
+            raise InputError("Only a supervisor can approve this")
+        return supervisor.name
+
     # ------------------------------------------------------------- cards
     async def lookup_card(self, payload: str) -> CardLookup:
         from pos.usecases import cards
@@ -427,10 +479,13 @@ class Terminal:
         return await cards.pay_by_card(self.ctx, lookup, amount, wallet, pin, reason)
 
     async def activate_gift(self, lookup: CardLookup, pin: str, phone_number: str | None = None,
-                            card_names: str | None = None) -> SaleResult:
+                            card_names: str | None = None, *,
+                            supervisor: Operator | None = None) -> SaleResult:
+        """The holder's new PIN; a card that already has one needs ``supervisor``."""
         from pos.usecases import cards
 
-        return await cards.activate_gift(self.ctx, lookup, pin, phone_number, card_names)
+        return await cards.activate_gift(self.ctx, lookup, pin, phone_number, card_names,
+                                         approved_by=self._approver(supervisor))
 
     async def activate_sente(self, lookup: CardLookup, name: str, phone: str, email: str | None,
                              pin: str, document_b64: str) -> SenteActivation:
@@ -456,15 +511,24 @@ class Terminal:
 
         return (await cards.set_locked(self.ctx, lookup, True)).message
 
-    async def unlock_card(self, lookup: CardLookup) -> str:
+    async def unlock_card(self, lookup: CardLookup, supervisor: Operator) -> str:
+        """Unlock at the issuer: a supervisor approves (the endpoint takes no card PIN)."""
         from pos.usecases import cards
 
-        return (await cards.set_locked(self.ctx, lookup, False)).message
+        by = self._approver(supervisor)
+        if by is None:
+            raise InputError("A supervisor must approve unlocking a card")
+        return (await cards.set_locked(self.ctx, lookup, False, approved_by=by)).message
 
-    async def card_balance(self, lookup: CardLookup) -> CardInfo:
+    async def card_balance(self, lookup: CardLookup, supervisor: Operator) -> CardInfo:
+        """The balances, shown to the holder once a supervisor approved (no card PIN
+        check exists at Patasente that moves no money)."""
         from pos.usecases import cards
 
-        return await cards.card_balance(self.ctx, lookup)
+        by = self._approver(supervisor)
+        if by is None:
+            raise InputError("A supervisor must approve showing a card's balance")
+        return await cards.card_balance(self.ctx, lookup, by)
 
     # ------------------------------------------------------- electricity
     async def verify_meter(self, meter: str) -> MeterInfo:

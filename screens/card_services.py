@@ -16,6 +16,7 @@ from pos.text import MAX_NAME, MAX_REASON, validate_free_text
 from screens.cards import CardSummaryScreen, scan_card, summary_lines
 from screens.dialogs import ChoiceDialog, ConfirmDialog, Step, TextPrompt
 from screens.entry import AmountScreen, PinScreen
+from screens.handover import HandOverNotice
 from screens.receipt import ResultScreen, finish_sale
 from screens.widgets import Plain, PosInput
 
@@ -24,9 +25,15 @@ SERVICES = [
     ("gift", "Activate a gift card"),
     ("topup", "Top-up / refund to a card (supervisor)"),
     ("lock", "Lock a card"),
-    ("unlock", "Unlock a card"),
-    ("balance", "Card balance"),
+    ("unlock", "Unlock a card (supervisor)"),
+    ("balance", "Card balance (supervisor)"),
 ]
+
+
+def holder_hand_over(purpose: str, note: str = "") -> HandOverNotice:
+    """The hand-over to the card holder (a new PIN, the balance)."""
+    return HandOverNotice("the card holder", purpose, note or
+                          "Card holder: press Enter (or OK) when you have the terminal.")
 
 
 class KycForm(Step[dict[str, str]]):
@@ -80,7 +87,13 @@ class KycForm(Step[dict[str, str]]):
 
 
 async def new_pin_twice(app: Any, title: str) -> str | None:
-    """A new 4-digit card PIN typed twice by the customer."""
+    """A new 4-digit card PIN, typed twice by the holder once the cashier handed them the
+    terminal (the cashier neither types nor sees it)."""
+    if not await app.push_screen_wait(holder_hand_over(
+            "to choose the card's new PIN",
+            "Card holder: you will type your new 4-digit PIN twice. Press Enter (or OK) "
+            "when you have the terminal.")):
+        return None
     while True:
         first = await app.push_screen_wait(PinScreen(title, "Choose a 4-digit PIN",
                                                      timeout=app.pin_timeout))
@@ -184,6 +197,11 @@ async def activate_gift(app: Any) -> None:
     lookup = await scan_card(app, "Scan the gift card")
     if lookup is None or not await app.push_screen_wait(CardSummaryScreen(lookup, "Gift card")):
         return
+    supervisor = None
+    if lookup.has_pin:  # activated before: its PIN is replaced, with no way to check it
+        supervisor = await app.ask_supervisor("a new PIN for a card that has one")
+        if supervisor is None:
+            return
     pin = await new_pin_twice(app, "Gift card PIN")
     if pin is None:
         return
@@ -194,7 +212,7 @@ async def activate_gift(app: Any) -> None:
         return
     try:
         result = await app.busy("Activating the gift card...", app.terminal.activate_gift(
-            lookup, pin, phone_number=phone.strip() or None))
+            lookup, pin, phone_number=phone.strip() or None, supervisor=supervisor))
     except Declined as exc:
         await app.push_screen_wait(ResultScreen("declined", exc.message))
         return
@@ -206,7 +224,8 @@ async def top_up(app: Any) -> None:
     if supervisor is None:
         return
     lookup = await scan_card(app, "Scan the card to credit")
-    if lookup is None or not await app.push_screen_wait(CardSummaryScreen(lookup)):
+    if lookup is None or not await app.push_screen_wait(CardSummaryScreen(lookup,
+                                                                          balances=True)):
         return
     amount = await app.push_screen_wait(AmountScreen("Amount to credit",
                                                      app.settings.card_currency))
@@ -227,16 +246,32 @@ async def top_up(app: Any) -> None:
 
 
 async def lock_or_unlock(app: Any, lock: bool) -> None:
+    """Lock: any operator (it only protects the holder). Unlock: a supervisor approves;
+    Patasente's unlock takes no card PIN and a locked card cannot be debited, so the
+    holder has no way to prove the PIN (see README, Card services)."""
     verb = "Lock" if lock else "Unlock"
     lookup = await scan_card(app, f"Scan the card to {verb.lower()}")
     if lookup is None:
         return
+    status = str(lookup.status).lower()
+    if not lookup.offline and (status == "locked") == lock:  # refused before any PIN
+        await app.show_message(f"{verb} card", f"Card {lookup.card.number} is {status}: "
+                               f"there is nothing to {verb.lower()}.", "warning")
+        return
     if not await app.push_screen_wait(ConfirmDialog(
             f"{verb} card", f"{verb} card {lookup.card.number}?")):
         return
-    call = app.terminal.lock_card if lock else app.terminal.unlock_card
+    supervisor = None
+    if not lock:
+        supervisor = await app.ask_supervisor("unlock a card")
+        if supervisor is None:
+            return
     try:
-        message = await app.busy(f"{verb}ing the card...", call(lookup))
+        if lock:
+            message = await app.busy("Locking the card...", app.terminal.lock_card(lookup))
+        else:
+            message = await app.busy("Unlocking the card...",
+                                     app.terminal.unlock_card(lookup, supervisor))
     except Declined as exc:
         await app.push_screen_wait(ResultScreen("declined", exc.message))
         return
@@ -244,14 +279,24 @@ async def lock_or_unlock(app: Any, lock: bool) -> None:
 
 
 async def balance(app: Any) -> None:
+    """A supervisor approves, then the holder is handed the terminal to read it.
+    ``get-patasente-card`` takes no PIN and Patasente checks a card PIN only on a debit,
+    so a typed PIN could not be verified: asking for one would only pretend."""
     lookup = await scan_card(app, "Scan the card")
     if lookup is None:
         return
-    info = await app.busy("Asking for the balance...", app.terminal.card_balance(lookup))
+    supervisor = await app.ask_supervisor("show a card's balance")
+    if supervisor is None:
+        return
+    info = await app.busy("Asking for the balance...",
+                          app.terminal.card_balance(lookup, supervisor))
+    if not await app.push_screen_wait(holder_hand_over("to read the card's balance")):
+        return
     from dataclasses import replace
 
     fresh = replace(lookup, info=info, offline=False)
-    rows = summary_lines(fresh)
+    rows = [(k, v) for k, v in summary_lines(fresh, balances=True)
+            if k not in ("PIN required",)]
     await app.show_message("Card balance", "\n".join(f"{k}: {v}" for k, v in rows))
 
 

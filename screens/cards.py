@@ -15,9 +15,15 @@ from screens.entry import PinScreen
 from screens.scan import ScanScreen
 from screens.widgets import Plain
 
+#: In place of a wallet's figures where no one proved they may see them.
+BALANCE_HIDDEN = "balance for the holder only"
 
-def summary_lines(lookup: Any) -> list[tuple[str, str]]:
-    """Label/value rows describing a looked-up card for the cashier."""
+
+def summary_lines(lookup: Any, *, balances: bool = False) -> list[tuple[str, str]]:
+    """Label/value rows describing a looked-up card for the cashier. ``balances``: the
+    wallets' figures too, only where a supervisor approved (top-up, Card services >
+    Balance): the card's QR is printed on it, and reading it must not tell anyone the
+    holder's balance (issue 13)."""
     card = lookup.card
     rows = [
         ("Card", f"{card.card_type} {card.number}"),
@@ -27,7 +33,9 @@ def summary_lines(lookup: Any) -> list[tuple[str, str]]:
     ]
     info = lookup.info
     for wallet in lookup.wallets:
-        if info is not None:
+        if not balances:
+            value = BALANCE_HIDDEN
+        elif info is not None:
             if "credit" in wallet.lower():
                 value = (f"{info.available_credit.format()} available "
                          f"(limit {info.credit_limit.format()})")
@@ -51,15 +59,17 @@ class CardSummaryScreen(Step[bool]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("enter", "go", "Continue")]
 
-    def __init__(self, lookup: Any, title: str = "Card", *, paying: bool = False) -> None:
+    def __init__(self, lookup: Any, title: str = "Card", *, paying: bool = False,
+                 balances: bool = False) -> None:
         super().__init__(title)
         self.lookup = lookup
+        self.balances = balances
         #: For a payment, a card that cannot pay (locked, inactive, expired, no PIN) is
         #: refused here, before an amount, a hand-over or a PIN is asked for.
         self.refused = paying and bool(payment_refusals(lookup))
 
     def body(self) -> ComposeResult:
-        rows = summary_lines(self.lookup)
+        rows = summary_lines(self.lookup, balances=self.balances)
         width = max(len(label) for label, _ in rows) + 2
         text = "\n".join(f"{label:<{width}}{value}" for label, value in rows)
         yield Plain(text, classes="summary", id="card-summary")
@@ -136,12 +146,7 @@ async def choose_wallet(app: Any, lookup: Any, amount: Money | None = None) -> s
     wallets = list(lookup.wallets) or [app.settings.patasente.default_wallet]
     if len(wallets) == 1:
         return wallets[0]
-    choices = []
-    for wallet in wallets:
-        label = wallet
-        if lookup.info is not None:
-            label += f"  ({lookup.info.available_in(wallet).format()})"
-        choices.append((wallet, label))
+    choices = [(wallet, wallet) for wallet in wallets]  # no figures: see summary_lines
     note = f"Amount {amount.format()}" if amount is not None else ""
     result: str | None = await app.push_screen_wait(ChoiceDialog("Which wallet?", choices, note))
     return result

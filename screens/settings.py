@@ -62,13 +62,15 @@ def apply_changes(settings: Settings, values: dict[tuple[str, str], Any]) -> Set
 
 
 class SettingsScreen(Step[Settings]):
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("f2", "save", "Save")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("f2", "save", "Save"),
+                Binding("f3", "operators", "Operators")]
 
     def __init__(self, settings: Settings, kiosk: bool) -> None:
         super().__init__("Settings (supervisor)")
         self.settings = settings
         self.kiosk = kiosk
         self.leave_kiosk = False
+        self.open_operators = False
 
     def body(self) -> ComposeResult:
         yield Plain("", id="settings-error", classes="error-text")
@@ -91,6 +93,7 @@ class SettingsScreen(Step[Settings]):
                 else:
                     yield PosInput(str(value), id=fid)
             yield Button("Save (F2)", id="settings-save", variant="primary")
+            yield Button("Operators (F3)", id="settings-operators")
             if self.kiosk:
                 yield Button("Leave kiosk mode", id="settings-leave-kiosk")
 
@@ -120,6 +123,13 @@ class SettingsScreen(Step[Settings]):
             return
         self.dismiss(new)
 
+    @on(Button.Pressed, "#settings-operators")
+    def action_operators(self) -> None:
+        """Operators (screens/operators.py), then Settings again (edits not saved with
+        F2 first are dropped)."""
+        self.open_operators = True
+        self.dismiss(None)
+
     @on(Button.Pressed, "#settings-leave-kiosk")
     def _leave_kiosk(self) -> None:
         self.leave_kiosk = True
@@ -130,8 +140,16 @@ async def settings_flow(app: Any) -> None:
     supervisor = await app.ask_supervisor("change settings")
     if supervisor is None:
         return
-    screen = SettingsScreen(app.settings, app.kiosk)
-    new = await app.push_screen_wait(screen)
+    while True:
+        screen = SettingsScreen(app.settings, app.kiosk)
+        new = await app.push_screen_wait(screen)
+        if not screen.open_operators:
+            break
+        from screens.operators import operators_flow
+
+        await operators_flow(app, supervisor)
+        if app.terminal.operator is None:  # signed out (disabled): not back to settings
+            return
     if screen.leave_kiosk:
         app.kiosk = False
         app.notify("Kiosk mode is off until the next start")

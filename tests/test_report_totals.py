@@ -196,6 +196,7 @@ def test_migration_backfills_periods_and_totals(tmp_path: Path) -> None:
     # version back to before V_GROWTH, add a Z.
     for table in ("sale_tenders", "sale_lines", "sales", "cash_moves", "shifts", "products"):
         conn.execute(f"DROP TABLE IF EXISTS {table}")  # V_COUNTER's (after V_GROWTH)
+    conn.execute("ALTER TABLE operators DROP COLUMN disabled_at")  # V_OPERATOR_STATE's
     conn.execute("DROP TRIGGER txns_totals_insert")
     conn.execute("DROP TRIGGER txns_totals_state")
     conn.execute("DROP TABLE totals")

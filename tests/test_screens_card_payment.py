@@ -92,7 +92,9 @@ async def test_insufficient_balance_is_declined(term, sandbox):
         await pay(pilot, data.CARD_LOW, "4000", wallet_key=None, pin="0000")
         await wait_screen(pilot, ResultScreen)
         text = screen_text(app)
-        assert "DECLINED" in text and "UGX 500 available" in text
+        assert "DECLINED" in text and "Not enough on the card" in text
+        # Said before the issuer checked the PIN: the holder's balance is not (issue 13).
+        assert "500 available" not in text and "UGX 500 " not in text
     # Refused before anything was sent (the balance is known): at most a declined row.
     assert [t.state for t in term.journal_list()] in ([], ["declined"])
     assert sandbox.state.patasente.balance(data.CARD_LOW) == 500

@@ -12,6 +12,7 @@ from pos.config import Settings
 from pos.errors import Declined, InputError
 from pos.journal import Kind, State
 from pos.money import Money
+from pos.operators import Operator
 from pos.sandbox import data
 from pos.sandbox.server import SandboxServer
 from pos.terminal import Terminal
@@ -297,7 +298,13 @@ async def test_gift_activation_and_lock_unlock(term: Terminal, sb: SandboxServer
     assert again.status == "active" and again.has_pin
     locked = await term.lookup_card(data.CARD_LOCKED.payload)
     assert "Card is locked" in " ".join(locked.problems)
-    assert await term.unlock_card(locked)
+    boss = term.add_operator("boss", "supervisor", "9517")
+    cashier = term.add_operator("amina", "cashier", "1111", approved_by=boss)
+    for nobody in (None, cashier, Operator("mallory", "supervisor")):  # not on this terminal
+        with pytest.raises(InputError):
+            await term.unlock_card(locked, nobody)  # type: ignore[arg-type]
+    assert (await term.lookup_card(data.CARD_LOCKED.payload)).status == "locked"
+    assert await term.unlock_card(locked, boss)
     assert (await term.lookup_card(data.CARD_LOCKED.payload)).status == "active"
     assert await term.lock_card(locked)
     kinds = [t.kind for t in term.journal.list()]

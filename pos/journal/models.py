@@ -211,6 +211,11 @@ class Operator:
     pin_hash: str
     created_at: datetime
     updated_at: datetime
+    disabled_at: datetime | None = None
+
+    @property
+    def disabled(self) -> bool:
+        return self.disabled_at is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -357,9 +357,16 @@ CREATE TRIGGER sale_tenders_no_delete BEFORE DELETE ON sale_tenders
 BEGIN SELECT RAISE(ABORT, 'tender parts are never deleted'); END;
 """
 
+# Operators are disabled, never deleted (issue 13, authority): their names stay on the
+# journal's rows, and a disabled operator can be enabled again by a supervisor. Who did
+# it and when is on the security trail (security_events).
+_V_OPERATOR_STATE = """
+ALTER TABLE operators ADD COLUMN disabled_at TEXT;
+"""
+
 #: Migration ``i`` brings the schema from version ``i`` to ``i + 1``.
-#: V4 growth (issue 15), V5 counter (issue 13).
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V_GROWTH, _V_COUNTER)
+#: V4 growth (issue 15), V5 counter (issue 13), V6 disabled operators (issue 13).
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V_GROWTH, _V_COUNTER, _V_OPERATOR_STATE)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1057,7 +1057,8 @@ class Journal:
             log.warning("journal checkpoint after a PIN erase was blocked by a reader")
 
     # -------------------------------------------------------------- operators
-    def operator_put(self, name: str, role: str, pin_hash: str) -> None:
+    def operator_put(self, name: str, role: str, pin_hash: str, *,
+                     also: Callable[[sqlite3.Connection], None] | None = None) -> None:
         if role not in ("cashier", "supervisor"):
             raise ValueError("role is cashier or supervisor")
         if pin_hash.isdigit() and len(pin_hash) <= 12:
@@ -1070,6 +1071,36 @@ class Journal:
                 " pin_hash = excluded.pin_hash, updated_at = excluded.updated_at",
                 (name, role, pin_hash, now, now),
             )
+            if also is not None:
+                also(conn)
+
+    def operator_update(self, name: str, *, role: str | None = None,
+                        pin_hash: str | None = None, disabled: bool | None = None,
+                        also: Callable[[sqlite3.Connection], None] | None = None) -> None:
+        """Change an existing operator's role, PIN hash or disabled state; ``also`` writes
+        the rows that go with it (the security trail) in the same transaction."""
+        if role is not None and role not in ("cashier", "supervisor"):
+            raise ValueError("role is cashier or supervisor")
+        if pin_hash is not None and pin_hash.isdigit() and len(pin_hash) <= 12:
+            raise ValueError("operator_update takes a PIN hash, never a PIN")
+        now = iso(self._now())
+        sets, params = ["updated_at = ?"], [now]
+        if role is not None:
+            sets.append("role = ?")
+            params.append(role)
+        if pin_hash is not None:
+            sets.append("pin_hash = ?")
+            params.append(pin_hash)
+        if disabled is not None:
+            sets.append("disabled_at = ?")
+            params.append(now if disabled else None)  # type: ignore[arg-type]
+        with self._write() as conn:
+            cur = conn.execute(f"UPDATE operators SET {', '.join(sets)} WHERE name = ?",
+                               (*params, name))
+            if cur.rowcount != 1:
+                raise InputError(f"No operator called {name!r}")
+            if also is not None:
+                also(conn)
 
     def operator_get(self, name: str) -> Operator | None:
         rows = self._query("SELECT * FROM operators WHERE name = ?", (name,))
@@ -1291,4 +1322,5 @@ def _to_operator(r: sqlite3.Row) -> Operator:
         name=r["name"], role=r["role"], pin_hash=r["pin_hash"],
         created_at=from_iso(r["created_at"]),  # type: ignore[arg-type]
         updated_at=from_iso(r["updated_at"]),  # type: ignore[arg-type]
+        disabled_at=from_iso(r["disabled_at"]) if r["disabled_at"] else None,
     )

@@ -90,7 +90,8 @@ def _precheck(ctx: Context, lookup: CardLookup, amount: Money, wallet: str) -> N
     if info is not None:
         available = info.available_in(wallet)
         if available.currency == amount.currency and amount > available:
-            raise Declined(f"Not enough on the card's {wallet}: {available.format()} available",
+            # No figure: this is said before the PIN, and the balance is the holder's.
+            raise Declined(f"Not enough on the card's {wallet} for {amount.format()}",
                            provider="Sente POS")
 
 
@@ -351,27 +352,64 @@ async def _service_op(ctx: Context, kind: Kind, card: CardRef,
 
 
 async def activate_gift(ctx: Context, lookup: CardLookup, pin: str, phone_number: str | None = None,
-                        card_names: str | None = None) -> SaleResult:
+                        card_names: str | None = None, *,
+                        approved_by: str | None = None) -> SaleResult:
+    """Activate a gift card with the PIN its holder chose. A card that already has a PIN
+    (deactivated, now activated again: the new PIN replaces the old one, which the
+    provider offers no way to check) needs a supervisor's approval (``approved_by``)."""
     pin = validate_card_pin(pin)
+    if lookup.has_pin and approved_by is None:
+        raise InputError("This card already has a PIN: a supervisor must approve a new one")
 
     async def op(ref: str) -> str:
         return await ctx.patasente.modify_card_status(lookup.card.card_id, "active", pin=pin,
                                                       phone_number=phone_number,
                                                       card_names=card_names)
 
-    return await _service_op(ctx, Kind.gift_activation, lookup.card, op,
-                             details={"target_status": "active"})
+    details: dict[str, Any] = {"target_status": "active"}
+    if approved_by is not None:
+        details.update(approved_by=approved_by, replaces_pin=lookup.has_pin)
+    return await _service_op(ctx, Kind.gift_activation, lookup.card, op, details=details)
 
 
-async def set_locked(ctx: Context, lookup: CardLookup, locked: bool) -> SaleResult:
+async def set_locked(ctx: Context, lookup: CardLookup, locked: bool, *,
+                     approved_by: str | None = None) -> SaleResult:
+    """Lock (anyone: it only protects the holder) or unlock (``approved_by``: the
+    supervisor; the unlock endpoint takes no card PIN, and a locked card cannot be
+    debited, so the provider offers no way for the holder to prove the PIN)."""
+    if not locked and approved_by is None:
+        raise InputError("A supervisor must approve unlocking a card")
+
     async def op(ref: str) -> str:
         if locked:
             return await ctx.patasente.lock_card(lookup.card.card_id)
         return await ctx.patasente.unlock_card(lookup.card.card_id)
 
     kind = Kind.card_lock if locked else Kind.card_unlock
-    return await _service_op(ctx, kind, lookup.card, op,
-                             details={"target_status": "locked" if locked else "active"})
+    details: dict[str, Any] = {"target_status": "locked" if locked else "active"}
+    if approved_by is not None:
+        details["approved_by"] = approved_by
+    result = await _service_op(ctx, kind, lookup.card, op, details=details)
+    if not locked and result.status == "approved":
+        _after_unlock(ctx, lookup.card.card_id, approved_by or "")
+    return result
+
+
+def _after_unlock(ctx: Context, card_id: int, supervisor: str) -> None:
+    """The issuer starts the card's PIN count again on unlock; so does this terminal (its
+    refusal after wrong PINs, pos.pintries), on the supervisor's word, on the trail."""
+    from pos.pinguard import PinGuard, Policy, at_wall, record_event
+
+    now = ctx.clock()
+    guard = PinGuard(ctx.journal, Policy.cards(ctx.settings.security), now=at_wall(now),
+                     what="card PIN")
+    try:
+        guard.reset(f"card:{int(card_id)}", by=supervisor)
+        with ctx.journal.transaction() as conn:
+            record_event(conn, now, "card_unlocked", f"card:{int(card_id)}", supervisor,
+                         "unlocked at the issuer")
+    except PosError as exc:  # the unlock is done and journaled: the trail is best effort
+        log.warning("card unlock not on the security trail: %s", exc.message)
 
 
 async def top_up(ctx: Context, lookup: CardLookup, amount: Money, reason: str,
@@ -443,8 +481,23 @@ async def verify_sente_code(ctx: Context, user_id: int, phone: str, code: str) -
     return message
 
 
-async def card_balance(ctx: Context, lookup: CardLookup) -> CardInfo:
+async def card_balance(ctx: Context, lookup: CardLookup, approved_by: str) -> CardInfo:
+    """The card's balances, for its holder. ``get-patasente-card`` takes no PIN and
+    Patasente has no PIN check that moves no money (only the debit checks one), so the
+    PIN cannot stand in for the holder here: a supervisor approves (``approved_by``),
+    and the enquiry is on the security trail (who, when, which card; no figures)."""
+    from pos.pinguard import record_event
+
+    if not approved_by:
+        raise InputError("A supervisor must approve showing a card's balance")
     _require_online(ctx)
-    info = await ctx.patasente.get_card(lookup.card)
+    try:
+        info = await ctx.patasente.get_card(lookup.card)
+    except LinkDown as exc:
+        ctx.link.patasente.record_failure(str(exc))
+        raise
     ctx.link.patasente.record_success()
+    with ctx.journal.transaction() as conn:
+        record_event(conn, ctx.clock(), "card_balance_shown", f"card:{lookup.card.card_id}",
+                     approved_by, f"asked by {ctx.operator}")
     return info

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from pos.receipts import Receipt
     from pos.shifts import Shift, ShiftReport
     from pos.sync import SyncEngine, SyncReport
+    from pos.usecases.quotes import Quote
     from pos.usecases.results import CardLookup, SaleResult
     from pos.usecases.sale import Sale
 
@@ -414,10 +415,18 @@ class Terminal:
 
         return await cards.lookup_card(self.ctx, payload)
 
-    async def quote(self, lookup: CardLookup, amount: Money) -> Money | None:
-        from pos.usecases import cards
+    async def quote(self, lookup: CardLookup, amount: Money) -> Quote:
+        """The card's amount for ``amount`` (one conversion when the currencies differ):
+        shown before the PIN and passed to the sale, which debits exactly it."""
+        from pos.usecases import quotes
 
-        return await cards.quote(self.ctx, lookup, amount)
+        return await quotes.get_quote(self.ctx, lookup, amount)
+
+    def quote_fresh(self, quote: Quote) -> bool:
+        """Whether ``quote`` may still be debited (else fetch and show a new one)."""
+        from pos.usecases import quotes
+
+        return quotes.is_fresh(self.ctx, quote)
 
     async def pay_by_card(self, lookup: CardLookup, amount: Money, wallet: str, pin: str | None,
                           reason: str) -> SaleResult:
@@ -478,21 +487,23 @@ class Terminal:
 
     async def sell_token(self, meter: str, amount: Money, customer_name: str, *,
                          tender: str = "cash", card: CardLookup | None = None,
-                         wallet: str | None = None, pin: str | None = None) -> SaleResult:
+                         wallet: str | None = None, pin: str | None = None,
+                         quote: Quote | None = None) -> SaleResult:
         from pos.usecases import electricity
 
         return await electricity.sell(self.ctx, Kind.vend, meter, amount, customer_name,
                                       tender=tender, card=card, wallet=wallet,  # type: ignore[arg-type]
-                                      pin=pin)
+                                      pin=pin, quote=quote)
 
     async def pay_bill(self, account: str, amount: Money, customer_name: str, *,
                        tender: str = "cash", card: CardLookup | None = None,
-                       wallet: str | None = None, pin: str | None = None) -> SaleResult:
+                       wallet: str | None = None, pin: str | None = None,
+                       quote: Quote | None = None) -> SaleResult:
         from pos.usecases import electricity
 
         return await electricity.sell(self.ctx, Kind.postpaid, account, amount, customer_name,
                                       tender=tender, card=card, wallet=wallet,  # type: ignore[arg-type]
-                                      pin=pin)
+                                      pin=pin, quote=quote)
 
     async def wait_settled(self, ref: str, *, interval: float | None = None,
                            max_polls: int | None = None) -> SaleResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from pos.config import Settings
 from pos.journal import Journal, Kind, State, Tender, Txn
@@ -36,7 +37,8 @@ def _charge_lines(txn: Txn) -> list[tuple[str, str]]:
     if txn.tender != Tender.card:
         return []
     details = txn.details or {}
-    quote = details.get("quote") if isinstance(details.get("quote"), dict) else {}
+    raw = details.get("quote")
+    quote: dict[str, Any] = raw if isinstance(raw, dict) else {}
     rate = str(quote.get("rate") or "")
     out: list[tuple[str, str]] = []
     if txn.kind == Kind.card_debit:

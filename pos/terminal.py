@@ -480,6 +480,13 @@ class Terminal:
 
         return await electricity.verify_meter(self.ctx, meter)
 
+    def meter_throttled(self, meter: str) -> str | None:
+        """Why ``meter`` cannot be sold to now (a sale less than 5 minutes ago), or None."""
+        from pos.meter import validate_meter
+        from pos.usecases import electricity
+
+        return electricity.throttle_refusal(self.ctx, validate_meter(meter))
+
     async def verify_account(self, account: str) -> AccountInfo:
         from pos.usecases import electricity
 

@@ -165,6 +165,10 @@ async def electricity(app: Any) -> None:
     if meter == "reprint":
         await reprint_last_token(app)
         return
+    throttled = term.meter_throttled(meter)
+    if throttled is not None:  # refused here, before an amount, a card or a PIN
+        await app.show_message("Electricity token", throttled, "warning")
+        return
     info = await verify_or_offline(app, term.verify_meter(meter), "meter")
     if info is False:
         return

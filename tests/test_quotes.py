@@ -202,3 +202,20 @@ async def test_a_refusal_before_any_pin_is_not_journaled(term, sandbox):
     with pytest.raises(InputError):
         await term.pay_by_card(lookup, ugx(10**9), data.CURRENT, None, "POS sale")
     assert rows(term) == []
+
+
+async def test_a_basket_card_part_refused_after_the_pin_is_journaled(term, sandbox):
+    """More than remains to pay, found only once the customer typed the PIN (the sale was
+    paid meanwhile on a second screen): declined row, nothing sent."""
+    from pos.catalogue import Item
+
+    basket = term.new_basket()
+    basket.add(Item("Sugar 1kg", ugx(4_500), 18))
+    sale = term.begin_sale(basket)
+    lookup = await term.lookup_card(data.CARD_ACTIVE.payload)
+    with pytest.raises(InputError, match="remains"):
+        await term.sale_pay_card(sale.id, lookup, ugx(9_000), data.CURRENT,
+                                 data.CARD_ACTIVE.pin)
+    (row,) = rows(term)
+    assert row.state == State.declined and row.details["sale_id"] == sale.id
+    assert sandbox.state.patasente.balance(data.CARD_ACTIVE) == data.CARD_ACTIVE.balance

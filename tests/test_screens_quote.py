@@ -9,7 +9,7 @@ import pytest
 from pos.money import Money
 from pos.sandbox import data
 from screens.cards import CardSummaryScreen, HandOverScreen
-from screens.dialogs import ChoiceDialog, ConfirmDialog
+from screens.dialogs import ChoiceDialog, ConfirmDialog, MessageDialog
 from screens.electricity import NumberScreen
 from screens.entry import AmountScreen, PinScreen
 from screens.home import HomeScreen
@@ -172,3 +172,53 @@ async def test_same_currency_card_payment_shows_the_amount_large_without_a_quote
         assert "UGX 12,500" in text and "█" in text
         await pilot.press("escape")
     assert quotes(sandbox) == 0
+
+
+async def test_a_throttled_meter_is_refused_at_the_meter_number_before_any_pin(term, sandbox):
+    """PawaCard's 5-minute throttle is told at the meter number: no amount, no card, no
+    PIN is asked for a sale that would be refused."""
+    first = await term.sell_token(data.METER_OK, Money(10_000, "KES"), "Bilbo")
+    assert first.status == "approved"
+    app = app_for(term.settings, term)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await pilot.press("2")
+        await wait_screen(pilot, NumberScreen)
+        await pilot.press(*data.METER_OK, "enter")
+        await wait_screen(pilot, MessageDialog)
+        assert "5 minutes" in screen_text(app)
+        await pilot.press("enter")
+        await wait_screen(pilot, HomeScreen)
+    assert [t.kind for t in term.journal_list()] == ["vend"]
+    assert quotes(sandbox) == 0
+
+
+async def test_a_quote_expiring_between_the_pin_and_the_sale_is_shown_again(term, sandbox,
+                                                                            monkeypatch):
+    """The use case refuses a stale quote even when the screen's own check let it by (it
+    expired in between): the new amount is shown and a new PIN taken; one debit."""
+    device = term.ctx.device
+    real_mono = device.mono
+    offset = [0.0]
+    monkeypatch.setattr(device, "mono", lambda: real_mono() + offset[0])
+    checks = iter([True])  # the screen's first check passes; the use case's does not
+    real_fresh = term.quote_fresh
+    monkeypatch.setattr(term, "quote_fresh", lambda q: next(checks, None) or real_fresh(q))
+    app = app_for(term.settings, term)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await to_hand_over(pilot, data.METER_OK, "150", data.CARD_ACTIVE.payload)
+        await pilot.press("enter")
+        await wait_screen(pilot, PinScreen)
+        offset[0] = term.settings.patasente.quote_seconds + 1
+        await pilot.press(*"1234", "enter")
+        screen = await wait_screen(pilot, HandOverScreen)
+        assert screen.renewed and "renewed" in screen_text(app)
+        await pilot.press("enter")
+        await wait_screen(pilot, PinScreen)
+        await pilot.press(*"1234", "enter")
+        await wait_screen(pilot, ResultScreen, timeout=20)
+        assert "APPROVED" in screen_text(app)
+    debits = [t for t in term.journal_list() if t.kind == "card_debit"]
+    assert [(d.state, d.amount) for d in debits] == [("done", Money(4_275, "UGX"))]
+    assert quotes(sandbox) == 2

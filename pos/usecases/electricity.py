@@ -129,11 +129,19 @@ def _check_sale(ctx: Context, kind: Kind, target: str, amount: Money,
     target = validate_meter(target) if kind == Kind.vend else validate_account(target)
     _check_amount(ctx, amount)
     if kind == Kind.vend:
-        recent = recent_meter_sale(ctx, target)
-        if recent is not None:
-            raise Declined("This meter had a sale less than 5 minutes ago (PawaCard allows one "
-                           "every 5 minutes). Wait a few minutes.", provider="PawaCard")
+        refusal = throttle_refusal(ctx, target)
+        if refusal is not None:
+            raise Declined(refusal, provider="PawaCard")
     return target, " ".join((customer_name or "").split())
+
+
+def throttle_refusal(ctx: Context, meter: str) -> str | None:
+    """Why this meter cannot be sold to now (PawaCard's 5-minute throttle), or None: asked
+    by the screen at the meter number, before an amount, a card or a PIN."""
+    if recent_meter_sale(ctx, meter) is None:
+        return None
+    return ("This meter had a sale less than 5 minutes ago (PawaCard allows one every 5 "
+            "minutes). Wait a few minutes.")
 
 
 def _vend_guard(ctx: Context, amount: Money) -> Any:

@@ -222,3 +222,28 @@ async def test_a_quote_expiring_between_the_pin_and_the_sale_is_shown_again(term
     debits = [t for t in term.journal_list() if t.kind == "card_debit"]
     assert [(d.state, d.amount) for d in debits] == [("done", Money(4_275, "UGX"))]
     assert quotes(sandbox) == 2
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("price,charge", [(10_000_000, 2_850_000), (35_087_720, 10_000_000)],
+                         ids=["power_max", "card_max"])
+async def test_the_largest_amounts_are_never_clipped(term, sandbox, size, price, charge):
+    """The most one electricity sale (KES 100,000) or one card payment (UGX 10,000,000)
+    may be; too wide for big digits beside the pad, the amount is one bold line."""
+    from pos.usecases.quotes import Quote
+
+    quote = Quote(Money(price, "KES"), Money(charge, "UGX"), data.CARD_ACTIVE.id)
+    shown = quote.charge.format()
+    app = app_for(term.settings, term)
+    async with app.run_test(size=size) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        for screen in (HandOverScreen(quote, "Credit Account"),
+                       PinScreen(f"PIN for {shown}", charge=quote, wallet="Credit Account")):
+            app.push_screen(screen)
+            await wait_screen(pilot, type(screen))
+            assert_charge_shown(screen_text(app), shown, quote.price.format(),
+                                "1 KES = 28.5 UGX")
+            text = screen_text(app)
+            assert f"Pay {shown}" in text and "Credit" in text and "Account" in text
+            app.pop_screen()
+            await pilot.pause()

@@ -20,10 +20,15 @@ from screens.widgets.plain import Plain
 from screens.widgets.token_display import big_digits
 
 
-def big_amount_lines(amount: Money) -> list[str]:
-    """``amount`` in big digits, its currency beside the last line."""
+def big_amount_lines(amount: Money, width: int = 0) -> list[str]:
+    """``amount`` in big digits, its currency beside the last line where ``width`` (0:
+    any) leaves room for it; [] when even the digits do not fit."""
     lines = big_digits(amount.format(symbol=False))
-    lines[-1] += f"  {amount.currency}"
+    if width and len(lines[0]) > width:
+        return []
+    suffix = f"  {amount.currency}"
+    if not width or len(lines[-1]) + len(suffix) <= width:
+        lines[-1] += suffix  # else the line under the digits names the currency
     return lines
 
 
@@ -40,10 +45,7 @@ class BigAmount(Widget):
         self.amount = amount
 
     def _lines(self, width: int) -> list[str]:
-        big = big_amount_lines(self.amount)
-        if width and max(len(line) for line in big) > width:
-            return [self.amount.format()]
-        return big
+        return big_amount_lines(self.amount, width) or [self.amount.format()]
 
     def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
         return len(self._lines(width))

@@ -191,9 +191,12 @@ class PatasenteSettings(BaseModel):
     an answer never ends one); default: connect + read timeout + 5."""
     max_answer_bytes: int = 2_000_000
     """Largest answer read; a larger one is a failed answer, never read whole."""
+    quote_seconds: float = 120.0
+    """How long a currency conversion shown to the customer holds; an older one is asked
+    again and shown again before the PIN."""
 
     _url = field_validator("base_url")(_http_url)
-    _timeouts = field_validator("connect_timeout", "read_timeout")(_positive)
+    _timeouts = field_validator("connect_timeout", "read_timeout", "quote_seconds")(_positive)
     _deadline = field_validator("deadline")(_positive_or_unset)
     _cap = field_validator("max_answer_bytes")(_answer_cap)
 

@@ -26,6 +26,13 @@ class InputError(PosError):
     exit_code = 2
 
 
+class QuoteExpired(PosError):
+    """A currency conversion shown to the customer is too old to debit: fetch a new one
+    and show it before the PIN again (never debit at a rate the customer did not see)."""
+
+    exit_code = 2
+
+
 class Declined(PosError):
     """The provider refused the operation; its reason is kept for the cashier."""
 

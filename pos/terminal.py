@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from pos.shifts import Shift, ShiftReport
     from pos.sync import SyncEngine, SyncReport
     from pos.usecases.operator_admin import OperatorRow
+    from pos.usecases.quotes import Quote
     from pos.usecases.results import CardLookup, SaleResult
     from pos.usecases.sale import Sale
     from pos.usecases.voids import Voidability, VoidMark
@@ -467,10 +468,18 @@ class Terminal:
 
         return await cards.lookup_card(self.ctx, payload)
 
-    async def quote(self, lookup: CardLookup, amount: Money) -> Money | None:
-        from pos.usecases import cards
+    async def quote(self, lookup: CardLookup, amount: Money) -> Quote:
+        """The card's amount for ``amount`` (one conversion when the currencies differ):
+        shown before the PIN and passed to the sale, which debits exactly it."""
+        from pos.usecases import quotes
 
-        return await cards.quote(self.ctx, lookup, amount)
+        return await quotes.get_quote(self.ctx, lookup, amount)
+
+    def quote_fresh(self, quote: Quote) -> bool:
+        """Whether ``quote`` may still be debited (else fetch and show a new one)."""
+        from pos.usecases import quotes
+
+        return quotes.is_fresh(self.ctx, quote)
 
     async def pay_by_card(self, lookup: CardLookup, amount: Money, wallet: str, pin: str | None,
                           reason: str) -> SaleResult:
@@ -536,6 +545,13 @@ class Terminal:
 
         return await electricity.verify_meter(self.ctx, meter)
 
+    def meter_throttled(self, meter: str) -> str | None:
+        """Why ``meter`` cannot be sold to now (a sale less than 5 minutes ago), or None."""
+        from pos.meter import validate_meter
+        from pos.usecases import electricity
+
+        return electricity.throttle_refusal(self.ctx, validate_meter(meter))
+
     async def verify_account(self, account: str) -> AccountInfo:
         from pos.usecases import electricity
 
@@ -543,21 +559,23 @@ class Terminal:
 
     async def sell_token(self, meter: str, amount: Money, customer_name: str, *,
                          tender: str = "cash", card: CardLookup | None = None,
-                         wallet: str | None = None, pin: str | None = None) -> SaleResult:
+                         wallet: str | None = None, pin: str | None = None,
+                         quote: Quote | None = None) -> SaleResult:
         from pos.usecases import electricity
 
         return await electricity.sell(self.ctx, Kind.vend, meter, amount, customer_name,
                                       tender=tender, card=card, wallet=wallet,  # type: ignore[arg-type]
-                                      pin=pin)
+                                      pin=pin, quote=quote)
 
     async def pay_bill(self, account: str, amount: Money, customer_name: str, *,
                        tender: str = "cash", card: CardLookup | None = None,
-                       wallet: str | None = None, pin: str | None = None) -> SaleResult:
+                       wallet: str | None = None, pin: str | None = None,
+                       quote: Quote | None = None) -> SaleResult:
         from pos.usecases import electricity
 
         return await electricity.sell(self.ctx, Kind.postpaid, account, amount, customer_name,
                                       tender=tender, card=card, wallet=wallet,  # type: ignore[arg-type]
-                                      pin=pin)
+                                      pin=pin, quote=quote)
 
     async def wait_settled(self, ref: str, *, interval: float | None = None,
                            max_polls: int | None = None) -> SaleResult:

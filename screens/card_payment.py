@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pos.errors import Declined
-from screens.cards import CardSummaryScreen, choose_wallet, customer_pin, scan_card
+from screens.cards import CardSummaryScreen, choose_wallet, confirm_charge, scan_card
 from screens.entry import AmountScreen
 from screens.receipt import ResultScreen, finish_sale
 
@@ -24,10 +24,10 @@ async def card_payment(app: Any, payload: str | None = None) -> None:
     wallet = await choose_wallet(app, lookup, amount)
     if wallet is None:
         return
-    converted = await term.quote(lookup, amount)
-    ok, pin = await customer_pin(app, lookup, amount, wallet, converted)
-    if not ok:
+    got = await confirm_charge(app, lookup, amount, wallet)
+    if got is None:
         return
+    _quote, pin = got
     reason = f"POS sale {app.settings.terminal_id}"
     try:
         result = await app.busy("Charging the card...",

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Button, Static
 
+from pos.errors import ProviderError
 from pos.money import Money
 from screens.dialogs import ChoiceDialog, Step
 from screens.entry import PinScreen
 from screens.scan import ScanScreen
-from screens.widgets import Plain
+from screens.widgets import ChargePanel, Plain
+
+#: A sale's quote (pos.usecases.quotes.Quote, through the terminal): price, card amount,
+#: rate. The screens see the domain through the terminal only.
+Quote = Any
 
 #: In place of a wallet's figures where no one proved they may see them.
 BALANCE_HIDDEN = "balance for the holder only"
@@ -101,21 +106,23 @@ class CardSummaryScreen(Step[bool]):
 
 
 class HandOverScreen(Step[bool]):
-    """Tells the cashier to hand the terminal to the customer for the PIN."""
+    """Tells the cashier to hand the terminal to the customer, who sees what the card will
+    be charged (the quote: in the card's currency, with the sale amount and the rate when
+    converted) before typing the PIN."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("enter", "go", "Customer ready")]
 
-    def __init__(self, amount: Money, wallet: str, converted: Money | None = None) -> None:
+    def __init__(self, quote: Quote, wallet: str, *, renewed: bool = False) -> None:
         super().__init__("Hand the terminal to the customer")
-        self.amount = amount
+        self.quote = quote
         self.wallet = wallet
-        self.converted = converted
+        self.renewed = renewed
 
     def body(self) -> ComposeResult:
-        text = f"Pay {self.amount.format()} from {self.wallet}"
-        if self.converted is not None:
-            text += f"\n(charged to the card as {self.converted.format()})"
-        yield Plain(text, classes="amount-display", id="handover-amount")
+        if self.renewed:
+            yield Plain("The exchange rate was renewed: check the new amount.",
+                        classes="error-text", id="handover-renewed")
+        yield ChargePanel(self.quote, self.wallet, id="handover-amount")
         yield Static("Customer: check the amount, then press Enter (or OK) to type your PIN.",
                      classes="step-note")
         yield Button("OK", id="handover-ok", variant="primary")
@@ -152,14 +159,16 @@ async def choose_wallet(app: Any, lookup: Any, amount: Money | None = None) -> s
     return result
 
 
-async def customer_pin(app: Any, lookup: Any, amount: Money, wallet: str,
-                       converted: Money | None = None) -> tuple[bool, str | None]:
-    """Hand-over then PIN pad. Returns (go on?, pin); the pin is None when not needed."""
-    if not await app.push_screen_wait(HandOverScreen(amount, wallet, converted)):
+async def customer_pin(app: Any, lookup: Any, quote: Quote, wallet: str, *,
+                       renewed: bool = False) -> tuple[bool, str | None]:
+    """Hand-over then PIN pad, both showing ``quote``. Returns (go on?, pin); the pin is
+    None when not needed."""
+    if not await app.push_screen_wait(HandOverScreen(quote, wallet, renewed=renewed)):
         return False, None
     if not lookup.has_pin:
         return True, None
-    screen = PinScreen(f"PIN for {amount.format()}", timeout=app.pin_timeout)
+    screen = PinScreen(f"PIN for {quote.charge.format()}", timeout=app.pin_timeout,
+                       charge=quote, wallet=wallet)
     pin = await app.push_screen_wait(screen)
     if pin is None:
         if screen.timed_out:
@@ -169,9 +178,50 @@ async def customer_pin(app: Any, lookup: Any, amount: Money, wallet: str,
     return True, pin
 
 
-async def card_tender(app: Any, amount: Money, payload: str | None = None
-                      ) -> tuple[Any, str, str | None] | None:
-    """Scan, summary, wallet, hand-over and PIN for paying ``amount`` by card."""
+async def fetch_quote(app: Any, lookup: Any, amount: Money) -> Quote | None:
+    """The sale's one quote (a conversion behind a wait box when the currencies differ);
+    None, after telling the cashier, when Patasente cannot work it out now."""
+    term = app.terminal
+    if amount.currency == lookup.card.currency:
+        quote: Quote = await term.quote(lookup, amount)  # no request
+        return quote
+    try:
+        quote = await app.busy("Working out the card's amount...", term.quote(lookup, amount))
+    except ProviderError as exc:  # any link failure or an answer we cannot use
+        await app.show_message(
+            "Exchange rate", f"The card's amount cannot be worked out now ({exc.message}). "
+            "Nothing was charged: take cash or try again.", "warning")
+        return None
+    return quote
+
+
+async def confirm_charge(app: Any, lookup: Any, amount: Money, wallet: str, *,
+                         renewed: bool = False) -> tuple[Quote, str | None] | None:
+    """One quote, shown on the hand-over and PIN screens, and the PIN typed for it.
+
+    A quote that expired before the PIN was confirmed is fetched again and shown again
+    before a new PIN: the debit is always the amount the customer saw."""
+    while True:
+        quote = await fetch_quote(app, lookup, amount)
+        if quote is None:
+            return None
+        ok, pin = await customer_pin(app, lookup, quote, wallet, renewed=renewed)
+        if not ok:
+            return None
+        if app.terminal.quote_fresh(quote):
+            return quote, pin
+        pin, renewed = None, True  # typed for a rate that no longer holds: ask again
+
+
+class CardTender(NamedTuple):
+    lookup: Any
+    wallet: str
+    pin: str | None
+    quote: Quote
+
+
+async def card_tender(app: Any, amount: Money, payload: str | None = None) -> CardTender | None:
+    """Scan, summary, wallet, quote, hand-over and PIN for paying ``amount`` by card."""
     lookup = await scan_card(app, payload=payload)
     if lookup is None or not await app.push_screen_wait(CardSummaryScreen(lookup,
                                                                           paying=True)):
@@ -179,8 +229,8 @@ async def card_tender(app: Any, amount: Money, payload: str | None = None
     wallet = await choose_wallet(app, lookup, amount)
     if wallet is None:
         return None
-    converted = await app.terminal.quote(lookup, amount)
-    ok, pin = await customer_pin(app, lookup, amount, wallet, converted)
-    if not ok:
+    got = await confirm_charge(app, lookup, amount, wallet)
+    if got is None:
         return None
-    return lookup, wallet, pin
+    quote, pin = got
+    return CardTender(lookup, wallet, pin, quote)

@@ -11,9 +11,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input, Label, Static
 
-from pos.errors import Declined, InputError, LinkDown
+from pos.errors import Declined, InputError, LinkDown, QuoteExpired
 from pos.meter import validate_meter
-from screens.cards import card_tender
+from screens.cards import card_tender, confirm_charge
 from screens.dialogs import ChoiceDialog, ConfirmDialog, Step
 from screens.entry import AmountScreen
 from screens.receipt import ReceiptScreen, ResultScreen, offer_receipt
@@ -112,9 +112,20 @@ async def pay_with(app: Any, amount: Any, call: Callable[..., Any], busy_text: s
         paid = await card_tender(app, amount)
         if paid is None:
             return None
-        kwargs["card"], kwargs["wallet"], kwargs["pin"] = paid
+        kwargs.update(card=paid.lookup, wallet=paid.wallet, pin=paid.pin, quote=paid.quote)
     try:
-        return await app.busy(busy_text, call(**kwargs))
+        while True:
+            try:
+                return await app.busy(busy_text, call(**kwargs))
+            except QuoteExpired:
+                # The rate expired between the PIN and the sale: the customer sees the new
+                # amount and types the PIN for it (nothing was sent).
+                kwargs["pin"] = None
+                again = await confirm_charge(app, kwargs["card"], amount, kwargs["wallet"],
+                                             renewed=True)
+                if again is None:
+                    return None
+                kwargs["quote"], kwargs["pin"] = again
     except Declined as exc:
         await app.push_screen_wait(ResultScreen("declined", exc.message, amount.format()))
         return None
@@ -153,6 +164,10 @@ async def electricity(app: Any) -> None:
         return
     if meter == "reprint":
         await reprint_last_token(app)
+        return
+    throttled = term.meter_throttled(meter)
+    if throttled is not None:  # refused here, before an amount, a card or a PIN
+        await app.show_message("Electricity token", throttled, "warning")
         return
     info = await verify_or_offline(app, term.verify_meter(meter), "meter")
     if info is False:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Horizontal
 from textual.widgets import Static
 
 from pos.errors import InputError
 from pos.money import Money, exponent, parse_user_amount
 from screens.dialogs import Step
-from screens.widgets import KeyPressed, NumericKeypad, PinPad, Plain
+from screens.widgets import ChargePanel, KeyPressed, NumericKeypad, PinPad, Plain
 from screens.widgets.keypad import key_from_event
 
 
@@ -94,18 +97,27 @@ class PinScreen(Step[str]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, title: str, prompt: str = "Type your 4-digit PIN, then OK",
-                 *, timeout: float = 60.0) -> None:
+                 *, timeout: float = 60.0, charge: Any = None, wallet: str = "") -> None:
         super().__init__(title)
         self.prompt = prompt
         self.timeout = timeout
         self.timed_out = False
         self._idle = 0.0
+        #: The quote (pos.usecases.quotes.Quote) the PIN agrees to: shown beside the pad.
+        self.charge = charge
+        self.wallet = wallet
 
     def body(self) -> ComposeResult:
         yield Plain(self.prompt, classes="step-note")
         g = getattr(self.app, "glyphs", {})
-        yield PinPad(set_glyph=g.get("pin_set", "*"), empty_glyph=g.get("pin_empty", "_"),
+        pad = PinPad(set_glyph=g.get("pin_set", "*"), empty_glyph=g.get("pin_empty", "_"),
                      id="pin-pad")
+        if self.charge is None:
+            yield pad
+        else:
+            with Horizontal(id="pin-layout"):
+                yield ChargePanel(self.charge, self.wallet, id="pin-charge")
+                yield pad
         yield Static("", id="pin-error", classes="error-text")
 
     def on_mount(self) -> None:

@@ -121,7 +121,7 @@ async def _card_part(app: Any, sale: Any, split: bool) -> Any:
     got = await card_tender(app, amount)
     if got is None:
         return sale
-    lookup, wallet, pin = got
+    lookup, wallet, pin = got.lookup, got.wallet, got.pin
     try:
         result, sale = await app.busy("Charging the card...",
                                       term.sale_pay_card(sale.id, lookup, amount, wallet, pin))

@@ -118,6 +118,33 @@ def test_pin_pad(snap_compare, make, theme):
         lambda app: PinScreen("PIN for UGX 12,500"), "4", "2"))
 
 
+SIZES = [(80, 24), (60, 20)]  # 60x20: a 480x320 display's console with an 8x16 font
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("theme", THEMES)
+def test_hand_over_converted(snap_compare, make, theme, size):
+    """Electricity (KES) from a UGX card: the card's amount big, the sale and the rate."""
+    from pos.usecases.quotes import Quote
+    from screens.cards import HandOverScreen
+
+    quote = Quote(Money(15_000, "KES"), Money(4_275, "UGX"), 108)
+    assert snap_compare(make(theme), terminal_size=size, run_before=then(
+        lambda app: HandOverScreen(quote, "Current Account")))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("theme", THEMES)
+def test_pin_pad_converted(snap_compare, make, theme, size):
+    from pos.usecases.quotes import Quote
+    from screens.entry import PinScreen
+
+    quote = Quote(Money(15_000, "KES"), Money(4_275, "UGX"), 108)
+    assert snap_compare(make(theme), terminal_size=size, run_before=then(
+        lambda app: PinScreen("PIN for UGX 4,275", charge=quote, wallet="Current Account"),
+        "4", "2"))
+
+
 @pytest.mark.parametrize("theme", THEMES)
 def test_token_result(snap_compare, make, theme):
     from screens.receipt import ResultScreen

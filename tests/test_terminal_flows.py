@@ -125,7 +125,11 @@ async def test_over_balance_declined_before_sending(term: Terminal, sb: SandboxS
     lookup = await term.lookup_card(data.CARD_LOW.payload)
     with pytest.raises(Declined, match="Not enough"):
         await term.pay_by_card(lookup, ugx(5000), "Current Account", data.CARD_LOW.pin, "x")
-    assert term.journal.list(kinds=[Kind.card_debit]) == []
+    # Nothing sent; the refusal the customer saw after typing the PIN is journaled
+    # (issue 13), declined with its reason.
+    (row,) = term.journal.list(kinds=[Kind.card_debit])
+    assert row.state == State.declined and "Not enough" in (row.last_error or "")
+    assert row.sends == 0 and sb.state.patasente.applied_count(row.ref) == 0
 
 
 async def test_lost_debit_response_charged_once(term: Terminal, sb: SandboxServer) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from pos.cardqr import CardRef, parse_card_qr
@@ -19,7 +20,7 @@ from pos.errors import (
     ProviderError,
     ProviderUnavailable,
 )
-from pos.journal import JournalReader, Kind, State, Tender, Txn
+from pos.journal import JournalReader, JournalUnwritable, Kind, State, Tender, Txn
 from pos.money import Money
 from pos.offline import check_offline_debit
 from pos.pintries import check_card_allowed, is_wrong_pin_decline, record_card_pin
@@ -135,24 +136,37 @@ async def pay_by_card(ctx: Context, lookup: CardLookup, amount: Money, wallet: s
     ``before_send`` runs once the debit row is journaled and before the request leaves:
     a two-step sale journals its second step there (write-ahead for the whole sale).
     """
-    _precheck(ctx, lookup, amount, wallet)
-    pin = validate_card_pin(pin) if lookup.has_pin else None
     card = lookup.card
-    if pin is not None:  # EMV's PIN try counter: a card guessed at is refused for a while
-        check_card_allowed(ctx.journal, card.card_id, ctx.clock(),
-                           settings=ctx.settings.security)
-    ctx.ensure_room()
     link = ctx.link.patasente
-    common: dict[str, Any] = dict(
-        tender=Tender.card, operator=ctx.operator, terminal_id=ctx.terminal_id,
-        card_id=card.card_id, card_no=lookup.info.card_no if lookup.info else card.number,
-        wallet=wallet, reason=reason, parent_ref=parent_ref,
-        details={**(details or {}), **balance_before(lookup.info, wallet, ctx.device.stamp())},
-    )
+    with refusals_journaled(ctx, lookup, amount, wallet, reason, typed=pin is not None,
+                            parent_ref=parent_ref, details=details):
+        _precheck(ctx, lookup, amount, wallet)
+        pin = validate_card_pin(pin) if lookup.has_pin else None
+        if pin is not None:  # EMV's PIN try counter: a card guessed at is refused a while
+            check_card_allowed(ctx.journal, card.card_id, ctx.clock(),
+                               settings=ctx.settings.security)
+        ctx.ensure_room()
+        common: dict[str, Any] = dict(
+            tender=Tender.card, operator=ctx.operator, terminal_id=ctx.terminal_id,
+            card_id=card.card_id, card_no=lookup.info.card_no if lookup.info else card.number,
+            wallet=wallet, reason=reason, parent_ref=parent_ref,
+            details={**(details or {}),
+                     **balance_before(lookup.info, wallet, ctx.device.stamp())},
+        )
+        if not link.should_try() and not allow_offline:
+            raise Declined("Patasente cannot be reached: this needs the link",
+                           provider="Patasente")
     if not link.should_try():
-        if not allow_offline:
-            raise Declined("Patasente cannot be reached: this needs the link", provider="Patasente")
-        return _queue_offline(ctx, lookup, amount, pin, common)
+        try:
+            return _queue_offline(ctx, lookup, amount, pin, common)
+        except Declined as exc:
+            # The offline limits refuse inside the write that would admit the debit, so
+            # no row exists for the refusal: journal one.
+            if pin is None:
+                raise
+            journal_refusal(ctx, lookup, amount, wallet, reason, exc.message,
+                            parent_ref=parent_ref, details=details)
+            raise
 
     txn = ctx.journal.create(Kind.card_debit, amount, **common)
     if before_send is not None:
@@ -188,6 +202,46 @@ async def pay_by_card(ctx: Context, lookup: CardLookup, amount: Money, wallet: s
     if result.status == CardOpStatus.APPROVED:
         return SaleResult("approved", txn.ref, result.message or "Approved", txn)
     return SaleResult("declined", txn.ref, result.message, txn)
+
+
+@contextlib.contextmanager
+def refusals_journaled(ctx: Context, lookup: CardLookup, amount: Money, wallet: str | None,
+                       reason: str, *, typed: bool, parent_ref: str | None = None,
+                       details: dict | None = None) -> Iterator[None]:
+    """A card payment refused here, before a debit row exists (the card expired, a limit,
+    the PIN try counter, a meter's throttle, no link), after the customer typed a PIN:
+    leave a declined card_debit row with the reason (issue 13), so the refusal the
+    customer saw is in the journal. The PIN itself is never written. ``typed``: whether a
+    PIN was typed for it (a refusal before any PIN is the cashier's, not journaled)."""
+    try:
+        yield
+    except JournalUnwritable:
+        raise  # nothing can be written; the cashier is told the journal is full
+    except PosError as exc:
+        if not typed:
+            raise
+        journal_refusal(ctx, lookup, amount, wallet, reason, exc.message,
+                        parent_ref=parent_ref, details=details)
+        raise
+
+
+def journal_refusal(ctx: Context, lookup: CardLookup, amount: Money, wallet: str | None,
+                    reason: str, error: str, *, parent_ref: str | None = None,
+                    details: dict | None = None) -> Txn | None:
+    """The declined row of a card payment refused before anything was sent."""
+    card = lookup.card
+    try:
+        txn = ctx.journal.create(
+            Kind.card_debit, amount, tender=Tender.card, operator=ctx.operator,
+            terminal_id=ctx.terminal_id, card_id=card.card_id,
+            card_no=lookup.info.card_no if lookup.info else card.number, wallet=wallet,
+            reason=reason, parent_ref=parent_ref,
+            details={**(details or {}), "refused_locally": True})
+        return ctx.journal.transition(txn.ref, State.declined, error=error,
+                                      note="refused before sending")
+    except PosError as exc:  # the refusal stands even when its record cannot be written
+        log.warning("card refusal not journaled: %s", exc.message)
+        return None
 
 
 def note_card_pin(ctx: Context, card_id: int, pin: str | None, decline: str | None) -> None:
@@ -245,13 +299,6 @@ def _hold_offline(ctx: Context, txn: Txn, pin: str | None, note: str,
     txn = ctx.journal.transition(txn.ref, State.queued, note=note, offline=True,
                                  accepted=True, seal_pin=pin)
     return SaleResult("offline", txn.ref, message, txn)
-
-
-async def quote(ctx: Context, lookup: CardLookup, amount: Money) -> Money | None:
-    """The price converted into the card's currency (None when they are the same)."""
-    if amount.currency == lookup.card.currency:
-        return None
-    return await ctx.patasente.convert_currency(amount.currency, lookup.card.currency, amount)
 
 
 # ------------------------------------------------------------- card credits

@@ -27,8 +27,9 @@ from pos.meter import validate_account, validate_meter
 from pos.money import Money
 from pos.offline import check_offline_vend
 from pos.providers.models import AccountInfo, MeterInfo, VendOutcome, VendStatus
-from pos.usecases.cards import pay_by_card
+from pos.usecases.cards import pay_by_card, refusals_journaled
 from pos.usecases.context import Context
+from pos.usecases.quotes import Quote, check_quote, get_quote
 from pos.usecases.results import CardLookup, SaleResult
 from pos.usecases.settle import UNRECORDED, apply_vend_outcome, confirm_lost_answer, finish
 
@@ -91,30 +92,56 @@ def recent_meter_sale(ctx: Context, meter: str) -> Txn | None:
 
 async def sell(ctx: Context, kind: Kind, target: str, amount: Money, customer_name: str, *,
                tender: TenderName = "cash", card: CardLookup | None = None,
-               wallet: str | None = None, pin: str | None = None) -> SaleResult:
-    """Sell a prepaid token (``kind=vend``, target = meter) or pay a bill (``postpaid``)."""
-    target = validate_meter(target) if kind == Kind.vend else validate_account(target)
-    _check_amount(ctx, amount)
-    customer_name = " ".join((customer_name or "").split())
-    if kind == Kind.vend:
-        recent = recent_meter_sale(ctx, target)
-        if recent is not None:
-            raise Declined("This meter had a sale less than 5 minutes ago (PawaCard allows one "
-                           "every 5 minutes). Wait a few minutes.", provider="PawaCard")
+               wallet: str | None = None, pin: str | None = None,
+               quote: Quote | None = None) -> SaleResult:
+    """Sell a prepaid token (``kind=vend``, target = meter) or pay a bill (``postpaid``).
+
+    Paid by card: ``quote`` is the card's amount the customer was shown before the PIN
+    (:func:`pos.usecases.quotes.get_quote`); the debit is that amount. Without one (the
+    CLI) it is fetched here, once."""
+    if tender == "card" and card is not None and wallet is not None:
+        what = "Electricity token" if kind == Kind.vend else "Electricity bill"
+        with refusals_journaled(ctx, card, quote.charge if quote else amount, wallet,
+                                f"{what} {target}", typed=pin is not None,
+                                details={"for": kind.value, "target": target,
+                                         "price": amount.to_json()}):
+            target, customer_name = _check_sale(ctx, kind, target, amount, customer_name)
+    else:
+        target, customer_name = _check_sale(ctx, kind, target, amount, customer_name)
     link = ctx.link.pawacard
     common = dict(operator=ctx.operator, terminal_id=ctx.terminal_id, customer_name=customer_name,
                   meter=target if kind == Kind.vend else None,
                   account=target if kind == Kind.postpaid else None)
 
     if tender == "card":
-        return await _sell_by_card(ctx, kind, target, amount, customer_name, card, wallet, pin,
-                                   common)
+        return await _sell_by_card(ctx, kind, target, amount, card, wallet, pin, quote, common)
 
     ctx.ensure_room()
     if not link.should_try():
         return _queue_cash(ctx, kind, amount, common)
     txn = ctx.journal.create(kind, amount, tender=Tender.cash, **common)  # type: ignore[arg-type]
     return await _send(ctx, txn, queue_on_connect_failure=True)
+
+
+def _check_sale(ctx: Context, kind: Kind, target: str, amount: Money,
+                customer_name: str) -> tuple[str, str]:
+    """The target and amount checked, the meter's 5-minute throttle; the clean name."""
+    target = validate_meter(target) if kind == Kind.vend else validate_account(target)
+    _check_amount(ctx, amount)
+    if kind == Kind.vend:
+        refusal = throttle_refusal(ctx, target)
+        if refusal is not None:
+            raise Declined(refusal, provider="PawaCard")
+    return target, " ".join((customer_name or "").split())
+
+
+def throttle_refusal(ctx: Context, meter: str) -> str | None:
+    """Why this meter cannot be sold to now (PawaCard's 5-minute throttle), or None: asked
+    by the screen at the meter number, before an amount, a card or a PIN."""
+    if recent_meter_sale(ctx, meter) is None:
+        return None
+    return ("This meter had a sale less than 5 minutes ago (PawaCard allows one every 5 "
+            "minutes). Wait a few minutes.")
 
 
 def _vend_guard(ctx: Context, amount: Money) -> Any:
@@ -221,20 +248,29 @@ def result_from(ctx: Context, txn: Txn, outcome: VendOutcome | None = None) -> S
     return SaleResult(status, txn.ref, reason, txn)  # type: ignore[arg-type]
 
 
-async def _sell_by_card(ctx: Context, kind: Kind, target: str, amount: Money, customer_name: str,
+async def _sell_by_card(ctx: Context, kind: Kind, target: str, amount: Money,
                         card: CardLookup | None, wallet: str | None, pin: str | None,
-                        common: dict) -> SaleResult:
-    """Two steps: debit the card (online only), then vend; refund if the vend finally fails."""
+                        quote: Quote | None, common: dict) -> SaleResult:
+    """Two steps: debit the card (online only), then vend; refund if the vend finally fails.
+
+    The debit is ``quote.charge``, the amount the customer saw; a quote gone stale is
+    refused (QuoteExpired) so the screen shows the new one before a PIN is taken for it."""
     if card is None or wallet is None:
         raise InputError("Scan the card and choose a wallet first")
-    if not (ctx.link.pawacard.should_try() and ctx.link.patasente.should_try()):
-        raise Declined("Paying electricity by card needs the link: take cash or try later",
-                       provider="Sente POS")
-    ctx.ensure_room()
-    from pos.usecases.cards import quote
-
-    card_amount = await quote(ctx, card, amount) or amount
     what = "Electricity token" if kind == Kind.vend else "Electricity bill"
+    refusal = dict(typed=pin is not None,
+                   details={"for": kind.value, "target": target, "price": amount.to_json()})
+    with refusals_journaled(ctx, card, quote.charge if quote else amount, wallet,
+                            f"{what} {target}", **refusal):  # type: ignore[arg-type]
+        if not (ctx.link.pawacard.should_try() and ctx.link.patasente.should_try()):
+            raise Declined("Paying electricity by card needs the link: take cash or try later",
+                           provider="Sente POS")
+        ctx.ensure_room()
+        if quote is None:
+            quote = await get_quote(ctx, card, amount)
+    # Not journaled as a refusal: the sale goes on with the new rate shown and a new PIN.
+    check_quote(ctx, quote, card, amount)
+    card_amount = quote.charge
     lease = dt.timedelta(seconds=ctx.settings.sync.sending_lease_seconds)
     second: list[Txn] = []
 
@@ -245,7 +281,8 @@ async def _sell_by_card(ctx: Context, kind: Kind, target: str, amount: Money, cu
         child = ctx.journal.create(
             kind, amount, tender=Tender.card, parent_ref=debit_txn.ref,
             card_id=card.card.card_id, card_no=debit_txn.card_no, state=State.queued,
-            details={"debit_ref": debit_txn.ref, "card_amount": card_amount.to_json()},
+            details={"debit_ref": debit_txn.ref, "card_amount": card_amount.to_json(),
+                     "quote": quote.to_json()},
             **common)
         # Held by this sale (its lease) while this process lives: if the terminal dies,
         # the next sync takes it at once (sends it once the debit is confirmed, or cancels
@@ -257,7 +294,8 @@ async def _sell_by_card(ctx: Context, kind: Kind, target: str, amount: Money, cu
         debit = await pay_by_card(ctx, card, card_amount, wallet, pin, f"{what} {target}",
                                   allow_offline=False, before_send=journal_second_step,
                                   details={"for": kind.value, "target": target,
-                                           "price": amount.to_json()})
+                                           "price": amount.to_json(),
+                                           "quote": quote.to_json()})
     except PosError:
         for child in second:
             finish(ctx, child, State.cancelled, note="card payment not taken")

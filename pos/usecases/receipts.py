@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from pos.config import Settings
 from pos.journal import Journal, Kind, State, Tender, Txn
@@ -28,6 +29,29 @@ def receipt_number(journal: Journal, txn: Txn) -> int:
     number = journal.next_receipt_no()
     journal.update(txn.ref, receipt_number=number)
     return number
+
+
+def _charge_lines(txn: Txn) -> list[tuple[str, str]]:
+    """A card-paid token or bill: what the card was debited, in its currency, and the
+    rate; its card debit: the sale's amount and the rate (the quote the customer saw)."""
+    if txn.tender != Tender.card:
+        return []
+    details = txn.details or {}
+    raw = details.get("quote")
+    quote: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    rate = str(quote.get("rate") or "")
+    out: list[tuple[str, str]] = []
+    if txn.kind == Kind.card_debit:
+        price = quote.get("price") or details.get("price")
+        if rate and isinstance(price, dict):
+            out.append(("Sale amount", str(price.get("display", ""))))
+    else:
+        charge = details.get("card_amount") or quote.get("charge")
+        if isinstance(charge, dict):
+            out.append(("Charged to card", str(charge.get("display", ""))))
+    if rate:
+        out.append(("Rate", rate))
+    return out
 
 
 def build_receipt(settings: Settings, journal: Journal, txn: Txn, *,
@@ -57,9 +81,7 @@ def build_receipt(settings: Settings, journal: Journal, txn: Txn, *,
         lines.append(("Wallet", txn.wallet))
     if txn.reason and txn.kind in (Kind.card_debit, Kind.card_credit, Kind.card_refund):
         lines.append(("For", txn.reason))
-    card_amount = (txn.details or {}).get("card_amount")
-    if card_amount and txn.tender == Tender.card:
-        lines.append(("Charged to card", str(card_amount.get("display", ""))))
+    lines.extend(_charge_lines(txn))
     if txn.parent_ref:
         for child in journal.children(txn.parent_ref):
             if child.kind == Kind.card_refund:

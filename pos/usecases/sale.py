@@ -205,9 +205,11 @@ async def pay_card(ctx: Context, sale_id: str, lookup: CardLookup, amount: Money
     """A card part of ``amount`` (at most what remains) through the one debit path."""
     from pos.usecases import cards
 
-    sale = _open(ctx, sale_id, amount)
-    if amount > sale.remaining:
-        raise InputError(f"Only {sale.remaining.format()} remains to pay")
+    with cards.refusals_journaled(ctx, lookup, amount, wallet, f"Sale {sale_id}",
+                                  typed=pin is not None, details={"sale_id": sale_id}):
+        sale = _open(ctx, sale_id, amount)
+        if amount > sale.remaining:
+            raise InputError(f"Only {sale.remaining.format()} remains to pay")
     result = await cards.pay_by_card(ctx, lookup, amount, wallet, pin, sale.reason,
                                      details={"sale_id": sale.id})
     state = "paid" if result.status in _CARD_PAID else "declined"

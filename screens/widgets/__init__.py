@@ -1,5 +1,6 @@
 """Reusable widgets of the counter screens."""
 
+from screens.widgets.charge_panel import BigAmount, ChargePanel
 from screens.widgets.key_bar import KeyBar
 from screens.widgets.keypad import KeyPressed, NumericKeypad
 from screens.widgets.pin_pad import PinPad
@@ -10,6 +11,8 @@ from screens.widgets.status_bar import StatusBar
 from screens.widgets.token_display import TokenDisplay, big_digits
 
 __all__ = [
+    "BigAmount",
+    "ChargePanel",
     "KeyBar",
     "KeyPressed",
     "NumericKeypad",

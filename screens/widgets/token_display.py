@@ -23,12 +23,16 @@ _FONT = {
     "8": ("###", "#.#", "###", "#.#", "###"),
     "9": ("###", "#.#", "###", "..#", "###"),
     " ": ("...", "...", "...", "...", "..."),
+    # Narrow punctuation for amounts (screens/widgets/big_amount.py).
+    ",": (".", ".", ".", "#", "#"),
+    ".": (".", ".", ".", ".", "#"),
 }
 _HALF = {(True, True): "█", (True, False): "▀", (False, True): "▄", (False, False): " "}
 
 
 def _glyph(ch: str) -> list[str]:
-    rows = [*_FONT.get(ch, _FONT[" "]), "..."]
+    font = _FONT.get(ch, _FONT[" "])
+    rows = [*font, "." * len(font[0])]
     out = []
     for top, bottom in zip(rows[0::2], rows[1::2], strict=True):
         out.append("".join(_HALF[(a == "#", b == "#")] for a, b in zip(top, bottom, strict=True)))
@@ -36,7 +40,8 @@ def _glyph(ch: str) -> list[str]:
 
 
 def big_digits(text: str, gap: int = 1) -> list[str]:
-    """Three lines of text drawing ``text`` (digits and spaces) in big digits."""
+    """Three lines of text drawing ``text`` (digits, spaces, ``,`` and ``.``) in big
+    digits."""
     lines = ["", "", ""]
     for i, ch in enumerate(text):
         glyph = _glyph(ch)

@@ -44,6 +44,7 @@ class SimulatedCamera(ScanLoop):
         self._plan: list[np.ndarray | None] = []
         self._cursor = 0
         self._planned = False
+        self._held: list[np.ndarray | None] = []  # the frames of the card shown now
         self._cache: dict[str, np.ndarray] = {}
         self._empty: np.ndarray | None = None
         self.frames_served = 0
@@ -80,17 +81,22 @@ class SimulatedCamera(ScanLoop):
         except queue.Empty:
             pass
         else:  # a shown card interrupts the playlist
-            card = self._frame_for(shown)
-            at = self._cursor
-            self._plan[at:at] = [None] * self.gap_frames + [card] * self.hold_frames
+            self._held = [None] * self.gap_frames + [self._frame_for(shown)] * self.hold_frames
         frame: np.ndarray | None = None
-        if self._cursor < len(self._plan):
+        if self._held:
+            frame = self._held.pop(0)
+        elif self._cursor < len(self._plan):
             frame = self._plan[self._cursor]
             self._cursor += 1
             if self.loop and self._cursor >= len(self._plan):
                 self._cursor = 0
         self.frames_served += 1
         return frame if frame is not None else self._empty
+
+    def _close(self) -> None:
+        """The camera stops (its scan screen closed): a shown card is taken back, so the
+        next opening does not read it again."""
+        self._held = []
 
     def _frame_for(self, item: str | Path) -> np.ndarray:
         key = str(item)

@@ -13,6 +13,12 @@ the float) on a cycle, see :meth:`Link.probe_due`:
   gateway's 503, a timeout) shows as offline within one heartbeat;
 * while offline, after an exponentially growing delay (``probe_base`` doubling up
   to ``probe_max``); any success brings the link back online at once.
+
+Without a probe cycle (a CLI command), the next request after the back-off is the
+probe. Once a cycle runs (the counter's app, :meth:`LinkMonitor.probe_in_background`),
+requests wait for its verdict instead: a debit is never the request that finds out
+whether a dead link came back, so it queues offline rather than ending "outcome
+unknown" on a link known to be down.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ class Link:
     failures: int = 0
     last_error: str | None = None
     changed_at: float = field(default=0.0)
+    #: A probe cycle runs (see the module's docstring): only an online link is tried.
+    cycle: bool = False
     _next_probe: float = 0.0
     _last_contact: float | None = None
 
@@ -66,7 +74,13 @@ class Link:
         self._next_probe = 0.0
 
     def should_try(self) -> bool:
-        """True when online, or when offline and a probe is due."""
+        """Whether a request may go now: online, or (without a probe cycle) offline and
+        past the back-off, the request being the probe."""
+        return self.online or (not self.cycle and self.may_probe())
+
+    def may_probe(self) -> bool:
+        """Whether a probe (money-free) may go now: online, or past the back-off, or a
+        person asked (:meth:`probe_now`)."""
         return self.online or self.clock() >= self._next_probe
 
     def probe_due(self) -> bool:
@@ -106,6 +120,11 @@ class LinkMonitor:
     @property
     def online(self) -> bool:
         return self.patasente.online and self.pawacard.online
+
+    def probe_in_background(self) -> None:
+        """A probe cycle runs from now on (the app's): see the module's docstring."""
+        for link in self.links.values():
+            link.cycle = True
 
     def due(self) -> list[str]:
         """The providers (keys of :attr:`links`) whose probe is due now."""

@@ -286,6 +286,11 @@ class Terminal:
             self.link.probe_now()
         await self._ask_floats(("pawacard", "patasente"))
 
+    def probe_in_background(self) -> None:
+        """The caller runs :meth:`probe_links` on a cycle (the app): from now on requests
+        no longer probe a down link themselves, they wait for the cycle (pos.link)."""
+        self.link.probe_in_background()
+
     def probe_due(self) -> bool:
         """Whether a link's probe is due (pos.link): cheap, no request is sent."""
         return bool(self.link.due())
@@ -303,7 +308,7 @@ class Terminal:
 
     async def _ask_floats(self, providers: Sequence[str]) -> None:
         async def pawa() -> None:
-            if not self.link.pawacard.should_try():
+            if not self.link.pawacard.may_probe():
                 return
             try:
                 self._floats["pawacard"] = await self.ctx.pawacard.balance()
@@ -315,7 +320,7 @@ class Terminal:
                 log.info("pawacard float: %s", exc.message)
 
         async def pata() -> None:
-            if not self.link.patasente.should_try():
+            if not self.link.patasente.may_probe():
                 return
             try:
                 wb = await self.ctx.patasente.wallet_balance()

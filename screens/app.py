@@ -167,6 +167,7 @@ class SentePOSApp(App[None]):
         if self.background:  # off in snapshots
             self.set_interval(self.FLOAT_REFRESH_SECONDS, self.refresh_floats)
             self.set_interval(max(5.0, self.settings.sync.probe_interval), self.kick_sync)
+            self.terminal.probe_in_background()
             self.set_interval(1.0, self.probe_links)
             self.set_interval(self.BACKUP_CHECK_SECONDS, self.scheduled_backup)
         self.ensure_operator()

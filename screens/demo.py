@@ -84,6 +84,10 @@ class CameraCardPicker(Step[int]):
     """The sandbox's demo cards by state; a digit or Enter holds one up to the camera."""
 
     TITLE_TEXT = "Demo: the card to hold up to the camera"
+    DEFAULT_CSS = """
+    CameraCardPicker.-short #demo-cards { border: none; }
+    CameraCardPicker.-short #demo-card-note { display: none; }
+    """
     BINDINGS = [Binding("escape", "cancel", "Cancel"),
                 Binding("enter", "pick", "Hold up", show=True)]
 
@@ -94,7 +98,8 @@ class CameraCardPicker(Step[int]):
 
     def body(self) -> ComposeResult:
         width = max((len(c.state) for c in self.choices), default=0)
-        yield OptionList(*(Option(plain_label(f"{i}  {c.state:<{width}}  {c.label}  "
+        label = max((len(c.label) for c in self.choices), default=0)
+        yield OptionList(*(Option(plain_label(f"{i}  {c.state:<{width}}  {c.label:<{label}}  "
                                               f"{c.detail}"), id=f"card-{i}")
                            for i, c in enumerate(self.choices, start=1)),
                          id="demo-cards")
@@ -139,6 +144,10 @@ class DemoMenu(Step[None]):
     terminal's next link probe, not when the menu is used."""
 
     TITLE_TEXT = "Demo"
+    DEFAULT_CSS = """
+    DemoMenu.-short #demo-note { display: none; }
+    DemoMenu.-short #demo-actions { border: none; }
+    """
     BINDINGS = [Binding("escape", "cancel", "Close")]
 
     def __init__(self, controls: DemoControls) -> None:
@@ -149,7 +158,7 @@ class DemoMenu(Step[None]):
         yield Plain(f"A link taken down here fails as a mobile link does. The status bar "
                     f"turns OFFLINE at the terminal's next probe (a quiet link is checked "
                     f"every {self.controls.probe_every}); sales then queue, and sync by "
-                    f"themselves once the link is back.", classes="step-note")
+                    f"themselves once the link is back.", id="demo-note", classes="step-note")
         yield Plain("", id="demo-links")
         yield OptionList(*(Option(plain_label(f"{i}  {label}"), id=f"demo-{i}")
                            for i, label in enumerate(self._labels(), start=1)),

@@ -56,7 +56,7 @@ def camera_card(card: data.DemoCard, today: dt.date) -> CameraCard:
     held = (f"UGX {card.balance:,}" if data.CURRENT in card.wallets
             else f"UGX {card.available_credit:,} credit")
     pin = f"PIN {card.pin}" if card.pin else "no PIN"
-    return CameraCard(label=f"{card.card_type} ..{card.card_no[-4:]}",
+    return CameraCard(label=f"{card.card_type.removesuffix(' Card')} ..{card.card_no[-4:]}",
                       state=card_state(card, today), detail=f"{pin}, {held}", note=card.role)
 
 

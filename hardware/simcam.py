@@ -25,8 +25,9 @@ _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 class SimulatedCamera(ScanLoop):
     """Plays ``source`` (payload strings or image paths), then whatever ``show()`` is given.
 
-    ``loop`` replays ``source`` forever; otherwise the camera shows an empty
-    scene once the list is played.
+    ``source`` is played once over the camera's life, however often it is stopped
+    and started again (a scan screen starts it on every opening); ``loop`` replays
+    it forever. Otherwise the camera shows an empty scene once the list is played.
     """
 
     def __init__(self, source: Iterable[str | Path] = (),
@@ -42,12 +43,22 @@ class SimulatedCamera(ScanLoop):
         self._shown: queue.SimpleQueue[str | Path] = queue.SimpleQueue()
         self._plan: list[np.ndarray | None] = []
         self._cursor = 0
+        self._planned = False
+        self._held: list[np.ndarray | None] = []  # the frames of the card shown now
         self._cache: dict[str, np.ndarray] = {}
         self._empty: np.ndarray | None = None
         self.frames_served = 0
 
-    def show(self, item: str | Path) -> None:
-        """Put a card (payload text) or an image file in front of the camera, now."""
+    def show(self, item: str | Path, *, replace: bool = False) -> None:
+        """Put a card (payload text) or an image file in front of the camera, now (or as
+        soon as the camera runs again). ``replace``: instead of any card shown and not
+        yet in view, as a person swapping the card in their hand."""
+        if replace:
+            while True:
+                try:
+                    self._shown.get_nowait()
+                except queue.Empty:
+                    break
         self._shown.put(item)
 
     # -- ScanLoop frame source
@@ -55,8 +66,11 @@ class SimulatedCamera(ScanLoop):
         import numpy as np
 
         self._empty = np.full((self.height, self.width, 3), 96, np.uint8)
-        for item in self.items:
-            self._plan += [None] * self.gap_frames + [self._frame_for(item)] * self.hold_frames
+        if not self._planned:  # once: a restart goes on where the playlist was
+            self._planned = True
+            for item in self.items:
+                self._plan += ([None] * self.gap_frames
+                               + [self._frame_for(item)] * self.hold_frames)
         return None
 
     def _read(self) -> np.ndarray | None:
@@ -67,17 +81,22 @@ class SimulatedCamera(ScanLoop):
         except queue.Empty:
             pass
         else:  # a shown card interrupts the playlist
-            card = self._frame_for(shown)
-            at = self._cursor
-            self._plan[at:at] = [None] * self.gap_frames + [card] * self.hold_frames
+            self._held = [None] * self.gap_frames + [self._frame_for(shown)] * self.hold_frames
         frame: np.ndarray | None = None
-        if self._cursor < len(self._plan):
+        if self._held:
+            frame = self._held.pop(0)
+        elif self._cursor < len(self._plan):
             frame = self._plan[self._cursor]
             self._cursor += 1
             if self.loop and self._cursor >= len(self._plan):
                 self._cursor = 0
         self.frames_served += 1
         return frame if frame is not None else self._empty
+
+    def _close(self) -> None:
+        """The camera stops (its scan screen closed): a shown card is taken back, so the
+        next opening does not read it again."""
+        self._held = []
 
     def _frame_for(self, item: str | Path) -> np.ndarray:
         key = str(item)

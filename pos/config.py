@@ -302,7 +302,9 @@ class SyncSettings(BaseModel):
     meter_throttle_seconds: float = 300.0
     """PawaCard allows one transaction per meter in this many seconds."""
     probe_interval: float = 15.0
-    """Seconds between link probes while offline (grows with backoff)."""
+    """The link probe cycle (pos.link): a provider nothing talked to for this long is asked
+    for its float (money-free); a down one is asked again after 5 s, the delay doubling up
+    to four times this. Also how often queued sales are offered to the sync engine."""
     sending_lease_seconds: float = 300.0
     """A row marked sending is left alone by other syncs this long (its sender may be alive)."""
     abandon_created_after: float = 60.0

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -203,8 +203,11 @@ class Terminal:
             raise data_dir_error(home, exc) from exc
         configure_journal(journal, settings)
         replay_fallback(journal)
+        from pos.link import LinkMonitor
+
         ctx = Context(settings=settings, journal=journal, operator=operator,
-                      clock=device.wall, device=device)
+                      clock=device.wall, device=device,
+                      link=LinkMonitor.every(settings.sync.probe_interval))
         return cls(ctx, printer=printer)
 
     async def aclose(self) -> None:
@@ -277,8 +280,31 @@ class Terminal:
         ``probe``: also try a link that is down now, whatever its back-off."""
         if probe:
             self.link.probe_now()
+        await self._ask_floats(("pawacard", "patasente"))
+
+    def probe_in_background(self) -> None:
+        """The caller runs :meth:`probe_links` on a cycle (the app): from now on requests
+        no longer probe a down link themselves, they wait for the cycle (pos.link)."""
+        self.link.probe_in_background()
+
+    def probe_due(self) -> bool:
+        """Whether a link's probe is due (pos.link): cheap, no request is sent."""
+        return bool(self.link.due())
+
+    async def probe_links(self) -> list[str]:
+        """The link monitor's probe cycle: ask each provider whose probe is due for its
+        float (money-free). Returns the names of the links that came back online, so the
+        caller can send what was queued while they were down."""
+        due = self.link.due()
+        if not due:
+            return []
+        down = [key for key in due if not self.link.links[key].online]
+        await self._ask_floats(due)
+        return [self.link.links[key].name for key in down if self.link.links[key].online]
+
+    async def _ask_floats(self, providers: Sequence[str]) -> None:
         async def pawa() -> None:
-            if not self.link.pawacard.should_try():
+            if not self.link.pawacard.may_probe():
                 return
             try:
                 self._floats["pawacard"] = await self.ctx.pawacard.balance()
@@ -286,10 +312,11 @@ class Terminal:
             except LinkDown as exc:
                 self.link.pawacard.record_failure(str(exc))
             except PosError as exc:
+                self.link.pawacard.record_success()  # it answered, however oddly
                 log.info("pawacard float: %s", exc.message)
 
         async def pata() -> None:
-            if not self.link.patasente.should_try():
+            if not self.link.patasente.may_probe():
                 return
             try:
                 wb = await self.ctx.patasente.wallet_balance()
@@ -298,9 +325,11 @@ class Terminal:
             except LinkDown as exc:
                 self.link.patasente.record_failure(str(exc))
             except PosError as exc:
+                self.link.patasente.record_success()
                 log.info("patasente float: %s", exc.message)
 
-        await asyncio.gather(pawa(), pata())
+        asks = {"pawacard": pawa, "patasente": pata}
+        await asyncio.gather(*(asks[p]() for p in providers))
         from pos.hubsync import note_floats  # reported to the back office with each upload
 
         note_floats(self.journal, self._floats)

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual import events, on, work
 from textual.app import App
@@ -24,6 +24,9 @@ from pos.errors import PosError
 from pos.gcpause import resume_gc
 from screens.home import HomeScreen
 from screens.theme import THEMES, css_paths, glyphs
+
+if TYPE_CHECKING:
+    from screens.demo import DemoControls
 
 log = logging.getLogger("sente_pos.screens")
 T = TypeVar("T")
@@ -60,6 +63,8 @@ class SentePOSApp(App[None]):
         Binding("ctrl+c", "quit", show=False, priority=True),
         Binding("ctrl+z", "suspend_process", show=False, priority=True),
         Binding("f5", "sync", "Sync", show=False, priority=True),
+        # Only with demo controls (sente-pos demo): see check_action.
+        Binding("f12", "demo_menu", "Demo", priority=True),
     ]
 
     def __init__(self, settings: Settings, terminal: Any, scanner: Any, printer: Any = None, *,
@@ -67,7 +72,7 @@ class SentePOSApp(App[None]):
                  clock: Callable[[], datetime] | None = None, wedge: Any = None,
                  cursor_blink: bool = True, pin_timeout: float = 60.0,
                  id_photo_max_bytes: int = 200_000, background: bool = True,
-                 sign_in_hint: str = "",
+                 sign_in_hint: str = "", demo: DemoControls | None = None,
                  after_first_paint: Sequence[Callable[[], object]] = ()) -> None:
         chosen = THEMES.get(theme, THEMES["default"])
         # An ANSI theme (the console's) draws in the terminal's own 16 colours.
@@ -90,7 +95,9 @@ class SentePOSApp(App[None]):
         self.sign_in_hint = sign_in_hint  # e.g. the demo's operators and PINs
         self.last_activity = time.monotonic()
         self.errors_shown: list[str] = []
-        self.demo_card_index = 0
+        #: The demo's controls (camera cards, provider links), injected by the wiring of
+        #: ``sente-pos demo`` only; None at a real counter.
+        self.demo = demo
         self._status: Any = None
         self._after_first_paint = tuple(after_first_paint)
 
@@ -160,6 +167,8 @@ class SentePOSApp(App[None]):
         if self.background:  # off in snapshots
             self.set_interval(self.FLOAT_REFRESH_SECONDS, self.refresh_floats)
             self.set_interval(max(5.0, self.settings.sync.probe_interval), self.kick_sync)
+            self.terminal.probe_in_background()
+            self.set_interval(1.0, self.probe_links)
             self.set_interval(self.BACKUP_CHECK_SECONDS, self.scheduled_backup)
         self.ensure_operator()
 
@@ -286,6 +295,30 @@ class SentePOSApp(App[None]):
             return
         self.background_sync()
 
+    def probe_links(self) -> None:
+        """The link monitor's probe cycle (pos.link): a quiet link is asked for its float
+        every heartbeat and a down one after its back-off, so the status bar shows a
+        provider going down between sales, and coming back, without a sale to find out."""
+        if any(w.group in ("links", "floats") and w.is_running for w in self.workers):
+            return
+        try:
+            if not self.terminal.probe_due():
+                return
+        except Exception:  # best effort, like the status
+            return
+        self._probe()
+
+    @work(group="links", exit_on_error=False)
+    async def _probe(self) -> None:
+        try:
+            back = await self.terminal.probe_links()
+        except PosError as exc:
+            log.info("link probe: %s", exc.message)
+            return
+        self.refresh_status()
+        if back:  # what was queued while the link was down goes now
+            self.kick_sync()
+
     @work(group="bgsync", exit_on_error=False)
     async def background_sync(self) -> None:
         try:
@@ -326,6 +359,18 @@ class SentePOSApp(App[None]):
     def action_sync(self) -> None:
         self.start_task("sync")
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "demo_menu":
+            return self.demo is not None  # no such key at a real counter
+        return True
+
+    def action_demo_menu(self) -> None:
+        from screens.demo import DemoMenu
+
+        if self.demo is None or any(isinstance(s, DemoMenu) for s in self.screen_stack):
+            return
+        self.push_screen(DemoMenu(self.demo))
+
     async def action_quit(self) -> None:
         if self.kiosk:
             self._quit_with_pin()
@@ -359,6 +404,7 @@ class SentePOSApp(App[None]):
 def make_app(settings: Settings, terminal: Any, scanner: Any, printer: Any = None, *,
              kiosk: bool = False, theme: str = "default", **options: Any) -> SentePOSApp:
     """Build the app. ``options``: ``clock``, ``wedge``, ``cursor_blink``, ``pin_timeout``,
-    ``id_photo_max_bytes``, ``background`` (float refresh and background sync). The
-    wiring passes the keyboard-wedge detector (hardware) in ``wedge``."""
+    ``id_photo_max_bytes``, ``background`` (float refresh, link probes and background
+    sync), ``demo`` (the demo's controls, screens.demo). The wiring passes the
+    keyboard-wedge detector (hardware) in ``wedge``."""
     return SentePOSApp(settings, terminal, scanner, printer, kiosk=kiosk, theme=theme, **options)

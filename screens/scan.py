@@ -8,7 +8,7 @@ with ``call_from_thread`` and never touch widgets from the camera thread.
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -19,6 +19,9 @@ from pos.errors import Declined, InputError
 from screens.dialogs import Step, dismiss_when_on_top
 from screens.widgets import Plain, PosInput
 
+if TYPE_CHECKING:
+    from screens.demo import DemoControls
+
 
 def _ignore(_: Any) -> None:
     """Camera callback while no scan screen is open."""
@@ -27,11 +30,12 @@ def _ignore(_: Any) -> None:
 class ScanScreen(Step[Any]):
     """Returns a ``CardLookup`` (or None on cancel). Errors stay on this screen.
 
-    With the simulated camera (demo), F3 holds the next demo card up to it.
+    In the demo (the app has demo controls), F3 picks the card held up to the
+    simulated camera; elsewhere the key does nothing and is not shown.
     """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"),
-                Binding("f3", "demo_card", "Show a demo card", show=False)]
+                Binding("f3", "demo_card", "Demo card")]
 
     def __init__(self, title: str = "Scan the card", *, payload: str | None = None) -> None:
         super().__init__(title)
@@ -45,15 +49,33 @@ class ScanScreen(Step[Any]):
         yield Label("Or type the card code:")
         yield PosInput(placeholder="1613*****65219&11/29&UGX&0&Debit Card&108", id="scan-manual")
         yield Plain("", id="scan-error", classes="error-text")
+        if self.demo is not None:
+            yield Plain("Demo: F3 picks the card held up to the camera, F12 takes a "
+                        "provider's link down.", id="scan-demo", classes="step-note")
+
+    @property
+    def demo(self) -> DemoControls | None:
+        return getattr(self.app, "demo", None)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "demo_card":
+            return self.demo is not None
+        return True
 
     def action_demo_card(self) -> None:
-        scanner = self.scanner
-        items = list(getattr(scanner, "items", None) or [])
-        if scanner is None or not hasattr(scanner, "show") or not items:
+        demo = self.demo
+        if demo is None or any(w.group == "demo-card" and w.is_running
+                               for w in self.app.workers):
             return
-        app: Any = self.app
-        scanner.show(items[app.demo_card_index % len(items)])
-        app.demo_card_index += 1
+
+        from screens.demo import pick_camera_card  # the demo's screens: only in the demo
+
+        async def pick() -> None:
+            card = await pick_camera_card(self.app, demo)
+            if card is not None:
+                self._show_status(f"{card.label} held up")
+
+        self.app.run_worker(pick(), group="demo-card", exit_on_error=False)
 
     @property
     def scanner(self) -> Any:

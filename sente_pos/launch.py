@@ -15,6 +15,11 @@ from typing import Any
 from pos.config import Settings, ensure_home
 from pos.errors import PosError
 
+#: The demo's link probe cycle (sync.probe_interval): a quiet link is checked this often
+#: and a down one again after 5 s, doubling up to four times this, so a link taken down
+#: or brought back shows within seconds (a counter's default is 15 s).
+DEMO_PROBE_SECONDS = 5.0
+
 DEMO_SUPERVISOR = ("boss", "9999")
 DEMO_CASHIER = ("amina", "1111")
 #: Their PINs hashed once, here, instead of on every demo start (the PINs are public:
@@ -35,7 +40,7 @@ def _close(term: Any) -> None:
 def demo_settings(sb: Any) -> Settings:
     from pydantic import SecretStr
 
-    from pos.config import PatasenteSettings, PawaCardSettings, PrinterSettings
+    from pos.config import PatasenteSettings, PawaCardSettings, PrinterSettings, SyncSettings
     from pos.sandbox import data
 
     return Settings(
@@ -49,6 +54,7 @@ def demo_settings(sb: Any) -> Settings:
             password=SecretStr(data.VENDOR_PASSWORD), connect_timeout=1.0, read_timeout=10.0,
             poll_interval=1.0, max_polls=15),
         printer=PrinterSettings(kind="none"),
+        sync=SyncSettings(probe_interval=DEMO_PROBE_SECONDS),
     )
 
 
@@ -60,10 +66,10 @@ def demo_app(home: Path | None = None, *, console: bool = False) -> Iterator[Any
     queue in the backlog), but its web server starts after the first paint."""
     from hardware.simcam import SimulatedCamera
     from hardware.wedge import WedgeDetector
-    from pos.sandbox import data
     from pos.sandbox.server import SandboxServer
     from pos.terminal import Terminal
     from screens.app import make_app
+    from sente_pos.demo import SandboxDemo
 
     home = home or Path(tempfile.mkdtemp(prefix="sente-pos-demo-"))
     os.environ["SENTE_POS_HOME"] = str(home)
@@ -79,14 +85,18 @@ def demo_app(home: Path | None = None, *, console: bool = False) -> Iterator[Any
         if not term.has_operators():
             term.add_hashed_operator(DEMO_SUPERVISOR[0], "supervisor", DEMO_PIN_HASHES["boss"])
             term.add_hashed_operator(DEMO_CASHIER[0], "cashier", DEMO_PIN_HASHES["amina"])
-        scanner = SimulatedCamera([c.payload for c in data.DEMO_CARDS])
+        # Nothing in view until a card is picked (F3 on the scan screen); a card held up
+        # again a second later is a new presentation.
+        scanner = SimulatedCamera(dedupe_seconds=1.0)
+        demo = SandboxDemo(sb, scanner, probe_every=settings.sync.probe_interval)
         yield make_app(settings, term, scanner, None, kiosk=False, wedge=WedgeDetector(),
                        theme="console" if console else "default",
-                       after_first_paint=[sb.start, hub.start],
+                       after_first_paint=[sb.start, hub.start], demo=demo,
                        sign_in_hint=(f"Demo: cashier {DEMO_CASHIER[0]} PIN {DEMO_CASHIER[1]}, "
                                      f"supervisor {DEMO_SUPERVISOR[0]} PIN "
-                                     f"{DEMO_SUPERVISOR[1]}. F3 on the scan screen shows the "
-                                     f"next demo card. {hub.hint()}"))
+                                     f"{DEMO_SUPERVISOR[1]}. F3 on the scan screen picks the "
+                                     f"card held up to the camera; F12 takes a provider's "
+                                     f"link down and back. {hub.hint()}"))
     finally:
         if term is not None:
             _close(term)

@@ -90,3 +90,43 @@ async def test_the_pin_check_runs_off_the_event_loop(tmp_path, monkeypatch):
     finally:
         task.cancel()
         term.journal.close()
+
+
+def test_the_demo_wiring_brings_its_controls(tmp_path, monkeypatch):
+    """``sente-pos demo`` as shipped: F12 takes PawaCard down and the bar follows on the
+    demo's probe cycle; F3 on the scan screen holds the picked card up to the camera."""
+    from pos.sandbox import data
+    from screens.cards import CardSummaryScreen
+    from screens.demo import CameraCardPicker, DemoMenu
+    from screens.scan import ScanScreen
+
+    monkeypatch.setenv("SENTE_POS_HOME", str(tmp_path))
+
+    async def drive(app) -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_screen(pilot, SignInScreen)
+            assert "F12" in screen_text(app) and "F3" in screen_text(app)
+            await wait_for(pilot, lambda: app.demo.sandbox.running, what="the sandbox")
+            await type_text(pilot, "amina")
+            await pilot.press("enter", *"1111", "enter")
+            await wait_screen(pilot, HomeScreen)
+            await wait_for(pilot, lambda: "● ONLINE" in screen_text(app), what="online")
+            await pilot.press("f12")
+            await wait_screen(pilot, DemoMenu)
+            await pilot.press("2")
+            await wait_for(pilot, lambda: "offline: PawaCard" in screen_text(app),
+                           timeout=15, what="the terminal seeing PawaCard down")
+            await pilot.press("2", "escape")
+            await wait_screen(pilot, HomeScreen)
+            await wait_for(pilot, lambda: "● ONLINE" in screen_text(app), timeout=30,
+                           what="PawaCard back")
+            await pilot.press("1")
+            await wait_screen(pilot, ScanScreen)
+            await pilot.press("f3")
+            await wait_screen(pilot, CameraCardPicker)
+            await pilot.press("6")
+            await wait_screen(pilot, CardSummaryScreen, timeout=15)
+            assert data.CARD_CREDIT.card_no in screen_text(app)
+
+    with demo_app(tmp_path / "demo") as app:
+        asyncio.run(drive(app))

@@ -196,6 +196,15 @@ class FaultRegistry:
         with self._lock:
             self._faults.clear()
 
+    def remove(self, fault_id: int) -> bool:
+        """Clear one fault by its ``id``; False when it is gone already (used up)."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.id == fault_id:
+                    self._faults.remove(fault)
+                    return True
+        return False
+
     def active(self) -> list[Fault]:
         with self._lock:
             return list(self._faults)

@@ -26,9 +26,11 @@ from pos.hub.wire import UploadIn
 from pos.journal import Journal
 from pos.money import Money
 from pos.sandbox import data
+from tests import test_hub_dashboard
 from tests.hub_support import signed_in_client
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.counter(supervisor=True)]
+browser = test_hub_dashboard.browser  # the distribution's headless Chromium (a fixture)
 
 SUGAR = Item("Sugar 1kg", Money(4_500, "UGX"), 18)
 MILK = Item("Milk 500ml", Money(1_500, "UGX"), 19)
@@ -272,3 +274,49 @@ def test_the_migration_queues_a_journals_counter_history(tmp_path: Path) -> None
         queued = [(r["tbl"], r["key"]) for r in
                   journal.query("SELECT tbl, key FROM hub_changes ORDER BY id")]
     assert queued == [("shift", "1"), ("cash_move", "1")]
+
+
+async def test_drawer_and_shifts_in_headless_chromium_on_a_phone(term: Any, hub: Any,
+                                                                 hub_server: Any,
+                                                                 browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.hub_support import OWNER
+
+    hub.dashboard.tz = midday_zone()
+    await counter_day(term)
+    home, journal = term.settings.home, term.journal
+    await hubsync.enrol(home, hub_server.url, code_for(hub, term.settings.terminal_id))
+    await upload(home, journal)
+    d = browser
+
+    def go(click: Any, url_part: str) -> None:
+        old = d.find_element(By.TAG_NAME, "html")
+        click()
+        wait = WebDriverWait(d, 20)
+        wait.until(ec.staleness_of(old))
+        wait.until(ec.url_contains(url_part))
+        wait.until(lambda drv: drv.execute_script("return document.readyState") == "complete")
+
+    d.get(hub_server.url + "login")
+    d.find_element(By.ID, "username").send_keys(OWNER[0])
+    d.find_element(By.ID, "password").send_keys(OWNER[1])
+    go(d.find_element(By.ID, "sign-in").click, hub_server.url)
+    name = term.settings.terminal_id
+    row = d.find_element(By.CSS_SELECTOR, f'#terminals tr[data-terminal="{name}"]')
+    drawer = row.find_element(By.CSS_SELECTOR, "td.drawer").text
+    assert "expected UGX 31,500, KES 150.00" in drawer
+    assert d.find_element(By.ID, "today-total").text.startswith("4 sales")
+    go(d.find_element(By.LINK_TEXT, "Sales").click, "/sales")
+    cash = d.find_element(By.CSS_SELECTOR, '#by-tender tr[data-key="cash"]').text
+    assert "KES 150.00, UGX 8,500" in cash
+    term.close_shift([ugx(31_000), Money(15_000, "KES")])
+    await upload(home, journal)
+    go(d.find_element(By.LINK_TEXT, "Shifts").click, "/shifts")
+    shift = d.find_element(By.CSS_SELECTOR, "#shifts tr[data-shift='1']")
+    assert shift.find_element(By.CSS_SELECTOR, "td.variance").text.startswith("-UGX 500")
+    assert "UGX 31,500" in shift.find_element(By.CSS_SELECTOR, "td.expected").text
+    width = d.execute_script("return document.documentElement.clientWidth")
+    assert d.execute_script("return document.body.scrollWidth") <= width  # a phone's width

@@ -267,19 +267,22 @@ class Uploader:
     def due(self) -> bool:
         return self._monotonic() >= self._next_try
 
-    def _counter(self) -> tuple[int, dict[str, list[dict[str, Any]]]]:
+    def _counter(self) -> tuple[int, bool, dict[str, list[dict[str, Any]]]]:
         """The counter's rows named in the outbox after its cursor (one batch): the last
-        outbox id read, and the rows as they are now, each once."""
+        outbox id read, whether more follow, and the rows as they are now, each once.
+        A fifth of a batch, so that an upload stays under the hub's row limit
+        (``upload_max_items``) with a full batch of events and transactions beside it."""
         db = self._db()
+        limit = max(1, self.batch // 5)
         changes = db.execute("SELECT id, tbl, key FROM hub_changes WHERE id > ? ORDER BY id"
-                             " LIMIT ?", (self._meta_int(META_COUNTER), self.batch)).fetchall()
+                             " LIMIT ?", (self._meta_int(META_COUNTER), limit)).fetchall()
         if not changes:
-            return 0, {}
+            return 0, False, {}
         keys: dict[str, list[str]] = {"sale": [], "shift": [], "cash_move": []}
         for c in changes:
             if c["key"] not in keys[c["tbl"]]:
                 keys[c["tbl"]].append(c["key"])
-        return int(changes[-1]["id"]), {
+        return int(changes[-1]["id"]), len(changes) >= limit, {
             "sales": _sales(db, keys["sale"]),
             "shifts": [_shift(r) for r in _rows(db, "shifts", "id",
                                                  [int(k) for k in keys["shift"]])],
@@ -305,11 +308,12 @@ class Uploader:
                 break
             if self._sent.get(r["ref"]) != r["updated_at"]:
                 refs.setdefault(r["ref"])
-        # The card debits that pay the counter's card parts go with them: the hub then
-        # never holds a tender part without its debit (a restore needs both).
+        # The card debits that pay the counter's card parts go with them, room allowing
+        # (a restore needs both; a debit left out goes with its own events anyway).
         for sale in self._counter_rows.get("sales", []):
             for part in sale["tenders"]:
-                if part["txn_ref"] and self._sent.get(part["txn_ref"]) is None:
+                if part["txn_ref"] and self._sent.get(part["txn_ref"]) is None and \
+                        len(refs) < 2 * self.batch:
                     refs.setdefault(part["txn_ref"])
         txns = []
         for ref in refs:
@@ -347,7 +351,8 @@ class Uploader:
                 else ""
             # Reading a batch is a few hundred small queries: off the event loop, so a
             # key press at the counter never waits for it.
-            counter_top, self._counter_rows = await asyncio.to_thread(self._counter)
+            counter_top, counter_more, self._counter_rows = await asyncio.to_thread(
+                self._counter)
             txns, events, zs = await asyncio.to_thread(self._batch, sweep_from)
             counter = self._counter_rows
             state = await asyncio.to_thread(self._status, link)
@@ -369,9 +374,7 @@ class Uploader:
                 self._acknowledge_counter(counter_top)
             for t in txns:
                 self._sent[t["ref"]] = t["updated_at"]
-            changes = sum(len(v) for v in counter.values())
-            full = len(events) >= self.batch or len(txns) >= self.batch or \
-                changes >= self.batch
+            full = len(events) >= self.batch or len(txns) >= self.batch or counter_more
             if not full:
                 self.journal.meta_set(META_SWEEP, started.isoformat(timespec="microseconds"))
             store_merchant_header(self.journal, data.get("merchant"))

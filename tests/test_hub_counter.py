@@ -320,3 +320,40 @@ async def test_drawer_and_shifts_in_headless_chromium_on_a_phone(term: Any, hub:
     assert "UGX 31,500" in shift.find_element(By.CSS_SELECTOR, "td.expected").text
     width = d.execute_script("return document.documentElement.clientWidth")
     assert d.execute_script("return document.body.scrollWidth") <= width  # a phone's width
+
+
+def test_a_long_outbox_goes_in_batches_and_resumes(tmp_path: Path, hub: Any,
+                                                   hub_server: Any) -> None:
+    """A drawer busy while the hub was down: its outbox goes in several uploads (each
+    under the hub's row limit), and a second uploader (a restart) resumes after the last
+    acknowledged one."""
+    import asyncio
+
+    home = tmp_path / "term"
+    home.mkdir()
+    asyncio.run(hubsync.enrol(home, hub_server.url, code_for(hub, "POS-001")))
+    with Journal.open(home / "journal.db") as journal:
+        now = dt.datetime.now(dt.UTC)
+        shifts.open_shift(journal, "ann", ugx(0), now)
+        for i in range(1, 31):
+            shifts.move_cash(journal, "in", ugx(100 * i), f"float top-up {i}", "ann", now)
+        cred = hubsync.load_credential(home)
+        assert cred is not None
+
+        async def go(max_batches: int) -> hubsync.UploadReport:
+            up = hubsync.Uploader(journal, cred, batch=10)  # two outbox rows a batch
+            try:
+                return await up.run(None, max_batches=max_batches)
+            finally:
+                await up.aclose()
+
+        part = asyncio.run(go(5))
+        assert part.remaining and (part.batches, part.cash_moves) == (5, 9)
+        assert hub_count(hub, t.cash_moves) == 9
+        rest = asyncio.run(go(100))
+        assert not rest.remaining and rest.cash_moves == 21
+        assert hub_count(hub, t.cash_moves) == 30 and hub_count(hub, t.shifts) == 1
+        with hub.db.read() as conn:
+            total = conn.execute(select(func.sum(t.cash_moves.c.amount_minor))).scalar_one()
+        assert total == sum(100 * i for i in range(1, 31))
+        assert journal.query("SELECT count(*) AS n FROM hub_changes")[0]["n"] == 0

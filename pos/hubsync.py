@@ -9,8 +9,14 @@ uploader sends what the hub has not acknowledged yet, oldest first, in batches:
 * rows changed without an event (a receipt number drawn for a reprint) found by
   a sweep of ``updated_at`` since the last sweep, less a safety margin (rows created
   in the last month; an older row's change waits for its next event);
-* Z reports after ``hub.z_cursor``; and the terminal's status (link, unsynced
-  count and amount, flagged count, floats, receipt counter).
+* Z reports after ``hub.z_cursor``;
+* the counter's tables, which have no event trail: basket sales (with their lines and
+  tender parts), shifts and cash moves named in the journal's ``hub_changes`` outbox
+  after ``hub.counter_cursor`` (triggers add a row in the same transaction as each
+  change), each sent as it is now, with the card debits its card parts name; the
+  hub keys them on (terminal, id) and acknowledged outbox rows are deleted;
+* and the terminal's status (link, unsynced count and amount, flagged count, floats,
+  receipt counter).
 
 The cursors move only after the hub answers 200, so a lost answer means the same
 batch is sent again (harmless). Each attempt carries a fresh sequence number
@@ -52,6 +58,7 @@ PROVIDER = "Hub"
 CREDENTIAL_FILE = "hub.json"
 META_EVENTS, META_Z, META_SEQ, META_SWEEP = ("hub.event_cursor", "hub.z_cursor", "hub.seq",
                                              "hub.txn_sweep")
+META_COUNTER = "hub.counter_cursor"
 META_NAME, META_REG = "merchant.verified_name", "merchant.registration_no"
 BATCH = 500
 #: Rows changed this long before the last sweep are looked at again (clock steps, races).
@@ -203,6 +210,9 @@ class UploadReport:
     events: int = 0
     txns: int = 0
     z_reports: int = 0
+    sales: int = 0
+    shifts: int = 0
+    cash_moves: int = 0
     remaining: bool = False
     error: str | None = None
 
@@ -229,6 +239,7 @@ class Uploader:
         self._failures = 0
         self._last_ok = -HEARTBEAT_SECONDS
         self.floats: dict[str, Any] = {}
+        self._counter_rows: dict[str, list[dict[str, Any]]] = {}
         self.last_error: str | None = None
 
     # -- reading the journal (its own read-only connection: no lock shared with sales)
@@ -249,10 +260,35 @@ class Uploader:
         db = self._db()
         top = db.execute("SELECT MAX(id) FROM events").fetchone()[0] or 0
         ztop = db.execute("SELECT MAX(number) FROM z_reports").fetchone()[0] or 0
-        return top > self._meta_int(META_EVENTS) or ztop > self._meta_int(META_Z)
+        ctop = db.execute("SELECT MAX(id) FROM hub_changes").fetchone()[0] or 0
+        return (top > self._meta_int(META_EVENTS) or ztop > self._meta_int(META_Z)
+                or ctop > self._meta_int(META_COUNTER))
 
     def due(self) -> bool:
         return self._monotonic() >= self._next_try
+
+    def _counter(self) -> tuple[int, bool, dict[str, list[dict[str, Any]]]]:
+        """The counter's rows named in the outbox after its cursor (one batch): the last
+        outbox id read, whether more follow, and the rows as they are now, each once.
+        A fifth of a batch, so that an upload stays under the hub's row limit
+        (``upload_max_items``) with a full batch of events and transactions beside it."""
+        db = self._db()
+        limit = max(1, self.batch // 5)
+        changes = db.execute("SELECT id, tbl, key FROM hub_changes WHERE id > ? ORDER BY id"
+                             " LIMIT ?", (self._meta_int(META_COUNTER), limit)).fetchall()
+        if not changes:
+            return 0, False, {}
+        keys: dict[str, list[str]] = {"sale": [], "shift": [], "cash_move": []}
+        for c in changes:
+            if c["key"] not in keys[c["tbl"]]:
+                keys[c["tbl"]].append(c["key"])
+        return int(changes[-1]["id"]), len(changes) >= limit, {
+            "sales": _sales(db, keys["sale"]),
+            "shifts": [_shift(r) for r in _rows(db, "shifts", "id",
+                                                 [int(k) for k in keys["shift"]])],
+            "cash_moves": [dict(r) for r in _rows(db, "cash_moves", "id",
+                                                  [int(k) for k in keys["cash_move"]])],
+        }
 
     def _batch(self, sweep_from: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
                                                list[dict[str, Any]]]:
@@ -272,6 +308,13 @@ class Uploader:
                 break
             if self._sent.get(r["ref"]) != r["updated_at"]:
                 refs.setdefault(r["ref"])
+        # The card debits that pay the counter's card parts go with them, room allowing
+        # (a restore needs both; a debit left out goes with its own events anyway).
+        for sale in self._counter_rows.get("sales", []):
+            for part in sale["tenders"]:
+                if part["txn_ref"] and self._sent.get(part["txn_ref"]) is None and \
+                        len(refs) < 2 * self.batch:
+                    refs.setdefault(part["txn_ref"])
         txns = []
         for ref in refs:
             txn = self.journal.get(ref)
@@ -308,13 +351,16 @@ class Uploader:
                 else ""
             # Reading a batch is a few hundred small queries: off the event loop, so a
             # key press at the counter never waits for it.
+            counter_top, counter_more, self._counter_rows = await asyncio.to_thread(
+                self._counter)
             txns, events, zs = await asyncio.to_thread(self._batch, sweep_from)
+            counter = self._counter_rows
             state = await asyncio.to_thread(self._status, link)
             seq = self._meta_int(META_SEQ) + 1
             self.journal.meta_set(META_SEQ, str(seq))  # before sending: never reused
             status, data = await self._client.call("POST", "api/v1/upload", {
                 "seq": seq, "txns": txns, "events": events, "z_reports": zs,
-                "status": state})
+                **counter, "status": state})
             if status == 401:
                 raise InputError("The hub no longer knows this terminal (replaced or revoked):"
                                  " enrol it again")
@@ -324,9 +370,11 @@ class Uploader:
                 self.journal.meta_set(META_EVENTS, str(max(e["id"] for e in events)))
             if zs:
                 self.journal.meta_set(META_Z, str(max(z["number"] for z in zs)))
+            if counter_top:
+                self._acknowledge_counter(counter_top)
             for t in txns:
                 self._sent[t["ref"]] = t["updated_at"]
-            full = len(events) >= self.batch or len(txns) >= self.batch
+            full = len(events) >= self.batch or len(txns) >= self.batch or counter_more
             if not full:
                 self.journal.meta_set(META_SWEEP, started.isoformat(timespec="microseconds"))
             store_merchant_header(self.journal, data.get("merchant"))
@@ -334,12 +382,22 @@ class Uploader:
             report.events += len(events)
             report.txns += len(txns)
             report.z_reports += len(zs)
+            report.sales += len(counter.get("sales", []))
+            report.shifts += len(counter.get("shifts", []))
+            report.cash_moves += len(counter.get("cash_moves", []))
             self._last_ok = self._monotonic()
             if not full and len(zs) < 50:
                 report.remaining = False
                 return report
             report.remaining = True
         return report
+
+    def _acknowledge_counter(self, top: int) -> None:
+        """The hub holds everything up to outbox id ``top``: move the cursor, then drop
+        those outbox rows (a crash between the two sends them again, harmlessly)."""
+        self.journal.meta_set(META_COUNTER, str(top))
+        with self.journal.transaction() as conn:
+            conn.execute("DELETE FROM hub_changes WHERE id <= ?", (top,))
 
     def record_failure(self, error: str) -> None:
         self._failures += 1
@@ -357,6 +415,40 @@ class Uploader:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+
+
+# ------------------------------------------------- the counter's rows, as sent
+def _rows(db: sqlite3.Connection, table: str, key: str, ids: list[Any]) -> list[sqlite3.Row]:
+    out: list[sqlite3.Row] = []
+    for i in range(0, len(ids), 500):  # under SQLite's bound-parameter limit
+        part = ids[i:i + 500]
+        out += db.execute(f"SELECT * FROM {table} WHERE {key} IN ({','.join('?' * len(part))})"
+                          f" ORDER BY {key}", part).fetchall()
+    return out
+
+
+def _sales(db: sqlite3.Connection, ids: list[str]) -> list[dict[str, Any]]:
+    """Each sale with its lines and tender parts (the journal's columns)."""
+    lines: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+    tenders: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+    for r in _rows(db, "sale_lines", "sale_id", ids):
+        line = dict(r)
+        lines[line.pop("sale_id")].append(line)
+    for r in _rows(db, "sale_tenders", "sale_id", ids):
+        part = dict(r)
+        tenders[part.pop("sale_id")].append(part)
+    out = []
+    for r in _rows(db, "sales", "id", ids):
+        out.append({**dict(r), "lines": sorted(lines[r["id"]], key=lambda x: x["line_no"]),
+                    "tenders": sorted(tenders[r["id"]], key=lambda x: x["id"])})
+    return out
+
+
+def _shift(r: sqlite3.Row) -> dict[str, Any]:
+    row = dict(r)
+    text = row.pop("report_json")
+    row["report"] = json.loads(text) if text else None
+    return row
 
 
 # ------------------------------------------------------- the sync engine's hook

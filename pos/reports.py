@@ -93,6 +93,15 @@ def _fmt(totals: dict[str, int]) -> str:
     return ", ".join(Money(v, c).format() for c, v in sorted(totals.items()))
 
 
+def takings_sign(kind: str, tender: str) -> int:
+    """How a completed row counts in the takings: +1, -1 (money given back), or 0 for
+    card-paid electricity (its card debit carries the money). The back office's day
+    figures (pos/hub/dashboard.py) follow the same rule."""
+    if tender == str(Tender.card) and kind in _FUNDED:
+        return 0
+    return -1 if kind in _MONEY_OUT else 1
+
+
 def figures(rows: list[Row]) -> dict[str, Any]:
     """The report's figures from one period's totals (or from the same aggregates
     recomputed from the rows): by kind (what was sold), takings by tender and by
@@ -104,9 +113,9 @@ def figures(rows: list[Row]) -> dict[str, Any]:
         if r["state"] != str(State.done):
             continue
         _add(by_kind, r["kind"], r)
-        if r["tender"] == str(Tender.card) and r["kind"] in _FUNDED:
+        sign = takings_sign(r["kind"], r["tender"])
+        if not sign:
             continue  # its card debit is the money
-        sign = -1 if r["kind"] in _MONEY_OUT else 1
         _add(by_tender, r["tender"], r, sign)
         _add(by_operator, r["operator"], r, sign)
     kept = {str(s) for s in _CASH_KEPT}

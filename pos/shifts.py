@@ -163,6 +163,12 @@ def _expected(f: Figures) -> int:
             - f["cash_out"] - f["refunds"] + f["collected"])
 
 
+def expected_cash(f: Figures) -> int:
+    """Cash expected in the drawer from a shift's figures (the module docstring's sum);
+    the back office computes the same from the uploaded rows (pos/hub/drawer.py)."""
+    return _expected({**_zero(), **f})
+
+
 def _share(f: Figures) -> int:
     """An operator's part of the expected cash (the float is the shift's, not theirs)."""
     return _expected({**_zero(), **f, "float": 0})

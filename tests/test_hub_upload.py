@@ -76,8 +76,8 @@ def test_migrated_schema_is_the_declared_one(hub: Any) -> None:
     with hub.db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), t.metadata)
     assert diff == []
-    assert hub.db.revision() == "0001"
-    assert hub.db.migrate() == "0001"  # a second start migrates nothing
+    assert hub.db.revision() == "0002"
+    assert hub.db.migrate() == "0002"  # a second start migrates nothing
 
 
 def test_enrol_stores_a_0600_credential_and_the_code_works_once(tmp_path: Path, hub: Any,
@@ -269,6 +269,7 @@ def test_restore_rebuilds_a_replaced_terminal(tmp_path: Path, hub: Any,
         upload(old, Journal.open(old / "journal.db"))  # the old credential is revoked
     out = asyncio.run(hubrestore.restore(new))
     assert out == {"terminal_id": "POS-001", "txns": 5, "events": 13, "z_reports": 1,
+                   "shifts": 0, "sales": 0, "cash_moves": 0, "open_shift": None,
                    "receipt_no": 4, "unsynced": 1}
     restored = Journal.open(new / "journal.db")
     assert [tx.to_json() for tx in restored.list(limit=100)] == before
@@ -384,7 +385,7 @@ def test_hubs_starting_together_migrate_once(hub_url: str) -> None:
         th.start()
     for th in threads:
         th.join()
-    assert revisions == ["0001"] * 3
+    assert revisions == ["0002"] * 3
     for db in dbs:
         db.dispose()
 

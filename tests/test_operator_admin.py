@@ -174,6 +174,10 @@ async def test_a_journal_from_before_disabled_operators_opens_with_everyone_enab
     await t.aclose()
     conn = sqlite3.connect(tmp_path / "journal.db", isolation_level=None)
     conn.execute("ALTER TABLE operators DROP COLUMN disabled_at")
+    for trigger in ("sales_hub_insert", "sales_hub_update", "sale_tenders_hub_insert",
+                    "shifts_hub_insert", "shifts_hub_update", "cash_moves_hub_insert"):
+        conn.execute(f"DROP TRIGGER {trigger}")  # and what the later V_HUB_COUNTER made
+    conn.execute("DROP TABLE hub_changes")
     conn.execute(f"PRAGMA user_version = {MIGRATIONS.index(_V_OPERATOR_STATE)}")
     conn.close()
     t = await Terminal.open(make_settings(tmp_path))

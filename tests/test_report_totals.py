@@ -194,8 +194,9 @@ def test_migration_backfills_periods_and_totals(tmp_path: Path) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     # Make it an old journal: drop what later migrations and V_GROWTH added, put the
     # version back to before V_GROWTH, add a Z.
-    for table in ("sale_tenders", "sale_lines", "sales", "cash_moves", "shifts", "products"):
-        conn.execute(f"DROP TABLE IF EXISTS {table}")  # V_COUNTER's (after V_GROWTH)
+    for table in ("hub_changes", "sale_tenders", "sale_lines", "sales", "cash_moves",
+                  "shifts", "products"):  # V_COUNTER's and V_HUB_COUNTER's (after V_GROWTH)
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
     conn.execute("ALTER TABLE operators DROP COLUMN disabled_at")  # V_OPERATOR_STATE's
     conn.execute("DROP TRIGGER txns_totals_insert")
     conn.execute("DROP TRIGGER txns_totals_state")

@@ -140,6 +140,11 @@ def dashboard_routes(hub: Hub) -> list[Route]:
         return page(request, "sales.html", user, sales=sales, nav="sales")
 
     @signed_in
+    async def shifts_page(request: Request, user: User) -> Response:
+        rows = await blocking(hub.dashboard.shifts, Scope.of(user))
+        return page(request, "shifts.html", user, rows=rows, nav="shifts")
+
+    @signed_in
     async def z_page(request: Request, user: User) -> Response:
         rows = await blocking(hub.dashboard.z_reports, Scope.of(user))
         return page(request, "z.html", user, rows=rows, nav="z")
@@ -222,6 +227,7 @@ def dashboard_routes(hub: Hub) -> list[Route]:
         Route("/", overview),
         Route("/flagged", flagged_page),
         Route("/sales", sales_page),
+        Route("/shifts", shifts_page),
         Route("/z", z_page),
         Route("/search", search_page),
         Route("/t/{terminal}/{ref}", txn_page),

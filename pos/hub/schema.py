@@ -210,3 +210,87 @@ webhook_seen = Table(
     Column("received_at", TS, nullable=False),
     Column("outcome", String(200), nullable=False),
 )
+
+# The counter's own tables (issue 13), uploaded like transactions (issue 12): a basket
+# sale with its lines (in data_json) and tender parts, the shifts (drawer sessions) and
+# the cash moves. Keyed on (terminal, the terminal's id); a sale or shift row is replaced
+# only by an upload at least as new (``seq``), as transactions are.
+sales = Table(
+    "sales", metadata,
+    Column("terminal_id", Integer, ForeignKey("terminals.id"), primary_key=True),
+    Column("sale_id", String(40), primary_key=True),
+    Column("shift_id", BigInteger),
+    Column("state", String(16), nullable=False),
+    Column("operator", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("subtotal_minor", BigInteger, nullable=False),
+    Column("discount_minor", BigInteger, nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("receipt_number", BigInteger),
+    Column("created_at", TS, nullable=False),
+    Column("completed_at", TS),
+    Column("seq", BigInteger, nullable=False),
+    Column("data_json", Text, nullable=False),
+    CheckConstraint("total_minor >= 0", name="total_not_negative"),
+    Index(None, "completed_at"),
+    Index(None, "terminal_id", "shift_id"),
+)
+
+sale_tenders = Table(
+    "sale_tenders", metadata,
+    Column("terminal_id", Integer, ForeignKey("terminals.id"), primary_key=True),
+    Column("tender_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("sale_id", String(40), nullable=False),
+    Column("shift_id", BigInteger),
+    Column("tender", String(8), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("tendered_minor", BigInteger, nullable=False),
+    Column("change_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("txn_ref", String(40)),
+    Column("operator", String(64), nullable=False),
+    Column("at", TS, nullable=False),
+    CheckConstraint("amount_minor > 0", name="amount_positive"),
+    Index(None, "at"),
+    Index(None, "terminal_id", "shift_id"),
+    Index(None, "terminal_id", "sale_id"),
+    Index(None, "terminal_id", "txn_ref"),
+)
+
+shifts = Table(
+    "shifts", metadata,
+    Column("terminal_id", Integer, ForeignKey("terminals.id"), primary_key=True),
+    Column("shift_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("operator", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("float_minor", BigInteger, nullable=False),
+    Column("opened_at", TS, nullable=False),
+    Column("closed_at", TS),
+    Column("closed_by", String(64)),
+    Column("counted_minor", BigInteger),
+    Column("expected_minor", BigInteger),
+    Column("report_json", Text),
+    Column("seq", BigInteger, nullable=False),
+    CheckConstraint("float_minor >= 0", name="float_not_negative"),
+    Index(None, "opened_at"),
+    Index(None, "terminal_id", "closed_at"),
+)
+
+cash_moves = Table(
+    "cash_moves", metadata,
+    Column("terminal_id", Integer, ForeignKey("terminals.id"), primary_key=True),
+    Column("move_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("shift_id", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("operator", String(64), nullable=False),
+    Column("ref", String(40)),
+    Column("at", TS, nullable=False),
+    CheckConstraint("amount_minor > 0", name="amount_positive"),
+    CheckConstraint("kind IN ('in', 'out', 'refund', 'collected')", name="kind"),
+    Index(None, "at"),
+    Index(None, "terminal_id", "shift_id"),
+)

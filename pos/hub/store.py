@@ -22,7 +22,7 @@ from pos.hub import schema as t
 from pos.hub.accounts import ENROL_LIMIT, ENROL_WINDOW, Accounts, digest
 from pos.hub.clock import Clock, iso, utcnow
 from pos.hub.db import Database
-from pos.hub.wire import TxnIn, UploadIn
+from pos.hub.wire import SaleIn, ShiftIn, TxnIn, UploadIn
 from pos.journal.store import mask_card_no
 
 #: Sales that count in the takings and that are forwarded to Particeep once settled.
@@ -72,6 +72,21 @@ class HubStore:
             index_elements=[t.txns.c.terminal_id, t.txns.c.ref],
             set_={c: ins.excluded[c] for c in keep},
             where=t.txns.c.seq <= ins.excluded.seq)
+        sale = db.insert(t.sales)
+        self._upsert_sales = sale.on_conflict_do_update(
+            index_elements=[t.sales.c.terminal_id, t.sales.c.sale_id],
+            set_={c.name: sale.excluded[c.name] for c in t.sales.columns
+                  if c.name not in ("terminal_id", "sale_id")},
+            where=t.sales.c.seq <= sale.excluded.seq)
+        shift = db.insert(t.shifts)
+        # A closed shift is final on the terminal: on the hub too.
+        self._upsert_shifts = shift.on_conflict_do_update(
+            index_elements=[t.shifts.c.terminal_id, t.shifts.c.shift_id],
+            set_={c.name: shift.excluded[c.name] for c in t.shifts.columns
+                  if c.name not in ("terminal_id", "shift_id")},
+            where=(t.shifts.c.seq <= shift.excluded.seq) & t.shifts.c.closed_at.is_(None))
+        self._insert_tenders = db.insert(t.sale_tenders).on_conflict_do_nothing()
+        self._insert_moves = db.insert(t.cash_moves).on_conflict_do_nothing()
 
     # ------------------------------------------------------------- enrolment
     def enrol(self, code: str, client: str) -> dict[str, Any]:
@@ -146,6 +161,7 @@ class HubStore:
                          "payload_json": json.dumps(z.payload, separators=(",", ":"))}
                         for z in fresh])
                 new_z = len(fresh)
+            self._counter(conn, term.id, up)
             self._status(conn, term.id, up, now)
             if self.particeep:
                 self._queue_particeep(conn, term.id, up.txns, now)
@@ -156,6 +172,7 @@ class HubStore:
             "events": {"received": len(up.events), "new": new_events},
             "txns": len(txn_rows),
             "z_reports": {"received": len(up.z_reports), "new": new_z},
+            "sales": len(up.sales), "shifts": len(up.shifts), "cash_moves": len(up.cash_moves),
             "cursor": max((e.id for e in up.events), default=None),
             "merchant": merchant_header(merchant),
         }
@@ -178,6 +195,29 @@ class HubStore:
                  "operator": e.operator, "received_at": now}
                 for e in fresh.values()])
         return len(fresh)
+
+    def _counter(self, conn: Connection, tid: int, up: UploadIn) -> None:
+        """The counter's tables: sales (with their lines in ``data_json``) and shifts
+        replaced by an upload at least as new; tender parts and cash moves, which never
+        change on the terminal, stored once."""
+        if up.shifts:
+            conn.execute(self._upsert_shifts, [_shift_row(tid, x, up.seq) for x in up.shifts])
+        if up.sales:
+            conn.execute(self._upsert_sales, [_sale_row(tid, x, up.seq) for x in up.sales])
+            tenders = {p.id: {
+                "terminal_id": tid, "tender_id": p.id, "sale_id": x.id, "shift_id": p.shift_id,
+                "tender": p.tender, "state": p.state, "amount_minor": p.amount_minor,
+                "tendered_minor": p.tendered_minor, "change_minor": p.change_minor,
+                "currency": x.currency, "txn_ref": p.txn_ref, "operator": p.operator,
+                "at": p.at} for x in up.sales for p in x.tenders}
+            if tenders:
+                conn.execute(self._insert_tenders, list(tenders.values()))
+        if up.cash_moves:
+            conn.execute(self._insert_moves, list({m.id: {
+                "terminal_id": tid, "move_id": m.id, "shift_id": m.shift_id, "kind": m.kind,
+                "amount_minor": m.amount_minor, "currency": m.currency, "reason": m.reason,
+                "operator": m.operator, "ref": m.ref, "at": m.at} for m in up.cash_moves
+            }.values()))
 
     def _status(self, conn: Connection, tid: int, up: UploadIn, now: str) -> None:
         """One UPDATE: the status fields only from an upload at least as new as the last
@@ -241,6 +281,14 @@ class HubStore:
                 items = [{"number": r.number, "created_at": r.created_at,
                           "payload": json.loads(r.payload_json)} for r in rows]
                 nxt = None
+            elif part in _COUNTER_PARTS:
+                tbl, key = _COUNTER_PARTS[part]
+                q = select(tbl).where(tbl.c.terminal_id == term.id)
+                if after:
+                    q = q.where(key > (after if part == "sales" else int(after)))
+                rows = conn.execute(q.order_by(key).limit(limit)).all()
+                items = [_counter_item(part, r) for r in rows]
+                nxt = str(getattr(rows[-1], key.name)) if len(rows) == limit else None
             elif part == "summary":
                 trow = conn.execute(select(t.terminals).where(t.terminals.c.id == term.id)).one()
                 max_event = conn.execute(select(func.max(t.events.c.event_id)).where(
@@ -250,6 +298,9 @@ class HubStore:
                         t.txns.c.terminal_id == term.id)).scalar_one(),
                     "events": conn.execute(select(func.count()).select_from(t.events).where(
                         t.events.c.terminal_id == term.id)).scalar_one(),
+                    **{name: conn.execute(select(func.count()).select_from(tbl).where(
+                        tbl.c.terminal_id == term.id)).scalar_one()
+                       for name, (tbl, _) in _COUNTER_PARTS.items()},
                 }
                 merchant = conn.execute(
                     select(t.merchants).where(t.merchants.c.id == term.merchant_id)).one()
@@ -257,7 +308,8 @@ class HubStore:
                         "last_seq": trow.last_seq, "max_event_id": max_event or 0,
                         "counts": counts, "merchant": merchant_header(merchant)}
             else:
-                raise InputError("part is txns, events, z_reports or summary")
+                raise InputError("part is txns, events, z_reports, sales, shifts, cash_moves"
+                                 " or summary")
         return {"items": items, "next": nxt}
 
 
@@ -275,6 +327,45 @@ def _txn_row(tid: int, x: TxnIn, seq: int) -> dict[str, Any]:
         "created_at": x.created_at, "updated_at": x.updated_at, "settled_at": x.settled_at,
         "seq": seq, "data_json": x.row_json(),
     }
+
+
+#: The restore's pages of the counter's tables: the table and its keyset column.
+_COUNTER_PARTS = {"sales": (t.sales, t.sales.c.sale_id),
+                  "shifts": (t.shifts, t.shifts.c.shift_id),
+                  "cash_moves": (t.cash_moves, t.cash_moves.c.move_id)}
+
+
+def _counter_item(part: str, r: Any) -> dict[str, Any]:
+    """A row of the counter's tables as the terminal sent it (the journal's columns)."""
+    if part == "sales":
+        return dict(json.loads(r.data_json))
+    if part == "shifts":
+        return {"id": r.shift_id, "operator": r.operator, "currency": r.currency,
+                "float_minor": r.float_minor, "opened_at": r.opened_at,
+                "closed_at": r.closed_at, "closed_by": r.closed_by,
+                "counted_minor": r.counted_minor, "expected_minor": r.expected_minor,
+                "report": json.loads(r.report_json) if r.report_json else None}
+    return {"id": r.move_id, "shift_id": r.shift_id, "kind": r.kind,
+            "amount_minor": r.amount_minor, "currency": r.currency, "reason": r.reason,
+            "operator": r.operator, "ref": r.ref, "at": r.at}
+
+
+def _sale_row(tid: int, x: SaleIn, seq: int) -> dict[str, Any]:
+    return {"terminal_id": tid, "sale_id": x.id, "shift_id": x.shift_id, "state": x.state,
+            "operator": x.operator, "currency": x.currency,
+            "subtotal_minor": x.subtotal_minor, "discount_minor": x.discount_minor,
+            "total_minor": x.total_minor, "receipt_number": x.receipt_number,
+            "created_at": x.created_at, "completed_at": x.completed_at, "seq": seq,
+            "data_json": x.row_json()}
+
+
+def _shift_row(tid: int, x: ShiftIn, seq: int) -> dict[str, Any]:
+    return {"terminal_id": tid, "shift_id": x.id, "operator": x.operator,
+            "currency": x.currency, "float_minor": x.float_minor, "opened_at": x.opened_at,
+            "closed_at": x.closed_at, "closed_by": x.closed_by,
+            "counted_minor": x.counted_minor, "expected_minor": x.expected_minor,
+            "report_json": json.dumps(x.report, separators=(",", ":"), sort_keys=True)
+            if x.report is not None else None, "seq": seq}
 
 
 _FLAGGED = frozenset({"declined_offline", "expired", "failed"})

@@ -9,9 +9,9 @@ columns it indexes, so a restore gives the terminal back exactly what it had.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pos.journal.states import Kind, State, Tender
 
@@ -84,6 +84,154 @@ class ZIn(BaseModel):
     payload: dict[str, Any]
 
 
+def _utc(v: str | None) -> str | None:
+    """An aware ISO time in the journal's fixed-width UTC form (sorts as text)."""
+    if v is None:
+        return v
+    import datetime as dt
+
+    try:
+        stamp = dt.datetime.fromisoformat(v)
+    except ValueError:
+        raise ValueError("not an ISO 8601 time") from None
+    if stamp.tzinfo is None:
+        raise ValueError("a time without its zone")
+    return stamp.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+_TS = Field(min_length=19, max_length=32)
+_CUR = Field(pattern=r"^[A-Z]{3}$")
+_OP = Field(min_length=1, max_length=64)
+
+
+class SaleLineIn(BaseModel):
+    """A basket line as the journal's ``sale_lines`` row."""
+
+    model_config = ConfigDict(extra="ignore")
+    line_no: int = Field(ge=1)
+    product_id: int | None = None
+    name: str = Field(min_length=1, max_length=200)
+    qty: int = Field(ge=1)
+    unit_minor: int = Field(ge=0)
+    discount_minor: int = Field(ge=0)
+
+
+class SaleTenderIn(BaseModel):
+    """A tender part as the journal's ``sale_tenders`` row (a card part names its debit)."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: int = Field(ge=1)
+    shift_id: int | None = Field(default=None, ge=1)
+    tender: Literal["cash", "card"]
+    state: Literal["paid", "declined"]
+    amount_minor: int = Field(gt=0)
+    tendered_minor: int = Field(ge=0)
+    change_minor: int = Field(ge=0)
+    txn_ref: str | None = Field(default=None, pattern=_REF)
+    operator: str = _OP
+    at: str = _TS
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, v: str) -> str | None:
+        return _utc(v)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SaleTenderIn:
+        if self.tendered_minor - self.amount_minor != self.change_minor:
+            raise ValueError("change is not tendered minus amount")
+        if (self.tender == "card") != (self.txn_ref is not None):
+            raise ValueError("a card part (and only a card part) names its card debit")
+        return self
+
+
+class SaleIn(BaseModel):
+    """A basket sale: the journal's ``sales`` row with its lines and tender parts."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(pattern=r"^S?[A-Za-z0-9_-]{1,39}$")
+    shift_id: int | None = Field(default=None, ge=1)
+    state: Literal["open", "done", "abandoned", "voided"]
+    operator: str = _OP
+    currency: str = _CUR
+    subtotal_minor: int = Field(ge=0)
+    discount_minor: int = Field(ge=0)
+    total_minor: int = Field(ge=0)
+    discount_by: str | None = Field(default=None, max_length=64)
+    reason: str = Field(max_length=2000)
+    receipt_number: int | None = Field(default=None, ge=0)
+    created_at: str = _TS
+    completed_at: str | None = Field(default=None, max_length=32)
+    lines: list[SaleLineIn] = Field(default_factory=list, max_length=500)
+    tenders: list[SaleTenderIn] = Field(default_factory=list, max_length=100)
+
+    @field_validator("created_at", "completed_at")
+    @classmethod
+    def _times(cls, v: str | None) -> str | None:
+        return _utc(v)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SaleIn:
+        if self.total_minor != self.subtotal_minor - self.discount_minor:
+            raise ValueError("total is not subtotal minus discount")
+        return self
+
+    def row_json(self) -> str:
+        text = json.dumps(self.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)
+        if len(text) > MAX_ROW_BYTES * 4:
+            raise ValueError(f"sale {self.id} is larger than {MAX_ROW_BYTES * 4} bytes")
+        return text
+
+
+class ShiftIn(BaseModel):
+    """A drawer session as the journal's ``shifts`` row (its stored report parsed)."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: int = Field(ge=1)
+    operator: str = _OP
+    currency: str = _CUR
+    float_minor: int = Field(ge=0)
+    opened_at: str = _TS
+    closed_at: str | None = Field(default=None, max_length=32)
+    closed_by: str | None = Field(default=None, max_length=64)
+    counted_minor: int | None = Field(default=None, ge=0)
+    expected_minor: int | None = None
+    report: dict[str, Any] | None = None
+
+    @field_validator("opened_at", "closed_at")
+    @classmethod
+    def _times(cls, v: str | None) -> str | None:
+        return _utc(v)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ShiftIn:
+        if (self.closed_at is None) != (self.counted_minor is None):
+            raise ValueError("a shift is closed exactly when its cash is counted")
+        if self.report is not None and len(json.dumps(self.report)) > MAX_ROW_BYTES * 4:
+            raise ValueError(f"shift {self.id}'s report is too large")
+        return self
+
+
+class CashMoveIn(BaseModel):
+    """Cash put in, taken out, given back or collected (the journal's ``cash_moves``)."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: int = Field(ge=1)
+    shift_id: int = Field(ge=1)
+    kind: Literal["in", "out", "refund", "collected"]
+    amount_minor: int = Field(gt=0)
+    currency: str = _CUR
+    reason: str = Field(max_length=2000)
+    operator: str = _OP
+    ref: str | None = Field(default=None, max_length=40)
+    at: str = _TS
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, v: str) -> str | None:
+        return _utc(v)
+
+
 class StatusIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
     online: bool | None = None
@@ -101,10 +249,14 @@ class UploadIn(BaseModel):
     txns: list[TxnIn] = Field(default_factory=list)
     events: list[EventIn] = Field(default_factory=list)
     z_reports: list[ZIn] = Field(default_factory=list)
+    sales: list[SaleIn] = Field(default_factory=list)
+    shifts: list[ShiftIn] = Field(default_factory=list)
+    cash_moves: list[CashMoveIn] = Field(default_factory=list)
     status: StatusIn = Field(default_factory=StatusIn)
 
     def size(self) -> int:
-        return len(self.txns) + len(self.events) + len(self.z_reports)
+        return (len(self.txns) + len(self.events) + len(self.z_reports) + len(self.sales)
+                + len(self.shifts) + len(self.cash_moves))
 
 
 class EnrolIn(BaseModel):

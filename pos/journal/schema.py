@@ -364,9 +364,41 @@ _V_OPERATOR_STATE = """
 ALTER TABLE operators ADD COLUMN disabled_at TEXT;
 """
 
+# V_HUB_COUNTER (issue 12): the counter's tables reach the hub.
+# hub_changes is the upload's outbox for the tables that have no event trail: a row per
+# insert or change of a sale (its tender parts included), a shift or a cash move, written
+# by triggers in the same transaction as the change, so nothing changes unseen. The
+# uploader (pos/hubsync.py) sends what follows its cursor and deletes what the hub
+# acknowledged. Rows that exist when the migration runs are queued once.
+_V_HUB_COUNTER = """
+CREATE TABLE hub_changes (
+    id  INTEGER PRIMARY KEY AUTOINCREMENT,
+    tbl TEXT NOT NULL CHECK (tbl IN ('sale', 'shift', 'cash_move')),
+    key TEXT NOT NULL
+);
+CREATE TRIGGER sales_hub_insert AFTER INSERT ON sales
+BEGIN INSERT INTO hub_changes(tbl, key) VALUES ('sale', NEW.id); END;
+CREATE TRIGGER sales_hub_update AFTER UPDATE ON sales
+BEGIN INSERT INTO hub_changes(tbl, key) VALUES ('sale', NEW.id); END;
+CREATE TRIGGER sale_tenders_hub_insert AFTER INSERT ON sale_tenders
+BEGIN INSERT INTO hub_changes(tbl, key) VALUES ('sale', NEW.sale_id); END;
+CREATE TRIGGER shifts_hub_insert AFTER INSERT ON shifts
+BEGIN INSERT INTO hub_changes(tbl, key) VALUES ('shift', CAST(NEW.id AS TEXT)); END;
+CREATE TRIGGER shifts_hub_update AFTER UPDATE ON shifts
+BEGIN INSERT INTO hub_changes(tbl, key) VALUES ('shift', CAST(NEW.id AS TEXT)); END;
+CREATE TRIGGER cash_moves_hub_insert AFTER INSERT ON cash_moves
+BEGIN INSERT INTO hub_changes(tbl, key) VALUES ('cash_move', CAST(NEW.id AS TEXT)); END;
+INSERT INTO hub_changes(tbl, key) SELECT 'shift', CAST(id AS TEXT) FROM shifts ORDER BY id;
+INSERT INTO hub_changes(tbl, key) SELECT 'sale', id FROM sales ORDER BY created_at, id;
+INSERT INTO hub_changes(tbl, key) SELECT 'cash_move', CAST(id AS TEXT) FROM cash_moves
+    ORDER BY id;
+"""
+
 #: Migration ``i`` brings the schema from version ``i`` to ``i + 1``.
-#: V4 growth (issue 15), V5 counter (issue 13), V6 disabled operators (issue 13).
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V_GROWTH, _V_COUNTER, _V_OPERATOR_STATE)
+#: V4 growth (issue 15), V5 counter (issue 13), V6 disabled operators (issue 13),
+#: V7 the counter's tables to the hub (issue 12).
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V_GROWTH, _V_COUNTER, _V_OPERATOR_STATE,
+                               _V_HUB_COUNTER)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -32,12 +32,18 @@ from pos.cardqr import make_payload
 
 W, H = 640, 480
 SS = 2  # supersampling factor of the scene before the camera's downscale
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
-CATEGORIES = (
+SYNTHETIC_CATEGORIES = (
     "clean", "rotation", "perspective", "motion", "defocus", "lowlight", "glare",
-    "lowcontrast", "small", "damaged", "curvature", "jpeg", "noqr",
+    "lowcontrast", "small", "damaged", "curvature", "jpeg",
 )
+# Rendered by bench.qrphoto: phone screens, printed cards, other codes in view...
+PHOTO_CATEGORIES = (
+    "screen-light", "screen-dark", "mirrored", "large", "hires", "tiny", "multi",
+    "printed", "exposure",
+)
+CATEGORIES = SYNTHETIC_CATEGORIES + PHOTO_CATEGORIES + ("noqr",)
 
 CARD_TYPES = ("Debit Card", "Credit Card", "Gift Card", "Sente Card", "Prepaid Card")
 CURRENCIES = ("UGX", "UGX", "UGX", "KES", "USD")
@@ -60,9 +66,10 @@ def random_payload(rng: random.Random) -> str:
 
 # --------------------------------------------------------------------------- scene
 
-def _background(rng: np.random.Generator) -> np.ndarray:
-    """A counter: a colour gradient, some boxes and lines, sensor-free."""
-    h, w = H * SS, W * SS
+def _background(rng: np.random.Generator, size: tuple[int, int] = (W, H),
+                ss: int = SS) -> np.ndarray:
+    """A counter: a colour gradient, some boxes and lines, sensor-free (``size`` x ``ss``)."""
+    h, w = size[1] * ss, size[0] * ss
     c0 = rng.uniform(40, 200, 3)
     c1 = rng.uniform(40, 200, 3)
     t = np.linspace(0, 1, w, dtype=np.float32)[None, :, None]
@@ -132,7 +139,7 @@ class _Pose:
     tilt_y: float
 
 
-def _corners(p: _Pose, aspect: float) -> np.ndarray:
+def _corners(p: _Pose, aspect: float, ss: int = SS) -> np.ndarray:
     hw, hh = p.width / 2, p.width / aspect / 2
     pts = np.array([[-hw, -hh], [hw, -hh], [hw, hh], [-hw, hh]], dtype=np.float32)
     # Perspective: shrink one side (tilt_x) and the top or bottom (tilt_y).
@@ -142,27 +149,30 @@ def _corners(p: _Pose, aspect: float) -> np.ndarray:
     rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]], dtype=np.float32)
     pts = pts @ rot.T
     pts += np.array([p.cx, p.cy], dtype=np.float32)
-    return pts * SS
+    return pts * ss
 
 
-def _place(bg: np.ndarray, card: np.ndarray, alpha: np.ndarray, pose: _Pose) -> np.ndarray:
+def _place(bg: np.ndarray, card: np.ndarray, alpha: np.ndarray, pose: _Pose,
+           ss: int = SS, shadow_px: float = 6.0) -> np.ndarray:
     h, w = card.shape[:2]
     src = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], dtype=np.float32)
-    dst = _corners(pose, w / h)
+    dst = _corners(pose, w / h, ss)
     m = cv2.getPerspectiveTransform(src, dst)
     size = (bg.shape[1], bg.shape[0])
     warped = cv2.warpPerspective(card, m, size, flags=cv2.INTER_AREA)
     mask = cv2.warpPerspective(alpha, m, size, flags=cv2.INTER_LINEAR)
     # A soft shadow under the card, then the card.
-    shadow = cv2.GaussianBlur(mask, (0, 0), 6 * SS)
+    shadow = cv2.GaussianBlur(mask, (0, 0), shadow_px * ss)
     out = bg * (1 - 0.35 * shadow[:, :, None])
     return out * (1 - mask[:, :, None]) + warped * mask[:, :, None]
 
 
-def _camera(img: np.ndarray, rng: np.random.Generator, noise: float) -> np.ndarray:
+def _camera(img: np.ndarray, rng: np.random.Generator, noise: float,
+            size: tuple[int, int] = (W, H), ss: int = SS) -> np.ndarray:
     """Lens softness, downscale to the sensor, sensor noise. float32 in, float32 out."""
-    img = cv2.GaussianBlur(img, (0, 0), 0.6 * SS)
-    img = cv2.resize(img, (W, H), interpolation=cv2.INTER_AREA)
+    img = cv2.GaussianBlur(img, (0, 0), 0.6 * ss)
+    if ss != 1:
+        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
     if noise > 0:
         img = img + rng.normal(0, noise, img.shape).astype(np.float32)
     return img
@@ -224,15 +234,23 @@ def _qr_box(card_h: int, card_w: int) -> tuple[int, int, int, int]:
     return x0, y0, side, side
 
 
+def scene_seed(seed: int, category: str, index: int) -> int:
+    key = f"{seed}:{category}:{index}"
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
+
+
 def render(category: str, index: int, seed: int = 1, frame: int = 0) -> Sample:
     """Sample ``index`` of ``category``; ``frame`` > 0 is a later frame of the same scene."""
+    if category in PHOTO_CATEGORIES:
+        from bench.qrphoto import render_photo
+
+        return render_photo(category, index, seed, frame)
     if category not in CATEGORIES:
         raise ValueError(f"unknown category {category!r}")
-    key = f"{seed}:{category}:{index}"
-    scene_seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
-    prng = random.Random(scene_seed)
-    rng = np.random.default_rng(scene_seed)
-    frng = np.random.default_rng(scene_seed + 7919 * (frame + 1))
+    scene_seed_ = scene_seed(seed, category, index)
+    prng = random.Random(scene_seed_)
+    rng = np.random.default_rng(scene_seed_)
+    frng = np.random.default_rng(scene_seed_ + 7919 * (frame + 1))
 
     payload = None if category == "noqr" else random_payload(prng)
     card = _card_bgr(payload, rng)

@@ -11,10 +11,14 @@ cubic upscaling for small codes) and tries variants on the crop in the order
 of ``ORDER``: sharpening, adaptive thresholds, Wiener deconvolution along the
 blur direction with the blur length estimated from the crop (only when the
 crop looks motion-blurred) or by a disk (defocus), pyzbar as a second opinion
-(when ``libzbar0`` is installed), and OpenCV's detector last. It stops at the
-first success. ``ORDER`` was chosen by measuring every step on two seeds of
-the bench set and ordering by frames read per millisecond
-(``python -m bench.tune_decode``).
+(when ``libzbar0`` is installed), OpenCV's detector, and last pyzbar and
+OpenCV each alone on the whole frame (so the chain reads every frame any of the
+libraries reads alone). It stops at the first success. Codes the fast path
+read that are not a card (a promotion flyer, a receipt) are painted out of the
+frame the escalation works on, and proposals centred on them are dropped, so
+the escalation looks at the card beside them. ``ORDER`` was chosen by
+measuring every step on two seeds of the bench set and ordering by frames read
+per millisecond (``python -m bench.tune_decode``).
 
 Only the libraries produce text, and all of them check the QR's Reed-Solomon
 error correction, so preprocessing can make a code readable but cannot make
@@ -88,7 +92,10 @@ def pyzbar_available() -> bool:
 
 # ---------------------------------------------------------------- library calls
 
-def _zxing_default(img: np.ndarray) -> list[str]:
+Found = tuple[str, list[tuple[int, int]]]  # a text and its code's corners in the frame
+
+
+def _zxing_found(img: np.ndarray) -> list[Found]:
     """zxing-cpp with its own recovery on (invert, downscale, rotate), QR Models 1 and 2.
 
     The chain's first step: the chain is never worse than the library alone.
@@ -97,13 +104,64 @@ def _zxing_default(img: np.ndarray) -> list[str]:
     """
     zx = _Libs.load().zx
     fmts = zx.BarcodeFormats((zx.BarcodeFormat.QRCodeModel2, zx.BarcodeFormat.QRCodeModel1))
-    return [r.text for r in zx.read_barcodes(img, formats=fmts, try_rotate=True,
-                                             try_invert=True, try_downscale=True) if r.valid]
+    out = []
+    for r in zx.read_barcodes(img, formats=fmts, try_rotate=True, try_invert=True,
+                              try_downscale=True):
+        if r.valid:
+            p = r.position
+            out.append((r.text, [(q.x, q.y) for q in (p.top_left, p.top_right,
+                                                      p.bottom_right, p.bottom_left)]))
+    return out
+
+
+def _zxing_default(img: np.ndarray) -> list[str]:
+    return [t for t, _ in _zxing_found(img)]
+
+
+def _mirrored_found(img: np.ndarray) -> list[Found]:
+    """A mirrored frame (selfie cameras, a code seen through glass), read with recovery on."""
+    w = img.shape[1]
+    return [(t, [(w - 1 - x, y) for x, y in corners])
+            for t, corners in _zxing_found(_Libs.load().cv2.flip(img, 1))]
 
 
 def _mirrored(img: np.ndarray) -> list[str]:
-    """A mirrored frame (selfie cameras, a code seen through glass), read with recovery on."""
-    return _zxing_default(_Libs.load().cv2.flip(img, 1))
+    return [t for t, _ in _mirrored_found(img)]
+
+
+Box = tuple[int, int, int, int]  # x, y, w, h
+
+
+def mask_codes(gray: np.ndarray, corners: list[list[tuple[int, int]]],
+               ) -> tuple[np.ndarray, list[Box]]:
+    """``gray`` with the codes at ``corners`` (and their quiet zones) painted flat,
+    and the boxes painted.
+
+    Codes already read that are not the card (a promotion, a receipt) are the
+    most QR-like regions of the frame; painted out (and the regions around
+    them left out of the proposals, see :class:`_Frame`), the escalation looks
+    at the card instead of cropping them again.
+    """
+    cv2, np_ = _Libs.load().cv2, _Libs.np
+    out = gray.copy()
+    boxes = []
+    for quad in corners:
+        q = np_.array(quad, np_.float32)
+        c = q.mean(axis=0)
+        grown = ((q - c) * 1.3 + c).round().astype(np_.int32)
+        x, y, w, h = cv2.boundingRect(grown)
+        patch = gray[max(0, y):y + h, max(0, x):x + w]
+        fill = int(np_.median(patch)) if patch.size else 128
+        cv2.fillConvexPoly(out, grown, fill)
+        boxes.append((x, y, w, h))
+    return out, boxes
+
+
+def _covers(box: Box, code: Box) -> bool:
+    """Whether ``box`` is centred on ``code``: a proposal around a code already read
+    (a proposal beside it, or overlapping it, is another object: maybe the card)."""
+    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+    return code[0] <= cx <= code[0] + code[2] and code[1] <= cy <= code[1] + code[3]
 
 
 def is_card(text: str) -> bool:
@@ -406,6 +464,7 @@ class _Frame:
     """Per-frame working state; derived images are computed once, on demand."""
 
     gray: np.ndarray
+    read: list[Box] = field(default_factory=list)  # codes already read: not proposals
     _boxes: list[tuple[int, int, int, int]] | None = None
     _qboxes: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
     _crops: dict[tuple[int, int], tuple[np.ndarray, float]] = field(default_factory=dict)
@@ -417,7 +476,9 @@ class _Frame:
 
     def boxes(self) -> list[tuple[int, int, int, int]]:
         if self._boxes is None:
-            self._boxes = proposals(self.gray)
+            k = 2 + len(self.read)
+            self._boxes = [b for b in proposals(self.gray, k)
+                           if not any(_covers(b, r) for r in self.read)][:2]
         return self._boxes
 
     def qbox(self, i: int) -> tuple[int, int, int, int] | None:
@@ -580,6 +641,11 @@ def _close(img: np.ndarray) -> np.ndarray:
     return cv2.morphologyEx(img, cv2.MORPH_CLOSE, np_.ones((3, 3), np_.uint8))
 
 
+def _whole(fn: Callable[[np.ndarray], list[str]]) -> Step:
+    """A library alone on the whole frame: whatever it reads alone, the chain reads too."""
+    return lambda fr: fn(fr.gray)
+
+
 def _zxing_adaptive(block: int) -> Callable[[np.ndarray], list[str]]:
     return lambda c: _zxing(_adaptive(c, block))
 
@@ -623,7 +689,14 @@ def all_steps() -> dict[str, tuple[str, Step]]:
     s["card2/q280+adaptive+zbar"] = ("zbar", _on_crop(1, 280, lambda c: _zbar(_adaptive(c))))
     s["half"] = ("zxing", _full(_half))
     s["otsu"] = ("zxing", _full(_otsu))
+    s["zbar-frame"] = ("zbar", _whole(_zbar))
+    s["opencv-frame"] = ("opencv", _whole(_opencv))
     return s
+
+
+# Steps on the whole frame: their listed cost is for 640x480 and grows with the area.
+WHOLE_FRAME = frozenset({"half", "otsu", "zbar-frame", "opencv-frame"})
+BASE_AREA = 640 * 480
 
 
 GATES: dict[str, Gate] = {
@@ -665,6 +738,11 @@ ORDER: list[tuple[str, float]] = [
     ("card-warp+sharpen2", 0.4),  # added by hand after the tuning run: multi-frame / files
     ("card-warp+adaptive+zbar", 1.1),
     ("q280+opencv", 8.3),
+    # Each library alone on the whole frame, last: the chain reads every frame that one
+    # of them reads alone (bench_decode found frames only pyzbar read). Under a live
+    # budget they run as the one step of a later frame, when the frame is small enough.
+    ("zbar-frame", 7.5),
+    ("opencv-frame", 10.0),
 ]
 
 
@@ -704,17 +782,20 @@ class QRDecoder:
         t0 = time.perf_counter()
         gray = to_gray(frame)
         self.last_step = None
-        found = [t for t in _zxing_default(gray) if accept(t)]
-        if not found:
-            found = [t for t in _mirrored(gray) if accept(t)]
+        hits = [f for f in _zxing_found(gray) if accept(f[0])]
+        if not hits:
+            hits = [f for f in _mirrored_found(gray) if accept(f[0])]
+        found = [t for t, _ in hits]
         if found and any(is_card(t) for t in found):
             self.last_step = "fast"
             self.next_step = 0
             return prefer_card(_unique(found))
         # Nothing, or only codes that are not a card (a promotion, a receipt's QR beside
-        # the card): the escalation looks for the card before those are reported.
+        # the card): the escalation looks for the card before those are reported, on
+        # the frame with those codes painted out.
         others = _unique(found)
-        fr = _Frame(gray)
+        fr = _Frame(*mask_codes(gray, [c for _, c in hits])) if hits else _Frame(gray)
+        area = gray.shape[0] * gray.shape[1] / BASE_AREA
         n = len(self.steps)
         ran = False
         for j in range(n):
@@ -722,6 +803,10 @@ class QRDecoder:
             name, cost, step, gate = self.steps[idx]
             if gate is not None and not gate(fr):
                 continue
+            if name in WHOLE_FRAME:
+                cost *= area
+                if self.budget_ms is not None and cost > 2 * self.budget_ms:
+                    continue  # a live frame this large: never within a frame's budget
             # Stop before a step that would overrun the budget (the first one always runs).
             if ran and self.budget_ms is not None and \
                     (time.perf_counter() - t0) * 1000 + cost > self.budget_ms:

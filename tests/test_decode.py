@@ -28,6 +28,7 @@ from hardware.decode import (
     accept,
     card_quad,
     proposals,
+    pyzbar_available,
     warp_qr,
 )
 from hardware.simcam import SimulatedCamera
@@ -353,3 +354,60 @@ def test_live_stream_finds_the_card_beside_another_code() -> None:
     reads = [mf.feed(frame) for _ in range(40)]
     assert CARD_B in reads
     assert all(r in (CARD_B, "https://example.com/promo") for r in reads if r)
+
+
+# ------------------------------------------------ never worse than a library alone
+# Frames of the bench set (bench/qrset.py, bench/qrphoto.py; tuning seed 1) on which
+# python -m bench.bench_decode found the chain worse than a library alone.
+
+@pytest.mark.skipif(not pyzbar_available(), reason="libzbar0 not installed")
+@pytest.mark.parametrize(("category", "index"), [("perspective", 17), ("printed", 10)])
+def test_chain_reads_what_pyzbar_alone_reads(decoder: QRDecoder, category: str,
+                                             index: int) -> None:
+    """BUG: pyzbar was only tried on crops of the code; these frames it reads whole
+    and no crop of the chain did."""
+    from pyzbar import pyzbar
+
+    s = render(category, index, seed=1)
+    gray = cv2.cvtColor(s.image, cv2.COLOR_BGR2GRAY)
+    alone = [r.data.decode() for r in pyzbar.decode(gray, symbols=[pyzbar.ZBarSymbol.QRCODE])]
+    assert alone == [s.payload]
+    assert decoder.decode(s.image) == [s.payload]
+
+
+def test_card_beside_a_promotion_flyer_is_found(decoder: QRDecoder) -> None:
+    """BUG: with a promotion flyer's QR in view, the escalation's region proposals
+    framed the flyer (the most QR-like region) and never the card beside it. The
+    codes already read are now painted out and their regions left out."""
+    s = render("multi", 6, seed=1)
+    alone = zxing_alone(s.image)
+    assert alone and s.payload not in alone  # zxing reads the flyer only
+    out = decoder.decode(s.image)
+    assert out[0] == s.payload and set(alone) <= set(out)
+
+
+@pytest.mark.skipif(not pyzbar_available(), reason="libzbar0 not installed")
+def test_whole_frame_steps_stay_out_of_a_large_live_frame() -> None:
+    """Under a live budget a 1920x1080 frame never runs pyzbar / OpenCV on the whole
+    frame (tens of ms there); an image file of that size does."""
+    ran: list[str] = []
+
+    def recording(dec: QRDecoder) -> QRDecoder:
+        def wrap(name: str, fn: Callable[[_Frame], list[str]]) -> Callable[[_Frame], list[str]]:
+            return lambda fr: ran.append(name) or fn(fr)
+
+        dec.steps = [(n, c, wrap(n, fn), g) for n, c, fn, g in dec.steps]
+        return dec
+
+    noise = np.random.default_rng(1).integers(0, 256, (1080, 1920), dtype=np.uint8)
+    live = recording(QRDecoder(budget_ms=6.5))
+    start = [n for n, *_ in live.steps].index("zbar-frame")
+    assert live.decode(noise, start=start) == []
+    assert ran and "zbar-frame" not in ran and "opencv-frame" not in ran
+    small = cv2.resize(noise, (640, 480), interpolation=cv2.INTER_AREA)
+    ran.clear()
+    assert live.decode(small, start=start) == []
+    assert ran[0] == "zbar-frame"  # a 640x480 frame resumed there runs it
+    ran.clear()
+    assert recording(QRDecoder(budget_ms=None)).decode(noise) == []
+    assert {"zbar-frame", "opencv-frame"} <= set(ran)

@@ -213,6 +213,45 @@ def test_settled_sales_are_forwarded_once_even_after_a_lost_answer(hub_url: str,
     asyncio.run(hub.aclose())
 
 
+def test_a_basket_sale_is_forwarded_once_as_one_sale(hub_url: str, sandbox: Any) -> None:
+    """A basket paid part by card, part in cash reaches Particeep as one sale with its
+    lines and total; its card part (a card debit naming the sale) is not sent apart."""
+    hub = particeep_hub(hub_url, sandbox)
+    term = enrol_terminal(hub, "POS-001")
+    at = hub.clock().astimezone(dt.UTC).isoformat()
+    debit = txn_row("400000000010", at, kind="card_debit", minor=5000, currency="UGX",
+                    tender="card", details={"sale_id": "S0001"})
+    alone = txn_row("400000000011", at, kind="card_debit", minor=3000, currency="UGX",
+                    tender="card")
+    sale = {"id": "S0001", "shift_id": 1, "state": "done", "operator": "ann",
+            "currency": "UGX", "subtotal_minor": 7000, "discount_minor": 0,
+            "total_minor": 7000, "reason": "Sale: Sugar 1kg, Milk 500ml",
+            "receipt_number": 12, "created_at": at, "completed_at": at,
+            "lines": [{"line_no": 1, "name": "Sugar 1kg", "qty": 1, "unit_minor": 4500,
+                       "discount_minor": 0},
+                      {"line_no": 2, "name": "Milk 500ml", "qty": 1, "unit_minor": 2500,
+                       "discount_minor": 0}],
+            "tenders": [{"id": 1, "shift_id": 1, "tender": "card", "state": "paid",
+                         "amount_minor": 5000, "tendered_minor": 5000, "change_minor": 0,
+                         "txn_ref": "400000000010", "operator": "ann", "at": at},
+                        {"id": 2, "shift_id": 1, "tender": "cash", "state": "paid",
+                         "amount_minor": 2000, "tendered_minor": 2000, "change_minor": 0,
+                         "operator": "ann", "at": at}]}
+    hub.store.ingest(term, UploadIn.model_validate(
+        {"seq": 1, "txns": [debit, alone], "sales": [sale]}), max_items=100)
+    assert set(outbox(hub)) == {"S0001", "400000000011"}
+    assert forward(hub) == 2
+    ps = sbp.book(sandbox.state)
+    (entity,) = [e for e in ps.transactions.values() if e["custom"]["ref"] == "S0001"]
+    assert entity["amount"] == 7000 and entity["currency"] == "UGX"
+    assert entity["custom"]["kind"] == "basket" and entity["custom"]["tender"] == "split"
+    assert [ln["name"] for ln in entity["custom"]["lines"]] == ["Sugar 1kg", "Milk 500ml"]
+    hub.store.ingest(term, UploadIn.model_validate(
+        {"seq": 2, "txns": [debit], "sales": [sale]}), max_items=100)  # again: still once
+    assert forward(hub) == 0 and ps.creates == 2
+    asyncio.run(hub.aclose())
+
+
 def test_webhooks_verified_re_read_and_replays_refused(hub_url: str, sandbox: Any) -> None:
     hub = particeep_hub(hub_url, sandbox)
     term = enrol_terminal(hub, "POS-001")

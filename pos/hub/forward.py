@@ -54,12 +54,28 @@ def sale_payload(terminal: str, row: dict[str, Any]) -> dict[str, Any]:
               "tender": row.get("tender"), "created_at": row.get("created_at")}
     if row.get("token"):
         custom["token"] = row["token"]
-    for key in ("meter", "account", "card_no", "receipt_number"):
+    for key in ("meter", "account", "card_no", "receipt_number", "lines"):
         if row.get(key):
             custom[key] = row[key]
     return {"amount": int(amount.get("minor", 0)), "currency": amount.get("currency"),
             "description": f"Sente POS {row.get('kind')} {row['ref']} at {terminal}",
             "custom": custom}
+
+
+def basket_payload(sale: dict[str, Any]) -> dict[str, Any]:
+    """A basket sale shaped like a transaction for :func:`sale_payload`: its total, how
+    it was paid (card, cash or split, from the parts that were paid) and its lines."""
+    paid = sorted({p.get("tender") for p in sale.get("tenders") or []
+                   if p.get("state") == "paid"} - {None})
+    return {"ref": sale["id"], "kind": "basket",
+            "tender": paid[0] if len(paid) == 1 else "split",
+            "amount": {"minor": sale.get("total_minor", 0), "currency": sale.get("currency")},
+            "created_at": sale.get("completed_at") or sale.get("created_at"),
+            "receipt_number": sale.get("receipt_number"),
+            "lines": [{"name": ln.get("name"), "qty": ln.get("qty"),
+                       "unit_minor": ln.get("unit_minor"),
+                       "discount_minor": ln.get("discount_minor")}
+                      for ln in sale.get("lines") or []]}
 
 
 class ParticeepForwarder(ProviderWorker):
@@ -102,12 +118,19 @@ class ParticeepForwarder(ProviderWorker):
         return claimed
 
     def _sale(self, terminal_id: int, ref: str) -> tuple[str, dict[str, Any]] | None:
+        """The sale to forward: a transaction by its ref, else a basket sale by its id."""
         with self.db.read() as conn:
             row = conn.execute(
                 select(t.txns.c.data_json, t.terminals.c.name)
                 .join(t.terminals, t.terminals.c.id == t.txns.c.terminal_id)
                 .where(t.txns.c.terminal_id == terminal_id, t.txns.c.ref == ref)).first()
-        return (row.name, json.loads(row.data_json)) if row else None
+            if row is not None:
+                return row.name, json.loads(row.data_json)
+            basket = conn.execute(
+                select(t.sales.c.data_json, t.terminals.c.name)
+                .join(t.terminals, t.terminals.c.id == t.sales.c.terminal_id)
+                .where(t.sales.c.terminal_id == terminal_id, t.sales.c.sale_id == ref)).first()
+        return (basket.name, basket_payload(json.loads(basket.data_json))) if basket else None
 
     _webhooks_registered = False
 

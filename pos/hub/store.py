@@ -164,7 +164,7 @@ class HubStore:
             self._counter(conn, term.id, up)
             self._status(conn, term.id, up, now)
             if self.particeep:
-                self._queue_particeep(conn, term.id, up.txns, now)
+                self._queue_particeep(conn, term.id, up, now)
             merchant = conn.execute(
                 select(t.merchants).where(t.merchants.c.id == term.merchant_id)).one()
         return {
@@ -246,8 +246,12 @@ class HubStore:
                             else_=tbl.c.receipt_no),
         ))
 
-    def _queue_particeep(self, conn: Connection, tid: int, txns: list[TxnIn], now: str) -> None:
-        settled = [x.ref for x in txns if x.state == "done" and x.kind in SALE_KINDS]
+    def _queue_particeep(self, conn: Connection, tid: int, up: UploadIn, now: str) -> None:
+        """Each settled sale once: a transaction, or a basket sale as one (its card
+        parts are card debits that are not forwarded apart, or it would count twice)."""
+        settled = [x.ref for x in up.txns if x.state == "done" and x.kind in SALE_KINDS
+                   and not _pays_a_basket(x)]
+        settled += [s.id for s in up.sales if s.state == "done"]
         if settled:
             conn.execute(self.db.insert(t.particeep_outbox).on_conflict_do_nothing(), [
                 {"terminal_id": tid, "ref": ref, "status": "pending", "next_at": now,
@@ -348,6 +352,12 @@ def _counter_item(part: str, r: Any) -> dict[str, Any]:
     return {"id": r.move_id, "shift_id": r.shift_id, "kind": r.kind,
             "amount_minor": r.amount_minor, "currency": r.currency, "reason": r.reason,
             "operator": r.operator, "ref": r.ref, "at": r.at}
+
+
+def _pays_a_basket(x: TxnIn) -> bool:
+    """A card debit that is the card part of a basket sale (its details name the sale)."""
+    details = (x.model_extra or {}).get("details")
+    return x.kind == "card_debit" and isinstance(details, dict) and bool(details.get("sale_id"))
 
 
 def _sale_row(tid: int, x: SaleIn, seq: int) -> dict[str, Any]:

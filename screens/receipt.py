@@ -7,6 +7,7 @@ from typing import Any
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Horizontal
 from textual.widgets import Button
 
 from screens.dialogs import ChoiceDialog, Step
@@ -52,10 +53,13 @@ class ResultScreen(Step[bool]):
         yield Plain(headline, classes=f"result-headline {css}", id="result-headline")
         if self.token:
             yield TokenDisplay(self.token, id="result-token")
-        if self.message:
-            yield Plain(self.message, classes="step-note", id="result-message")
-        if self.extra:
-            yield Plain("\n".join(self.extra), classes="result-extra")
+        # The message and the extra lines side by side: with a token's big digits, the
+        # OK was below an 80x24 screen when they were stacked.
+        with Horizontal(classes="result-notes"):
+            if self.message:
+                yield Plain(self.message, classes="step-note", id="result-message")
+            if self.extra:
+                yield Plain("\n".join(self.extra), classes="result-extra")
         if self.status in EXPLAIN:
             yield Plain(EXPLAIN[self.status], classes="step-note")
         yield Button("OK", id="result-ok", variant="primary")

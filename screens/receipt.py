@@ -11,6 +11,7 @@ from textual.containers import Horizontal
 from textual.widgets import Button
 
 from screens.dialogs import ChoiceDialog, Step
+from screens.printing import has_printer, print_in_background
 from screens.widgets import Plain, ReceiptView, TokenDisplay
 
 HEADLINES = {
@@ -95,7 +96,7 @@ class ReceiptScreen(Step[bool]):
 
     def action_print(self) -> None:
         app: Any = self.app
-        self.notify(app.terminal.print_receipt(self.ref, duplicate=self.duplicate))
+        print_in_background(app, app.terminal.print_receipt, self.ref, duplicate=self.duplicate)
 
     def on_key(self, event: events.Key) -> None:
         if event.key == "enter":
@@ -109,9 +110,11 @@ async def offer_receipt(app: Any, ref: str, *, duplicate: bool = False) -> None:
         ChoiceDialog("Receipt", [("print", "Print"), ("show", "Show on screen"),
                                  ("skip", "No receipt")])
     )
-    if choice == "print":
-        message = app.terminal.print_receipt(ref, duplicate=duplicate)
-        app.notify(message)
+    if choice == "print" and has_printer(app):
+        print_in_background(app, app.terminal.print_receipt, ref, duplicate=duplicate)
+    elif choice == "print":  # no printer here: the receipt on screen, not a dead end
+        app.notify("No printer: the receipt is on screen", severity="warning")
+        await app.push_screen_wait(ReceiptScreen(ref, duplicate=duplicate))
     elif choice == "show":
         await app.push_screen_wait(ReceiptScreen(ref, duplicate=duplicate))
 

@@ -9,6 +9,7 @@ visible for the screen to be usable, and which keys bring it to the state shown.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,8 @@ def _paid_sale(app: Any) -> Any:
     from pos.usecases import sale as sales
 
     term = app.terminal
+    numbers = itertools.count(50)  # fixed refs: the receipt shows the sale's
+    term.journal.draw_ref = lambda: f"0001{next(numbers):08d}"
     sale = term.begin_sale(_basket(app))
     shifts.open_shift(term.journal, "ann", Money(0, "UGX"), term.ctx.clock())
     return sales.pay_cash(term.ctx, sale.id, Money(10_000, "UGX"))

@@ -178,6 +178,9 @@ class CameraScanner(ScanLoop):
         self._cap: Any = None
 
     def _open(self) -> str | None:
+        from hardware.cvlog import quiet_opencv
+
+        quiet_opencv()
         import cv2
 
         cap = cv2.VideoCapture(self.source)

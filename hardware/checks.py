@@ -11,6 +11,9 @@ from pos.doctor import Check
 def camera_check(settings: CameraSettings, *, seconds: float = 3.0) -> Check:
     """Open the camera, read frames for a moment, try to decode them."""
     try:
+        from hardware.cvlog import quiet_opencv
+
+        quiet_opencv()
         import cv2
     except ImportError as exc:  # pragma: no cover - opencv is a dependency
         return Check("camera", False, f"OpenCV missing: {exc}")

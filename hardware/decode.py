@@ -68,6 +68,9 @@ class _Libs:
     @classmethod
     def load(cls) -> type[_Libs]:
         if not cls._loaded:
+            from hardware.cvlog import quiet_opencv
+
+            quiet_opencv()
             import cv2
             import numpy
             import zxingcpp

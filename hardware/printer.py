@@ -445,6 +445,9 @@ class NullPrinter:
     that turns ``PrinterError`` into a message for the cashier never says "Printed".
     """
 
+    #: The screens show the receipt instead of offering to print it (screens.printing).
+    configured = False
+
     def print_receipt(self, receipt: Receipt) -> None:
         raise NoPrinter(NO_PRINTER)
 

@@ -58,6 +58,8 @@ class SentePOSApp(App[None]):
     ENABLE_COMMAND_PALETTE = False
     #: Screens get ``-short`` below 24 rows (a 480x320 display's console) for a compact layout.
     VERTICAL_BREAKPOINTS = [(0, "-short"), (24, "-tall")]
+    #: And ``-narrow`` below 80 columns (the same console is about 60 wide).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (80, "-wide")]
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
         Binding("ctrl+c", "quit", show=False, priority=True),

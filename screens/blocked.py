@@ -20,7 +20,7 @@ class BlockedScreen(Screen[None]):
     BINDINGS = [Binding("escape", "nothing", show=False)]
     DEFAULT_CSS = """
     BlockedScreen { align: center middle; }
-    BlockedScreen > Vertical { width: 90%; height: auto; border: heavy $error;
+    BlockedScreen > Vertical { width: 90%; height: auto; border: solid $error;
                                padding: 1 2; }
     BlockedScreen #blocked-title { text-style: bold; color: $error; width: 100%;
                                    content-align: center middle; }

@@ -9,6 +9,7 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Horizontal
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from pos.errors import Declined, InputError
@@ -42,12 +43,17 @@ class KycForm(Step[dict[str, str]]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def body(self) -> ComposeResult:
-        yield Label("Full name")
-        yield PosInput(id="kyc-name")
-        yield Label("Phone (2567...)")
-        yield PosInput(id="kyc-phone", restrict=r"[0-9+]*")
-        yield Label("E-mail (optional)")
-        yield PosInput(id="kyc-email")
+        # A label beside its field, and one-line checkboxes: Continue fits 80x24 and a
+        # 480x320 console (it was below the screen).
+        with Horizontal(classes="form-row"):
+            yield Label("Full name")
+            yield PosInput(id="kyc-name")
+        with Horizontal(classes="form-row"):
+            yield Label("Phone (2567...)")
+            yield PosInput(id="kyc-phone", restrict=r"[0-9+]*")
+        with Horizontal(classes="form-row"):
+            yield Label("E-mail (optional)")
+            yield PosInput(id="kyc-email")
         yield Checkbox("Customer accepts the card agreement", id="kyc-card-agreement")
         yield Checkbox("Customer accepts the platform agreement", id="kyc-platform-agreement")
         yield Plain("", id="kyc-error", classes="error-text")

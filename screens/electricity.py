@@ -16,6 +16,7 @@ from pos.meter import validate_meter
 from screens.cards import card_tender, confirm_charge
 from screens.dialogs import ChoiceDialog, ConfirmDialog, Step
 from screens.entry import AmountScreen
+from screens.printing import has_printer, print_in_background
 from screens.receipt import ReceiptScreen, ResultScreen, offer_receipt
 from screens.widgets import Plain, PosInput
 
@@ -201,7 +202,8 @@ async def reprint_last_token(app: Any) -> None:
     if ref is None:
         await app.show_message("Reprint", "No token has been sold on this terminal yet.")
         return
-    app.notify(app.terminal.print_receipt(ref, duplicate=True))
+    if has_printer(app):
+        print_in_background(app, app.terminal.print_receipt, ref, duplicate=True)
     await app.push_screen_wait(ReceiptScreen(ref, duplicate=True))
 
 

@@ -19,6 +19,7 @@ from pos.errors import PosError
 from pos.journal import Kind, State
 from pos.text import MAX_REASON, printable, validate_free_text
 from screens.dialogs import ChoiceDialog, ConfirmDialog, Step, TextPrompt
+from screens.printing import has_printer, print_in_background
 from screens.receipt import ReceiptScreen
 from screens.widgets import Plain, PosInput, ReceiptView
 
@@ -249,13 +250,9 @@ class JournalDetailScreen(Step[None]):
 
     def action_reprint(self) -> None:
         app: Any = self.app
-        app.run_worker(self._print(app.terminal.print_receipt, duplicate=True),
-                       group="journal-print", exit_on_error=False)
+        if has_printer(app):
+            print_in_background(app, app.terminal.print_receipt, self.ref, duplicate=True)
         app.push_screen(ReceiptScreen(self.ref, duplicate=True))
-
-    async def _print(self, printer: Any, **kw: Any) -> None:
-        """Printing blocks (the printer may be slow or dead): in a thread."""
-        self.app.notify(await asyncio.to_thread(printer, self.ref, **kw))
 
     def action_view(self) -> None:
         self.app.push_screen(ReceiptScreen(self.ref))
@@ -379,12 +376,8 @@ class VoidReceiptScreen(Step[None]):
 
     def action_print(self) -> None:
         app: Any = self.app
-        app.run_worker(self._print(), group="journal-print", exit_on_error=False)
-
-    async def _print(self) -> None:
-        app: Any = self.app
-        app.notify(await asyncio.to_thread(app.terminal.print_void_receipt, self.ref,
-                                           duplicate=self.duplicate))
+        print_in_background(app, app.terminal.print_void_receipt, self.ref,
+                            duplicate=self.duplicate)
 
 
 async def journal(app: Any) -> None:

@@ -7,9 +7,11 @@ from typing import Any
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Horizontal
 from textual.widgets import Button
 
 from screens.dialogs import ChoiceDialog, Step
+from screens.printing import has_printer, print_in_background
 from screens.widgets import Plain, ReceiptView, TokenDisplay
 
 HEADLINES = {
@@ -52,10 +54,13 @@ class ResultScreen(Step[bool]):
         yield Plain(headline, classes=f"result-headline {css}", id="result-headline")
         if self.token:
             yield TokenDisplay(self.token, id="result-token")
-        if self.message:
-            yield Plain(self.message, classes="step-note", id="result-message")
-        if self.extra:
-            yield Plain("\n".join(self.extra), classes="result-extra")
+        # The message and the extra lines side by side: with a token's big digits, the
+        # OK was below an 80x24 screen when they were stacked.
+        with Horizontal(classes="result-notes"):
+            if self.message:
+                yield Plain(self.message, classes="step-note", id="result-message")
+            if self.extra:
+                yield Plain("\n".join(self.extra), classes="result-extra")
         if self.status in EXPLAIN:
             yield Plain(EXPLAIN[self.status], classes="step-note")
         yield Button("OK", id="result-ok", variant="primary")
@@ -91,7 +96,7 @@ class ReceiptScreen(Step[bool]):
 
     def action_print(self) -> None:
         app: Any = self.app
-        self.notify(app.terminal.print_receipt(self.ref, duplicate=self.duplicate))
+        print_in_background(app, app.terminal.print_receipt, self.ref, duplicate=self.duplicate)
 
     def on_key(self, event: events.Key) -> None:
         if event.key == "enter":
@@ -105,9 +110,11 @@ async def offer_receipt(app: Any, ref: str, *, duplicate: bool = False) -> None:
         ChoiceDialog("Receipt", [("print", "Print"), ("show", "Show on screen"),
                                  ("skip", "No receipt")])
     )
-    if choice == "print":
-        message = app.terminal.print_receipt(ref, duplicate=duplicate)
-        app.notify(message)
+    if choice == "print" and has_printer(app):
+        print_in_background(app, app.terminal.print_receipt, ref, duplicate=duplicate)
+    elif choice == "print":  # no printer here: the receipt on screen, not a dead end
+        app.notify("No printer: the receipt is on screen", severity="warning")
+        await app.push_screen_wait(ReceiptScreen(ref, duplicate=duplicate))
     elif choice == "show":
         await app.push_screen_wait(ReceiptScreen(ref, duplicate=duplicate))
 

@@ -13,6 +13,7 @@ from textual.containers import VerticalScroll
 
 from pos.errors import InputError, PosError
 from screens.dialogs import ConfirmDialog, Step
+from screens.printing import print_in_background, text_job
 from screens.widgets import Plain
 
 T = TypeVar("T")
@@ -45,12 +46,7 @@ class ReportScreen(Step[str]):
         if printer is None:
             self.notify("No printer: the report is on screen")
         elif hasattr(printer, "print_text"):
-            try:
-                printer.print_text(self.text)
-            except Exception as exc:
-                self.notify(getattr(exc, "message", "The printer failed"), severity="error")
-            else:
-                self.notify("Printed")
+            print_in_background(app, text_job(printer, self.text))
         else:
             self.notify("This printer cannot print reports yet", severity="warning")
 

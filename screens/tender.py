@@ -7,7 +7,6 @@ another tender. Leaving with nothing paid abandons the sale (back to the basket)
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from textual import on
@@ -18,6 +17,7 @@ from textual.widgets import Button, Static
 from pos.errors import Declined, PosError
 from screens.dialogs import ChoiceDialog, Step
 from screens.entry import AmountScreen
+from screens.printing import has_printer, print_in_background
 from screens.receipt import ResultScreen
 from screens.widgets import Plain, ReceiptView, plain_label
 
@@ -100,11 +100,8 @@ class SaleReceiptScreen(Step[bool]):
         yield ReceiptView(text, id="receipt-view")
 
     def action_print(self) -> None:
-        self.run_worker(self._print(), group="print", exclusive=True)
-
-    async def _print(self) -> None:
         app: Any = self.app
-        self.notify(await asyncio.to_thread(app.terminal.print_sale_receipt, self.sale_id))
+        print_in_background(app, app.terminal.print_sale_receipt, self.sale_id)
 
 
 async def _card_part(app: Any, sale: Any, split: bool) -> Any:
@@ -175,8 +172,11 @@ async def tender(app: Any, sale_id: str) -> bool:
                                             f"({sale.tender_label()})", sale.total.format()))
     pick = await app.push_screen_wait(ChoiceDialog(
         "Receipt", [("print", "Print"), ("show", "Show on screen"), ("skip", "No receipt")]))
-    if pick == "print":
-        app.notify(await asyncio.to_thread(term.print_sale_receipt, sale.id))
+    if pick == "print" and has_printer(app):
+        print_in_background(app, term.print_sale_receipt, sale.id)
+    elif pick == "print":  # no printer here: the receipt on screen, not a dead end
+        app.notify("No printer: the receipt is on screen", severity="warning")
+        await app.push_screen_wait(SaleReceiptScreen(sale.id))
     elif pick == "show":
         await app.push_screen_wait(SaleReceiptScreen(sale.id))
     return True

@@ -14,6 +14,7 @@ from typing import Any
 
 from pos.config import Settings, ensure_home
 from pos.errors import PosError
+from sente_pos.quiet import library_output_to_log
 
 #: The demo's link probe cycle (sync.probe_interval): a quiet link is checked this often
 #: and a down one again after 5 s, doubling up to four times this, so a link taken down
@@ -108,7 +109,8 @@ def run_demo(home: Path | None = None, *, console: bool = False) -> int:
     """The whole product on a laptop: no hardware, no network."""
     home = home or Path(tempfile.mkdtemp(prefix="sente-pos-demo-"))
     with demo_app(home, console=console) as app:
-        app.run()
+        with library_output_to_log():
+            app.run()
         code = app.return_code or 0
     print(f"Demo data kept in {home} (the back office's in hub.db). Operators: "
           f"{DEMO_CASHIER[0]} PIN {DEMO_CASHIER[1]}, supervisor {DEMO_SUPERVISOR[0]} PIN "
@@ -144,7 +146,8 @@ def run_blocked(message: str) -> int:
     """The 'selling is stopped' screen instead of the counter; exit code 1."""
     from screens.blocked import BlockedApp
 
-    result = BlockedApp(message).run()
+    with library_output_to_log():
+        result = BlockedApp(message).run()
     print(f"error: {message}", file=sys.stderr)
     return int(result if result is not None else 1)
 
@@ -174,7 +177,8 @@ def run_kiosk(settings: Settings, *, console: bool = False) -> int:
     threading.Thread(target=_notifier, args=(app, stop, sdnotify.watchdog_interval()),
                      daemon=True, name="sd-notify").start()
     try:
-        app.run()
+        with library_output_to_log():  # OpenCV's warnings with no camera, zbar's...
+            app.run()
     finally:
         stop.set()
         sdnotify.stopping()

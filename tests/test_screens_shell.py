@@ -245,3 +245,61 @@ async def test_no_key_sequence_crashes_the_counter(home, term, ann, sandbox):
             await pilot.press("escape")
             await pilot.pause()
         assert app.is_running
+
+
+def flow_running(app) -> bool:
+    return any(w.group in ("flow", "kiosk") and not w.is_finished for w in app.workers)
+
+
+async def back_home(pilot, tries: int = 200) -> None:
+    """Escape until the home screen is on top with no flow left (a sync or a sale the
+    mash started may still be talking to the providers)."""
+    from screens.dialogs import ConfirmDialog
+
+    app = pilot.app
+    for _ in range(tries):
+        if isinstance(app.screen, HomeScreen) and not flow_running(app):
+            return
+        top = app.screen
+        if isinstance(top, ConfirmDialog) and top.title_text == "Cancel sale":
+            await pilot.press("1")  # Escape there keeps the basket, by design
+        elif not isinstance(top, HomeScreen):
+            await pilot.press("escape")
+        await pilot.pause(0.05)
+    raise AssertionError(f"not back home:\n{screen_text(app)}")
+
+
+MASH_KEYS = ["escape", "enter", *"1234567890", "tab", "backspace", "up", "down", "left",
+             "right", "space", *(f"f{i}" for i in range(1, 13))]
+
+
+@pytest.mark.parametrize("size,theme", [((80, 24), "default"), ((60, 20), "console")],
+                         ids=["80x24", "60x20-console"])
+async def test_every_screen_from_home_survives_a_mash(home, term, ann, sandbox, size, theme):
+    """Each of the home screen's ten choices is opened and mashed (Escape, Enter, digits,
+    F-keys, arrows): the app never ends (no unhandled exception, no exit code) and
+    Escape always leads back home."""
+    import random
+
+    from screens.home import KEYS
+
+    app = app_for(term.settings, term, theme=theme)
+    rng = random.Random(13)
+    visited: list[str] = []
+    async with app.run_test(size=size) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        for choice in KEYS:
+            await pilot.press(choice)
+            await wait_for(pilot, lambda: not isinstance(app.screen, HomeScreen)
+                           or not flow_running(app), what=f"choice {choice}")
+            visited.append(type(app.screen).__name__)
+            for i in range(40):
+                await pilot.press(rng.choice(MASH_KEYS))
+                if i % 20 == 0:
+                    await pilot.pause()
+                assert app.is_running and app.return_code is None, (
+                    f"the app ended on choice {choice}, key {i}")
+            await back_home(pilot)
+            assert app.is_running and app.return_code is None
+    assert len(visited) == len(KEYS)
+    assert app.return_code is None

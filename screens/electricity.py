@@ -4,7 +4,7 @@ vend (pending shown) -> token in large groups of four -> receipt. Also: reprint 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -18,6 +18,9 @@ from screens.dialogs import ChoiceDialog, ConfirmDialog, Step
 from screens.entry import AmountScreen
 from screens.receipt import ReceiptScreen, ResultScreen, offer_receipt
 from screens.widgets import Plain, PosInput
+
+if TYPE_CHECKING:
+    from screens.app import SentePOSApp
 
 
 class NumberScreen(Step[str]):
@@ -74,14 +77,14 @@ class NumberScreen(Step[str]):
             self.dismiss("reprint")
 
 
-async def choose_tender(app: Any, amount_text: str) -> str | None:
+async def choose_tender(app: SentePOSApp, amount_text: str) -> str | None:
     result: str | None = await app.push_screen_wait(
         ChoiceDialog("How does the customer pay?", [("cash", "Cash"), ("card", "Card")],
                      note=f"Amount {amount_text}"))
     return result
 
 
-async def verify_or_offline(app: Any, check: Any, what: str) -> Any:
+async def verify_or_offline(app: SentePOSApp, check: Any, what: str) -> Any:
     """The customer check (meter or account); when PawaCard cannot answer in any form
     (down, a gateway error, a portal, a timeout) the sale goes on offline: None.
 
@@ -98,7 +101,7 @@ async def verify_or_offline(app: Any, check: Any, what: str) -> Any:
         return None if go_on else False
 
 
-async def pay_with(app: Any, amount: Any, call: Callable[..., Any], busy_text: str, *,
+async def pay_with(app: SentePOSApp, amount: Any, call: Callable[..., Any], busy_text: str, *,
                    cash_only: bool = False) -> Any:
     """Ask the tender (and the card) then run ``call(tender=..., card=..., wallet=..., pin=...)``.
 
@@ -148,7 +151,7 @@ def charge_lines(result: Any) -> list[str]:
     return lines
 
 
-async def settle_pending(app: Any, result: Any) -> Any:
+async def settle_pending(app: SentePOSApp, result: Any) -> Any:
     """A pending vend or bill: poll in front of the cashier; the sync worker goes on after."""
     if result.status != "pending":
         return result
@@ -156,7 +159,7 @@ async def settle_pending(app: Any, result: Any) -> Any:
                           app.terminal.wait_settled(result.ref))
 
 
-async def electricity(app: Any) -> None:
+async def electricity(app: SentePOSApp) -> None:
     term = app.terminal
     meter = await app.push_screen_wait(
         NumberScreen("Electricity token", "Meter number", validate_meter, reprint=True))
@@ -196,7 +199,7 @@ async def electricity(app: Any) -> None:
         await offer_receipt(app, result.ref)
 
 
-async def reprint_last_token(app: Any) -> None:
+async def reprint_last_token(app: SentePOSApp) -> None:
     ref = app.terminal.last_token_ref()
     if ref is None:
         await app.show_message("Reprint", "No token has been sold on this terminal yet.")

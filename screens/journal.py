@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on
@@ -21,6 +21,9 @@ from pos.text import MAX_REASON, printable, validate_free_text
 from screens.dialogs import ChoiceDialog, ConfirmDialog, Step, TextPrompt
 from screens.receipt import ReceiptScreen
 from screens.widgets import Plain, PosInput, ReceiptView
+
+if TYPE_CHECKING:
+    from screens.app import SentePOSApp
 
 FILTERS = {"a": None, "f": "flagged", "u": "unsynced", "d": "done", "x": "declined"}
 FILTER_NAMES = {None: "all", "flagged": "flagged", "unsynced": "unsynced", "done": "done",
@@ -85,7 +88,7 @@ class JournalScreen(Step[None]):
         self.query_one("#journal-search", Input).focus()
 
     def reload(self) -> None:
-        app: Any = self.app
+        app = self.app
         txns = app.terminal.journal_list(state=self.state, search=self.search or None)
         marks = app.terminal.void_marks(txns)
         table = self.query_one("#journal-table", DataTable)
@@ -176,7 +179,7 @@ class JournalDetailScreen(Step[None]):
         self.flagged = False
 
     def body(self) -> ComposeResult:
-        app: Any = self.app
+        app = self.app
         txn, events = app.terminal.journal_detail(self.ref)
         mark = app.terminal.void_marks([txn]).get(txn.ref)
         self.voidable = app.terminal.void_check(self.ref)
@@ -248,7 +251,7 @@ class JournalDetailScreen(Step[None]):
         self.refresh_bindings()
 
     def action_reprint(self) -> None:
-        app: Any = self.app
+        app = self.app
         app.run_worker(self._print(app.terminal.print_receipt, duplicate=True),
                        group="journal-print", exit_on_error=False)
         app.push_screen(ReceiptScreen(self.ref, duplicate=True))
@@ -271,11 +274,11 @@ class JournalDetailScreen(Step[None]):
         self.run_worker(self._refresh_detail())
 
     def action_resolve(self) -> None:
-        app: Any = self.app
+        app = self.app
         app.run_worker(self._resolve(), group="journal", exit_on_error=False)
 
     async def _resolve(self) -> None:
-        app: Any = self.app
+        app = self.app
         txn, _ = app.terminal.journal_detail(self.ref)
         if not txn.is_flagged:
             await app.show_message("Resolve", "Only flagged items need resolving.")
@@ -313,13 +316,13 @@ class JournalDetailScreen(Step[None]):
 
 
     def action_void(self) -> None:
-        app: Any = self.app
+        app = self.app
         app.run_worker(self._void(), group="journal", exit_on_error=False)
 
     async def _void(self) -> None:
         """Supervisor: cancel a sale still queued, credit back a settled card payment, or
         void a basket sale. Whether it can be done is asked first, before any PIN."""
-        app: Any = self.app
+        app = self.app
         term = app.terminal
         can = term.void_check(self.ref)
         if not can.ok:
@@ -340,6 +343,7 @@ class JournalDetailScreen(Step[None]):
         if reason is None:
             return
         if can.how == "sale":
+            assert can.sale_id is not None  # pos.usecases.voids.check sets it for a sale
             sale = await app.busy("Voiding...", term.void_sale(can.sale_id, supervisor, reason))
             receipt_ref, message = sale.id, (f"Sale {sale.id} voided: card parts credited "
                                              "back, cash to hand back from the drawer")
@@ -372,20 +376,20 @@ class VoidReceiptScreen(Step[None]):
     def body(self) -> ComposeResult:
         from pos.receipts import render_text
 
-        app: Any = self.app
+        app = self.app
         receipt = app.terminal.void_receipt(self.ref, duplicate=self.duplicate)
         yield ReceiptView(render_text(receipt, app.settings.printer.columns),
                           id="void-receipt-view")
 
     def action_print(self) -> None:
-        app: Any = self.app
+        app = self.app
         app.run_worker(self._print(), group="journal-print", exit_on_error=False)
 
     async def _print(self) -> None:
-        app: Any = self.app
+        app = self.app
         app.notify(await asyncio.to_thread(app.terminal.print_void_receipt, self.ref,
                                            duplicate=self.duplicate))
 
 
-async def journal(app: Any) -> None:
+async def journal(app: SentePOSApp) -> None:
     await app.push_screen_wait(JournalScreen())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pos.meter import validate_account
 from screens.dialogs import ConfirmDialog
@@ -16,8 +16,11 @@ from screens.electricity import (
 from screens.entry import AmountScreen
 from screens.receipt import ResultScreen, offer_receipt
 
+if TYPE_CHECKING:
+    from screens.app import SentePOSApp
 
-async def postpaid(app: Any) -> None:
+
+async def postpaid(app: SentePOSApp) -> None:
     term = app.terminal
     account = await app.push_screen_wait(
         NumberScreen("Electricity bill", "Account number (e.g. 0203754-01)", validate_account))

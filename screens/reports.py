@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,6 +14,9 @@ from textual.containers import VerticalScroll
 from pos.errors import InputError, PosError
 from screens.dialogs import ConfirmDialog, Step
 from screens.widgets import Plain
+
+if TYPE_CHECKING:
+    from screens.app import SentePOSApp
 
 T = TypeVar("T")
 
@@ -34,13 +37,13 @@ class ReportScreen(Step[str]):
     def body(self) -> ComposeResult:
         from pos.reports import render_report
 
-        app: Any = self.app
+        app = self.app
         self.text = render_report(self.report, app.settings.printer.columns)
         yield VerticalScroll(Plain(self.text, classes="receipt-paper report-text",
                                    id="report-text"))
 
     def action_print(self) -> None:
-        app: Any = self.app
+        app = self.app
         printer = getattr(app.terminal, "printer", None) or app.printer
         if printer is None:
             self.notify("No printer: the report is on screen")
@@ -62,7 +65,7 @@ class ReportScreen(Step[str]):
 BUSY_AFTER = 0.25
 
 
-async def _off_loop(app: Any, text: str, fn: Callable[..., T], **kwargs: Any) -> T:
+async def _off_loop(app: SentePOSApp, text: str, fn: Callable[..., T], **kwargs: Any) -> T:
     """Run ``fn`` in a thread, off the event loop (the watchdog's heartbeat and key
     presses go on); show ``text`` in a busy box if it takes long."""
     task = asyncio.ensure_future(asyncio.to_thread(fn, **kwargs))
@@ -73,7 +76,7 @@ async def _off_loop(app: Any, text: str, fn: Callable[..., T], **kwargs: Any) ->
     return result
 
 
-async def close_day(app: Any) -> Any:
+async def close_day(app: SentePOSApp) -> Any:
     from pos.reports import EmptyDay
 
     if not await app.push_screen_wait(ConfirmDialog(
@@ -99,7 +102,7 @@ async def close_day(app: Any) -> Any:
                 return None
 
 
-async def reports(app: Any) -> None:
+async def reports(app: SentePOSApp) -> None:
     report = await _off_loop(app, "Computing the report...", app.terminal.x_report)
     while report is not None:
         choice = await app.push_screen_wait(ReportScreen(report))
@@ -108,7 +111,7 @@ async def reports(app: Any) -> None:
         report = await close_day(app)
 
 
-async def _probe_then_sync(app: Any) -> Any:
+async def _probe_then_sync(app: SentePOSApp) -> Any:
     """The cashier asked: probe the links now (floats are a cheap request) rather than
     wait for the link monitor's back-off, then drain the outbox."""
     with contextlib.suppress(PosError):
@@ -116,7 +119,7 @@ async def _probe_then_sync(app: Any) -> Any:
     return await app.terminal.sync_now(probe=True)
 
 
-async def sync_now(app: Any) -> None:
+async def sync_now(app: SentePOSApp) -> None:
     rep = await app.busy("Sending queued transactions...", _probe_then_sync(app))
     if rep.busy:
         await app.show_message("Sync", "A sync is already running.")

@@ -8,7 +8,7 @@ another tender. Leaving with nothing paid abandons the sale (back to the basket)
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -20,6 +20,9 @@ from screens.dialogs import ChoiceDialog, Step
 from screens.entry import AmountScreen
 from screens.receipt import ResultScreen
 from screens.widgets import Plain, ReceiptView, plain_label
+
+if TYPE_CHECKING:
+    from screens.app import SentePOSApp
 
 CHOICES = (("card", "Card"), ("cash", "Cash"), ("split", "Split: part by card"))
 
@@ -95,7 +98,7 @@ class SaleReceiptScreen(Step[bool]):
     def body(self) -> ComposeResult:
         from pos.receipts import render_text
 
-        app: Any = self.app
+        app = self.app
         text = render_text(app.terminal.sale_receipt(self.sale_id), app.settings.printer.columns)
         yield ReceiptView(text, id="receipt-view")
 
@@ -103,11 +106,11 @@ class SaleReceiptScreen(Step[bool]):
         self.run_worker(self._print(), group="print", exclusive=True)
 
     async def _print(self) -> None:
-        app: Any = self.app
+        app = self.app
         self.notify(await asyncio.to_thread(app.terminal.print_sale_receipt, self.sale_id))
 
 
-async def _card_part(app: Any, sale: Any, split: bool) -> Any:
+async def _card_part(app: SentePOSApp, sale: Any, split: bool) -> Any:
     from screens.cards import card_tender
 
     term = app.terminal
@@ -138,7 +141,7 @@ async def _card_part(app: Any, sale: Any, split: bool) -> Any:
     return sale
 
 
-async def _cash_part(app: Any, sale: Any) -> Any:
+async def _cash_part(app: SentePOSApp, sale: Any) -> Any:
     term = app.terminal
     tendered = await app.push_screen_wait(AmountScreen(
         "Cash tendered", sale.total.currency, note=f"Due {sale.remaining.format()}"))
@@ -153,7 +156,7 @@ async def _cash_part(app: Any, sale: Any) -> Any:
     return sale
 
 
-async def tender(app: Any, sale_id: str) -> bool:
+async def tender(app: SentePOSApp, sale_id: str) -> bool:
     """Take payment until the sale is paid (True), or the cashier goes back with nothing
     paid (False: the sale is abandoned). A sale part-paid stays here until it is paid."""
     term = app.terminal

@@ -8,10 +8,14 @@ query anything.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
+from textual import getters
 from textual.widget import Widget
+
+if TYPE_CHECKING:
+    from screens.app import SentePOSApp
 
 
 def format_status(status: Any, now: datetime, g: dict[str, str]) -> tuple[Text, Text]:
@@ -58,13 +62,16 @@ def format_status(status: Any, now: datetime, g: dict[str, str]) -> tuple[Text, 
 class StatusBar(Widget):
     """Two lines at the top of every screen."""
 
+    if TYPE_CHECKING:
+        app = getters.app(SentePOSApp)
+
     DEFAULT_CSS = """
     StatusBar { dock: top; height: 2; width: 100%; background: $panel; color: $foreground;
                 padding: 0 1; }
     """
 
     def render(self) -> Text:
-        app: Any = self.app
+        app = self.app
         try:
             status = app.current_status()
         except Exception:  # the bar must never take the screen down

@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, Unpack, get_args
 
 from textual import events, on, work
 from textual.app import App
@@ -38,6 +38,21 @@ T = TypeVar("T")
 Task = Literal["card", "token", "bill", "services", "journal", "reports", "sync", "settings",
                "sale", "shift"]
 TASKS: tuple[Task, ...] = get_args(Task)
+
+
+class AppOptions(TypedDict, total=False):
+    """The optional keywords of :func:`make_app` (see :class:`SentePOSApp`)."""
+
+    clock: Callable[[], datetime] | None
+    wedge: Wedge | None
+    cursor_blink: bool
+    pin_timeout: float
+    id_photo_max_bytes: int
+    background: bool
+    sign_in_hint: str
+    demo: DemoControls | None
+    after_first_paint: Sequence[Callable[[], object]]
+
 
 GENERIC_ERROR = "Something went wrong. Nothing more was done; check the journal."
 
@@ -71,8 +86,7 @@ class SentePOSApp(App[None]):
                  after_first_paint: Sequence[Callable[[], object]] = ()) -> None:
         chosen = THEMES.get(theme, THEMES["default"])
         # An ANSI theme (the console's) draws in the terminal's own 16 colours.
-        super().__init__(css_path=css_paths(theme),  # type: ignore[arg-type]
-                         ansi_color=True if chosen.ansi else None)
+        super().__init__(css_path=css_paths(theme), ansi_color=True if chosen.ansi else None)
         self._start_with_theme(chosen)
         self.settings = settings
         self.terminal = terminal
@@ -431,7 +445,8 @@ class SentePOSApp(App[None]):
 
 def make_app(settings: Settings, terminal: Terminal, scanner: Scanner | None,
              printer: ReportPrinter | None = None, *,
-             kiosk: bool = False, theme: str = "default", **options: Any) -> SentePOSApp:
+             kiosk: bool = False, theme: str = "default",
+             **options: Unpack[AppOptions]) -> SentePOSApp:
     """Build the app. ``options``: ``clock``, ``wedge``, ``cursor_blink``, ``pin_timeout``,
     ``id_photo_max_bytes``, ``background`` (float refresh, link probes and background
     sync), ``demo`` (the demo's controls, screens.demo). The wiring passes the

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import ComposeResult
@@ -22,6 +22,7 @@ from screens.widgets import Plain, PosInput
 
 if TYPE_CHECKING:
     from screens.app import SentePOSApp
+    from screens.port import Scanner
 
 SERVICES = [
     ("sente", "Activate a Sente card (KYC)"),
@@ -111,11 +112,11 @@ async def new_pin_twice(app: SentePOSApp, title: str) -> str | None:
         await app.show_message(title, "The two PINs differ. Try again.", "warning")
 
 
-def _still(scanner: Any, max_bytes: int, wait: float = 3.0) -> bytes:
+def _still(scanner: Scanner, max_bytes: int, wait: float = 3.0) -> bytes:
     """Run the camera long enough to have a frame, and return it as JPEG (camera thread)."""
     import time
 
-    started = not getattr(scanner, "running", True)
+    started = not scanner.running
     if started:
         scanner.start()
     try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on
@@ -23,6 +23,8 @@ from screens.receipt import ReceiptScreen
 from screens.widgets import Plain, PosInput, ReceiptView
 
 if TYPE_CHECKING:
+    from pos.journal import Txn
+    from pos.usecases.voids import Voidability, VoidMark
     from screens.app import SentePOSApp
 
 FILTERS = {"a": None, "f": "flagged", "u": "unsynced", "d": "done", "x": "declined"}
@@ -40,7 +42,7 @@ LIVE_MIN_CHARS = 3
 _VOID_KINDS = {Kind.card_debit, Kind.vend, Kind.postpaid}
 
 
-def txn_row(txn: Any, mark: Any = None) -> tuple[Text, ...]:
+def txn_row(txn: Txn, mark: VoidMark | None = None) -> tuple[Text, ...]:
     """A table row; cells are plain Text (a str cell would be parsed as markup) cleaned
     of control characters (a card number or meter may come from a provider).
     ``mark``: the row's void (``voids.VoidMark``): its state reads ``voided`` & co."""
@@ -173,7 +175,7 @@ class JournalDetailScreen(Step[None]):
     def __init__(self, ref: str) -> None:
         super().__init__(f"Transaction {ref}")
         self.ref = ref
-        self.voidable: Any = None
+        self.voidable: Voidability | None = None
         self.linked: str | None = None
         self.voided = False
         self.flagged = False
@@ -211,7 +213,8 @@ class JournalDetailScreen(Step[None]):
             trail.append(f" {when} {step} {extra}")
         yield Plain("\n".join(trail), classes="summary", id="journal-trail")
 
-    def _void_rows(self, txn: Any, mark: Any, void_of: Any) -> list[tuple[str, str]]:
+    def _void_rows(self, txn: Txn, mark: VoidMark | None,
+                   void_of: object) -> list[tuple[str, str]]:
         details = txn.details or {}
         rows: list[tuple[str, str]] = []
         if mark is not None:
@@ -252,13 +255,14 @@ class JournalDetailScreen(Step[None]):
 
     def action_reprint(self) -> None:
         app = self.app
-        app.run_worker(self._print(app.terminal.print_receipt, duplicate=True),
-                       group="journal-print", exit_on_error=False)
+        app.run_worker(self._print(duplicate=True), group="journal-print",
+                       exit_on_error=False)
         app.push_screen(ReceiptScreen(self.ref, duplicate=True))
 
-    async def _print(self, printer: Any, **kw: Any) -> None:
+    async def _print(self, *, duplicate: bool) -> None:
         """Printing blocks (the printer may be slow or dead): in a thread."""
-        self.app.notify(await asyncio.to_thread(printer, self.ref, **kw))
+        self.app.notify(await asyncio.to_thread(self.app.terminal.print_receipt, self.ref,
+                                                duplicate))
 
     def action_view(self) -> None:
         self.app.push_screen(ReceiptScreen(self.ref))

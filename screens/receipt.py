@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual import events, on
 from textual.app import ComposeResult
@@ -13,6 +13,7 @@ from screens.dialogs import ChoiceDialog, Step
 from screens.widgets import Plain, ReceiptView, TokenDisplay
 
 if TYPE_CHECKING:
+    from pos.usecases.results import SaleResult
     from screens.app import SentePOSApp
 
 HEADLINES = {
@@ -115,7 +116,7 @@ async def offer_receipt(app: SentePOSApp, ref: str, *, duplicate: bool = False) 
         await app.push_screen_wait(ReceiptScreen(ref, duplicate=duplicate))
 
 
-async def finish_sale(app: SentePOSApp, result: Any, amount_text: str = "",
+async def finish_sale(app: SentePOSApp, result: SaleResult, amount_text: str = "",
                       extra: list[str] | None = None) -> None:
     """Show a ``SaleResult`` and, unless it was declined, offer its receipt."""
     await app.push_screen_wait(ResultScreen(result.status, result.message, amount_text,

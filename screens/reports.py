@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,9 +16,12 @@ from screens.dialogs import ConfirmDialog, Step
 from screens.widgets import Plain
 
 if TYPE_CHECKING:
+    from pos.reports import Report
+    from pos.sync import SyncReport
     from screens.app import SentePOSApp
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class ReportScreen(Step[str]):
@@ -30,7 +33,7 @@ class ReportScreen(Step[str]):
         Binding("z", "close_day", "Close day (Z)"),
     ]
 
-    def __init__(self, report: Any) -> None:
+    def __init__(self, report: Report) -> None:
         super().__init__(f"{report.kind} report")
         self.report = report
 
@@ -44,18 +47,16 @@ class ReportScreen(Step[str]):
 
     def action_print(self) -> None:
         app = self.app
-        printer = getattr(app.terminal, "printer", None) or app.printer
+        printer = app.terminal.printer or app.printer
         if printer is None:
             self.notify("No printer: the report is on screen")
-        elif hasattr(printer, "print_text"):
-            try:
-                printer.print_text(self.text)
-            except Exception as exc:
-                self.notify(getattr(exc, "message", "The printer failed"), severity="error")
-            else:
-                self.notify("Printed")
+            return
+        try:
+            printer.print_text(self.text)
+        except Exception as exc:
+            self.notify(getattr(exc, "message", "The printer failed"), severity="error")
         else:
-            self.notify("This printer cannot print reports yet", severity="warning")
+            self.notify("Printed")
 
     def action_close_day(self) -> None:
         self.dismiss("z")
@@ -65,10 +66,11 @@ class ReportScreen(Step[str]):
 BUSY_AFTER = 0.25
 
 
-async def _off_loop(app: SentePOSApp, text: str, fn: Callable[..., T], **kwargs: Any) -> T:
+async def _off_loop(app: SentePOSApp, text: str, fn: Callable[P, T], /,
+                    *args: P.args, **kwargs: P.kwargs) -> T:
     """Run ``fn`` in a thread, off the event loop (the watchdog's heartbeat and key
     presses go on); show ``text`` in a busy box if it takes long."""
-    task = asyncio.ensure_future(asyncio.to_thread(fn, **kwargs))
+    task = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
     done, _ = await asyncio.wait({task}, timeout=BUSY_AFTER)
     if done:
         return task.result()
@@ -76,7 +78,7 @@ async def _off_loop(app: SentePOSApp, text: str, fn: Callable[..., T], **kwargs:
     return result
 
 
-async def close_day(app: SentePOSApp) -> Any:
+async def close_day(app: SentePOSApp) -> Report | None:
     from pos.reports import EmptyDay
 
     if not await app.push_screen_wait(ConfirmDialog(
@@ -103,7 +105,8 @@ async def close_day(app: SentePOSApp) -> Any:
 
 
 async def reports(app: SentePOSApp) -> None:
-    report = await _off_loop(app, "Computing the report...", app.terminal.x_report)
+    report: Report | None = await _off_loop(app, "Computing the report...",
+                                            app.terminal.x_report)
     while report is not None:
         choice = await app.push_screen_wait(ReportScreen(report))
         if choice != "z" or report.kind == "Z":
@@ -111,7 +114,7 @@ async def reports(app: SentePOSApp) -> None:
         report = await close_day(app)
 
 
-async def _probe_then_sync(app: SentePOSApp) -> Any:
+async def _probe_then_sync(app: SentePOSApp) -> SyncReport:
     """The cashier asked: probe the links now (floats are a cheap request) rather than
     wait for the link monitor's back-off, then drain the outbox."""
     with contextlib.suppress(PosError):

@@ -4,7 +4,7 @@ report: expected, counted, variance, per operator."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -17,6 +17,7 @@ from screens.entry import AmountScreen
 from screens.widgets import Plain
 
 if TYPE_CHECKING:
+    from pos.shifts import ShiftReport
     from screens.app import SentePOSApp
 
 
@@ -25,7 +26,7 @@ class ShiftReportScreen(Step[bool]):
 
     BINDINGS = [Binding("escape", "cancel", "Close"), Binding("enter", "cancel", "Close")]
 
-    def __init__(self, report: Any) -> None:
+    def __init__(self, report: ShiftReport) -> None:
         super().__init__(f"Shift #{report.shift.id} closed" if not report.shift.is_open
                          else f"Shift #{report.shift.id}")
         self.report = report

@@ -8,7 +8,7 @@ another tender. Leaving with nothing paid abandons the sale (back to the basket)
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import ComposeResult
@@ -22,6 +22,8 @@ from screens.receipt import ResultScreen
 from screens.widgets import Plain, ReceiptView, plain_label
 
 if TYPE_CHECKING:
+    from pos.money import Money
+    from pos.usecases.sale import Sale
     from screens.app import SentePOSApp
 
 CHOICES = (("card", "Card"), ("cash", "Cash"), ("split", "Split: part by card"))
@@ -34,7 +36,7 @@ class TenderScreen(Step[str]):
                 *(Binding(str(i), f"pick('{key}')", show=False)
                   for i, (key, _label) in enumerate(CHOICES, start=1))]
 
-    def __init__(self, sale: Any) -> None:
+    def __init__(self, sale: Sale) -> None:
         super().__init__("Payment")
         self.sale = sale
 
@@ -66,7 +68,7 @@ class ChangeScreen(Step[bool]):
 
     BINDINGS = [Binding("enter", "done", "Done"), Binding("escape", "done", show=False)]
 
-    def __init__(self, sale: Any, tendered: Any) -> None:
+    def __init__(self, sale: Sale, tendered: Money) -> None:
         super().__init__("Cash")
         self.sale = sale
         self.tendered = tendered
@@ -110,17 +112,18 @@ class SaleReceiptScreen(Step[bool]):
         self.notify(await asyncio.to_thread(app.terminal.print_sale_receipt, self.sale_id))
 
 
-async def _card_part(app: SentePOSApp, sale: Any, split: bool) -> Any:
+async def _card_part(app: SentePOSApp, sale: Sale, split: bool) -> Sale:
     from screens.cards import card_tender
 
     term = app.terminal
     amount = sale.remaining
     if split:
-        amount = await app.push_screen_wait(AmountScreen(
+        part = await app.push_screen_wait(AmountScreen(
             "Card part", sale.total.currency, note=f"Due {sale.remaining.format()}: the card "
             "pays this part, cash the rest", maximum=sale.remaining))
-        if amount is None:
+        if part is None:
             return sale
+        amount = part
     got = await card_tender(app, amount)
     if got is None:
         return sale
@@ -141,7 +144,7 @@ async def _card_part(app: SentePOSApp, sale: Any, split: bool) -> Any:
     return sale
 
 
-async def _cash_part(app: SentePOSApp, sale: Any) -> Any:
+async def _cash_part(app: SentePOSApp, sale: Sale) -> Sale:
     term = app.terminal
     tendered = await app.push_screen_wait(AmountScreen(
         "Cash tendered", sale.total.currency, note=f"Due {sale.remaining.format()}"))

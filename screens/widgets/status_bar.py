@@ -8,17 +8,18 @@ query anything.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import getters
 from textual.widget import Widget
 
 if TYPE_CHECKING:
+    from pos.terminal import TerminalStatus
     from screens.app import SentePOSApp
 
 
-def format_status(status: Any, now: datetime, g: dict[str, str]) -> tuple[Text, Text]:
+def format_status(status: TerminalStatus, now: datetime, g: dict[str, str]) -> tuple[Text, Text]:
     """The two lines of the bar for a ``TerminalStatus``."""
     sep = f" {g['sep']} "
     top = Text()
@@ -52,7 +53,7 @@ def format_status(status: Any, now: datetime, g: dict[str, str]) -> tuple[Text, 
     if status.low_float:
         bottom.append(sep)
         bottom.append(f"{g['warn']} LOW FLOAT", style="bold red")
-    warning = getattr(status, "clock_warning", None)
+    warning = status.clock_warning
     if warning:
         bottom.append(sep)
         bottom.append(f"{g['warn']} CLOCK: {warning}", style="bold yellow")

@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, Unpack, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, Unpack
 
 from textual import events, on, work
 from textual.app import App
@@ -37,7 +37,6 @@ T = TypeVar("T")
 #: flow coroutine, see :meth:`SentePOSApp.flow`.
 Task = Literal["card", "token", "bill", "services", "journal", "reports", "sync", "settings",
                "sale", "shift"]
-TASKS: tuple[Task, ...] = get_args(Task)
 
 
 class AppOptions(TypedDict, total=False):

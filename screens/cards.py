@@ -93,7 +93,7 @@ class CardSummaryScreen(Step[bool]):
         yield Button("Continue", id="card-continue", variant="primary")
 
     def app_glyph(self, name: str) -> str:
-        return str(getattr(self.app, "glyphs", {}).get(name, "!"))
+        return self.app.glyphs.get(name, "!")
 
     def on_mount(self) -> None:
         self.query_one("#card-continue", Button).focus()

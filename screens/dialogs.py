@@ -54,9 +54,7 @@ class Step(ModalScreen[T | None]):
         yield from ()
 
     def on_screen_resume(self) -> None:
-        refresh = getattr(self.app, "refresh_status", None)
-        if refresh is not None:
-            refresh()
+        self.app.refresh_status()
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -113,7 +113,7 @@ class PinScreen(Step[str]):
 
     def body(self) -> ComposeResult:
         yield Plain(self.prompt, classes="step-note")
-        g = getattr(self.app, "glyphs", {})
+        g = self.app.glyphs
         pad = PinPad(set_glyph=g.get("pin_set", "*"), empty_glyph=g.get("pin_empty", "_"),
                      id="pin-pad")
         if self.charge is None:

@@ -69,7 +69,7 @@ class SignInScreen(_Form[Operator]):
         names = ", ".join(op.name for op in self.terminal.operators())
         note = "Locked after being idle. " if self.locked else ""
         yield Plain(f"{note}Operators: {names}", classes="step-note")
-        hint = getattr(self.app, "sign_in_hint", "")
+        hint = self.app.sign_in_hint
         if hint:
             yield Plain(hint, classes="step-note")
         yield Label("Name")

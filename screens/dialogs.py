@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from textual import events, getters, on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -22,6 +22,8 @@ from textual.widgets import Button, Input, Label, Static
 from screens.widgets import KeyBar, Plain, PosInput, StatusBar, plain_label
 
 if TYPE_CHECKING:
+    from textual import getters
+
     from screens.app import SentePOSApp
 
 T = TypeVar("T")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from textual import getters, on
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid
@@ -14,6 +14,8 @@ from textual.widgets import Button, Label
 from screens.widgets import KeyBar, StatusBar
 
 if TYPE_CHECKING:
+    from textual import getters
+
     from screens.app import SentePOSApp, Task
 
 #: Each task (screens.app.Task, its flow in SentePOSApp.flow) and its label.

@@ -11,10 +11,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import getters
 from textual.widget import Widget
 
 if TYPE_CHECKING:
+    from textual import getters
+
     from pos.terminal import TerminalStatus
     from screens.app import SentePOSApp
 

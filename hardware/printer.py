@@ -76,6 +76,9 @@ class ReceiptPrinter(Protocol):
     def print_receipt(self, receipt: Receipt) -> None:
         """Print or raise :class:`PrinterError`."""
 
+    def print_text(self, text: str) -> None:
+        """Print plain text (a report) or raise :class:`PrinterError`."""
+
     def status(self) -> PrinterStatus:
         """Ready or not, with a message for the cashier; never raises."""
 

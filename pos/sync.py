@@ -337,7 +337,7 @@ class SyncEngine:
 
     def _delay(self, txn: Txn) -> float:
         s = self.ctx.settings.sync
-        return min(s.backoff_max, s.backoff_base * 2 ** min(txn.attempts or 0, 16))
+        return float(min(s.backoff_max, s.backoff_base * 2 ** min(txn.attempts or 0, 16)))
 
     def _give_up(self, txn: Txn) -> str | None:
         """Why ``txn`` has run out of retries (None: it has not)."""

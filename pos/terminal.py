@@ -43,11 +43,13 @@ if TYPE_CHECKING:
     from pos import reports
     from pos.basket import Basket
     from pos.catalogue import Catalogue
+    from pos.devices import Printer
     from pos.link import LinkMonitor
     from pos.providers.models import AccountInfo, CardInfo, MeterInfo, SenteActivation
     from pos.receipts import Receipt
     from pos.shifts import Shift, ShiftReport
     from pos.sync import SyncEngine, SyncReport
+    from pos.usecases.electricity import TenderName
     from pos.usecases.operator_admin import OperatorRow
     from pos.usecases.quotes import Quote
     from pos.usecases.results import CardLookup, SaleResult
@@ -171,7 +173,7 @@ def check_supervisor_pin(journal: Journal, settings: Settings, pin: str,
 
 
 class Terminal:
-    def __init__(self, ctx: Context, *, printer: Any = None) -> None:
+    def __init__(self, ctx: Context, *, printer: Printer | None = None) -> None:
         self.ctx = ctx
         self._sync_engine: SyncEngine | None = None
         self.printer = printer
@@ -181,14 +183,14 @@ class Terminal:
 
     # ------------------------------------------------------------ set-up
     @classmethod
-    async def open(cls, settings: Settings, *, printer: Any = None,
+    async def open(cls, settings: Settings, *, printer: Printer | None = None,
                    clock: Callable[[], dt.datetime] | None = None,
                    operator: str = "system", device: DeviceClock | None = None) -> Terminal:
         return cls.open_sync(settings, printer=printer, clock=clock, operator=operator,
                              device=device)
 
     @classmethod
-    def open_sync(cls, settings: Settings, *, printer: Any = None,
+    def open_sync(cls, settings: Settings, *, printer: Printer | None = None,
                   clock: Callable[[], dt.datetime] | None = None,
                   operator: str = "system", device: DeviceClock | None = None) -> Terminal:
         """``device``: the device's clocks (tests pass a fake); ``clock``: a wall clock
@@ -587,23 +589,23 @@ class Terminal:
         return await electricity.verify_account(self.ctx, account)
 
     async def sell_token(self, meter: str, amount: Money, customer_name: str, *,
-                         tender: str = "cash", card: CardLookup | None = None,
+                         tender: TenderName = "cash", card: CardLookup | None = None,
                          wallet: str | None = None, pin: str | None = None,
                          quote: Quote | None = None) -> SaleResult:
         from pos.usecases import electricity
 
         return await electricity.sell(self.ctx, Kind.vend, meter, amount, customer_name,
-                                      tender=tender, card=card, wallet=wallet,  # type: ignore[arg-type]
+                                      tender=tender, card=card, wallet=wallet,
                                       pin=pin, quote=quote)
 
     async def pay_bill(self, account: str, amount: Money, customer_name: str, *,
-                       tender: str = "cash", card: CardLookup | None = None,
+                       tender: TenderName = "cash", card: CardLookup | None = None,
                        wallet: str | None = None, pin: str | None = None,
                        quote: Quote | None = None) -> SaleResult:
         from pos.usecases import electricity
 
         return await electricity.sell(self.ctx, Kind.postpaid, account, amount, customer_name,
-                                      tender=tender, card=card, wallet=wallet,  # type: ignore[arg-type]
+                                      tender=tender, card=card, wallet=wallet,
                                       pin=pin, quote=quote)
 
     async def wait_settled(self, ref: str, *, interval: float | None = None,

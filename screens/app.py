@@ -6,12 +6,11 @@ the tests and the benchmark.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, Unpack
 
 from textual import events, on, work
 from textual.app import App
@@ -26,24 +25,33 @@ from screens.home import HomeScreen
 from screens.theme import THEMES, css_paths, glyphs
 
 if TYPE_CHECKING:
+    from pos.operators import Operator
+    from pos.terminal import Terminal, TerminalStatus
     from screens.demo import DemoControls
+    from screens.port import ReportPrinter, Scanner, Wedge
 
 log = logging.getLogger("sente_pos.screens")
 T = TypeVar("T")
 
-#: Home choice -> "module:function" of the flow coroutine ``flow(app, **kw)``.
-TASKS: dict[str, str] = {
-    "card": "screens.card_payment:card_payment",
-    "token": "screens.electricity:electricity",
-    "bill": "screens.postpaid:postpaid",
-    "services": "screens.card_services:card_services",
-    "journal": "screens.journal:journal",
-    "reports": "screens.reports:reports",
-    "sync": "screens.reports:sync_now",
-    "settings": "screens.settings:settings_flow",
-    "sale": "screens.basket:basket_sale",
-    "shift": "screens.shift:shift_flow",
-}
+#: The tasks a cashier starts from the home screen (or F5, or a wedge scan); each is one
+#: flow coroutine, see :meth:`SentePOSApp.flow`.
+Task = Literal["card", "token", "bill", "services", "journal", "reports", "sync", "settings",
+               "sale", "shift"]
+
+
+class AppOptions(TypedDict, total=False):
+    """The optional keywords of :func:`make_app` (see :class:`SentePOSApp`)."""
+
+    clock: Callable[[], datetime] | None
+    wedge: Wedge | None
+    cursor_blink: bool
+    pin_timeout: float
+    id_photo_max_bytes: int
+    background: bool
+    sign_in_hint: str
+    demo: DemoControls | None
+    after_first_paint: Sequence[Callable[[], object]]
+
 
 GENERIC_ERROR = "Something went wrong. Nothing more was done; check the journal."
 
@@ -69,17 +77,17 @@ class SentePOSApp(App[None]):
         Binding("f12", "demo_menu", "Demo", priority=True),
     ]
 
-    def __init__(self, settings: Settings, terminal: Any, scanner: Any, printer: Any = None, *,
+    def __init__(self, settings: Settings, terminal: Terminal, scanner: Scanner | None,
+                 printer: ReportPrinter | None = None, *,
                  kiosk: bool = False, theme: str = "default",
-                 clock: Callable[[], datetime] | None = None, wedge: Any = None,
+                 clock: Callable[[], datetime] | None = None, wedge: Wedge | None = None,
                  cursor_blink: bool = True, pin_timeout: float = 60.0,
                  id_photo_max_bytes: int = 200_000, background: bool = True,
                  sign_in_hint: str = "", demo: DemoControls | None = None,
                  after_first_paint: Sequence[Callable[[], object]] = ()) -> None:
         chosen = THEMES.get(theme, THEMES["default"])
         # An ANSI theme (the console's) draws in the terminal's own 16 colours.
-        super().__init__(css_path=css_paths(theme),  # type: ignore[arg-type]
-                         ansi_color=True if chosen.ansi else None)
+        super().__init__(css_path=css_paths(theme), ansi_color=True if chosen.ansi else None)
         self._start_with_theme(chosen)
         self.settings = settings
         self.terminal = terminal
@@ -100,7 +108,7 @@ class SentePOSApp(App[None]):
         #: The demo's controls (camera cards, provider links), injected by the wiring of
         #: ``sente-pos demo`` only; None at a real counter.
         self.demo = demo
-        self._status: Any = None
+        self._status: TerminalStatus | None = None
         self._after_first_paint = tuple(after_first_paint)
 
     # ------------------------------------------------------------ wiring
@@ -124,7 +132,7 @@ class SentePOSApp(App[None]):
     def now(self) -> datetime:
         return self._clock() if self._clock else datetime.now().astimezone()
 
-    def current_status(self) -> Any:
+    def current_status(self) -> TerminalStatus:
         """The terminal's status as of the last tick (read at most once a second)."""
         if self._status is None:
             self._status = self.terminal.status()
@@ -151,7 +159,7 @@ class SentePOSApp(App[None]):
     def _check_journal(self) -> None:
         from screens.blocked import BlockedScreen
 
-        damage = getattr(getattr(self.terminal, "journal", None), "damage", None)
+        damage = self.terminal.journal.damage
         if damage is not None and not isinstance(self.screen, BlockedScreen):
             self.terminal.sign_out()
             self.push_screen(BlockedScreen(damage.message))
@@ -159,10 +167,8 @@ class SentePOSApp(App[None]):
     def scheduled_backup(self) -> None:
         """The scheduled journal backup, in a thread (a copy of the journal: not for the
         event loop)."""
-        backup = getattr(self.terminal, "backup_if_due", None)
-        if backup is not None:
-            self.run_worker(backup, thread=True, group="backup", exclusive=True,
-                            exit_on_error=False)
+        self.run_worker(self.terminal.backup_if_due, thread=True, group="backup",
+                        exclusive=True, exit_on_error=False)
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._tick)
@@ -262,29 +268,64 @@ class SentePOSApp(App[None]):
         if time.monotonic() - self.last_activity >= limit:
             self.lock(locked=True)
 
-    async def ask_supervisor(self, reason: str) -> Any:
+    async def ask_supervisor(self, reason: str) -> Operator | None:
         """The approving supervisor, or None when cancelled. Call from a worker."""
         from screens.signin import SupervisorPinScreen
 
         return await self.push_screen_wait(SupervisorPinScreen(self.terminal, reason))
 
     # ------------------------------------------------------------ flows
-    def start_task(self, key: str, **kwargs: Any) -> None:
-        """Run a home-screen task as the one flow worker (a new one replaces nothing)."""
+    def start_task(self, key: Task, *, payload: str | None = None) -> None:
+        """Run a home-screen task as the one flow worker (a new one replaces nothing).
+        ``payload``: a card already scanned (the wedge on the home screen), for "card"."""
         if self.terminal.operator is None:
             return
         if any(w.group == "flow" and w.is_running for w in self.workers):
             return
-        module_name, func_name = TASKS[key].split(":")
-        flow = getattr(importlib.import_module(module_name), func_name)
+        flow = self.flow(key, payload)
 
         async def run() -> None:
             try:
-                await flow(self, **kwargs)
+                await flow
             finally:
                 self.kick_sync()
 
         self.run_worker(run(), group="flow", name=key, exit_on_error=False)
+
+    def flow(self, key: Task, payload: str | None = None) -> Coroutine[Any, Any, None]:
+        """The task's flow coroutine. Each flow's module is imported here, when first
+        started, not at start-up (the cold start stays fast)."""
+        if key == "card":
+            from screens.card_payment import card_payment
+            return card_payment(self, payload)
+        if key == "token":
+            from screens.electricity import electricity
+            return electricity(self)
+        if key == "bill":
+            from screens.postpaid import postpaid
+            return postpaid(self)
+        if key == "services":
+            from screens.card_services import card_services
+            return card_services(self)
+        if key == "journal":
+            from screens.journal import journal
+            return journal(self)
+        if key == "reports":
+            from screens.reports import reports
+            return reports(self)
+        if key == "sync":
+            from screens.reports import sync_now
+            return sync_now(self)
+        if key == "settings":
+            from screens.settings import settings_flow
+            return settings_flow(self)
+        if key == "sale":
+            from screens.basket import basket_sale
+            return basket_sale(self)
+        if key == "shift":
+            from screens.shift import shift_flow
+            return shift_flow(self)
+        raise ValueError(f"no such task: {key!r}")
 
     def kick_sync(self) -> None:
         """Send what is queued (offline sales, refunds owed) in the background."""
@@ -403,8 +444,10 @@ class SentePOSApp(App[None]):
         super().action_suspend_process()
 
 
-def make_app(settings: Settings, terminal: Any, scanner: Any, printer: Any = None, *,
-             kiosk: bool = False, theme: str = "default", **options: Any) -> SentePOSApp:
+def make_app(settings: Settings, terminal: Terminal, scanner: Scanner | None,
+             printer: ReportPrinter | None = None, *,
+             kiosk: bool = False, theme: str = "default",
+             **options: Unpack[AppOptions]) -> SentePOSApp:
     """Build the app. ``options``: ``clock``, ``wedge``, ``cursor_blink``, ``pin_timeout``,
     ``id_photo_max_bytes``, ``background`` (float refresh, link probes and background
     sync), ``demo`` (the demo's controls, screens.demo). The wiring passes the

@@ -9,7 +9,7 @@ select a line, Delete removes it, ``d`` gives a discount, ``l`` lists the catalo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual import events, on
 from textual.app import ComposeResult
@@ -22,6 +22,9 @@ from pos.catalogue import Catalogue, Item
 from pos.errors import PosError
 from screens.dialogs import ChoiceDialog, ConfirmDialog, Step
 from screens.widgets import Plain, plain_label
+
+if TYPE_CHECKING:
+    from screens.app import SentePOSApp
 
 #: How many basket lines are shown at once (80x24: the rest scrolls with up / down).
 VISIBLE_LINES = 6
@@ -188,7 +191,7 @@ class BasketScreen(Step[bool]):
             self.run_worker(self._discount(), group="basket-step", exclusive=True)
 
     async def _discount(self) -> None:
-        app: Any = self.app
+        app = self.app
         index = self.selected
         pct = await app.push_screen_wait(PercentScreen(self.basket.lines[index].item.name))
         if pct is None:
@@ -214,7 +217,7 @@ class BasketScreen(Step[bool]):
         self.run_worker(self._list(), group="basket-step", exclusive=True)
 
     async def _list(self) -> None:
-        app: Any = self.app
+        app = self.app
         items = self.catalogue.all_items()[:9]
         choices = [(str(i), f"{it.name}  {it.price.format()}") for i, it in enumerate(items)]
         note = "Cached list (offline)" if self.catalogue.offline else ""
@@ -229,7 +232,7 @@ class BasketScreen(Step[bool]):
         self.run_worker(self._cancel(), group="basket-step", exclusive=True)
 
     async def _cancel(self) -> None:
-        app: Any = self.app
+        app = self.app
         if await app.push_screen_wait(ConfirmDialog("Cancel sale", "Empty the basket?",
                                                     "Cancel sale", "Keep")):
             self.dismiss(None)
@@ -266,7 +269,7 @@ class PercentScreen(Step[int]):
         self.query_one("#percent-display", Static).update(f"{self.text or '0'} %")
 
 
-async def basket_sale(app: Any) -> None:
+async def basket_sale(app: SentePOSApp) -> None:
     """Home choice "Sale": the basket, then tender (screens/tender.py), receipt."""
     from screens.tender import tender
 

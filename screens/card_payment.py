@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pos.errors import Declined
 from screens.cards import CardSummaryScreen, choose_wallet, confirm_charge, scan_card
 from screens.entry import AmountScreen
 from screens.receipt import ResultScreen, finish_sale
 
+if TYPE_CHECKING:
+    from screens.app import SentePOSApp
 
-async def card_payment(app: Any, payload: str | None = None) -> None:
+
+async def card_payment(app: SentePOSApp, payload: str | None = None) -> None:
     """One card sale as straight-line code; every step can be cancelled (nothing is sent)."""
     term = app.terminal
     lookup = await scan_card(app, payload=payload)

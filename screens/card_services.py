@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import ComposeResult
@@ -20,6 +20,10 @@ from screens.entry import AmountScreen, PinScreen
 from screens.handover import HandOverNotice
 from screens.receipt import ResultScreen, finish_sale
 from screens.widgets import Plain, PosInput
+
+if TYPE_CHECKING:
+    from screens.app import SentePOSApp
+    from screens.port import Scanner
 
 SERVICES = [
     ("sente", "Activate a Sente card (KYC)"),
@@ -92,7 +96,7 @@ class KycForm(Step[dict[str, str]]):
         self.dismiss({"name": name, "phone": phone, "email": email})
 
 
-async def new_pin_twice(app: Any, title: str) -> str | None:
+async def new_pin_twice(app: SentePOSApp, title: str) -> str | None:
     """A new 4-digit card PIN, typed twice by the holder once the cashier handed them the
     terminal (the cashier neither types nor sees it)."""
     if not await app.push_screen_wait(holder_hand_over(
@@ -114,11 +118,11 @@ async def new_pin_twice(app: Any, title: str) -> str | None:
         await app.show_message(title, "The two PINs differ. Try again.", "warning")
 
 
-def _still(scanner: Any, max_bytes: int, wait: float = 3.0) -> bytes:
+def _still(scanner: Scanner, max_bytes: int, wait: float = 3.0) -> bytes:
     """Run the camera long enough to have a frame, and return it as JPEG (camera thread)."""
     import time
 
-    started = not getattr(scanner, "running", True)
+    started = not scanner.running
     if started:
         scanner.start()
     try:
@@ -135,7 +139,7 @@ def _still(scanner: Any, max_bytes: int, wait: float = 3.0) -> bytes:
             scanner.stop()
 
 
-async def grab_id_photo(app: Any) -> str | None:
+async def grab_id_photo(app: SentePOSApp) -> str | None:
     """A still from the camera (JPEG), base64-encoded for the provider."""
     scanner = app.scanner
     if scanner is None or not hasattr(scanner, "grab_still"):
@@ -158,7 +162,7 @@ async def grab_id_photo(app: Any) -> str | None:
             return base64.b64encode(jpeg).decode("ascii")
 
 
-async def activate_sente(app: Any) -> None:
+async def activate_sente(app: SentePOSApp) -> None:
     term = app.terminal
     lookup = await scan_card(app, "Scan the new Sente card")
     if lookup is None:
@@ -199,7 +203,7 @@ async def activate_sente(app: Any) -> None:
         return
 
 
-async def activate_gift(app: Any) -> None:
+async def activate_gift(app: SentePOSApp) -> None:
     lookup = await scan_card(app, "Scan the gift card")
     if lookup is None or not await app.push_screen_wait(CardSummaryScreen(lookup, "Gift card")):
         return
@@ -225,7 +229,7 @@ async def activate_gift(app: Any) -> None:
     await finish_sale(app, result)
 
 
-async def top_up(app: Any) -> None:
+async def top_up(app: SentePOSApp) -> None:
     supervisor = await app.ask_supervisor("card top-up / refund")
     if supervisor is None:
         return
@@ -251,7 +255,7 @@ async def top_up(app: Any) -> None:
     await finish_sale(app, result, amount.format())
 
 
-async def lock_or_unlock(app: Any, lock: bool) -> None:
+async def lock_or_unlock(app: SentePOSApp, lock: bool) -> None:
     """Lock: any operator (it only protects the holder). Unlock: a supervisor approves;
     Patasente's unlock takes no card PIN and a locked card cannot be debited, so the
     holder has no way to prove the PIN (see README, Card services)."""
@@ -273,7 +277,7 @@ async def lock_or_unlock(app: Any, lock: bool) -> None:
         if supervisor is None:
             return
     try:
-        if lock:
+        if supervisor is None:  # locking needs no approval
             message = await app.busy("Locking the card...", app.terminal.lock_card(lookup))
         else:
             message = await app.busy("Unlocking the card...",
@@ -284,7 +288,7 @@ async def lock_or_unlock(app: Any, lock: bool) -> None:
     await app.push_screen_wait(ResultScreen("approved", message or f"Card {verb.lower()}ed"))
 
 
-async def balance(app: Any) -> None:
+async def balance(app: SentePOSApp) -> None:
     """A supervisor approves, then the holder is handed the terminal to read it.
     ``get-patasente-card`` takes no PIN and Patasente checks a card PIN only on a debit,
     so a typed PIN could not be verified: asking for one would only pretend."""
@@ -306,7 +310,7 @@ async def balance(app: Any) -> None:
     await app.show_message("Card balance", "\n".join(f"{k}: {v}" for k, v in rows))
 
 
-async def card_services(app: Any) -> None:
+async def card_services(app: SentePOSApp) -> None:
     choice = await app.push_screen_wait(ChoiceDialog("Card services", SERVICES))
     if choice == "sente":
         await activate_sente(app)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from textual import events, on
 from textual.app import ComposeResult
@@ -16,15 +16,16 @@ from screens.entry import PinScreen
 from screens.scan import ScanScreen
 from screens.widgets import ChargePanel, Plain
 
-#: A sale's quote (pos.usecases.quotes.Quote, through the terminal): price, card amount,
-#: rate. The screens see the domain through the terminal only.
-Quote = Any
+if TYPE_CHECKING:
+    from pos.usecases.quotes import Quote
+    from pos.usecases.results import CardLookup
+    from screens.app import SentePOSApp
 
 #: In place of a wallet's figures where no one proved they may see them.
 BALANCE_HIDDEN = "balance for the holder only"
 
 
-def summary_lines(lookup: Any, *, balances: bool = False) -> list[tuple[str, str]]:
+def summary_lines(lookup: CardLookup, *, balances: bool = False) -> list[tuple[str, str]]:
     """Label/value rows describing a looked-up card for the cashier. ``balances``: the
     wallets' figures too, only where a supervisor approved (top-up, Card services >
     Balance): the card's QR is printed on it, and reading it must not tell anyone the
@@ -52,7 +53,7 @@ def summary_lines(lookup: Any, *, balances: bool = False) -> list[tuple[str, str
     return rows
 
 
-def payment_refusals(lookup: Any) -> list[str]:
+def payment_refusals(lookup: CardLookup) -> list[str]:
     """Why this card cannot pay (locked, inactive, expired: decided at look-up; the
     debit use case refuses the same, pos.usecases.cards). A card without a PIN pays
     without one, as the issuer allows."""
@@ -64,7 +65,7 @@ class CardSummaryScreen(Step[bool]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("enter", "go", "Continue")]
 
-    def __init__(self, lookup: Any, title: str = "Card", *, paying: bool = False,
+    def __init__(self, lookup: CardLookup, title: str = "Card", *, paying: bool = False,
                  balances: bool = False) -> None:
         super().__init__(title)
         self.lookup = lookup
@@ -92,7 +93,7 @@ class CardSummaryScreen(Step[bool]):
         yield Button("Continue", id="card-continue", variant="primary")
 
     def app_glyph(self, name: str) -> str:
-        return str(getattr(self.app, "glyphs", {}).get(name, "!"))
+        return self.app.glyphs.get(name, "!")
 
     def on_mount(self) -> None:
         self.query_one("#card-continue", Button).focus()
@@ -143,12 +144,14 @@ class HandOverScreen(Step[bool]):
             self.dismiss(True)
 
 
-async def scan_card(app: Any, title: str = "Scan the card", payload: str | None = None) -> Any:
+async def scan_card(app: SentePOSApp, title: str = "Scan the card",
+                    payload: str | None = None) -> CardLookup | None:
     """Scan and look a card up; None when the cashier cancels."""
     return await app.push_screen_wait(ScanScreen(title, payload=payload))
 
 
-async def choose_wallet(app: Any, lookup: Any, amount: Money | None = None) -> str | None:
+async def choose_wallet(app: SentePOSApp, lookup: CardLookup,
+                        amount: Money | None = None) -> str | None:
     """The wallet to debit: asked only when the card has more than one."""
     wallets = list(lookup.wallets) or [app.settings.patasente.default_wallet]
     if len(wallets) == 1:
@@ -159,7 +162,7 @@ async def choose_wallet(app: Any, lookup: Any, amount: Money | None = None) -> s
     return result
 
 
-async def customer_pin(app: Any, lookup: Any, quote: Quote, wallet: str, *,
+async def customer_pin(app: SentePOSApp, lookup: CardLookup, quote: Quote, wallet: str, *,
                        renewed: bool = False) -> tuple[bool, str | None]:
     """Hand-over then PIN pad, both showing ``quote``. Returns (go on?, pin); the pin is
     None when not needed."""
@@ -178,7 +181,7 @@ async def customer_pin(app: Any, lookup: Any, quote: Quote, wallet: str, *,
     return True, pin
 
 
-async def fetch_quote(app: Any, lookup: Any, amount: Money) -> Quote | None:
+async def fetch_quote(app: SentePOSApp, lookup: CardLookup, amount: Money) -> Quote | None:
     """The sale's one quote (a conversion behind a wait box when the currencies differ);
     None, after telling the cashier, when Patasente cannot work it out now."""
     term = app.terminal
@@ -195,7 +198,7 @@ async def fetch_quote(app: Any, lookup: Any, amount: Money) -> Quote | None:
     return quote
 
 
-async def confirm_charge(app: Any, lookup: Any, amount: Money, wallet: str, *,
+async def confirm_charge(app: SentePOSApp, lookup: CardLookup, amount: Money, wallet: str, *,
                          renewed: bool = False) -> tuple[Quote, str | None] | None:
     """One quote, shown on the hand-over and PIN screens, and the PIN typed for it.
 
@@ -214,13 +217,14 @@ async def confirm_charge(app: Any, lookup: Any, amount: Money, wallet: str, *,
 
 
 class CardTender(NamedTuple):
-    lookup: Any
+    lookup: CardLookup
     wallet: str
     pin: str | None
     quote: Quote
 
 
-async def card_tender(app: Any, amount: Money, payload: str | None = None) -> CardTender | None:
+async def card_tender(app: SentePOSApp, amount: Money,
+                      payload: str | None = None) -> CardTender | None:
     """Scan, summary, wallet, quote, hand-over and PIN for paying ``amount`` by card."""
     lookup = await scan_card(app, payload=payload)
     if lookup is None or not await app.push_screen_wait(CardSummaryScreen(lookup,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from textual import events, on
 from textual.app import ComposeResult
@@ -20,6 +20,9 @@ from textual.widgets.option_list import Option
 
 from screens.dialogs import Step
 from screens.widgets import Plain, plain_label
+
+if TYPE_CHECKING:
+    from screens.app import SentePOSApp
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ class DemoControls(Protocol):
         ...
 
 
-async def pick_camera_card(app: Any, controls: DemoControls) -> CameraCard | None:
+async def pick_camera_card(app: SentePOSApp, controls: DemoControls) -> CameraCard | None:
     """The picker, then the chosen card held up to the camera. Call from a worker."""
     index = await app.push_screen_wait(CameraCardPicker(controls))
     if index is None:
@@ -187,7 +190,7 @@ class DemoMenu(Step[None]):
         actions = self.query_one("#demo-actions", OptionList)
         for i, label in enumerate(self._labels()):
             actions.replace_option_prompt_at_index(i, plain_label(f"{i + 1}  {label}"))
-        app: Any = self.app
+        app = self.app
         try:
             status = app.current_status()
             seen = f"{status.link}, {status.unsynced_count} queued"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from textual import events, on
 from textual.app import ComposeResult
@@ -21,11 +21,21 @@ from textual.widgets import Button, Input, Label, Static
 
 from screens.widgets import KeyBar, Plain, PosInput, StatusBar, plain_label
 
+if TYPE_CHECKING:
+    from textual import getters
+
+    from screens.app import SentePOSApp
+
 T = TypeVar("T")
+R = TypeVar("R")
 
 
-class Step(ModalScreen[T]):
-    """A full-screen step of a flow: status bar, a body, key hints. Escape cancels."""
+class Step(ModalScreen[T | None]):
+    """A full-screen step of a flow: status bar, a body, key hints. Escape cancels:
+    a ``Step[T]`` dismisses a ``T``, or None when cancelled."""
+
+    if TYPE_CHECKING:
+        app = getters.app(SentePOSApp)
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
     TITLE_TEXT = ""
@@ -46,15 +56,13 @@ class Step(ModalScreen[T]):
         yield from ()
 
     def on_screen_resume(self) -> None:
-        refresh = getattr(self.app, "refresh_status", None)
-        if refresh is not None:
-            refresh()
+        self.app.refresh_status()
 
     def action_cancel(self) -> None:
         self.dismiss(None)
 
 
-class Dialog(ModalScreen[T]):
+class Dialog(ModalScreen[T | None]):
     """A centred box over the current screen."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
@@ -214,12 +222,12 @@ class Outcome(Generic[T]):
         return self.value  # type: ignore[return-value]
 
 
-class BusyScreen(ModalScreen[Outcome[Any]]):
+class BusyScreen(ModalScreen[Outcome[T]]):
     """Shows what the terminal is waiting for while it awaits ``work``; no keys."""
 
     BINDINGS = [Binding("escape", "nothing", show=False)]
 
-    def __init__(self, text: str, work: Awaitable[Any]) -> None:
+    def __init__(self, text: str, work: Awaitable[T]) -> None:
         super().__init__(classes="dialog busy")
         self.text = text
         self._work = work
@@ -242,7 +250,7 @@ class BusyScreen(ModalScreen[Outcome[Any]]):
         """Escape does nothing: the request is already on its way."""
 
     async def _run(self) -> None:
-        outcome: Outcome[Any] = Outcome()
+        outcome: Outcome[T] = Outcome()
         try:
             outcome.value = await self._work
         except Exception as exc:
@@ -250,7 +258,7 @@ class BusyScreen(ModalScreen[Outcome[Any]]):
         await dismiss_when_on_top(self, outcome)
 
 
-async def dismiss_when_on_top(screen: ModalScreen[Any], value: Any) -> None:
+async def dismiss_when_on_top(screen: ModalScreen[R], value: R) -> None:
     """Dismiss ``screen`` once it is the top screen again (the idle lock may be above it):
     ``dismiss`` always pops the top screen."""
     while screen.is_attached and screen.app.screen is not screen:

@@ -3,8 +3,8 @@ vend (pending shown) -> token in large groups of four -> receipt. Also: reprint 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -19,6 +19,23 @@ from screens.entry import AmountScreen
 from screens.printing import has_printer, print_in_background
 from screens.receipt import ReceiptScreen, ResultScreen, offer_receipt
 from screens.widgets import Plain, PosInput
+
+if TYPE_CHECKING:
+    from pos.money import Money
+    from pos.usecases.electricity import TenderName
+    from pos.usecases.quotes import Quote
+    from pos.usecases.results import CardLookup, SaleResult
+    from screens.app import SentePOSApp
+
+Info = TypeVar("Info")
+
+
+class Sell(Protocol):
+    """A sale paid by one tender: ``Terminal.sell_token`` or ``Terminal.pay_bill`` with
+    its customer and amount bound (see :func:`pay_with`)."""
+
+    def __call__(self, *, tender: TenderName, card: CardLookup | None, wallet: str | None,
+                 pin: str | None, quote: Quote | None) -> Awaitable[SaleResult]: ...
 
 
 class NumberScreen(Step[str]):
@@ -75,14 +92,17 @@ class NumberScreen(Step[str]):
             self.dismiss("reprint")
 
 
-async def choose_tender(app: Any, amount_text: str) -> str | None:
-    result: str | None = await app.push_screen_wait(
+async def choose_tender(app: SentePOSApp, amount_text: str) -> TenderName | None:
+    picked = await app.push_screen_wait(
         ChoiceDialog("How does the customer pay?", [("cash", "Cash"), ("card", "Card")],
                      note=f"Amount {amount_text}"))
-    return result
+    if picked is None:
+        return None
+    return "card" if picked == "card" else "cash"
 
 
-async def verify_or_offline(app: Any, check: Any, what: str) -> Any:
+async def verify_or_offline(app: SentePOSApp, check: Awaitable[Info],
+                            what: str) -> Info | Literal[False] | None:
     """The customer check (meter or account); when PawaCard cannot answer in any form
     (down, a gateway error, a portal, a timeout) the sale goes on offline: None.
 
@@ -99,8 +119,8 @@ async def verify_or_offline(app: Any, check: Any, what: str) -> Any:
         return None if go_on else False
 
 
-async def pay_with(app: Any, amount: Any, call: Callable[..., Any], busy_text: str, *,
-                   cash_only: bool = False) -> Any:
+async def pay_with(app: SentePOSApp, amount: Money, call: Sell, busy_text: str, *,
+                   cash_only: bool = False) -> SaleResult | None:
     """Ask the tender (and the card) then run ``call(tender=..., card=..., wallet=..., pin=...)``.
 
     ``cash_only``: the link is down, so a card cannot pay for electricity now.
@@ -108,48 +128,48 @@ async def pay_with(app: Any, amount: Any, call: Callable[..., Any], busy_text: s
     tender = "cash" if cash_only else await choose_tender(app, amount.format())
     if tender is None:
         return None
-    kwargs: dict[str, Any] = {"tender": tender}
+    paid = None
     if tender == "card":
         paid = await card_tender(app, amount)
         if paid is None:
             return None
-        kwargs.update(card=paid.lookup, wallet=paid.wallet, pin=paid.pin, quote=paid.quote)
+    pin, quote = (paid.pin, paid.quote) if paid is not None else (None, None)
     try:
         while True:
             try:
-                return await app.busy(busy_text, call(**kwargs))
+                return await app.busy(busy_text, call(
+                    tender=tender, card=paid.lookup if paid else None,
+                    wallet=paid.wallet if paid else None, pin=pin, quote=quote))
             except QuoteExpired:
+                if paid is None:
+                    raise
                 # The rate expired between the PIN and the sale: the customer sees the new
                 # amount and types the PIN for it (nothing was sent).
-                kwargs["pin"] = None
-                again = await confirm_charge(app, kwargs["card"], amount, kwargs["wallet"],
+                pin = None
+                again = await confirm_charge(app, paid.lookup, amount, paid.wallet,
                                              renewed=True)
                 if again is None:
                     return None
-                kwargs["quote"], kwargs["pin"] = again
+                quote, pin = again
     except Declined as exc:
         await app.push_screen_wait(ResultScreen("declined", exc.message, amount.format()))
         return None
     finally:
-        kwargs.clear()
+        pin = paid = None
 
 
-def charge_lines(result: Any) -> list[str]:
+def charge_lines(result: SaleResult) -> list[str]:
     lines = []
     if result.units:
         lines.append(f"Units: {result.units}")
-    for charge in getattr(result.txn, "charges", None) or []:
-        if isinstance(charge, dict):
-            lines.append(f"{charge.get('name', '')}: {charge.get('amount', '')}")
-        else:
-            name, value = (charge.name, charge.amount) if hasattr(charge, "name") else charge
-            lines.append(f"{name}: {value}")
+    for charge in result.txn.charges:
+        lines.append(f"{charge.get('name', '')}: {charge.get('amount', '')}")
     if result.refund_ref:
         lines.append(f"Card credited back (ref {result.refund_ref})")
     return lines
 
 
-async def settle_pending(app: Any, result: Any) -> Any:
+async def settle_pending(app: SentePOSApp, result: SaleResult) -> SaleResult:
     """A pending vend or bill: poll in front of the cashier; the sync worker goes on after."""
     if result.status != "pending":
         return result
@@ -157,7 +177,7 @@ async def settle_pending(app: Any, result: Any) -> Any:
                           app.terminal.wait_settled(result.ref))
 
 
-async def electricity(app: Any) -> None:
+async def electricity(app: SentePOSApp) -> None:
     term = app.terminal
     meter = await app.push_screen_wait(
         NumberScreen("Electricity token", "Meter number", validate_meter, reprint=True))
@@ -184,8 +204,10 @@ async def electricity(app: Any) -> None:
     if amount is None:
         return
 
-    def vend(**kw: Any) -> Any:
-        return term.sell_token(meter, amount, name, **kw)
+    def vend(*, tender: TenderName, card: CardLookup | None, wallet: str | None,
+             pin: str | None, quote: Quote | None) -> Awaitable[SaleResult]:
+        return term.sell_token(meter, amount, name, tender=tender, card=card, wallet=wallet,
+                               pin=pin, quote=quote)
 
     result = await pay_with(app, amount, vend, "Vending the token...", cash_only=info is None)
     if result is None:
@@ -197,7 +219,7 @@ async def electricity(app: Any) -> None:
         await offer_receipt(app, result.ref)
 
 
-async def reprint_last_token(app: Any) -> None:
+async def reprint_last_token(app: SentePOSApp) -> None:
     ref = app.terminal.last_token_ref()
     if ref is None:
         await app.show_message("Reprint", "No token has been sold on this terminal yet.")

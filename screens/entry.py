@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual import events, on
 from textual.app import ComposeResult
@@ -15,6 +15,9 @@ from pos.money import Money, exponent, parse_user_amount
 from screens.dialogs import Step
 from screens.widgets import ChargePanel, KeyPressed, NumericKeypad, PinPad, Plain
 from screens.widgets.keypad import key_from_event
+
+if TYPE_CHECKING:
+    from pos.usecases.quotes import Quote
 
 
 class AmountScreen(Step[Money]):
@@ -97,7 +100,8 @@ class PinScreen(Step[str]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, title: str, prompt: str = "Type your 4-digit PIN, then OK",
-                 *, timeout: float = 60.0, charge: Any = None, wallet: str = "") -> None:
+                 *, timeout: float = 60.0, charge: Quote | None = None,
+                 wallet: str = "") -> None:
         super().__init__(title)
         self.prompt = prompt
         self.timeout = timeout
@@ -109,7 +113,7 @@ class PinScreen(Step[str]):
 
     def body(self) -> ComposeResult:
         yield Plain(self.prompt, classes="step-note")
-        g = getattr(self.app, "glyphs", {})
+        g = self.app.glyphs
         pad = PinPad(set_glyph=g.get("pin_set", "*"), empty_glyph=g.get("pin_empty", "_"),
                      id="pin-pad")
         if self.charge is None:

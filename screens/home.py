@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import ComposeResult
@@ -13,7 +13,13 @@ from textual.widgets import Button, Label
 
 from screens.widgets import KeyBar, StatusBar
 
-CHOICES: tuple[tuple[str, str], ...] = (
+if TYPE_CHECKING:
+    from textual import getters
+
+    from screens.app import SentePOSApp, Task
+
+#: Each task (screens.app.Task, its flow in SentePOSApp.flow) and its label.
+CHOICES: tuple[tuple[Task, str], ...] = (
     ("card", "Card payment"),
     ("token", "Electricity token"),
     ("bill", "Electricity bill"),
@@ -33,6 +39,9 @@ KEYS = tuple(str(i % 10) for i in range(1, len(CHOICES) + 1))
 class HomeScreen(Screen[None]):
     """Pick a task with 1-9 and 0 (or arrows and Enter, or a tap)."""
 
+    if TYPE_CHECKING:
+        app = getters.app(SentePOSApp)
+
     SWALLOW_WEDGE_BURSTS = True
 
     BINDINGS = [
@@ -45,7 +54,7 @@ class HomeScreen(Screen[None]):
     ]
 
     def compose(self) -> ComposeResult:
-        app: Any = self.app
+        app = self.app
         yield StatusBar()
         yield Label(f"{app.settings.merchant_name}  -  {app.settings.terminal_id}",
                     id="home-title", markup=False)
@@ -59,22 +68,21 @@ class HomeScreen(Screen[None]):
         self.query_one("#home-card", Button).focus()
 
     def on_screen_resume(self) -> None:
-        app: Any = self.app
-        app.refresh_status()
+        self.app.refresh_status()
 
     @on(Button.Pressed, ".home-choice")
     def _pressed(self, event: Button.Pressed) -> None:
         self.action_choose((event.button.id or "").removeprefix("home-"))
 
     def action_choose(self, key: str) -> None:
-        app: Any = self.app
-        app.start_task(key)
+        """Start the task named ``key`` (from a digit binding or a button's id)."""
+        for task, _label in CHOICES:
+            if task == key:
+                self.app.start_task(task)
 
     def action_lock(self) -> None:
-        app: Any = self.app
-        app.lock()
+        self.app.lock()
 
     def on_wedge_scan(self, payload: str) -> None:
         """A card scanned with the keyboard-wedge scanner on the home screen starts a payment."""
-        app: Any = self.app
-        app.start_task("card", payload=payload)
+        self.app.start_task("card", payload=payload)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on
@@ -23,6 +23,11 @@ from screens.printing import has_printer, print_in_background
 from screens.receipt import ReceiptScreen
 from screens.widgets import Plain, PosInput, ReceiptView
 
+if TYPE_CHECKING:
+    from pos.journal import Txn
+    from pos.usecases.voids import Voidability, VoidMark
+    from screens.app import SentePOSApp
+
 FILTERS = {"a": None, "f": "flagged", "u": "unsynced", "d": "done", "x": "declined"}
 FILTER_NAMES = {None: "all", "flagged": "flagged", "unsynced": "unsynced", "done": "done",
                 "declined": "declined"}
@@ -38,7 +43,7 @@ LIVE_MIN_CHARS = 3
 _VOID_KINDS = {Kind.card_debit, Kind.vend, Kind.postpaid}
 
 
-def txn_row(txn: Any, mark: Any = None) -> tuple[Text, ...]:
+def txn_row(txn: Txn, mark: VoidMark | None = None) -> tuple[Text, ...]:
     """A table row; cells are plain Text (a str cell would be parsed as markup) cleaned
     of control characters (a card number or meter may come from a provider).
     ``mark``: the row's void (``voids.VoidMark``): its state reads ``voided`` & co."""
@@ -86,7 +91,7 @@ class JournalScreen(Step[None]):
         self.query_one("#journal-search", Input).focus()
 
     def reload(self) -> None:
-        app: Any = self.app
+        app = self.app
         txns = app.terminal.journal_list(state=self.state, search=self.search or None)
         marks = app.terminal.void_marks(txns)
         table = self.query_one("#journal-table", DataTable)
@@ -171,13 +176,13 @@ class JournalDetailScreen(Step[None]):
     def __init__(self, ref: str) -> None:
         super().__init__(f"Transaction {ref}")
         self.ref = ref
-        self.voidable: Any = None
+        self.voidable: Voidability | None = None
         self.linked: str | None = None
         self.voided = False
         self.flagged = False
 
     def body(self) -> ComposeResult:
-        app: Any = self.app
+        app = self.app
         txn, events = app.terminal.journal_detail(self.ref)
         mark = app.terminal.void_marks([txn]).get(txn.ref)
         self.voidable = app.terminal.void_check(self.ref)
@@ -209,7 +214,8 @@ class JournalDetailScreen(Step[None]):
             trail.append(f" {when} {step} {extra}")
         yield Plain("\n".join(trail), classes="summary", id="journal-trail")
 
-    def _void_rows(self, txn: Any, mark: Any, void_of: Any) -> list[tuple[str, str]]:
+    def _void_rows(self, txn: Txn, mark: VoidMark | None,
+                   void_of: object) -> list[tuple[str, str]]:
         details = txn.details or {}
         rows: list[tuple[str, str]] = []
         if mark is not None:
@@ -249,7 +255,7 @@ class JournalDetailScreen(Step[None]):
         self.refresh_bindings()
 
     def action_reprint(self) -> None:
-        app: Any = self.app
+        app = self.app
         if has_printer(app):
             print_in_background(app, app.terminal.print_receipt, self.ref, duplicate=True)
         app.push_screen(ReceiptScreen(self.ref, duplicate=True))
@@ -268,11 +274,11 @@ class JournalDetailScreen(Step[None]):
         self.run_worker(self._refresh_detail())
 
     def action_resolve(self) -> None:
-        app: Any = self.app
+        app = self.app
         app.run_worker(self._resolve(), group="journal", exit_on_error=False)
 
     async def _resolve(self) -> None:
-        app: Any = self.app
+        app = self.app
         txn, _ = app.terminal.journal_detail(self.ref)
         if not txn.is_flagged:
             await app.show_message("Resolve", "Only flagged items need resolving.")
@@ -310,13 +316,13 @@ class JournalDetailScreen(Step[None]):
 
 
     def action_void(self) -> None:
-        app: Any = self.app
+        app = self.app
         app.run_worker(self._void(), group="journal", exit_on_error=False)
 
     async def _void(self) -> None:
         """Supervisor: cancel a sale still queued, credit back a settled card payment, or
         void a basket sale. Whether it can be done is asked first, before any PIN."""
-        app: Any = self.app
+        app = self.app
         term = app.terminal
         can = term.void_check(self.ref)
         if not can.ok:
@@ -337,6 +343,7 @@ class JournalDetailScreen(Step[None]):
         if reason is None:
             return
         if can.how == "sale":
+            assert can.sale_id is not None  # pos.usecases.voids.check sets it for a sale
             sale = await app.busy("Voiding...", term.void_sale(can.sale_id, supervisor, reason))
             receipt_ref, message = sale.id, (f"Sale {sale.id} voided: card parts credited "
                                              "back, cash to hand back from the drawer")
@@ -369,16 +376,16 @@ class VoidReceiptScreen(Step[None]):
     def body(self) -> ComposeResult:
         from pos.receipts import render_text
 
-        app: Any = self.app
+        app = self.app
         receipt = app.terminal.void_receipt(self.ref, duplicate=self.duplicate)
         yield ReceiptView(render_text(receipt, app.settings.printer.columns),
                           id="void-receipt-view")
 
     def action_print(self) -> None:
-        app: Any = self.app
+        app = self.app
         print_in_background(app, app.terminal.print_void_receipt, self.ref,
                             duplicate=self.duplicate)
 
 
-async def journal(app: Any) -> None:
+async def journal(app: SentePOSApp) -> None:
     await app.push_screen_wait(JournalScreen())

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -26,10 +26,15 @@ from screens.handover import HandOverNotice
 from screens.signin import _Form
 from screens.widgets import Plain, PosInput, plain_label
 
+if TYPE_CHECKING:
+    from pos.operators import Operator, Role
+    from pos.usecases.operator_admin import OperatorRow
+    from screens.app import SentePOSApp
+
 ADD = "\x00add"  # not an operator name: names are printable
 
 
-def operator_line(row: Any) -> str:
+def operator_line(row: OperatorRow) -> str:
     state = "disabled" if row.disabled else "enabled"
     return f"{row.name:<20} {row.role:<11} {state}"
 
@@ -48,7 +53,7 @@ class OperatorsScreen(Step[str]):
     OperatorsScreen.-short #operators-add { margin: 0; height: 1; border: none; }
     """
 
-    def __init__(self, rows: list[Any], note: str = "") -> None:
+    def __init__(self, rows: list[OperatorRow], note: str = "") -> None:
         super().__init__("Operators")
         self.rows = rows
         self.note = note
@@ -74,7 +79,7 @@ class OperatorsScreen(Step[str]):
     def action_add(self) -> None:
         self.dismiss(ADD)
 
-    def on_key(self, event: Any) -> None:
+    def on_key(self, event: events.Key) -> None:
         if event.key == "down":
             event.stop()
             self.focus_next()
@@ -83,7 +88,7 @@ class OperatorsScreen(Step[str]):
             self.focus_previous()
 
 
-class NewPinForm(_Form):
+class NewPinForm(_Form[bool]):
     """An operator's new PIN, typed twice; ``apply`` (run in a thread: scrypt) takes it
     or raises :class:`PosError`, shown here for another try."""
 
@@ -117,17 +122,18 @@ class NewPinForm(_Form):
         self.dismiss(True)
 
 
-async def _new_pin(app: Any, name: str, role: str, apply: Callable[[str], object]) -> bool:
+async def _new_pin(app: SentePOSApp, name: str, role: str, apply: Callable[[str], object]) -> bool:
     """Hand-over to ``name``, then their PIN twice; whether it was taken."""
     if not await app.push_screen_wait(HandOverNotice(
             name, f"for {name} to choose their PIN",
             f"{name}: press Enter (or OK), then type your new PIN twice. The supervisor "
             "does not see it.")):
         return False
-    return bool(await app.push_screen_wait(NewPinForm(name, role, apply)))
+    taken = await app.push_screen_wait(NewPinForm(name, role, apply))
+    return taken is True
 
 
-async def _add(app: Any, supervisor: Any) -> str:
+async def _add(app: SentePOSApp, supervisor: Operator) -> str:
     term = app.terminal
     name = await app.push_screen_wait(TextPrompt(
         "Add operator", "Name (as on the sign-in screen)",
@@ -138,18 +144,19 @@ async def _add(app: Any, supervisor: Any) -> str:
         await app.show_message("Add operator", f"There is already an operator called "
                                f"{name}.", "warning")
         return ""
-    role = await app.push_screen_wait(ChoiceDialog(
+    picked = await app.push_screen_wait(ChoiceDialog(
         f"Role of {name}", [("cashier", "Cashier"), ("supervisor", "Supervisor "
                                                     "(approves refunds, voids, unlocks)")]))
-    if role is None:
+    if picked is None:
         return ""
+    role: Role = "supervisor" if picked == "supervisor" else "cashier"
     if not await _new_pin(app, name, role,
                           lambda pin: term.create_operator(name, role, pin, supervisor)):
         return ""
     return f"{name} added as {role}"
 
 
-async def _manage(app: Any, supervisor: Any, name: str) -> str:
+async def _manage(app: SentePOSApp, supervisor: Operator, name: str) -> str:
     term = app.terminal
     row = next((r for r in term.operator_list() if r.name == name), None)
     if row is None:
@@ -185,7 +192,7 @@ async def _manage(app: Any, supervisor: Any, name: str) -> str:
     return ""
 
 
-async def operators_flow(app: Any, supervisor: Any = None) -> None:
+async def operators_flow(app: SentePOSApp, supervisor: Operator | None = None) -> None:
     """Manage operators; ``supervisor``: already approved (from Settings)."""
     if supervisor is None:
         supervisor = await app.ask_supervisor("manage operators")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING
 
 from pos.meter import validate_account
 from screens.dialogs import ConfirmDialog
@@ -16,8 +17,14 @@ from screens.electricity import (
 from screens.entry import AmountScreen
 from screens.receipt import ResultScreen, offer_receipt
 
+if TYPE_CHECKING:
+    from pos.usecases.electricity import TenderName
+    from pos.usecases.quotes import Quote
+    from pos.usecases.results import CardLookup, SaleResult
+    from screens.app import SentePOSApp
 
-async def postpaid(app: Any) -> None:
+
+async def postpaid(app: SentePOSApp) -> None:
     term = app.terminal
     account = await app.push_screen_wait(
         NumberScreen("Electricity bill", "Account number (e.g. 0203754-01)", validate_account))
@@ -41,8 +48,10 @@ async def postpaid(app: Any) -> None:
     if amount is None:
         return
 
-    def pay(**kw: Any) -> Any:
-        return term.pay_bill(account, amount, name, **kw)
+    def pay(*, tender: TenderName, card: CardLookup | None, wallet: str | None,
+            pin: str | None, quote: Quote | None) -> Awaitable[SaleResult]:
+        return term.pay_bill(account, amount, name, tender=tender, card=card, wallet=wallet,
+                             pin=pin, quote=quote)
 
     result = await pay_with(app, amount, pay, "Paying the bill...", cash_only=info is None)
     if result is None:

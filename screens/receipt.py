@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual import events, on
 from textual.app import ComposeResult
@@ -13,6 +13,10 @@ from textual.widgets import Button
 from screens.dialogs import ChoiceDialog, Step
 from screens.printing import has_printer, print_in_background
 from screens.widgets import Plain, ReceiptView, TokenDisplay
+
+if TYPE_CHECKING:
+    from pos.usecases.results import SaleResult
+    from screens.app import SentePOSApp
 
 HEADLINES = {
     "approved": ("APPROVED", "result-approved"),
@@ -89,13 +93,13 @@ class ReceiptScreen(Step[bool]):
     def body(self) -> ComposeResult:
         from pos.receipts import render_text
 
-        app: Any = self.app
+        app = self.app
         receipt = app.terminal.receipt(self.ref, duplicate=self.duplicate)
         text = render_text(receipt, app.settings.printer.columns)
         yield ReceiptView(text, id="receipt-view")
 
     def action_print(self) -> None:
-        app: Any = self.app
+        app = self.app
         print_in_background(app, app.terminal.print_receipt, self.ref, duplicate=self.duplicate)
 
     def on_key(self, event: events.Key) -> None:
@@ -104,7 +108,7 @@ class ReceiptScreen(Step[bool]):
             self.dismiss(True)
 
 
-async def offer_receipt(app: Any, ref: str, *, duplicate: bool = False) -> None:
+async def offer_receipt(app: SentePOSApp, ref: str, *, duplicate: bool = False) -> None:
     """Print / show / skip."""
     choice = await app.push_screen_wait(
         ChoiceDialog("Receipt", [("print", "Print"), ("show", "Show on screen"),
@@ -119,7 +123,7 @@ async def offer_receipt(app: Any, ref: str, *, duplicate: bool = False) -> None:
         await app.push_screen_wait(ReceiptScreen(ref, duplicate=duplicate))
 
 
-async def finish_sale(app: Any, result: Any, amount_text: str = "",
+async def finish_sale(app: SentePOSApp, result: SaleResult, amount_text: str = "",
                       extra: list[str] | None = None) -> None:
     """Show a ``SaleResult`` and, unless it was declined, offer its receipt."""
     await app.push_screen_wait(ResultScreen(result.status, result.message, amount_text,

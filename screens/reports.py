@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,7 +16,13 @@ from screens.dialogs import ConfirmDialog, Step
 from screens.printing import print_in_background, text_job
 from screens.widgets import Plain
 
+if TYPE_CHECKING:
+    from pos.reports import Report
+    from pos.sync import SyncReport
+    from screens.app import SentePOSApp
+
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class ReportScreen(Step[str]):
@@ -28,27 +34,25 @@ class ReportScreen(Step[str]):
         Binding("z", "close_day", "Close day (Z)"),
     ]
 
-    def __init__(self, report: Any) -> None:
+    def __init__(self, report: Report) -> None:
         super().__init__(f"{report.kind} report")
         self.report = report
 
     def body(self) -> ComposeResult:
         from pos.reports import render_report
 
-        app: Any = self.app
+        app = self.app
         self.text = render_report(self.report, app.settings.printer.columns)
         yield VerticalScroll(Plain(self.text, classes="receipt-paper report-text",
                                    id="report-text"))
 
     def action_print(self) -> None:
-        app: Any = self.app
-        printer = getattr(app.terminal, "printer", None) or app.printer
+        app = self.app
+        printer = app.terminal.printer or app.printer
         if printer is None:
             self.notify("No printer: the report is on screen")
-        elif hasattr(printer, "print_text"):
-            print_in_background(app, text_job(printer, self.text))
         else:
-            self.notify("This printer cannot print reports yet", severity="warning")
+            print_in_background(app, text_job(printer, self.text))
 
     def action_close_day(self) -> None:
         self.dismiss("z")
@@ -58,10 +62,11 @@ class ReportScreen(Step[str]):
 BUSY_AFTER = 0.25
 
 
-async def _off_loop(app: Any, text: str, fn: Callable[..., T], **kwargs: Any) -> T:
+async def _off_loop(app: SentePOSApp, text: str, fn: Callable[P, T], /,
+                    *args: P.args, **kwargs: P.kwargs) -> T:
     """Run ``fn`` in a thread, off the event loop (the watchdog's heartbeat and key
     presses go on); show ``text`` in a busy box if it takes long."""
-    task = asyncio.ensure_future(asyncio.to_thread(fn, **kwargs))
+    task = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
     done, _ = await asyncio.wait({task}, timeout=BUSY_AFTER)
     if done:
         return task.result()
@@ -69,7 +74,7 @@ async def _off_loop(app: Any, text: str, fn: Callable[..., T], **kwargs: Any) ->
     return result
 
 
-async def close_day(app: Any) -> Any:
+async def close_day(app: SentePOSApp) -> Report | None:
     from pos.reports import EmptyDay
 
     if not await app.push_screen_wait(ConfirmDialog(
@@ -95,8 +100,9 @@ async def close_day(app: Any) -> Any:
                 return None
 
 
-async def reports(app: Any) -> None:
-    report = await _off_loop(app, "Computing the report...", app.terminal.x_report)
+async def reports(app: SentePOSApp) -> None:
+    report: Report | None = await _off_loop(app, "Computing the report...",
+                                            app.terminal.x_report)
     while report is not None:
         choice = await app.push_screen_wait(ReportScreen(report))
         if choice != "z" or report.kind == "Z":
@@ -104,7 +110,7 @@ async def reports(app: Any) -> None:
         report = await close_day(app)
 
 
-async def _probe_then_sync(app: Any) -> Any:
+async def _probe_then_sync(app: SentePOSApp) -> SyncReport:
     """The cashier asked: probe the links now (floats are a cheap request) rather than
     wait for the link monitor's back-off, then drain the outbox."""
     with contextlib.suppress(PosError):
@@ -112,7 +118,7 @@ async def _probe_then_sync(app: Any) -> Any:
     return await app.terminal.sync_now(probe=True)
 
 
-async def sync_now(app: Any) -> None:
+async def sync_now(app: SentePOSApp) -> None:
     rep = await app.busy("Sending queued transactions...", _probe_then_sync(app))
     if rep.busy:
         await app.show_message("Sync", "A sync is already running.")

@@ -8,7 +8,7 @@ with ``call_from_thread`` and never touch widgets from the camera thread.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import ComposeResult
@@ -16,18 +16,20 @@ from textual.binding import Binding
 from textual.widgets import Input, Label, Static
 
 from pos.errors import Declined, InputError
+from pos.usecases.results import CardLookup
 from screens.dialogs import Step, dismiss_when_on_top
 from screens.widgets import Plain, PosInput
 
 if TYPE_CHECKING:
     from screens.demo import DemoControls
+    from screens.port import CameraReading, Scanner
 
 
-def _ignore(_: Any) -> None:
+def _ignore(_: object) -> None:
     """Camera callback while no scan screen is open."""
 
 
-class ScanScreen(Step[Any]):
+class ScanScreen(Step[CardLookup]):
     """Returns a ``CardLookup`` (or None on cancel). Errors stay on this screen.
 
     In the demo (the app has demo controls), F3 picks the card held up to the
@@ -55,7 +57,7 @@ class ScanScreen(Step[Any]):
 
     @property
     def demo(self) -> DemoControls | None:
-        return getattr(self.app, "demo", None)
+        return self.app.demo
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "demo_card":
@@ -78,8 +80,8 @@ class ScanScreen(Step[Any]):
         self.app.run_worker(pick(), group="demo-card", exit_on_error=False)
 
     @property
-    def scanner(self) -> Any:
-        return getattr(self.app, "scanner", None)
+    def scanner(self) -> Scanner | None:
+        return self.app.scanner
 
     def on_mount(self) -> None:
         self.query_one("#scan-manual", Input).focus()
@@ -110,7 +112,7 @@ class ScanScreen(Step[Any]):
         with contextlib.suppress(RuntimeError):  # the app is shutting down
             self.app.call_from_thread(self.submit, payload)
 
-    def _status_from_thread(self, status: Any) -> None:
+    def _status_from_thread(self, status: CameraReading) -> None:
         text = f"{status.state}" + (f": {status.message}" if status.message else "")
         with contextlib.suppress(RuntimeError):
             self.app.call_from_thread(self._show_status, text)
@@ -137,7 +139,7 @@ class ScanScreen(Step[Any]):
 
     async def _lookup(self, payload: str) -> None:
         try:
-            lookup = await self.app.terminal.lookup_card(payload)  # type: ignore[attr-defined]
+            lookup = await self.app.terminal.lookup_card(payload)
         except (InputError, Declined) as exc:
             self.query_one("#scan-error", Static).update(exc.message)
             self.query_one("#scan-manual", Input).value = ""

@@ -6,7 +6,7 @@ field left empty keeps the stored password; passwords are never shown.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr, ValidationError
 from textual import on
@@ -19,6 +19,9 @@ from pos.config import Settings, describe_validation_error, save_settings
 from pos.errors import PosError
 from screens.dialogs import Step
 from screens.widgets import Plain, PosInput
+
+if TYPE_CHECKING:
+    from screens.app import SentePOSApp
 
 # (section, field, label, kind) ; kind: text | secret | int | float | bool | select:<a,b>
 FIELDS: list[tuple[str, str, str, str]] = [
@@ -136,7 +139,7 @@ class SettingsScreen(Step[Settings]):
         self.dismiss(None)
 
 
-async def settings_flow(app: Any) -> None:
+async def settings_flow(app: SentePOSApp) -> None:
     supervisor = await app.ask_supervisor("change settings")
     if supervisor is None:
         return

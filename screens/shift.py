@@ -4,7 +4,7 @@ report: expected, counted, variance, per operator."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,13 +16,17 @@ from screens.dialogs import ChoiceDialog, Step, TextPrompt
 from screens.entry import AmountScreen
 from screens.widgets import Plain
 
+if TYPE_CHECKING:
+    from pos.shifts import ShiftReport
+    from screens.app import SentePOSApp
+
 
 class ShiftReportScreen(Step[bool]):
     """The shift's figures (after the count)."""
 
     BINDINGS = [Binding("escape", "cancel", "Close"), Binding("enter", "cancel", "Close")]
 
-    def __init__(self, report: Any) -> None:
+    def __init__(self, report: ShiftReport) -> None:
         super().__init__(f"Shift #{report.shift.id} closed" if not report.shift.is_open
                          else f"Shift #{report.shift.id}")
         self.report = report
@@ -40,7 +44,7 @@ def _check_reason(text: str) -> str:
     return validate_free_text(text, "reason", MAX_REASON)
 
 
-async def shift_flow(app: Any) -> None:
+async def shift_flow(app: SentePOSApp) -> None:
     """Home choice "Shift"."""
     term = app.terminal
     currency = app.settings.card_currency
@@ -82,7 +86,7 @@ async def shift_flow(app: Any) -> None:
         await cash_up(app)
 
 
-async def cash_up(app: Any) -> None:
+async def cash_up(app: SentePOSApp) -> None:
     """Blind count: the cash in the drawer per currency, then the report."""
     term = app.terminal
     counted: list[Money] = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -10,11 +10,17 @@ from textual.binding import Binding
 from textual.widgets import Input, Label, Static
 
 from pos.errors import InputError, PosError
+from pos.operators import Operator
 from screens.dialogs import Step
 from screens.widgets import Plain, PosInput
 
+if TYPE_CHECKING:
+    from pos.terminal import Terminal
 
-class _Form(Step[Any]):
+T = TypeVar("T")
+
+
+class _Form(Step[T]):
     """A step whose inputs are submitted in order; the last one runs :meth:`submit`."""
 
     def on_mount(self) -> None:
@@ -48,13 +54,13 @@ class _Form(Step[Any]):
         raise NotImplementedError
 
 
-class SignInScreen(_Form):
+class SignInScreen(_Form[Operator]):
     """Who is at the counter. Cannot be dismissed without signing in."""
 
     BINDINGS = [Binding("escape", "cancel", show=False)]
     TITLE_TEXT = "Sign in"
 
-    def __init__(self, terminal: Any, *, locked: bool = False) -> None:
+    def __init__(self, terminal: Terminal, *, locked: bool = False) -> None:
         super().__init__()
         self.terminal = terminal
         self.locked = locked
@@ -63,7 +69,7 @@ class SignInScreen(_Form):
         names = ", ".join(op.name for op in self.terminal.operators())
         note = "Locked after being idle. " if self.locked else ""
         yield Plain(f"{note}Operators: {names}", classes="step-note")
-        hint = getattr(self.app, "sign_in_hint", "")
+        hint = self.app.sign_in_hint
         if hint:
             yield Plain(hint, classes="step-note")
         yield Label("Name")
@@ -87,13 +93,13 @@ class SignInScreen(_Form):
         self.dismiss(operator)
 
 
-class CreateSupervisorScreen(_Form):
+class CreateSupervisorScreen(_Form[Operator]):
     """First run: there are no operators yet, so the first one is a supervisor."""
 
     BINDINGS = [Binding("escape", "cancel", show=False)]
     TITLE_TEXT = "First run: create the supervisor"
 
-    def __init__(self, terminal: Any) -> None:
+    def __init__(self, terminal: Terminal) -> None:
         super().__init__()
         self.terminal = terminal
 
@@ -125,10 +131,10 @@ class CreateSupervisorScreen(_Form):
         self.dismiss(self.terminal.sign_in(name, pin))
 
 
-class SupervisorPinScreen(_Form):
+class SupervisorPinScreen(_Form[Operator]):
     """A supervisor approves ``reason`` with their PIN; returns the Operator or None."""
 
-    def __init__(self, terminal: Any, reason: str) -> None:
+    def __init__(self, terminal: Terminal, reason: str) -> None:
         super().__init__(f"Supervisor approval: {reason}")
         self.terminal = terminal
 

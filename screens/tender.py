@@ -7,7 +7,7 @@ another tender. Leaving with nothing paid abandons the sale (back to the basket)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import ComposeResult
@@ -21,6 +21,11 @@ from screens.printing import has_printer, print_in_background
 from screens.receipt import ResultScreen
 from screens.widgets import Plain, ReceiptView, plain_label
 
+if TYPE_CHECKING:
+    from pos.money import Money
+    from pos.usecases.sale import Sale
+    from screens.app import SentePOSApp
+
 CHOICES = (("card", "Card"), ("cash", "Cash"), ("split", "Split: part by card"))
 
 
@@ -31,7 +36,7 @@ class TenderScreen(Step[str]):
                 *(Binding(str(i), f"pick('{key}')", show=False)
                   for i, (key, _label) in enumerate(CHOICES, start=1))]
 
-    def __init__(self, sale: Any) -> None:
+    def __init__(self, sale: Sale) -> None:
         super().__init__("Payment")
         self.sale = sale
 
@@ -63,7 +68,7 @@ class ChangeScreen(Step[bool]):
 
     BINDINGS = [Binding("enter", "done", "Done"), Binding("escape", "done", show=False)]
 
-    def __init__(self, sale: Any, tendered: Any) -> None:
+    def __init__(self, sale: Sale, tendered: Money) -> None:
         super().__init__("Cash")
         self.sale = sale
         self.tendered = tendered
@@ -95,26 +100,27 @@ class SaleReceiptScreen(Step[bool]):
     def body(self) -> ComposeResult:
         from pos.receipts import render_text
 
-        app: Any = self.app
+        app = self.app
         text = render_text(app.terminal.sale_receipt(self.sale_id), app.settings.printer.columns)
         yield ReceiptView(text, id="receipt-view")
 
     def action_print(self) -> None:
-        app: Any = self.app
+        app = self.app
         print_in_background(app, app.terminal.print_sale_receipt, self.sale_id)
 
 
-async def _card_part(app: Any, sale: Any, split: bool) -> Any:
+async def _card_part(app: SentePOSApp, sale: Sale, split: bool) -> Sale:
     from screens.cards import card_tender
 
     term = app.terminal
     amount = sale.remaining
     if split:
-        amount = await app.push_screen_wait(AmountScreen(
+        part = await app.push_screen_wait(AmountScreen(
             "Card part", sale.total.currency, note=f"Due {sale.remaining.format()}: the card "
             "pays this part, cash the rest", maximum=sale.remaining))
-        if amount is None:
+        if part is None:
             return sale
+        amount = part
     got = await card_tender(app, amount)
     if got is None:
         return sale
@@ -135,7 +141,7 @@ async def _card_part(app: Any, sale: Any, split: bool) -> Any:
     return sale
 
 
-async def _cash_part(app: Any, sale: Any) -> Any:
+async def _cash_part(app: SentePOSApp, sale: Sale) -> Sale:
     term = app.terminal
     tendered = await app.push_screen_wait(AmountScreen(
         "Cash tendered", sale.total.currency, note=f"Due {sale.remaining.format()}"))
@@ -150,7 +156,7 @@ async def _cash_part(app: Any, sale: Any) -> Any:
     return sale
 
 
-async def tender(app: Any, sale_id: str) -> bool:
+async def tender(app: SentePOSApp, sale_id: str) -> bool:
     """Take payment until the sale is paid (True), or the cashier goes back with nothing
     paid (False: the sale is abandoned). A sale part-paid stays here until it is paid."""
     term = app.terminal

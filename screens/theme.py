@@ -7,7 +7,7 @@ colours): ANSI colours only, and ``console.tcss`` swaps every border for a
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Literal
 
 from textual.theme import Theme
@@ -70,8 +70,9 @@ CONSOLE_THEME = Theme(
 THEMES: dict[str, Theme] = {"default": SENTE_THEME, "console": CONSOLE_THEME}
 
 
-def css_paths(theme: str) -> list[Path]:
-    """The stylesheets for ``theme``: the base sheet, plus the console overrides."""
+def css_paths(theme: str) -> list[str | PurePath]:
+    """The stylesheets for ``theme``: the base sheet, plus the console overrides (typed
+    as ``App(css_path=...)`` takes them)."""
     return [BASE_CSS, CONSOLE_CSS] if theme == "console" else [BASE_CSS]
 
 

@@ -1143,7 +1143,8 @@ class Journal:
 
     # ---------------------------------------------------------------- helpers
     def _row(self, conn: sqlite3.Connection, ref: str) -> sqlite3.Row:
-        row = conn.execute("SELECT * FROM txns WHERE ref = ?", (ref,)).fetchone()
+        row: sqlite3.Row | None = conn.execute("SELECT * FROM txns WHERE ref = ?",
+                                               (ref,)).fetchone()
         if row is None:
             raise UnknownTransaction(f"No transaction with ref {ref}")
         return row

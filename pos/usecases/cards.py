@@ -129,7 +129,7 @@ def result_of(txn: Txn, message: str | None = None) -> SaleResult:
 
 async def pay_by_card(ctx: Context, lookup: CardLookup, amount: Money, wallet: str,
                       pin: str | None, reason: str, *, parent_ref: str | None = None,
-                      allow_offline: bool = True, details: dict | None = None,
+                      allow_offline: bool = True, details: dict[str, Any] | None = None,
                       before_send: Callable[[Txn], object] | None = None) -> SaleResult:
     """Debit the card. Journaled before anything is sent; offline within the merchant's limits.
 
@@ -207,7 +207,7 @@ async def pay_by_card(ctx: Context, lookup: CardLookup, amount: Money, wallet: s
 @contextlib.contextmanager
 def refusals_journaled(ctx: Context, lookup: CardLookup, amount: Money, wallet: str | None,
                        reason: str, *, typed: bool, parent_ref: str | None = None,
-                       details: dict | None = None) -> Iterator[None]:
+                       details: dict[str, Any] | None = None) -> Iterator[None]:
     """A card payment refused here, before a debit row exists (the card expired, a limit,
     the PIN try counter, a meter's throttle, no link), after the customer typed a PIN:
     leave a declined card_debit row with the reason (issue 13), so the refusal the
@@ -227,7 +227,7 @@ def refusals_journaled(ctx: Context, lookup: CardLookup, amount: Money, wallet: 
 
 def journal_refusal(ctx: Context, lookup: CardLookup, amount: Money, wallet: str | None,
                     reason: str, error: str, *, parent_ref: str | None = None,
-                    details: dict | None = None) -> Txn | None:
+                    details: dict[str, Any] | None = None) -> Txn | None:
     """The declined row of a card payment refused before anything was sent."""
     card = lookup.card
     try:
@@ -269,7 +269,7 @@ def _offline_guard(ctx: Context, lookup: CardLookup, amount: Money,
 
 
 def _queue_offline(ctx: Context, lookup: CardLookup, amount: Money, pin: str | None,
-                   common: dict) -> SaleResult:
+                   common: dict[str, Any]) -> SaleResult:
     guard = _offline_guard(ctx, lookup, amount, common["wallet"])
     guard_fn: Any = guard
     txn = ctx.journal.create(Kind.card_debit, amount, offline=True, guard=guard_fn, **common)
@@ -364,7 +364,7 @@ def _require_online(ctx: Context) -> None:
 
 async def _service_op(ctx: Context, kind: Kind, card: CardRef,
                       op: Callable[[str], Awaitable[str]], *,
-                      details: dict | None = None) -> SaleResult:
+                      details: dict[str, Any] | None = None) -> SaleResult:
     """Run a card-service call (no money) with a journal row around it (audit trail)."""
     _require_online(ctx)
     ctx.ensure_room()

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from typing import Any, Literal
+from collections.abc import Coroutine
+from typing import Any, Literal, TypeVar
 
 from pos.clock import process_start
 from pos.errors import (
@@ -36,6 +37,7 @@ from pos.usecases.settle import UNRECORDED, apply_vend_outcome, confirm_lost_ans
 log = logging.getLogger(__name__)
 
 TenderName = Literal["cash", "card"]
+T = TypeVar("T")
 
 
 async def verify_meter(ctx: Context, meter: str) -> MeterInfo:
@@ -51,7 +53,9 @@ async def verify_account(ctx: Context, account: str) -> AccountInfo:
     return await _online(ctx, ctx.pawacard.postpaid_verify(account))
 
 
-async def _online(ctx: Context, coro: Any) -> Any:
+async def _online(ctx: Context, coro: Coroutine[Any, Any, T]) -> T:
+    """Await ``coro`` (a PawaCard request that moves no money) through the link monitor:
+    refused at once while PawaCard is known down."""
     link = ctx.link.pawacard
     if not link.should_try():
         coro.close()
@@ -149,7 +153,7 @@ def _vend_guard(ctx: Context, amount: Money) -> Any:
     return lambda reader: check_offline_vend(ctx.settings.offline, reader, amount)
 
 
-def _queue_cash(ctx: Context, kind: Kind, amount: Money, common: dict) -> SaleResult:
+def _queue_cash(ctx: Context, kind: Kind, amount: Money, common: dict[str, Any]) -> SaleResult:
     txn = ctx.journal.create(kind, amount, tender=Tender.cash, offline=True,
                              guard=_vend_guard(ctx, amount), **common)
     txn = ctx.journal.transition(txn.ref, State.queued, note="accepted offline", accepted=True)
@@ -250,7 +254,7 @@ def result_from(ctx: Context, txn: Txn, outcome: VendOutcome | None = None) -> S
 
 async def _sell_by_card(ctx: Context, kind: Kind, target: str, amount: Money,
                         card: CardLookup | None, wallet: str | None, pin: str | None,
-                        quote: Quote | None, common: dict) -> SaleResult:
+                        quote: Quote | None, common: dict[str, Any]) -> SaleResult:
     """Two steps: debit the card (online only), then vend; refund if the vend finally fails.
 
     The debit is ``quote.charge``, the amount the customer saw; a quote gone stale is

@@ -8,7 +8,7 @@ ever clipped (80x24, or a 480x320 display's console of about 60x20 cells).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -18,6 +18,11 @@ from textual.widget import Widget
 from pos.money import Money
 from screens.widgets.plain import Plain
 from screens.widgets.token_display import big_digits
+
+if TYPE_CHECKING:
+    from textual.geometry import Size
+
+    from pos.usecases.quotes import Quote
 
 
 def big_amount_lines(amount: Money, width: int = 0) -> list[str]:
@@ -47,7 +52,7 @@ class BigAmount(Widget):
     def _lines(self, width: int) -> list[str]:
         return big_amount_lines(self.amount, width) or [self.amount.format()]
 
-    def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return len(self._lines(width))
 
     def render(self) -> Text:
@@ -63,7 +68,7 @@ class ChargePanel(Vertical):
     ChargePanel Plain { height: auto; width: 100%; }
     """
 
-    def __init__(self, quote: Any, wallet: str, *, id: str | None = None) -> None:
+    def __init__(self, quote: Quote, wallet: str, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.quote = quote
         self.wallet = wallet

@@ -9,7 +9,7 @@ repaints when the bindings change. A tap on a hint presses its key, as on
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import events
@@ -51,7 +51,7 @@ class KeyBar(Widget, can_focus=False):
     def on_unmount(self) -> None:
         self.screen.bindings_updated_signal.unsubscribe(self)
 
-    def _bindings_changed(self, _screen: Any) -> None:
+    def _bindings_changed(self, _screen: object) -> None:
         self.refresh()
 
     def shown(self) -> list[tuple[Binding, bool]]:

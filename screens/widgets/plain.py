@@ -3,10 +3,13 @@ message): shown as plain text, never as markup, never with a control character."
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.content import Content
 from textual.widgets import Static
+
+if TYPE_CHECKING:
+    from textual.visual import VisualType
 
 from pos.text import printable
 
@@ -19,7 +22,7 @@ class Plain(Static):
         kwargs.pop("markup", None)
         super().__init__(printable(content, one_line=False), markup=False, **kwargs)
 
-    def update(self, content: Any = "", *, layout: bool = True) -> None:
+    def update(self, content: VisualType = "", *, layout: bool = True) -> None:
         if isinstance(content, str):
             content = printable(content, one_line=False)
         super().update(content, layout=layout)

@@ -8,13 +8,19 @@ query anything.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.widget import Widget
 
+if TYPE_CHECKING:
+    from textual import getters
 
-def format_status(status: Any, now: datetime, g: dict[str, str]) -> tuple[Text, Text]:
+    from pos.terminal import TerminalStatus
+    from screens.app import SentePOSApp
+
+
+def format_status(status: TerminalStatus, now: datetime, g: dict[str, str]) -> tuple[Text, Text]:
     """The two lines of the bar for a ``TerminalStatus``."""
     sep = f" {g['sep']} "
     top = Text()
@@ -48,7 +54,7 @@ def format_status(status: Any, now: datetime, g: dict[str, str]) -> tuple[Text, 
     if status.low_float:
         bottom.append(sep)
         bottom.append(f"{g['warn']} LOW FLOAT", style="bold red")
-    warning = getattr(status, "clock_warning", None)
+    warning = status.clock_warning
     if warning:
         bottom.append(sep)
         bottom.append(f"{g['warn']} CLOCK: {warning}", style="bold yellow")
@@ -58,13 +64,16 @@ def format_status(status: Any, now: datetime, g: dict[str, str]) -> tuple[Text, 
 class StatusBar(Widget):
     """Two lines at the top of every screen."""
 
+    if TYPE_CHECKING:
+        app = getters.app(SentePOSApp)
+
     DEFAULT_CSS = """
     StatusBar { dock: top; height: 2; width: 100%; background: $panel; color: $foreground;
                 padding: 0 1; }
     """
 
     def render(self) -> Text:
-        app: Any = self.app
+        app = self.app
         try:
             status = app.current_status()
         except Exception:  # the bar must never take the screen down

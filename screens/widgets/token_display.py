@@ -6,10 +6,13 @@ Big digits are drawn from a 3x5 pixel font with full and half blocks
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.widget import Widget
+
+if TYPE_CHECKING:
+    from textual.geometry import Size
 
 _FONT = {
     "0": ("###", "#.#", "#.#", "#.#", "###"),
@@ -100,7 +103,7 @@ class TokenDisplay(Widget):
     def _rows(self, width: int) -> list[list[str]]:
         return group_lines(self.groups, max(width, 20))
 
-    def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return len(self._rows(width)) * 4 + 1
 
     def render(self) -> Text:

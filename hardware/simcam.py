@@ -35,8 +35,8 @@ class SimulatedCamera(ScanLoop):
                  on_status: Callable[[CameraStatus], None] | None = None,
                  width: int = 640, height: int = 480, fps: float = 15,
                  dedupe_seconds: float = 3.0, hold_frames: int = 8, gap_frames: int = 4,
-                 loop: bool = False) -> None:
-        super().__init__(on_scan, on_status, dedupe_seconds)
+                 loop: bool = False, preview_fps: float = 6.0, beep: str = "bell") -> None:
+        super().__init__(on_scan, on_status, dedupe_seconds, preview_fps, beep)
         self.items = list(source)
         self.width, self.height, self.fps = width, height, fps
         self.hold_frames, self.gap_frames, self.loop = hold_frames, gap_frames, loop

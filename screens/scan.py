@@ -108,6 +108,7 @@ class ScanScreen(Step[Any]):
                 self._show_status(f"unavailable ({exc})")
         else:
             preview.display = False
+            self.query_one("#camera-advice", Static).display = False
             self._show_status("none: type the code or use the hand scanner")
         if self._initial:
             self.submit(self._initial)

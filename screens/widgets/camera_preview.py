@@ -76,10 +76,11 @@ def cell_table(palette: Palette) -> tuple[tuple[tuple[str, Style], ...], ...]:
         for lb in range(BINS):
             u, lo = (ub + 0.5) * 256 / BINS, (lb + 0.5) * 256 / BINS
             best: tuple[float, str, Style] | None = None
-            for f in palette.fg:
-                for b in palette.bg:
-                    for glyph, top, bottom in ((UPPER, f[0], b[0]), (LOWER, b[0], f[0]),
-                                               (FULL, f[0], f[0]), (" ", b[0], b[0])):
+            for glyph in (UPPER, LOWER, FULL, " "):  # on a tie, the plain upper half
+                for f in palette.fg:
+                    for b in palette.bg:
+                        top, bottom = {UPPER: (f[0], b[0]), LOWER: (b[0], f[0]),
+                                       FULL: (f[0], f[0]), " ": (b[0], b[0])}[glyph]
                         err = (u - top) ** 2 + (lo - bottom) ** 2
                         if best is None or err < best[0] - 1e-9:
                             best = (err, glyph, Style(color=f[1], bgcolor=b[1]))
@@ -158,6 +159,7 @@ class CameraPreview(Widget):
         self._width = 0
         self.frames_shown = 0
         self.outlined = False
+        self.outlined_frames = 0
         #: Called with (columns, rows) whenever the widget's size changes.
         self.sized: Callable[[int, int], object] | None = None
 
@@ -171,6 +173,7 @@ class CameraPreview(Widget):
         self._width = max((s.cell_length for s in self._lines), default=0)
         self.frames_shown += 1
         self.outlined = outlined
+        self.outlined_frames += outlined
         self.refresh()
 
     def render_line(self, y: int) -> Strip:

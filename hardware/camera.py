@@ -88,11 +88,14 @@ class LatestFrame:
 class ScanLoop:
     """Shared thread logic of the real and the simulated camera.
 
-    Two threads: one captures frames into a :class:`LatestFrame`, the other decodes
-    the newest one (frames that arrive meanwhile are dropped, never queued). When
+    Three threads: one captures frames into a :class:`LatestFrame`, one decodes the
+    newest (frames that arrive meanwhile are dropped, never queued). When
     ``on_preview`` is set and ``preview_size`` (cells: columns, rows) is not zero, the
-    decoding thread also sends a :class:`hardware.scanview.PreviewFrame` at most
-    ``preview_fps`` times a second, with the code found outlined and the advice line.
+    decoding thread also makes a :class:`hardware.scanview.PreviewFrame` at most
+    ``preview_fps`` times a second, with the code found outlined and the advice line,
+    and leaves it in a second mailbox; the third thread calls ``on_preview`` with it,
+    so a UI slow to take a picture (``call_from_thread`` waits for it) never holds up
+    decoding: a picture it has not taken yet is replaced by the next one.
     """
 
     status_interval = 1.0
@@ -115,6 +118,7 @@ class ScanLoop:
         self._lock = threading.Lock()
         self.status = CameraStatus("stopped")
         self.slot = LatestFrame()
+        self.previews = LatestFrame()
         self.frames_decoded = 0
 
     # -- lifecycle
@@ -172,6 +176,15 @@ class ScanLoop:
         except Exception as exc:
             failed.append(f"Camera failed: {exc}")
 
+    def _deliver_previews(self) -> None:
+        """The preview thread: hands the newest preview to ``on_preview``."""
+        while not self._stop.is_set():
+            preview = self.previews.take(0.1)
+            callback = self.on_preview
+            if preview is not None and callback is not None:
+                with contextlib.suppress(Exception):
+                    callback(preview)
+
     def _run(self) -> None:
         from hardware.decode import MultiFrameDecoder, QRDecoder, to_gray
         from hardware.scanview import Advisor, make_preview, measure
@@ -187,13 +200,16 @@ class ScanLoop:
         decoder = MultiFrameDecoder(QRDecoder())
         advisor = Advisor()
         failed: list[str] = []
-        self.slot = LatestFrame()
+        self.slot, self.previews = LatestFrame(), LatestFrame()
         capture = threading.Thread(target=self._capture, args=(failed,),
                                    name=f"{type(self).__name__}-capture", daemon=True)
+        deliver = threading.Thread(target=self._deliver_previews,
+                                   name=f"{type(self).__name__}-preview", daemon=True)
         frames, t_status = 0, time.monotonic()
         next_preview = 0.0
         self._set_status("scanning", "Hold the card's QR code up to the camera")
         capture.start()
+        deliver.start()
         try:
             while not self._stop.is_set() and not failed:
                 frame = self.slot.take(0.1)
@@ -215,8 +231,7 @@ class ScanLoop:
                     preview = make_preview(gray, cols, rows, decoder.last_position,
                                            advice, text is not None)
                     if preview is not None:
-                        with contextlib.suppress(Exception):
-                            on_preview(preview)
+                        self.previews.put(preview)
                     next_preview = now + 1.0 / max(0.1, self.preview_fps)
                 frames += 1
                 if now - t_status >= self.status_interval:
@@ -225,8 +240,9 @@ class ScanLoop:
         except Exception as exc:
             failed.append(f"Camera failed: {exc}")
         finally:
-            self._stop.set()  # the capture thread ends with us
+            self._stop.set()  # the capture and preview threads end with us
             capture.join(3.0)
+            deliver.join(3.0)
             self._close()
         if failed:
             self._set_status("error", failed[0])

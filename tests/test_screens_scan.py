@@ -154,7 +154,6 @@ async def test_a_read_flashes_and_beeps(term, sandbox, tmp_path):
         screen = await _scan_screen(pilot, app)
         preview = screen.query_one("#camera-preview", CameraPreview)
         flashes: list[bool] = []
-        screen.watch(preview, "has_focus", lambda _v: None)  # keep the screen alive
         camera.show(data.CARD_ACTIVE.payload)
         await wait_for(pilot, lambda: screen.cues >= 1, 15, "cue")
         flashes.append(preview.has_class("-flash"))

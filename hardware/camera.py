@@ -12,6 +12,7 @@ module costs nothing.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -83,6 +84,14 @@ class LatestFrame:
             self._taken = self._seq
             frame, self._frame = self._frame, None
             return frame
+
+
+def lower_thread_priority(niceness: int = 10) -> None:
+    """Make the calling thread yield the CPU to the UI (Linux: threads have their own nice
+    value). Best effort: elsewhere, or without permission, nothing changes."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
+                       os.getpriority(os.PRIO_PROCESS, 0) + niceness)
 
 
 class ScanLoop:
@@ -158,6 +167,7 @@ class ScanLoop:
 
     def _capture(self, failed: list[str]) -> None:
         """The capture thread: frames into the mailbox until stopped or the source fails."""
+        lower_thread_priority()
         failures = 0
         try:
             while not self._stop.is_set():
@@ -178,6 +188,7 @@ class ScanLoop:
 
     def _deliver_previews(self) -> None:
         """The preview thread: hands the newest preview to ``on_preview``."""
+        lower_thread_priority()
         while not self._stop.is_set():
             preview = self.previews.take(0.1)
             callback = self.on_preview
@@ -189,6 +200,7 @@ class ScanLoop:
         from hardware.decode import MultiFrameDecoder, QRDecoder, to_gray
         from hardware.scanview import Advisor, make_preview, measure
 
+        lower_thread_priority()  # decoding gives way to the cashier's key presses
         self._set_status("starting", "Opening the camera")
         try:
             error = self._open()

@@ -1,9 +1,9 @@
 """The camera thread: capture frames, decode QR codes, report through callbacks.
 
-No UI here: the thread calls ``on_scan(text)`` and ``on_status(CameraStatus)``
-from its own thread; the screen marshals them (``call_from_thread``). The
-same card held in view is one scan: a text is delivered again only after it
-has been out of view for ``dedupe_seconds``.
+No UI here: the threads call ``on_scan(text)``, ``on_status(CameraStatus)`` and
+``on_preview(PreviewFrame)`` from their own thread; the screen marshals them
+(``call_from_thread``). The same card held in view is one scan: a text is
+delivered again only after it has been out of view for ``dedupe_seconds``.
 
 OpenCV and the decoders are imported inside the thread, so importing this
 module costs nothing.
@@ -12,14 +12,19 @@ module costs nothing.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from hardware.beep import Beeper
+
 if TYPE_CHECKING:
     import numpy as np
+
+    from hardware.scanview import PreviewFrame
 
 State = Literal["starting", "scanning", "no-camera", "error", "stopped"]
 
@@ -49,22 +54,81 @@ class Deduper:
         return seen is None or now - seen > self.window
 
 
+class LatestFrame:
+    """A one-frame mailbox between the capture and the decoding thread.
+
+    ``put`` replaces the frame waiting (an older one not yet taken is dropped and
+    counted in ``dropped``), so a slow decode never works through a backlog: it
+    always gets the newest picture.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._frame: Any = None
+        self._seq = 0
+        self._taken = 0
+        self.dropped = 0
+
+    def put(self, frame: Any) -> None:
+        with self._cond:
+            if self._seq > self._taken:
+                self.dropped += 1
+            self._frame, self._seq = frame, self._seq + 1
+            self._cond.notify()
+
+    def take(self, timeout: float) -> Any:
+        """The newest frame not yet taken, waiting up to ``timeout`` s; None if none came."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._seq > self._taken, timeout):
+                return None
+            self._taken = self._seq
+            frame, self._frame = self._frame, None
+            return frame
+
+
+def lower_thread_priority(niceness: int = 10) -> None:
+    """Make the calling thread yield the CPU to the UI (Linux: threads have their own nice
+    value). Best effort: elsewhere, or without permission, nothing changes."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
+                       os.getpriority(os.PRIO_PROCESS, 0) + niceness)
+
+
 class ScanLoop:
-    """Shared thread logic of the real and the simulated camera."""
+    """Shared thread logic of the real and the simulated camera.
+
+    Three threads: one captures frames into a :class:`LatestFrame`, one decodes the
+    newest (frames that arrive meanwhile are dropped, never queued). When
+    ``on_preview`` is set and ``preview_size`` (cells: columns, rows) is not zero, the
+    decoding thread also makes a :class:`hardware.scanview.PreviewFrame` at most
+    ``preview_fps`` times a second, with the code found outlined and the advice line,
+    and leaves it in a second mailbox; the third thread calls ``on_preview`` with it,
+    so a UI slow to take a picture (``call_from_thread`` waits for it) never holds up
+    decoding: a picture it has not taken yet is replaced by the next one.
+    """
 
     status_interval = 1.0
 
     def __init__(self, on_scan: Callable[[str], None],
                  on_status: Callable[[CameraStatus], None] | None = None,
-                 dedupe_seconds: float = 3.0) -> None:
+                 dedupe_seconds: float = 3.0, preview_fps: float = 6.0,
+                 beep: str = "bell") -> None:
         self.on_scan = on_scan
+        #: The read beep (``camera.beep``); the screen plays it with its flash.
+        self.beeper = Beeper(beep)
         self.on_status = on_status or (lambda s: None)
+        self.on_preview: Callable[[PreviewFrame], None] | None = None
+        self.preview_size: tuple[int, int] = (0, 0)
+        self.preview_fps = preview_fps
         self.dedupe = Deduper(dedupe_seconds)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._latest: np.ndarray | None = None
         self._lock = threading.Lock()
         self.status = CameraStatus("stopped")
+        self.slot = LatestFrame()
+        self.previews = LatestFrame()
+        self.frames_decoded = 0
 
     # -- lifecycle
     def start(self) -> None:
@@ -101,9 +165,42 @@ class ScanLoop:
     def _close(self) -> None:
         pass
 
-    def _run(self) -> None:
-        from hardware.decode import MultiFrameDecoder, QRDecoder
+    def _capture(self, failed: list[str]) -> None:
+        """The capture thread: frames into the mailbox until stopped or the source fails."""
+        lower_thread_priority()
+        failures = 0
+        try:
+            while not self._stop.is_set():
+                frame = self._read()
+                if frame is None:
+                    failures += 1
+                    if failures >= 30:
+                        failed.append("The camera stopped sending pictures")
+                        return
+                    self._stop.wait(0.05)
+                    continue
+                failures = 0
+                with self._lock:
+                    self._latest = frame
+                self.slot.put(frame)
+        except Exception as exc:
+            failed.append(f"Camera failed: {exc}")
 
+    def _deliver_previews(self) -> None:
+        """The preview thread: hands the newest preview to ``on_preview``."""
+        lower_thread_priority()
+        while not self._stop.is_set():
+            preview = self.previews.take(0.1)
+            callback = self.on_preview
+            if preview is not None and callback is not None:
+                with contextlib.suppress(Exception):
+                    callback(preview)
+
+    def _run(self) -> None:
+        from hardware.decode import MultiFrameDecoder, QRDecoder, to_gray
+        from hardware.scanview import Advisor, make_preview, measure
+
+        lower_thread_priority()  # decoding gives way to the cashier's key presses
         self._set_status("starting", "Opening the camera")
         try:
             error = self._open()
@@ -113,36 +210,55 @@ class ScanLoop:
             self._set_status("no-camera", error)
             return
         decoder = MultiFrameDecoder(QRDecoder())
-        failures = 0
+        advisor = Advisor()
+        failed: list[str] = []
+        self.slot, self.previews = LatestFrame(), LatestFrame()
+        capture = threading.Thread(target=self._capture, args=(failed,),
+                                   name=f"{type(self).__name__}-capture", daemon=True)
+        deliver = threading.Thread(target=self._deliver_previews,
+                                   name=f"{type(self).__name__}-preview", daemon=True)
         frames, t_status = 0, time.monotonic()
+        next_preview = 0.0
         self._set_status("scanning", "Hold the card's QR code up to the camera")
+        capture.start()
+        deliver.start()
         try:
-            while not self._stop.is_set():
-                frame = self._read()
+            while not self._stop.is_set() and not failed:
+                frame = self.slot.take(0.1)
                 if frame is None:
-                    failures += 1
-                    if failures >= 30:
-                        self._set_status("error", "The camera stopped sending pictures")
-                        return
-                    self._stop.wait(0.05)
                     continue
-                failures = 0
-                with self._lock:
-                    self._latest = frame
-                text = decoder.feed(frame)
-                if text is not None and self.dedupe.should_emit(text):
+                gray = to_gray(frame)
+                text = decoder.feed(gray)
+                self.frames_decoded += 1
+                emit = text is not None and self.dedupe.should_emit(text)
+                if emit:
                     with contextlib.suppress(Exception):
-                        self.on_scan(text)
-                frames += 1
+                        self.on_scan(text)  # type: ignore[arg-type]
                 now = time.monotonic()
+                on_preview, (cols, rows) = self.on_preview, self.preview_size
+                if on_preview is not None and cols > 0 and rows > 0 and now >= next_preview:
+                    advice = advisor.feed(measure(
+                        gray, decoder.last_motion, decoder.last_position,
+                        decoder.decoder.last_candidate, text is not None), gray.shape[1])
+                    preview = make_preview(gray, cols, rows, decoder.last_position,
+                                           advice, text is not None)
+                    if preview is not None:
+                        self.previews.put(preview)
+                    next_preview = now + 1.0 / max(0.1, self.preview_fps)
+                frames += 1
                 if now - t_status >= self.status_interval:
                     self._set_status("scanning", "", frames / (now - t_status))
                     frames, t_status = 0, now
         except Exception as exc:
-            self._set_status("error", f"Camera failed: {exc}")
-            return
+            failed.append(f"Camera failed: {exc}")
         finally:
+            self._stop.set()  # the capture and preview threads end with us
+            capture.join(3.0)
+            deliver.join(3.0)
             self._close()
+        if failed:
+            self._set_status("error", failed[0])
+            return
         self._set_status("stopped")
 
     def grab_still(self, max_bytes: int = 200_000) -> bytes:
@@ -171,8 +287,9 @@ class CameraScanner(ScanLoop):
     def __init__(self, source: str | int, on_scan: Callable[[str], None],
                  on_status: Callable[[CameraStatus], None] | None = None,
                  width: int = 640, height: int = 480, fps: int = 15,
-                 dedupe_seconds: float = 3.0) -> None:
-        super().__init__(on_scan, on_status, dedupe_seconds)
+                 dedupe_seconds: float = 3.0, preview_fps: float = 6.0,
+                 beep: str = "bell") -> None:
+        super().__init__(on_scan, on_status, dedupe_seconds, preview_fps, beep)
         self.source = int(source) if isinstance(source, str) and source.isdigit() else source
         self.width, self.height, self.fps = width, height, fps
         self._cap: Any = None

@@ -49,6 +49,10 @@ MAX_TEXT = 1024
 CARD_ASPECT = 85.6 / 54.0  # ID-1 card, as hardware.cardimages renders it
 CROP_TARGET = 280  # px: the crop's long side after scaling
 
+#: Where a code is in a frame: four (x, y) corners in frame pixels, clockwise from the
+#: code's top-left as read (for a box found by the escalation: the box's corners).
+Quad = tuple[tuple[float, float], ...]
+
 
 def accept(text: str) -> bool:
     """Sanity check on a decoded text: non-empty, bounded, printable."""
@@ -95,11 +99,12 @@ def pyzbar_available() -> bool:
 
 # ---------------------------------------------------------------- library calls
 
-Found = tuple[str, list[tuple[int, int]]]  # a text and its code's corners in the frame
+Found = tuple[str, Quad]  # a text and its code's four corners in the frame
 
 
 def _zxing_found(img: np.ndarray) -> list[Found]:
-    """zxing-cpp with its own recovery on (invert, downscale, rotate), QR Models 1 and 2.
+    """zxing-cpp with its own recovery on (invert, downscale, rotate), QR Models 1 and 2,
+    with where each code is.
 
     The chain's first step: the chain is never worse than the library alone.
     Micro QR and rMQR stay out (clutter reads as tiny Micro QR symbols; cards
@@ -107,14 +112,14 @@ def _zxing_found(img: np.ndarray) -> list[Found]:
     """
     zx = _Libs.load().zx
     fmts = zx.BarcodeFormats((zx.BarcodeFormat.QRCodeModel2, zx.BarcodeFormat.QRCodeModel1))
-    out = []
-    for r in zx.read_barcodes(img, formats=fmts, try_rotate=True, try_invert=True,
-                              try_downscale=True):
-        if r.valid:
-            p = r.position
-            out.append((r.text, [(q.x, q.y) for q in (p.top_left, p.top_right,
-                                                      p.bottom_right, p.bottom_left)]))
-    return out
+    return [(r.text, _corners(r.position))
+            for r in zx.read_barcodes(img, formats=fmts, try_rotate=True,
+                                      try_invert=True, try_downscale=True) if r.valid]
+
+
+def _corners(position: Any) -> Quad:
+    return tuple((float(p.x), float(p.y)) for p in (
+        position.top_left, position.top_right, position.bottom_right, position.bottom_left))
 
 
 def _zxing_default(img: np.ndarray) -> list[str]:
@@ -122,10 +127,11 @@ def _zxing_default(img: np.ndarray) -> list[str]:
 
 
 def _mirrored_found(img: np.ndarray) -> list[Found]:
-    """A mirrored frame (selfie cameras, a code seen through glass), read with recovery on."""
-    w = img.shape[1]
-    return [(t, [(w - 1 - x, y) for x, y in corners])
-            for t, corners in _zxing_found(_Libs.load().cv2.flip(img, 1))]
+    """A mirrored frame (selfie cameras, a code seen through glass), read with recovery
+    on; the corners in the (unmirrored) frame's coordinates."""
+    right = img.shape[1] - 1
+    return [(text, tuple((right - x, y) for x, y in quad))
+            for text, quad in _zxing_found(_Libs.load().cv2.flip(img, 1))]
 
 
 def _mirrored(img: np.ndarray) -> list[str]:
@@ -135,8 +141,7 @@ def _mirrored(img: np.ndarray) -> list[str]:
 Box = tuple[int, int, int, int]  # x, y, w, h
 
 
-def mask_codes(gray: np.ndarray, corners: list[list[tuple[int, int]]],
-               ) -> tuple[np.ndarray, list[Box]]:
+def mask_codes(gray: np.ndarray, corners: list[Quad]) -> tuple[np.ndarray, list[Box]]:
     """``gray`` with the codes at ``corners`` (and their quiet zones) painted flat,
     and the boxes painted.
 
@@ -769,6 +774,11 @@ class QRDecoder:
     ``budget_ms`` bounds the escalation per frame (``None``: run the whole
     chain, as for image files). ``use_pyzbar=False`` or a missing libzbar0
     leaves pyzbar out; the rest of the chain is unchanged.
+
+    After each ``decode``, ``last_position`` says where the first text returned
+    was found (its corners; the escalation's box when a later step read it) and
+    ``last_candidate`` the most QR-like region (x, y, w, h) the escalation
+    looked at when nothing was read (None when it did not look).
     """
 
     def __init__(self, budget_ms: float | None = 6.5, use_pyzbar: bool = True,
@@ -779,20 +789,24 @@ class QRDecoder:
         self.steps = escalation_steps(self.pyzbar, use_opencv)
         self.last_step: str | None = None  # which step read the last frame (for the bench)
         self.next_step = 0  # where the chain stopped on the last frame (budget ran out)
+        self.last_position: Quad | None = None
+        self.last_candidate: tuple[int, int, int, int] | None = None
 
     def decode(self, frame: np.ndarray, start: int = 0) -> list[str]:
         """Fast path, then the escalation steps from ``start`` until one reads or time is up."""
         t0 = time.perf_counter()
         gray = to_gray(frame)
         self.last_step = None
-        hits = [f for f in _zxing_found(gray) if accept(f[0])]
+        self.last_position = self.last_candidate = None
+        hits = [(t, q) for t, q in _zxing_found(gray) if accept(t)]
         if not hits:
-            hits = [f for f in _mirrored_found(gray) if accept(f[0])]
+            hits = [(t, q) for t, q in _mirrored_found(gray) if accept(t)]
+        where = dict(reversed(hits))  # the first place each text was read
         found = [t for t, _ in hits]
         if found and any(is_card(t) for t in found):
             self.last_step = "fast"
             self.next_step = 0
-            return prefer_card(_unique(found))
+            return self._placed(prefer_card(_unique(found)), where)
         # Nothing, or only codes that are not a card (a promotion, a receipt's QR beside
         # the card): the escalation looks for the card before those are reported, on
         # the frame with those codes painted out.
@@ -815,16 +829,27 @@ class QRDecoder:
                     (time.perf_counter() - t0) * 1000 + cost > self.budget_ms:
                 self.next_step = idx
                 self.last_step = "fast" if others else None
-                return others
+                return self._placed(others, where, fr)
             ran = True
             found = [t for t in step(fr) if accept(t) and t not in others]
             if found and (not others or any(is_card(t) for t in found)):
                 self.last_step = name
                 self.next_step = 0
-                return prefer_card(_unique(found + others))
+                box = fr.qbox(1 if name.startswith("card2/") else 0)
+                if box is not None:
+                    where.update((t, _box_quad(box)) for t in found if t not in where)
+                return self._placed(prefer_card(_unique(found + others)), where, fr)
         self.next_step = 0
         self.last_step = "fast" if others else None
-        return others
+        return self._placed(others, where, fr)
+
+    def _placed(self, texts: list[str], where: dict[str, Quad],
+                fr: _Frame | None = None) -> list[str]:
+        """``texts``, with ``last_position`` / ``last_candidate`` set for them."""
+        self.last_position = where.get(texts[0]) if texts else None
+        if not texts and fr is not None:
+            self.last_candidate = fr._qboxes.get(0)  # only if a step computed it: no extra cost
+        return texts
 
     def decode_file(self, path: str | Path) -> list[str]:
         """Decode an image file with the whole chain (no time budget)."""
@@ -839,6 +864,11 @@ class QRDecoder:
             return self.decode(img)
         finally:
             self.budget_ms = budget
+
+
+def _box_quad(box: tuple[int, int, int, int]) -> Quad:
+    x, y, w, h = box
+    return ((x, y), (x + w, y), (x + w, y + h), (x, y + h))
 
 
 def _unique(texts: list[str]) -> list[str]:
@@ -856,6 +886,10 @@ class MultiFrameDecoder:
     While the scene is still, the last ``window`` frames are also averaged
     (sensor noise drops by sqrt(window)) and the average decoded; a text read
     only from an average must be read twice before it is reported.
+
+    After each ``feed``: ``last_position`` is where the text returned was found
+    (see :class:`QRDecoder`), ``last_motion`` the mean grey-level change of the
+    frame's 1/16 thumbnail from the previous frame's (0 on a first frame).
     """
 
     def __init__(self, decoder: QRDecoder | None = None, window: int = 4,
@@ -867,6 +901,8 @@ class MultiFrameDecoder:
         self._pending: deque[str] = deque(maxlen=self.window)
         self._thumb: np.ndarray | None = None
         self._start = 0
+        self.last_position: Quad | None = None
+        self.last_motion = 0.0
 
     def reset(self) -> None:
         self._frames.clear()
@@ -882,8 +918,11 @@ class MultiFrameDecoder:
         # Stillness on a 1/16 thumbnail: sensor noise averages out, movement does not.
         thumb = cv2.resize(gray, (max(1, gray.shape[1] // 16), max(1, gray.shape[0] // 16)),
                            interpolation=cv2.INTER_AREA)
-        if self._frames and (self._thumb is None or self._thumb.shape != thumb.shape or float(
-                cv2.absdiff(self._thumb, thumb).mean()) > self.still_threshold):
+        same_shape = self._thumb is not None and self._thumb.shape == thumb.shape
+        self.last_motion = float(cv2.absdiff(self._thumb, thumb).mean()) \
+            if self._thumb is not None and same_shape else 0.0
+        self.last_position = None
+        if self._frames and (not same_shape or self.last_motion > self.still_threshold):
             self._frames.clear()  # the scene moved: averaging would smear it
             self._start = 0  # and a new scene starts with the most productive steps
         self._thumb = thumb
@@ -900,6 +939,7 @@ class MultiFrameDecoder:
         self._start = self.decoder.next_step
         if found:
             self._pending.clear()
+            self.last_position = self.decoder.last_position
             return found[0]
         if len(self._frames) >= 2:
             np_ = libs.np
@@ -909,6 +949,8 @@ class MultiFrameDecoder:
                 if accept(text):
                     if text in self._pending:
                         self._pending.clear()
+                        box = self.decoder.last_candidate
+                        self.last_position = _box_quad(box) if box is not None else None
                         return text
                     self._pending.append(text)
         return None

@@ -35,11 +35,13 @@ class SimulatedCamera(ScanLoop):
                  on_status: Callable[[CameraStatus], None] | None = None,
                  width: int = 640, height: int = 480, fps: float = 15,
                  dedupe_seconds: float = 3.0, hold_frames: int = 8, gap_frames: int = 4,
-                 loop: bool = False) -> None:
-        super().__init__(on_scan, on_status, dedupe_seconds)
+                 loop: bool = False, preview_fps: float = 6.0, beep: str = "bell",
+                 scene_grey: int = 96) -> None:
+        super().__init__(on_scan, on_status, dedupe_seconds, preview_fps, beep)
         self.items = list(source)
         self.width, self.height, self.fps = width, height, fps
         self.hold_frames, self.gap_frames, self.loop = hold_frames, gap_frames, loop
+        self.scene_grey = scene_grey  # the grey of the empty scene (low: a dark counter)
         self._shown: queue.SimpleQueue[str | Path] = queue.SimpleQueue()
         self._plan: list[np.ndarray | None] = []
         self._cursor = 0
@@ -65,7 +67,7 @@ class SimulatedCamera(ScanLoop):
     def _open(self) -> str | None:
         import numpy as np
 
-        self._empty = np.full((self.height, self.width, 3), 96, np.uint8)
+        self._empty = np.full((self.height, self.width, 3), self.scene_grey, np.uint8)
         if not self._planned:  # once: a restart goes on where the playlist was
             self._planned = True
             for item in self.items:
@@ -129,7 +131,7 @@ class SimulatedCamera(ScanLoop):
         import cv2
         import numpy as np
 
-        canvas = np.full((self.height, self.width, 3), 96, np.uint8)
+        canvas = np.full((self.height, self.width, 3), self.scene_grey, np.uint8)
         h, w = img.shape[:2]
         scale = min(1.0, 0.9 * self.width / w, 0.9 * self.height / h)
         if scale < 1.0:

@@ -377,8 +377,24 @@ class CameraSettings(BaseModel):
     """Capture height in pixels."""
     fps: int = 15
     """Capture frame rate."""
+    preview_fps: float = 6.0
+    """Live preview on the scan screen: pictures a second (0: no preview)."""
+    beep: str = "bell"
+    """Beep when a card is read: ``none``, ``bell`` (the terminal's), ``alsa:DEVICE`` (a
+    tone through ``aplay -D DEVICE``) or a command line to run (no shell)."""
 
     _sizes = field_validator("width", "height", "fps")(_positive)
+    _preview = field_validator("preview_fps")(_not_negative)
+
+    @field_validator("beep")
+    @classmethod
+    def _beep(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            raise ValueError('must be "none", "bell", "alsa:DEVICE" or a command')
+        if v.startswith("alsa:") and not v.removeprefix("alsa:"):
+            raise ValueError('"alsa:" needs a device, e.g. "alsa:default"')
+        return v
 
 
 class KioskSettings(BaseModel):

@@ -36,6 +36,10 @@ class Scanner(Protocol):
     #: checked both ways: the camera's own ``Callable[[CameraStatus], None]`` fits only
     #: a parameter type mypy can see as equal, and screens may not import hardware's.
     on_status: Callable[[Any], None]
+    #: The live preview (hardware.camera.ScanLoop): a frame for the screen, from the
+    #: camera's thread, while ``preview_size`` (cells) is not zero. ``Any`` as above.
+    on_preview: Callable[[Any], None] | None
+    preview_size: tuple[int, int]
 
     @property
     def running(self) -> bool: ...

@@ -88,7 +88,8 @@ def demo_app(home: Path | None = None, *, console: bool = False) -> Iterator[Any
             term.add_hashed_operator(DEMO_CASHIER[0], "cashier", DEMO_PIN_HASHES["amina"])
         # Nothing in view until a card is picked (F3 on the scan screen); a card held up
         # again a second later is a new presentation.
-        scanner = SimulatedCamera(dedupe_seconds=1.0)
+        scanner = SimulatedCamera(dedupe_seconds=1.0, preview_fps=settings.camera.preview_fps,
+                                  beep=settings.camera.beep)
         demo = SandboxDemo(sb, scanner, probe_every=settings.sync.probe_interval)
         yield make_app(settings, term, scanner, None, kiosk=False, wedge=WedgeDetector(),
                        theme="console" if console else "default",
@@ -169,7 +170,8 @@ def run_kiosk(settings: Settings, *, console: bool = False) -> int:
     cam = settings.camera
     source: int | str = int(cam.device) if cam.device.isdigit() else cam.device
     scanner = CameraScanner(source, on_scan=lambda _payload: None, width=cam.width,
-                            height=cam.height, fps=cam.fps)
+                            height=cam.height, fps=cam.fps, preview_fps=cam.preview_fps,
+                            beep=cam.beep)
     theme = "console" if console else settings.kiosk.theme
     app = make_app(settings, term, scanner, printer, kiosk=settings.kiosk.enabled, theme=theme,
                    wedge=WedgeDetector())

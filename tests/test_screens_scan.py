@@ -84,3 +84,102 @@ async def test_fast_typing_elsewhere_is_not_eaten_by_the_wedge(term, sandbox):
         screen = await wait_screen(pilot, AmountScreen)
         await pilot.press(*"123456789")
         assert screen.text == "123456789"
+
+
+# ---------------------------------------------------------------- live preview (issue 11)
+
+async def _scan_screen(pilot, app) -> ScanScreen:
+    await wait_screen(pilot, HomeScreen)
+    await pilot.press("1")
+    return await wait_screen(pilot, ScanScreen)
+
+
+async def test_preview_shows_the_camera_and_keeps_updating(term, sandbox):
+    from screens.widgets.camera_preview import CameraPreview
+
+    camera = SimulatedCamera(fps=30, preview_fps=8)
+    app = app_for(term.settings, term, camera)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _scan_screen(pilot, app)
+        preview = screen.query_one("#camera-preview", CameraPreview)
+        await wait_for(pilot, lambda: preview.frames_shown >= 3, 15, "preview frames")
+        first = preview.frames_shown
+        await wait_for(pilot, lambda: preview.frames_shown >= first + 3, 15, "more frames")
+        assert preview.display and preview.size.height >= 4
+        assert "▀" in screen_text(app) or "█" in screen_text(app)
+        w, h = camera.preview_size
+        assert (w, h) == (preview.size.width, preview.size.height)
+        assert "No code in view" in screen_text(app)  # the empty scene
+        await pilot.press("escape")
+        await wait_screen(pilot, HomeScreen)
+        await wait_for(pilot, lambda: not camera.running, 5, "camera stopped")
+    assert camera.on_preview is None
+
+
+async def test_a_code_in_view_is_outlined(term, sandbox):
+    from screens.widgets.camera_preview import CameraPreview
+
+    camera = SimulatedCamera(fps=30, preview_fps=8)
+    app = app_for(term.settings, term, camera)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _scan_screen(pilot, app)
+        preview = screen.query_one("#camera-preview", CameraPreview)
+        await wait_for(pilot, lambda: preview.frames_shown >= 1, 15, "preview")
+        assert preview.outlined_frames == 0
+        camera.show("PROMO-2026-NOT-A-CARD")  # read, outlined, refused: the screen stays
+        await wait_for(pilot, lambda: preview.outlined_frames >= 1, 15, "outline")
+        await wait_for(pilot, lambda: "Looking" not in screen_text(app), 10, "lookup")
+        assert app.screen is screen
+
+
+async def test_a_dark_scene_says_too_dark(term, sandbox):
+    camera = SimulatedCamera(fps=30, preview_fps=8, scene_grey=6)
+    app = app_for(term.settings, term, camera)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _scan_screen(pilot, app)
+        await wait_for(pilot, lambda: "Too dark" in screen_text(app), 15, "advice")
+
+
+async def test_a_read_flashes_and_beeps(term, sandbox, tmp_path):
+    import shlex
+    import sys
+
+    from screens.widgets.camera_preview import CameraPreview
+
+    mark = tmp_path / "beeped"
+    beep = shlex.join([sys.executable, "-c", f"open({str(mark)!r}, 'w').close()"])
+    camera = SimulatedCamera(fps=30, beep=beep)
+    app = app_for(term.settings, term, camera)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _scan_screen(pilot, app)
+        preview = screen.query_one("#camera-preview", CameraPreview)
+        flashes: list[bool] = []
+        camera.show(data.CARD_ACTIVE.payload)
+        await wait_for(pilot, lambda: screen.cues >= 1, 15, "cue")
+        flashes.append(preview.has_class("-flash"))
+        await wait_screen(pilot, CardSummaryScreen, timeout=15)
+        await wait_for(pilot, mark.exists, 10, "the beep command ran")
+    assert flashes == [True] and screen.cues == 1
+
+
+async def test_the_terminal_bell_is_the_default_beep(term, sandbox):
+    rung: list[int] = []
+    camera = SimulatedCamera(fps=30)
+    assert camera.beeper.terminal_bell
+    app = app_for(term.settings, term, camera)
+    app.bell = lambda: rung.append(1)  # the app's bell is what the terminal would ring
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _scan_screen(pilot, app)
+        camera.show(data.CARD_ACTIVE.payload)
+        await wait_screen(pilot, CardSummaryScreen, timeout=15)
+    assert rung == [1]
+
+
+async def test_no_camera_no_preview(term, sandbox):
+    from screens.widgets.camera_preview import CameraPreview
+
+    app = app_for(term.settings, term, None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _scan_screen(pilot, app)
+        assert not screen.query_one("#camera-preview", CameraPreview).display
+        assert "▀" not in screen_text(app)

@@ -76,6 +76,9 @@ class CrashHarness:
             "SENTE_POS_PAWACARD__READ_TIMEOUT": "1.5",
             "SENTE_POS_PATASENTE__CONNECT_TIMEOUT": "0.5",
             "SENTE_POS_PAWACARD__CONNECT_TIMEOUT": "0.5",
+            # Requests that move no money: 3 attempts as in production, not its waits.
+            "SENTE_POS_PATASENTE__RETRY_WAIT": "0.01",
+            "SENTE_POS_PAWACARD__RETRY_WAIT": "0.01",
             "SENTE_POS_PAWACARD__POLL_INTERVAL": "0.05",
             "SENTE_POS_PAWACARD__MAX_POLLS": "2",
             "SENTE_POS_SYNC__SENDING_LEASE_SECONDS": "0.3",

@@ -191,11 +191,17 @@ class PatasenteSettings(BaseModel):
     an answer never ends one); default: connect + read timeout + 5."""
     max_answer_bytes: int = 2_000_000
     """Largest answer read; a larger one is a failed answer, never read whole."""
+    retry_attempts: int = 3
+    """Attempts in all for a request that moves no money (1 = no retry)."""
+    retry_wait: float = 0.3
+    """First wait in seconds between those attempts; doubles each time, at most 2 s."""
 
     _url = field_validator("base_url")(_http_url)
     _timeouts = field_validator("connect_timeout", "read_timeout")(_positive)
     _deadline = field_validator("deadline")(_positive_or_unset)
     _cap = field_validator("max_answer_bytes")(_answer_cap)
+    _retries = field_validator("retry_attempts")(_at_least_one)
+    _retry_wait = field_validator("retry_wait")(_not_negative)
 
 
 class PawaCardSettings(BaseModel):
@@ -216,6 +222,10 @@ class PawaCardSettings(BaseModel):
     read timeout + 5."""
     max_answer_bytes: int = 2_000_000
     """Largest answer read; a larger one is a failed answer, never read whole."""
+    retry_attempts: int = 3
+    """Attempts in all for a request that moves no money (1 = no retry)."""
+    retry_wait: float = 0.3
+    """First wait in seconds between those attempts; doubles each time, at most 2 s."""
     poll_interval: float = 3.0
     """Seconds between status polls of a pending vend or bill."""
     max_polls: int = 20
@@ -227,6 +237,8 @@ class PawaCardSettings(BaseModel):
     _polls = field_validator("max_polls")(_not_negative)
     _deadline = field_validator("deadline")(_positive_or_unset)
     _cap = field_validator("max_answer_bytes")(_answer_cap)
+    _retries = field_validator("retry_attempts")(_at_least_one)
+    _retry_wait = field_validator("retry_wait")(_not_negative)
 
 
 class OfflineLimits(BaseModel):

@@ -27,7 +27,7 @@ from pos.money import Money
 from pos.sandbox import data
 from pos.sandbox.server import SandboxServer
 from pos.terminal import Terminal
-from tests.screens_support import sandbox_settings
+from tests.screens_support import FAST_RETRY_ENV, sandbox_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -167,7 +167,7 @@ def cli_env(sb: SandboxServer, home: Path, **extra: str) -> dict[str, str]:
                 "SENTE_POS_PATASENTE__CONNECT_TIMEOUT": "0.5",
                 "SENTE_POS_PAWACARD__CONNECT_TIMEOUT": "0.5",
                 "SENTE_POS_RECONCILE__CONFIRM_SECONDS": "0.3",
-                "SENTE_POS_RECONCILE__CONFIRM_INTERVAL": "0.05", **extra})
+                "SENTE_POS_RECONCILE__CONFIRM_INTERVAL": "0.05", **FAST_RETRY_ENV, **extra})
     return env
 
 

@@ -47,13 +47,8 @@ def settings_for(sb: SandboxServer, *, sync: dict[str, Any] | None = None) -> Se
 async def _open(sb: SandboxServer, home: Path, monkeypatch: pytest.MonkeyPatch,
                 device: Any = None, **kw: Any) -> Terminal:
     monkeypatch.setenv("SENTE_POS_HOME", str(home))
-    t = await Terminal.open(settings_for(sb, **kw), operator="alice", device=device)
-    # Money requests settle fast in tests (the production default waits 1 s).
-    from pos.providers.http import FAST_RETRY
-
-    t.ctx.patasente._retry = FAST_RETRY
-    t.ctx.pawacard._retry = FAST_RETRY
-    return t
+    # Retries wait 0.01 s here (sandbox_settings), not the production 0.3 s.
+    return await Terminal.open(settings_for(sb, **kw), operator="alice", device=device)
 
 
 @pytest.fixture
@@ -459,9 +454,6 @@ async def test_link_drop_on_the_resend_is_not_accepted_as_never_sent(
     term.ctx.patasente = PatasenteClient(
         term.settings.patasente, term.settings.card_currency,
         transport=_RefuseNthConnect("debit-patasente-card", 2))  # type: ignore[arg-type]
-    from pos.providers.http import FAST_RETRY
-
-    term.ctx.patasente._retry = FAST_RETRY
     sb.faults.add(provider="patasente", endpoint="debit-patasente-card", mode="drop_before",
                   count=1)
     res = await term.pay_by_card(lookup, ugx(1500), "Current Account", card.pin, "sugar")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import io
+import html
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich.cells import cell_len
 
 from pos.config import Settings
 
@@ -76,14 +77,29 @@ def app_for(settings: Settings, terminal: Any, scanner: Any = None, **kw: Any) -
     return make_app(settings, terminal, scanner, **kw)
 
 
+_SVG_TEXT = re.compile(
+    r'<text [^>]*?x="([0-9.]+)"[^>]*?textLength="([0-9.]+)"[^>]*?'
+    r'clip-path="url\(#[^)]*-line-(\d+)\)"[^>]*>([^<]*)</text>')
+
+
 def screen_text(app: Any) -> str:
-    """What the terminal shows now, as plain text."""
+    """What the terminal shows now, as plain text: read from Textual's public SVG
+    screenshot (``App.export_screenshot``), where each run of text sits at its cell."""
     width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
-                      color_system=None, record=True, legacy_windows=False, safe_box=False)
-    console.print(app.screen._compositor.render_update(
-        full=True, screen_stack=app._background_screens))
-    return console.export_text()
+    rows = [[" "] * width for _ in range(height)]
+    for x, length, line, escaped in _SVG_TEXT.findall(app.export_screenshot()):
+        text = html.unescape(escaped).replace("\xa0", " ")  # spaces are written &#160;
+        row = int(line)
+        if row >= height or not text:
+            continue
+        cell = float(length) / len(text)  # one character's width in the picture
+        col = round(float(x) / cell)
+        for ch in text:
+            cells = cell_len(ch)
+            if cells and col + cells <= width:  # (each line ends in a "\n" at column 80)
+                rows[row][col:col + cells] = [ch] + [""] * (cells - 1)  # wide: 2 cells
+            col += cells
+    return "\n".join("".join(r) for r in rows)
 
 
 async def wait_for(pilot: Any, predicate: Callable[[], Any], timeout: float = 10.0,
@@ -99,6 +115,18 @@ async def wait_for(pilot: Any, predicate: Callable[[], Any], timeout: float = 10
             raise AssertionError(f"timed out waiting for {what}; screen:\n"
                                  f"{screen_text(pilot.app)}")
         await pilot.pause(0.02)
+
+
+async def holds_within(pilot: Any, predicate: Callable[[], Any], seconds: float) -> bool:
+    """True as soon as ``predicate()`` holds, False if it did not within ``seconds``
+    (for a step a cashier repeats until it works, like F5)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while not predicate():
+        if loop.time() > end:
+            return False
+        await pilot.pause(0.02)
+    return True
 
 
 async def wait_screen(pilot: Any, cls: type, timeout: float = 10.0) -> Any:

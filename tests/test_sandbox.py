@@ -18,6 +18,7 @@ from pos.meter import luhn_check_digit, luhn_ok
 from pos.sandbox import data
 from pos.sandbox.server import SandboxServer, describe
 from pos.sandbox.state import SandboxState
+from tests.waiting import wait_until
 
 # ----------------------------------------------------------------- helpers
 #: One TLS context for every client: building one costs ~70 ms (httpx makes one per
@@ -863,18 +864,11 @@ def test_stop_cuts_requests_in_flight(sandbox: SandboxServer, pawa: Pawa) -> Non
 
     t = threading.Thread(target=call, daemon=True)
     t.start()
-    wait_until(lambda: slow.hits == 1)  # the request is in the provider, waiting
+    wait_until(lambda: slow.hits == 1, what="the request")  # in the provider, waiting
     sandbox.stop()
     t.join(60)  # a failure bound, not a speed claim: uncut, it would take an hour
     assert not t.is_alive()
     assert errors and isinstance(errors[0], httpx.TransportError)
-
-
-def wait_until(predicate: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
 
 
 def test_server_wide_latency() -> None:

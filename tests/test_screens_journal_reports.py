@@ -53,18 +53,15 @@ async def test_journal_search_detail_duplicate_and_resolve(term, sandbox):
         screen = await wait_screen(pilot, JournalScreen)
         text = screen_text(app)
         assert sale.ref in text and ref in text
-        await pilot.press("f")  # flagged only
-        await pilot.pause()
         table = screen.query_one("#journal-table")
-        assert table.row_count == 1
+        await pilot.press("f")  # flagged only
+        await wait_for(pilot, lambda: table.row_count == 1, what="the flagged row only")
         await pilot.press("a")
-        await pilot.pause()
-        assert table.row_count == 2
+        await wait_for(pilot, lambda: table.row_count == 2, what="both rows")
         screen.query_one("#journal-search").value = data.METER_OK
         screen.query_one("#journal-search").focus()
         await pilot.press("enter")
-        await pilot.pause()
-        assert table.row_count == 1
+        await wait_for(pilot, lambda: table.row_count == 1, what="the search's one row")
         await pilot.press("enter")  # open the vend
         await wait_screen(pilot, JournalDetailScreen)
         text = screen_text(app)
@@ -78,7 +75,8 @@ async def test_journal_search_detail_duplicate_and_resolve(term, sandbox):
         screen.query_one("#journal-search").value = ref
         screen.query_one("#journal-search").focus()
         await pilot.press("enter")
-        await pilot.pause()
+        await wait_for(pilot, lambda: ref in screen_text(app) and table.row_count == 1,
+                       what="the search's one row")
         await pilot.press("enter")
         await wait_screen(pilot, JournalDetailScreen)
         assert "declined_offline" in screen_text(app)
@@ -103,7 +101,8 @@ async def _resolve_from_detail(app, pilot, ref: str) -> None:
     screen.query_one("#journal-search").value = ref
     screen.query_one("#journal-search").focus()
     await pilot.press("enter")
-    await pilot.pause()
+    table = screen.query_one("#journal-table")
+    await wait_for(pilot, lambda: table.row_count == 1, what="the search's one row")
     await pilot.press("enter")
     await wait_screen(pilot, JournalDetailScreen)
     await pilot.press("s")
@@ -134,11 +133,8 @@ async def test_resolve_with_cash_needs_an_open_shift_and_changes_nothing(term, s
         await wait_screen(pilot, HomeScreen)
         await _resolve_from_detail(app, pilot, ref)
         await pilot.press("1")
-        for _ in range(50):
-            await pilot.pause()
-            if "No shift is open" in screen_text(app):
-                break
-        assert "No shift is open" in screen_text(app)
+        await wait_for(pilot, lambda: "No shift is open" in screen_text(app),
+                       what="the no-shift message")
     assert term.journal.require(ref).is_flagged
 
 
@@ -213,9 +209,9 @@ async def test_settings_saved_by_a_supervisor_with_passwords_masked(term, sandbo
         screen.query_one("#set-offline-max_amount").value = "12345"
         screen.query_one("#set-kiosk-idle_lock_seconds").value = "abc"
         await pilot.press("f2")
-        await pilot.pause()
+        await wait_for(pilot, lambda: "idle_lock_seconds" in screen_text(app),
+                       what="the invalid field named")
         assert isinstance(app.screen, SettingsScreen)  # invalid number: not saved
-        assert "idle_lock_seconds" in screen_text(app)
         screen.query_one("#set-kiosk-idle_lock_seconds").value = "300"
         await pilot.press("f2")
         await wait_screen(pilot, HomeScreen)

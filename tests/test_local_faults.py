@@ -180,7 +180,6 @@ def cli(env: dict[str, str], *args: str, stdin: str = "") -> tuple[int, dict[str
     return proc.returncode, (json.loads(out[-1]) if out else {})
 
 
-@pytest.mark.xdist_group("processes")  # with the crash harness: one such test at a time
 def test_offline_limits_hold_across_processes(sb: SandboxServer, tmp_path: Path) -> None:
     """Eight `card debit` processes at once, Patasente down, max_count=1: one is accepted
     offline, the other seven refused (the limit is checked in the admitting write)."""
@@ -202,7 +201,6 @@ def test_offline_limits_hold_across_processes(sb: SandboxServer, tmp_path: Path)
     assert sorted(codes) == [2] * 7 + [3], codes
 
 
-@pytest.mark.xdist_group("processes")  # with the crash harness: one such test at a time
 def test_every_outcome_has_its_exit_code(sb: SandboxServer, tmp_path: Path) -> None:
     """DESIGN.md: 0 done; 2 declined or rejected input; 3 accepted offline or pending;
     1 anything else -- walked through the CLI for every outcome a sale can have."""

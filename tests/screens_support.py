@@ -104,9 +104,13 @@ def screen_text(app: Any) -> str:
 
 async def wait_for(pilot: Any, predicate: Callable[[], Any], timeout: float = 10.0,
                    what: str = "condition") -> Any:
-    """Pause the pilot until ``predicate()`` is truthy (workers and HTTP take real time)."""
+    """Pause the pilot until ``predicate()`` is truthy (workers and HTTP take real time).
+
+    Polls at 20 ms, then less often (up to 100 ms) while nothing happens: a predicate on
+    :func:`screen_text` renders the whole screen each time."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
+    interval = 0.02
     while True:
         value = predicate()
         if value:
@@ -114,7 +118,8 @@ async def wait_for(pilot: Any, predicate: Callable[[], Any], timeout: float = 10
         if loop.time() > end:
             raise AssertionError(f"timed out waiting for {what}; screen:\n"
                                  f"{screen_text(pilot.app)}")
-        await pilot.pause(0.02)
+        await pilot.pause(interval)
+        interval = min(0.1, interval * 1.5)
 
 
 async def holds_within(pilot: Any, predicate: Callable[[], Any], seconds: float) -> bool:

@@ -194,11 +194,17 @@ class PatasenteSettings(BaseModel):
     quote_seconds: float = 120.0
     """How long a currency conversion shown to the customer holds; an older one is asked
     again and shown again before the PIN."""
+    retry_attempts: int = 3
+    """Attempts in all for a request that moves no money (1 = no retry)."""
+    retry_wait: float = 0.3
+    """First wait in seconds between those attempts; doubles each time, at most 2 s."""
 
     _url = field_validator("base_url")(_http_url)
     _timeouts = field_validator("connect_timeout", "read_timeout", "quote_seconds")(_positive)
     _deadline = field_validator("deadline")(_positive_or_unset)
     _cap = field_validator("max_answer_bytes")(_answer_cap)
+    _retries = field_validator("retry_attempts")(_at_least_one)
+    _retry_wait = field_validator("retry_wait")(_not_negative)
 
 
 class PawaCardSettings(BaseModel):
@@ -219,6 +225,10 @@ class PawaCardSettings(BaseModel):
     read timeout + 5."""
     max_answer_bytes: int = 2_000_000
     """Largest answer read; a larger one is a failed answer, never read whole."""
+    retry_attempts: int = 3
+    """Attempts in all for a request that moves no money (1 = no retry)."""
+    retry_wait: float = 0.3
+    """First wait in seconds between those attempts; doubles each time, at most 2 s."""
     poll_interval: float = 3.0
     """Seconds between status polls of a pending vend or bill."""
     max_polls: int = 20
@@ -230,6 +240,8 @@ class PawaCardSettings(BaseModel):
     _polls = field_validator("max_polls")(_not_negative)
     _deadline = field_validator("deadline")(_positive_or_unset)
     _cap = field_validator("max_answer_bytes")(_answer_cap)
+    _retries = field_validator("retry_attempts")(_at_least_one)
+    _retry_wait = field_validator("retry_wait")(_not_negative)
 
 
 class OfflineLimits(BaseModel):

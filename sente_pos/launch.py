@@ -103,7 +103,7 @@ def demo_app(home: Path | None = None, *, console: bool = False) -> Iterator[Any
         if term is not None:
             _close(term)
         hub.stop()
-        sb.stop()
+        sb.close()
 
 
 def run_demo(home: Path | None = None, *, console: bool = False) -> int:

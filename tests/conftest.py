@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from pos.sandbox.server import SandboxServer
-from tests.hub_support import hub, hub_server, hub_url  # noqa: F401  (the hub's fixtures)
+from tests.hub_support import hub, hub_server, hub_url, pg_url  # noqa: F401  (hub fixtures)
 
 
 def _marker_options(request: pytest.FixtureRequest, name: str) -> dict[str, Any]:
@@ -44,7 +44,9 @@ def sandbox_session() -> Iterator[SandboxServer]:
 @pytest.fixture
 def sandbox_env(sandbox: SandboxServer, tmp_path: Path,
                 monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    env = {**sandbox.env(), "SENTE_POS_HOME": str(tmp_path / "home")}
+    from tests.screens_support import FAST_RETRY_ENV
+
+    env = {**sandbox.env(), **FAST_RETRY_ENV, "SENTE_POS_HOME": str(tmp_path / "home")}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env

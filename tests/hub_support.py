@@ -2,7 +2,10 @@
 
 ``hub_url`` is parametrized: every test using it runs on a fresh SQLite file and, when
 ``SENTE_POS_TEST_PG_URL`` is set (CI always sets it: ``.ci/run`` starts a PostgreSQL),
-on that PostgreSQL database, emptied first.
+on that PostgreSQL database, emptied first. Under pytest-xdist each worker has a database
+of its own (``<name>_gw0``, ``<name>_gw1``, ..., created beside the given one, so the
+role needs CREATEDB): workers never empty each other's database or wait on each other's
+migration lock.
 """
 
 from __future__ import annotations
@@ -20,24 +23,57 @@ SUPERVISOR = ("sam", "super-pass-1")
 MERCHANT = ("Sodapop Inc", "PVT-FYUVQBQR")
 
 
-def reset_postgres(url: str) -> None:
-    from sqlalchemy import create_engine
+def _engine(url: str) -> Any:
+    from sqlalchemy import create_engine, make_url
 
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    u = make_url(url)
+    if u.get_driver_name() in ("", "psycopg2"):
+        u = u.set(drivername="postgresql+psycopg")
+    return create_engine(u)
+
+
+def reset_postgres(url: str) -> None:
+    engine = _engine(url)
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
         conn.exec_driver_sql("CREATE SCHEMA public")
     engine.dispose()
 
 
+def worker_database(url: str, worker: str) -> str:
+    """``url`` for this xdist worker: its own database beside the given one (created on
+    first use); ``url`` itself when not running under xdist."""
+    from sqlalchemy import make_url
+
+    if not worker or worker == "master":
+        return url
+    base = make_url(url)
+    name = f"{base.database}_{worker}"
+    engine = _engine(url).execution_options(isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        exists = conn.exec_driver_sql(
+            "SELECT 1 FROM pg_database WHERE datname = %(name)s", {"name": name}).first()
+        if not exists:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    engine.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """This worker's PostgreSQL database (skips when SENTE_POS_TEST_PG_URL is unset)."""
+    if not PG_URL:
+        pytest.skip("SENTE_POS_TEST_PG_URL is not set (CI sets it)")
+    return worker_database(PG_URL, os.environ.get("PYTEST_XDIST_WORKER", ""))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def hub_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'hub.db'}"
-    if not PG_URL:
-        pytest.skip("SENTE_POS_TEST_PG_URL is not set (CI sets it)")
-    reset_postgres(PG_URL)
-    return PG_URL
+    url: str = request.getfixturevalue("pg_url")
+    reset_postgres(url)
+    return url
 
 
 def hub_settings(url: str, **kw: Any) -> Any:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pos.sandbox import data
+from tests.screens_support import FAST_RETRY_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,31 +25,27 @@ def _exe() -> list[str]:
     return [script] if script else [sys.executable, "-m", "sente_pos.cli"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def sandbox_proc() -> Iterator[int]:
-    """``sente-pos sandbox --port N`` in its own process, as the README tells a user."""
-    port = free_port()
-    proc = subprocess.Popen([*_exe(), "sandbox", "--port", str(port)], stdout=subprocess.PIPE,
+    """``sente-pos sandbox --port 0`` in its own process, as the README tells a user; the
+    port the kernel gave it is read from what it prints (no port is guessed free)."""
+    proc = subprocess.Popen([*_exe(), "sandbox", "--port", "0"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    assert proc.stdout is not None
+    printed = []
+    for line in proc.stdout:  # the first lines are printed once the port is bound
+        printed.append(line)
+        found = re.search(r"Patasente : http://127\.0\.0\.1:(\d+)/", line)
+        if found:
+            port = int(found.group(1))
             break
-        except OSError:
-            time.sleep(0.1)
     else:
         proc.kill()
-        pytest.fail("sandbox did not start")
+        pytest.fail("sandbox did not start:\n" + "".join(printed))
     yield port
     proc.terminate()
-    out, _ = proc.communicate(timeout=10)
+    proc.wait(timeout=10)
+    out = "".join(printed) + proc.stdout.read()  # the rest, buffered or not
     # It printed what a user needs: URLs, credentials, card payloads.
     assert "PawaCard" in out and data.CARD_ACTIVE.payload in out and "demo1234" in out
 
@@ -67,6 +63,7 @@ def env(sandbox_proc: int, tmp_path: Path) -> dict[str, str]:
         "SENTE_POS_PAWACARD__USERNAME": data.VENDOR_USERNAME,
         "SENTE_POS_PAWACARD__PASSWORD": data.VENDOR_PASSWORD,
         "SENTE_POS_PAWACARD__POLL_INTERVAL": "0.05",
+        **FAST_RETRY_ENV,
     })
     return e
 

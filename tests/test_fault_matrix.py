@@ -84,10 +84,6 @@ async def term(sb: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         sync={"backoff_base": 0.0, "backoff_max": 0.0},
         reconcile={"settle_seconds": SETTLE, "confirm_seconds": 0.3, "confirm_interval": 0.05})
     t = await Terminal.open(settings, operator="ann", device=device)
-    from pos.providers.http import FAST_RETRY
-
-    t.ctx.patasente._retry = FAST_RETRY
-    t.ctx.pawacard._retry = FAST_RETRY
     yield t
     await t.aclose()
 

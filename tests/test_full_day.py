@@ -29,7 +29,7 @@ from screens.scan import ScanScreen
 from screens.shift import ShiftReportScreen
 from screens.signin import SupervisorPinScreen
 from screens.tender import ChangeScreen, TenderScreen
-from tests.screens_support import app_for, screen_text, wait_for, wait_screen
+from tests.screens_support import app_for, holds_within, screen_text, wait_for, wait_screen
 
 pytestmark = [pytest.mark.sandbox(throttle_seconds=0, daily_limit=None),
               pytest.mark.counter(supervisor=True)]
@@ -135,7 +135,8 @@ async def void_newest_card_payment(pilot: Any, ref: str) -> None:
     journal.query_one("#journal-search").value = ref
     journal.query_one("#journal-search").focus()
     await pilot.press("enter")
-    await pilot.pause()
+    table = journal.query_one("#journal-table")
+    await wait_for(pilot, lambda: table.row_count == 1, what="the search's one row")
     await pilot.press("enter")
     await wait_screen(pilot, JournalDetailScreen)
     await pilot.press("o")
@@ -171,14 +172,16 @@ async def refund_to_card(pilot: Any, card: data.DemoCard, amount: str) -> None:
 async def sync_until_settled(pilot: Any) -> None:
     """F5 like a cashier until the queue went through (the background sync may take
     part of it first: what counts is that nothing is left)."""
+    def synced() -> bool:
+        return "All synced" in screen_text(pilot.app).splitlines()[0]
+
     for _ in range(20):
         await pilot.press("f5")
         await wait_screen(pilot, MessageDialog, timeout=20)
         await pilot.press("enter")
         await home(pilot)
-        if "All synced" in screen_text(pilot.app).splitlines()[0]:
+        if await holds_within(pilot, synced, 1.0):
             return
-        await pilot.pause(1.0)
     raise AssertionError("the queued sales did not sync")
 
 

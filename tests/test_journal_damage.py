@@ -300,9 +300,9 @@ async def test_the_counter_shows_a_blocking_screen(tmp_path: Path,
     app: Any = BlockedApp(JournalDamaged(tmp_path / "journal.db", "is empty (0 bytes)").message)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, BlockedScreen))
-        await pilot.pause()
-        text = screen_text(app)
-        assert "SELLING IS STOPPED" in text and "is empty" in text
+        text = await wait_for(pilot, lambda: "SELLING IS STOPPED" in screen_text(app)
+                              and screen_text(app), what="the blocking message")
+        assert "is empty" in text
         await pilot.press("escape", "1", "enter")
         assert isinstance(app.screen, BlockedScreen)
 
@@ -325,8 +325,8 @@ async def test_the_counter_shows_a_blocking_screen(tmp_path: Path,
         async with counter.run_test(size=(80, 24)) as pilot:
             await wait_for(pilot, lambda: isinstance(counter.screen, BlockedScreen),
                            what="the blocking screen")
-            await pilot.pause()
-            assert "integrity check" in screen_text(counter)
+            await wait_for(pilot, lambda: "integrity check" in screen_text(counter),
+                           what="why selling stopped")
             await pilot.press("escape", "1")
             assert not isinstance(counter.screen, HomeScreen)
             assert term.operator is None

@@ -27,7 +27,8 @@ from pos.money import Money
 from pos.sandbox import data
 from pos.sandbox.server import SandboxServer
 from pos.terminal import Terminal
-from tests.screens_support import sandbox_settings
+from tests.screens_support import FAST_RETRY_ENV, sandbox_settings
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,10 +94,11 @@ async def test_a_full_disk_still_records_the_token(sb: SandboxServer, tmp_path: 
         term = await open_terminal(sb, home, monkeypatch,
                                    storage={"min_free_mb": 0.5, "reserve_mb": 4.0})
         try:
-            sb.faults.add(provider="pawacard", endpoint="vend", mode="latency", seconds=0.6,
-                          count=1)
+            slow = sb.faults.add(provider="pawacard", endpoint="vend", mode="latency",
+                                 seconds=0.6, count=1)
             sale = asyncio.create_task(term.sell_token(meter(10), kes(100), "Bilbo"))
-            await asyncio.sleep(0.2)  # the request is on the wire; the SD card fills up
+            # The request is at the provider (its answer 0.6 s away); the SD card fills up.
+            await eventually(lambda: slow.hits == 1, what="the vend request")
             assert term.journal.reserve_path.exists()
             filler = fill(home)
             res = await sale
@@ -124,10 +126,10 @@ async def test_a_locked_journal_keeps_the_answer_in_the_fallback_file(
     term = await open_terminal(sb, home, monkeypatch, storage={"busy_timeout_ms": 300})
     blocker = sqlite3.connect(home / "journal.db", timeout=5, isolation_level=None)
     try:
-        sb.faults.add(provider="pawacard", endpoint="vend", mode="latency", seconds=0.5,
-                      count=1)
+        slow = sb.faults.add(provider="pawacard", endpoint="vend", mode="latency",
+                             seconds=0.5, count=1)
         sale = asyncio.create_task(term.sell_token(data.METER_OK, kes(100), "Bilbo"))
-        await asyncio.sleep(0.2)
+        await eventually(lambda: slow.hits == 1, what="the vend request")  # on the wire
         blocker.execute("BEGIN EXCLUSIVE")  # held until the answer has come and gone
         res = await sale
         assert res.status == "approved" and res.token
@@ -167,7 +169,7 @@ def cli_env(sb: SandboxServer, home: Path, **extra: str) -> dict[str, str]:
                 "SENTE_POS_PATASENTE__CONNECT_TIMEOUT": "0.5",
                 "SENTE_POS_PAWACARD__CONNECT_TIMEOUT": "0.5",
                 "SENTE_POS_RECONCILE__CONFIRM_SECONDS": "0.3",
-                "SENTE_POS_RECONCILE__CONFIRM_INTERVAL": "0.05", **extra})
+                "SENTE_POS_RECONCILE__CONFIRM_INTERVAL": "0.05", **FAST_RETRY_ENV, **extra})
     return env
 
 

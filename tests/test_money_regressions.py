@@ -28,6 +28,7 @@ from pos.sandbox.server import SandboxServer
 from pos.terminal import Terminal
 from tests.fakeclock import FakeDevice
 from tests.screens_support import sandbox_settings
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -47,13 +48,8 @@ def settings_for(sb: SandboxServer, *, sync: dict[str, Any] | None = None) -> Se
 async def _open(sb: SandboxServer, home: Path, monkeypatch: pytest.MonkeyPatch,
                 device: Any = None, **kw: Any) -> Terminal:
     monkeypatch.setenv("SENTE_POS_HOME", str(home))
-    t = await Terminal.open(settings_for(sb, **kw), operator="alice", device=device)
-    # Money requests settle fast in tests (the production default waits 1 s).
-    from pos.providers.http import FAST_RETRY
-
-    t.ctx.patasente._retry = FAST_RETRY
-    t.ctx.pawacard._retry = FAST_RETRY
-    return t
+    # Retries wait 0.01 s here (sandbox_settings), not the production 0.3 s.
+    return await Terminal.open(settings_for(sb, **kw), operator="alice", device=device)
 
 
 @pytest.fixture
@@ -258,8 +254,11 @@ async def test_wait_settled_while_background_sync_settles_it(term: Terminal,
     """
     res = await term.sell_token(data.METER_PENDING, kes(50), "Frodo")
     assert res.status == "pending"
+    polls = sb.state.request_counts["pawacard/transaction"]
     waiter = asyncio.create_task(term.wait_settled(res.ref, interval=0.4, max_polls=5))
-    await asyncio.sleep(0.1)  # the waiter has polled once (still pending) and sleeps
+    # The waiter has polled once (still pending): it sleeps between polls from now on.
+    await eventually(lambda: sb.state.request_counts["pawacard/transaction"] > polls,
+                     what="the waiter's first poll")
     for _ in range(20):  # the background sync polls meanwhile and settles it
         await term.sync_now()
         if term.journal.require(res.ref).state == State.done:
@@ -300,16 +299,19 @@ async def test_crash_during_card_debit_for_a_token_leaves_a_vend_or_refund(
         card = data.CARD_ACTIVE
         before = sb.state.patasente.balance(card)
         lookup = await term.lookup_card(card.payload)
-        sb.faults.add(provider="patasente", endpoint="debit-patasente-card", mode="latency",
-                      seconds=0.5, count=1)
+        slow = sb.faults.add(provider="patasente", endpoint="debit-patasente-card",
+                             mode="latency", seconds=0.5, count=1)
         sale = asyncio.create_task(term.sell_token(
             data.METER_OK, kes(100), "Bilbo", tender="card", card=lookup,
             wallet="Current Account", pin=card.pin))
-        await asyncio.sleep(0.25)  # the debit request has left the terminal
+        # The debit request has left the terminal: it is at the provider, 0.5 s from done.
+        await eventually(lambda: slow.hits == 1, what="the debit request")
         sale.cancel()
         with pytest.raises(asyncio.CancelledError):
             await sale
-        await asyncio.sleep(0.5)  # the provider finishes the debit; the lease runs out
+        # The provider finishes the debit (by then the 0.2 s lease, taken before the
+        # request left, has run out).
+        await eventually(lambda: sb.state.patasente.balance(card) < before, what="the debit")
         charged = before - sb.state.patasente.balance(card)
         assert charged > 0, "precondition: the card was charged"
         await term.sync_now()
@@ -459,9 +461,6 @@ async def test_link_drop_on_the_resend_is_not_accepted_as_never_sent(
     term.ctx.patasente = PatasenteClient(
         term.settings.patasente, term.settings.card_currency,
         transport=_RefuseNthConnect("debit-patasente-card", 2))  # type: ignore[arg-type]
-    from pos.providers.http import FAST_RETRY
-
-    term.ctx.patasente._retry = FAST_RETRY
     sb.faults.add(provider="patasente", endpoint="debit-patasente-card", mode="drop_before",
                   count=1)
     res = await term.pay_by_card(lookup, ugx(1500), "Current Account", card.pin, "sugar")

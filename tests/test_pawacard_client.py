@@ -212,7 +212,9 @@ async def test_lost_vend_answer_is_sent_once_and_unknown(sandbox, mode: str, whe
 @pytest.mark.parametrize(("mode", "when"), [f for f in LOST_FORMS if f[0] != "nested"])
 async def test_no_money_request_fails_as_link_down(sandbox, mode: str, when: str) -> None:
     """Every form of a link failure is LinkDown for a query: "offline for this sale"."""
-    async with PawaCardClient(fast_settings(sandbox.pawacard_url), retry=FAST_RETRY) as pawa:
+    # A trickle ends at the deadline, on each of the three attempts: 0.8 s suffices.
+    fast = fast_settings(sandbox.pawacard_url).model_copy(update={"deadline": 0.8})
+    async with PawaCardClient(fast, retry=FAST_RETRY) as pawa:
         await pawa.balance()
         sandbox.faults.add(provider="pawacard", endpoint="verify", mode=mode, when=when,
                            count=None, seconds=3.0 if mode == "slow" else 0.3)

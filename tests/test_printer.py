@@ -7,6 +7,7 @@ Set ``UPDATE_GOLDEN=1`` to rewrite the golden files after a deliberate change.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
@@ -294,9 +295,9 @@ def test_null_printer_and_factory() -> None:
 
 def test_factory_opens_nothing_at_start_up() -> None:
     # Nothing listens on this port: building the printer must still succeed.
-    port = _free_port()
-    printer = make_printer(PrinterSettings(kind="network", host="127.0.0.1", port=port))
-    assert isinstance(printer, EscposPrinter)
+    with _refusing_port() as port:
+        printer = make_printer(PrinterSettings(kind="network", host="127.0.0.1", port=port))
+        assert isinstance(printer, EscposPrinter)
 
 
 def test_file_printer_writes_the_golden_stream(tmp_path: Path) -> None:
@@ -458,19 +459,23 @@ def test_printer_that_never_answers_status_still_prints(fake: FakeNetworkPrinter
 
 
 def test_network_printer_switched_off() -> None:
-    printer = EscposPrinter(
-        PrinterSettings(kind="network", host="127.0.0.1", port=_free_port()), timeout=1
-    )
-    with pytest.raises(PrinterError) as info:
-        printer.print_receipt(vend_receipt())
-    assert info.value.message == OFFLINE
-    assert printer.status().ok is False
+    with _refusing_port() as port:
+        printer = EscposPrinter(
+            PrinterSettings(kind="network", host="127.0.0.1", port=port), timeout=1
+        )
+        with pytest.raises(PrinterError) as info:
+            printer.print_receipt(vend_receipt())
+        assert info.value.message == OFFLINE
+        assert printer.status().ok is False
 
 
-def _free_port() -> int:
+@contextlib.contextmanager
+def _refusing_port() -> Iterator[int]:
+    """A port that refuses connections: bound (so no parallel test can take it) and
+    not listening."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        yield int(s.getsockname()[1])
 
 
 def test_device_file_path_is_opened_without_creating(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from pos.meter import luhn_check_digit, luhn_ok
 from pos.sandbox import data
 from pos.sandbox.server import SandboxServer, describe
 from pos.sandbox.state import SandboxState
+from tests.waiting import wait_until
 
 # ----------------------------------------------------------------- helpers
 #: One TLS context for every client: building one costs ~70 ms (httpx makes one per
@@ -831,8 +832,28 @@ def test_stop_and_start_keep_port_and_state(sandbox: SandboxServer, pawa: Pawa) 
     assert pawa.call("balance")["status"] == 0
 
 
+def test_a_stopped_sandbox_refuses_and_holds_its_port(sandbox: SandboxServer) -> None:
+    """Down: connections are refused, and no other server (a parallel test's) can take
+    the port before the provider comes back; leaving the ``with`` releases it."""
+    import socket
+
+    port = sandbox.port
+    sandbox.stop()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    with socket.socket() as other, pytest.raises(OSError):
+        other.bind(("127.0.0.1", port))
+    sandbox.start()
+    assert sandbox.port == port
+    sandbox.close()
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", port))
+
+
 def test_stop_cuts_requests_in_flight(sandbox: SandboxServer, pawa: Pawa) -> None:
-    sandbox.faults.add(provider="pawacard", endpoint="balance", mode="latency", seconds=5)
+    # An hour's latency: the answer can only end early by being cut.
+    slow = sandbox.faults.add(provider="pawacard", endpoint="balance", mode="latency",
+                              seconds=3600)
     errors: list[BaseException] = []
 
     def call() -> None:
@@ -841,13 +862,12 @@ def test_stop_cuts_requests_in_flight(sandbox: SandboxServer, pawa: Pawa) -> Non
         except BaseException as exc:
             errors.append(exc)
 
-    t = threading.Thread(target=call)
+    t = threading.Thread(target=call, daemon=True)
     t.start()
-    time.sleep(0.2)
-    started = time.monotonic()
+    wait_until(lambda: slow.hits == 1, what="the request")  # in the provider, waiting
     sandbox.stop()
-    t.join(5)
-    assert time.monotonic() - started < 2
+    t.join(60)  # a failure bound, not a speed claim: uncut, it would take an hour
+    assert not t.is_alive()
     assert errors and isinstance(errors[0], httpx.TransportError)
 
 

@@ -110,8 +110,7 @@ async def test_top_up_needs_a_supervisor_and_credits_the_card(term, sandbox):
         await pilot.press("3")
         await wait_screen(pilot, SupervisorPinScreen)
         await pilot.press(*"1111", "enter")  # a cashier cannot approve
-        await pilot.pause()
-        assert isinstance(app.screen, SupervisorPinScreen)
+        await wait_screen(pilot, SupervisorPinScreen)
         await pilot.press(*"8642", "enter")
         screen = await wait_screen(pilot, ScanScreen)
         screen.query_one("#scan-manual").value = data.CARD_LOW.payload
@@ -258,8 +257,8 @@ async def test_sente_kyc_activation(term, sandbox):
         await pilot.press("enter", "enter")  # e-mail left empty
         form = app.screen
         form.query_one("#kyc-go").press()
-        await pilot.pause()
-        assert "both agreements" in screen_text(app)
+        await wait_for(pilot, lambda: "both agreements" in screen_text(app),
+                       what="the agreements message")
         form.query_one("#kyc-card-agreement").value = True
         form.query_one("#kyc-platform-agreement").value = True
         form.query_one("#kyc-go").press()

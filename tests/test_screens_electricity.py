@@ -42,15 +42,14 @@ async def test_meter_number_gets_instant_luhn_feedback(term, sandbox):
         await pilot.press("2")
         await wait_screen(pilot, NumberScreen)
         await pilot.press(*data.METER_BAD_LUHN)
-        await pilot.pause()
-        assert "not valid (check digit)" in screen_text(app)
+        await wait_for(pilot, lambda: "not valid (check digit)" in screen_text(app),
+                       what="the check-digit message")
         await pilot.press("enter")
         assert isinstance(app.screen, NumberScreen)  # nothing sent
         for _ in data.METER_BAD_LUHN:
             await pilot.press("backspace")
         await pilot.press(*data.METER_OK)
-        await pilot.pause()
-        assert "number OK" in screen_text(app)
+        await wait_for(pilot, lambda: "number OK" in screen_text(app), what="number OK")
     assert term.journal_list() == []
     assert sandbox.state.vends_performed == 0
 

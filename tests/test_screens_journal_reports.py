@@ -58,7 +58,8 @@ async def test_journal_search_detail_duplicate_and_resolve(term, sandbox):
         await pilot.press("f")  # flagged only
         await pilot.pause()
         table = screen.query_one("#journal-table")
-        assert table.row_count == 1
+        await pilot.press("f")  # flagged only
+        await wait_for(pilot, lambda: table.row_count == 1, what="the flagged row only")
         await pilot.press("a")
         await pilot.pause()
         assert table.row_count == 2
@@ -129,11 +130,8 @@ async def test_resolve_with_cash_needs_an_open_shift_and_changes_nothing(term, s
         await wait_screen(pilot, HomeScreen)
         await _resolve_from_detail(app, pilot, ref)
         await pilot.press("1")
-        for _ in range(50):
-            await pilot.pause()
-            if "No shift is open" in screen_text(app):
-                break
-        assert "No shift is open" in screen_text(app)
+        await wait_for(pilot, lambda: "No shift is open" in screen_text(app),
+                       what="the no-shift message")
     assert term.journal.require(ref).is_flagged
 
 
@@ -208,9 +206,9 @@ async def test_settings_saved_by_a_supervisor_with_passwords_masked(term, sandbo
         screen.query_one("#set-offline-max_amount").value = "12345"
         screen.query_one("#set-kiosk-idle_lock_seconds").value = "abc"
         await pilot.press("f2")
-        await pilot.pause()
+        await wait_for(pilot, lambda: "idle_lock_seconds" in screen_text(app),
+                       what="the invalid field named")
         assert isinstance(app.screen, SettingsScreen)  # invalid number: not saved
-        assert "idle_lock_seconds" in screen_text(app)
         screen.query_one("#set-kiosk-idle_lock_seconds").value = "300"
         await pilot.press("f2")
         await wait_screen(pilot, HomeScreen)

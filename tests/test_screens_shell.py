@@ -47,8 +47,8 @@ async def test_first_run_creates_a_supervisor_then_home(home, term):
         await wait_screen(pilot, CreateSupervisorScreen)
         await type_text(pilot, "Grace")
         await pilot.press("enter", *"2468", "enter", *"2467", "enter")
-        await pilot.pause()
-        assert "The two PINs differ" in screen_text(app)
+        await wait_for(pilot, lambda: "The two PINs differ" in screen_text(app),
+                       what="the PINs-differ message")
         assert not term.has_operators()
         await pilot.press(*"2468", "enter", *"2468", "enter")
         await wait_screen(pilot, HomeScreen)
@@ -66,7 +66,8 @@ async def test_sign_in_rejects_a_wrong_pin_and_escape_does_not_skip(home, term):
         await pilot.press("escape")
         assert isinstance(app.screen, SignInScreen)
         await pilot.press(*"ann", "enter", *"9999", "enter")
-        await pilot.pause()
+        refusal = app.screen.query_one("#form-error")  # the PIN is checked in a thread
+        await wait_for(pilot, lambda: str(refusal.content).strip(), what="the refusal")
         assert isinstance(app.screen, SignInScreen)
         assert term.operator is None
         text = screen_text(app)
@@ -113,11 +114,11 @@ async def test_kiosk_quit_needs_the_supervisor_pin(home, term, ann):
         await pilot.press("q")
         await wait_screen(pilot, SupervisorPinScreen)
         await pilot.press(*"1111", "enter")  # a cashier's PIN is not a supervisor's
-        await pilot.pause()
-        assert "Supervisor PIN not accepted" in screen_text(app)
+        await wait_for(pilot, lambda: "Supervisor PIN not accepted" in screen_text(app),
+                       what="the refusal")
         assert app.is_running
         await pilot.press(*"4321", "enter")
-        await pilot.pause()
+        await wait_for(pilot, lambda: app.return_code is not None, what="the app to quit")
     assert app.return_code == 0
 
 
@@ -137,7 +138,7 @@ async def test_outside_kiosk_q_asks_before_quitting(home, term, ann):
         await pilot.press("q")
         await wait_screen(pilot, ConfirmDialog)
         await pilot.press("1")
-        await pilot.pause()
+        await wait_for(pilot, lambda: app.return_code is not None, what="the app to quit")
     assert not app.is_running and app.return_code == 0
 
 

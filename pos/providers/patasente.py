@@ -242,7 +242,9 @@ class PatasenteClient(http.ClientBase):
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        super().__init__(settings, transport=transport, retry=retry)
+        policy = retry or RetryPolicy(attempts=settings.retry_attempts,
+                                      wait_initial=settings.retry_wait)
+        super().__init__(settings, transport=transport, retry=policy)
         self.currency = currency.upper()
         self._token: str | None = None  # in memory only
         self._login_lock = asyncio.Lock()

@@ -255,7 +255,9 @@ class PawaCardClient(http.ClientBase):
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        super().__init__(settings, transport=transport, retry=retry,
+        policy = retry or RetryPolicy(attempts=settings.retry_attempts,
+                                      wait_initial=settings.retry_wait)
+        super().__init__(settings, transport=transport, retry=policy,
                          headers={"Content-Type": "application/json"})
         self.currency = settings.currency.upper()
         self._key: str | None = None  # in memory only

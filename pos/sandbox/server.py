@@ -4,7 +4,10 @@
         sb.pawacard_url, sb.patasente_url, sb.state, sb.faults, sb.clock, sb.env()
 
 ``stop()`` then ``start()`` rebinds the same port with the same state: the
-provider went down, then came back.
+provider went down, then came back. While it is down the port stays bound but does not
+listen (connections are refused, as by a host whose service is down), so no other
+server on the machine -- a parallel test's -- can take it in between; leaving the
+``with`` block releases it.
 """
 
 from __future__ import annotations
@@ -66,6 +69,19 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _hold(host: str, port: int) -> socket.socket | None:
+    """The port bound without listening (a connection to it is refused); None if
+    something else took it meanwhile (``start`` will then say so)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
 class _QuietFaults(logging.Filter):
     """Drop uvicorn's error records for connections the sandbox cut on purpose."""
 
@@ -112,6 +128,8 @@ class SandboxServer:
         self.latency = latency
         self._app: Any = None
         self._sock: socket.socket | None = None
+        #: While stopped after serving: the port, bound and not listening.
+        self._held: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -194,6 +212,7 @@ class SandboxServer:
         """Bind the port now, so the URLs are known and connections queue in the backlog
         until :meth:`start` serves them (the demo starts serving after its first paint)."""
         if self._sock is None and not self.running:
+            self._release()
             self._sock = _bind(self.host, self.port)
             self.port = self._sock.getsockname()[1]
         return self
@@ -214,7 +233,7 @@ class SandboxServer:
         self._thread = thread
         thread.start()
         if not self._started.wait(START_TIMEOUT) or self._error is not None:
-            self.stop()
+            self.close()
             raise RuntimeError(f"sandbox failed to start on port {self.port}: {self._error}")
         return self
 
@@ -268,7 +287,8 @@ class SandboxServer:
             sock.close()
 
     def stop(self) -> None:
-        """Stop serving and release the port (open connections are cut)."""
+        """Stop serving (open connections are cut; new ones are refused). The port stays
+        held for :meth:`start` until :meth:`close`."""
         thread, loop, stopping = self._thread, self._loop, self._stopping
         if self._sock is not None:  # reserved, never served
             self._sock.close()
@@ -280,13 +300,24 @@ class SandboxServer:
                 loop.call_soon_threadsafe(stopping.set)
         thread.join(timeout=10)
         self._thread = self._loop = self._stopping = None
+        self._held = _hold(self.host, self.port)
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        self.stop()
+        self._release()
+
+    def _release(self) -> None:
+        if self._held is not None:
+            self._held.close()
+            self._held = None
 
     def __enter__(self) -> SandboxServer:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.stop()
+        self.close()
 
     def __repr__(self) -> str:
         return f"<SandboxServer {self.base_url} {'running' if self.running else 'stopped'}>"

@@ -268,3 +268,126 @@ def test_a_process_killed_at_any_moment_loses_and_duplicates_nothing(tmp_path: P
     assert kills >= 3 and not live
     print(f"{kills} kills, {undone} unfinished steps undone")
     assert not (tmp_path / "archive" / "unmatched").exists()
+
+
+# ------------------------------------------------------------------ wiring
+def _old_closed_day(path: Path, n: int = 4) -> list[str]:
+    """``n`` cash sales made 600 days ago, their day closed; then one sale today."""
+    clock = Clock(datetime.now(UTC) - timedelta(days=600))
+    j = _open(path, clock)
+    try:
+        refs = [_cash(j, clock) for _ in range(n)]
+        _z(j, clock)
+        clock.now = datetime.now(UTC) - timedelta(minutes=5)
+        _cash(j, clock)
+    finally:
+        j.close()
+    return refs
+
+
+def _cli(home: Path, *args: str) -> tuple[int, Any, str]:
+    from tests.test_cli import _exe
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTE_POS_")}
+    env.update(SENTE_POS_HOME=str(home),
+               SENTE_POS_PATASENTE__BASE_URL="http://127.0.0.1:9/patasente/phantom-api/",
+               SENTE_POS_PAWACARD__BASE_URL="http://127.0.0.1:9/pawacard/v3/")
+    p = subprocess.run([*_exe(), *args], env=env, capture_output=True, text=True,
+                       timeout=120, cwd=ROOT)
+    return p.returncode, json.loads(p.stdout) if "--json" in args and p.stdout else p.stdout, \
+        p.stderr
+
+
+def test_cli_archive_dry_run_archive_unarchive_and_doctor(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pos.doctor import check_storage
+    from tests.screens_support import make_settings
+
+    os.chmod(tmp_path, 0o700)
+    refs = _old_closed_day(tmp_path / "journal.db")
+    rc, out, err = _cli(tmp_path, "journal", "archive", "--dry-run", "--json")
+    assert rc == 0, err
+    assert out["dry_run"] and out["rows"] == 4
+    assert not list(tmp_path.glob("archive/*.gz"))
+    rc, out, err = _cli(tmp_path, "journal", "archive")  # text
+    assert rc == 0, err
+    assert "archived 4 rows" in out and "journal-" in out
+    (name,) = [p.name for p in tmp_path.glob("archive/*.gz")]
+    rc, rows, err = _cli(tmp_path, "journal", "--ref", refs[0], "--json")
+    assert rc == 2  # no longer in the journal
+    monkeypatch.setenv("SENTE_POS_HOME", str(tmp_path))
+    line = check_storage(make_settings(tmp_path))
+    assert line.ok and "(1 rows" in line.detail and "4 rows in 1 files" in line.detail
+    assert "WAL" in line.detail and "free on its file system" in line.detail
+    rc, out, err = _cli(tmp_path, "journal", "unarchive", name, "--json")
+    assert rc == 0 and out == {"restored": 4, "file": name}, err
+    rc, rows, err = _cli(tmp_path, "journal", "--ref", refs[0], "--json")
+    assert rc == 0 and rows[0]["ref"] == refs[0]
+    rc, out, err = _cli(tmp_path, "journal", "archive", "--json")  # off: a clear message
+    assert rc == 0
+    (tmp_path / "config.toml").write_text("[journal]\narchive_after_days = 0\n")
+    rc, out, err = _cli(tmp_path, "journal", "archive", "--json")
+    assert rc == 2 and "off" in out["error"]
+
+
+def test_doctor_warns_when_free_space_is_low(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from pos.doctor import check_storage
+    from tests.screens_support import make_settings
+
+    monkeypatch.setenv("SENTE_POS_HOME", str(tmp_path))
+    _old_closed_day(tmp_path / "journal.db", 1)
+    line = check_storage(make_settings(tmp_path, journal={"free_warning_mb": 10**9}))
+    assert line.ok and line.warning and "under" in line.detail
+
+
+@pytest.mark.counter(supervisor=True)
+async def test_a_day_close_archives_what_is_due(term: Any) -> None:
+    """The scheduled run: after the Z (and its backup, which still holds every row)."""
+    path = term.settings.journal_path
+    clock = Clock(datetime.now(UTC) - timedelta(days=600))
+    other = _open(path, clock)  # another process's sales, long ago, their day closed
+    try:
+        refs = [_cash(other, clock) for _ in range(3)]
+        _z(other, clock)
+        clock.now = datetime.now(UTC) - timedelta(minutes=5)
+        today = _cash(other, clock)  # ages count from the newest row, at most now
+    finally:
+        other.close()
+    boss = term.check_supervisor("8642")
+    rep = term.close_day(override_by=boss, allow_empty=True)
+    assert rep.payload["archive"]["rows"] == 3
+    assert all(term.journal.get(r) is None for r in refs)
+    assert term.journal.get(today) is not None
+    assert sorted(_archived_refs(path.parent, term.journal)) == sorted(refs)
+    backup = path.parent / "backups" / rep.payload["backup"]
+    import sqlite3
+
+    conn = sqlite3.connect(backup)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM txns WHERE ref IN (?,?,?)",
+                            refs).fetchone()[0] == 3
+    finally:
+        conn.close()
+
+
+def test_free_pages_go_back_to_the_file_system_in_steps(tmp_path: Path) -> None:
+    clock = Clock(OLD)
+    j = _open(tmp_path / "journal.db", clock)
+    try:
+        assert j.pages()["auto_vacuum"] == 2  # a new journal: incremental
+        assert j.pragma("wal_autocheckpoint") == 4000
+        for _ in range(300):
+            _cash(j, clock)
+        _z(j, clock)
+        clock.now = NOW
+        before = j.pages()
+        rep = archive.run(j, cutoff=CUTOFF, now=NOW, hub_cursor=None)
+        assert rep.rows == 300
+        free = j.pages()["freelist_count"]
+        assert free > 20
+        assert j.release_free_pages(keep=10, step=7) == free - 10
+        after = j.pages()
+        assert after["freelist_count"] == 10 and after["page_count"] < before["page_count"]
+    finally:
+        j.close()

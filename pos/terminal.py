@@ -624,7 +624,7 @@ class Terminal:
                      since: dt.datetime | None = None) -> list[Txn]:
         states = None
         if state == "flagged":
-            return self.journal.flagged()
+            return self.journal.flagged(limit=limit)
         if state == "unsynced":
             states = list(SYNC_STATES)
         elif state:

@@ -238,7 +238,7 @@ def cmd_journal(args: argparse.Namespace, settings: Settings) -> int:
             return _journal_ref(args, journal)
         states = None
         if args.status == "flagged":
-            rows = journal.flagged()
+            rows = journal.flagged(limit=args.limit)
         else:
             if args.status == "unsynced":
                 states = list(SYNC_STATES)

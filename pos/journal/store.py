@@ -841,24 +841,38 @@ class Journal:
                 out.append(txn)
         return out
 
-    def flagged(self) -> builtins.list[Txn]:
-        """Items the merchant must see until a supervisor resolves them, oldest first."""
+    def flagged(self, limit: int | None = None) -> builtins.list[Txn]:
+        """Items the merchant must see until a supervisor resolves them, oldest first
+        (the first ``limit``)."""
         sv = [str(s) for s in FLAGGED_STATES]
         rows = self._query(
             f"SELECT * FROM txns WHERE state IN ({_placeholders(len(sv))})"
-            " ORDER BY created_at, rowid", sv,
+            " ORDER BY created_at, rowid" + (" LIMIT ?" if limit is not None else ""),
+            [*sv, *([int(limit)] if limit is not None else [])],
         )
         return [_to_txn(r) for r in rows]
 
-    def ref_lines(self, states: Iterable[State]) -> builtins.list[RefLine]:
-        """Ref, kind, state and amount of every row in ``states``, oldest first, through
-        the state index and without decoding rows (see :class:`RefLine`)."""
+    def ref_lines(self, states: Iterable[State], limit: int | None = None
+                  ) -> builtins.list[RefLine]:
+        """Ref, kind, state and amount of every row in ``states`` (the first ``limit``),
+        oldest first, through the state index and without decoding rows (see
+        :class:`RefLine`)."""
         sv = [str(s) for s in states]
         rows = self._query(
             "SELECT ref, kind, state, amount_minor, currency FROM txns"
-            f" WHERE state IN ({_placeholders(len(sv))}) ORDER BY created_at, rowid", sv)
+            f" WHERE state IN ({_placeholders(len(sv))}) ORDER BY created_at, rowid"
+            + (" LIMIT ?" if limit is not None else ""),
+            [*sv, *([int(limit)] if limit is not None else [])])
         return [RefLine(r["ref"], r["kind"], r["state"], Money(r["amount_minor"], r["currency"]))
                 for r in rows]
+
+    def refs_in(self, states: Iterable[State]) -> builtins.list[str]:
+        """The refs of every row in ``states``, oldest first (strings only: a report of a
+        long-lived journal names thousands of flagged rows)."""
+        sv = [str(s) for s in states]
+        return [r[0] for r in self._query(
+            f"SELECT ref FROM txns WHERE state IN ({_placeholders(len(sv))})"
+            " ORDER BY created_at, rowid", sv)]
 
     def flagged_count(self) -> int:
         """How many items are flagged (an index count: the status bar asks every second)."""

@@ -303,7 +303,13 @@ def _journal_ref(args: argparse.Namespace, journal: Any) -> int:
 
     txn = journal.get(args.ref)
     if txn is None:
-        raise_input(f"No transaction with ref {args.ref}")
+        from pos.journal import archive
+
+        kept = archive.committed(journal)
+        raise_input(f"No transaction with ref {args.ref}" + (
+            f" in the journal; {sum(int(v.get('rows', 0)) for v in kept.values())} archived"
+            f" rows are in {archive.archive_dir(journal.path)} (zgrep {args.ref} "
+            f"{archive.archive_dir(journal.path)}/*.gz)" if kept else ""))
     events = journal.events(txn.ref)
     mark = voids.mark(journal, txn)
     row = dict(txn.to_json(), events=[e.to_json() for e in events],

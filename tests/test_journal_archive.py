@@ -314,7 +314,7 @@ def test_cli_archive_dry_run_archive_unarchive_and_doctor(
     assert "archived 4 rows" in out and "journal-" in out
     (name,) = [p.name for p in tmp_path.glob("archive/*.gz")]
     rc, rows, err = _cli(tmp_path, "journal", "--ref", refs[0], "--json")
-    assert rc == 2  # no longer in the journal
+    assert rc == 2 and "4 archived rows" in rows["error"] and "zgrep" in rows["error"]
     monkeypatch.setenv("SENTE_POS_HOME", str(tmp_path))
     line = check_storage(make_settings(tmp_path))
     assert line.ok and "(1 rows" in line.detail and "4 rows in 1 files" in line.detail

@@ -93,11 +93,12 @@ def file_name(created_at: str) -> str:
 
 def eligible_where(hub_cursor: int | None) -> str:
     """The SQL condition (on ``t``) a row must meet by itself; parameters ``:cutoff``,
-    ``:open`` and, with a hub, ``:cursor``."""
+    ``:scan`` (settled before the last Z: see _select), ``:open`` and, with a hub,
+    ``:cursor``."""
     final = ",".join(f"'{s}'" for s in sorted(FINAL_STATES))
     cond = (
         f"t.state IN ({final}) AND t.archived_at IS NULL"
-        " AND t.settled_at IS NOT NULL AND t.settled_at < :cutoff"
+        " AND t.settled_at IS NOT NULL AND t.settled_at < :cutoff AND t.settled_at <= :scan"
         " AND t.created_at < :cutoff AND t.updated_at < :cutoff"
         " AND t.z_period IS NOT NULL AND t.z_period < :open"
         " AND t.next_attempt_at IS NULL"
@@ -299,9 +300,16 @@ def _family_closed(journal: Journal, rows: list[sqlite3.Row], where: str,
 def _select(journal: Journal, cutoff: datetime, hub_cursor: int | None,
             limit: int) -> tuple[list[sqlite3.Row], int, bool]:
     where = eligible_where(hub_cursor)
-    params: dict[str, Any] = {"cutoff": iso(cutoff), "open": journal.open_period(),
+    # Only rows settled before the last Z can be of a closed period and settled before
+    # it: the scan of the settled index stops there, instead of walking the open
+    # period's rows (all of a journal that never closed a day) on every step.
+    last = journal.last_z()
+    if last is None:
+        return [], 0, False
+    params: dict[str, Any] = {"cutoff": iso(cutoff), "scan": iso(last.created_at),
+                              "open": journal.open_period(),
                               "cursor": hub_cursor if hub_cursor is not None else 0}
-    rows = journal.query(f"SELECT t.* FROM txns t WHERE {where}"
+    rows = journal.query(f"SELECT t.* FROM txns t INDEXED BY txns_settled WHERE {where}"
                          " ORDER BY t.settled_at LIMIT :limit", {**params, "limit": limit})
     more = len(rows) >= limit
     picked, held = _family_closed(journal, rows, where, params)

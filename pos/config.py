@@ -341,7 +341,7 @@ class JournalSettings(BaseModel):
     """Settled rows older than this go to ``archive/journal-YYYY-MM.jsonl.gz`` (after
     each Z, and with ``sente-pos journal archive``); 0: never. With a hub, only rows the
     hub has acknowledged (README "Housekeeping")."""
-    archive_rows_per_run: int = 20_000
+    archive_rows_per_run: int = 5_000
     """At most this many rows per scheduled run (after a Z), so a day close never waits
     long; ``sente-pos journal archive`` takes all that are due."""
     free_warning_mb: float = 500.0

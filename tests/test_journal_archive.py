@@ -20,6 +20,7 @@ import pytest
 from pos.clock import DeviceClock
 from pos.journal import Journal, Kind, State, Tender, archive
 from pos.journal.models import iso
+from pos.journal.search import TABLE_FTS
 from pos.money import Money
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -389,5 +390,32 @@ def test_free_pages_go_back_to_the_file_system_in_steps(tmp_path: Path) -> None:
         assert j.release_free_pages(keep=10, step=7) == free - 10
         after = j.pages()
         assert after["freelist_count"] == 10 and after["page_count"] < before["page_count"]
+    finally:
+        j.close()
+
+
+def test_compact_turns_on_incremental_vacuum_for_an_old_journal(tmp_path: Path) -> None:
+    """A journal made before auto_vacuum (off) is converted only when asked, once."""
+    import sqlite3
+
+    from pos import housekeeping
+
+    clock = Clock(OLD)
+    j = _open(tmp_path / "journal.db", clock)
+    refs = [_cash(j, clock) for _ in range(50)]
+    j.close()
+    conn = sqlite3.connect(tmp_path / "journal.db", isolation_level=None)
+    conn.execute("PRAGMA auto_vacuum = NONE")
+    conn.execute("VACUUM")  # as a journal from before this branch
+    assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 0
+    conn.close()
+    j = _open(tmp_path / "journal.db", clock)
+    try:
+        assert j.release_free_pages(keep=0) == 0  # off: SQLite reuses the pages
+        assert housekeeping.compact(j)["compacted"] is True
+        assert j.pages()["auto_vacuum"] == 2
+        assert housekeeping.compact(j) == {"compacted": False, "reason": "already incremental"}
+        assert all(j.get(r) is not None for r in refs)
+        j.query(f"INSERT INTO {TABLE_FTS}({TABLE_FTS}) VALUES ('integrity-check')")
     finally:
         j.close()

@@ -198,6 +198,7 @@ def test_migration_backfills_periods_and_totals(tmp_path: Path) -> None:
                   "shifts", "products"):  # V_COUNTER's and V_HUB_COUNTER's (after V_GROWTH)
         conn.execute(f"DROP TABLE IF EXISTS {table}")
     conn.execute("ALTER TABLE operators DROP COLUMN disabled_at")  # V_OPERATOR_STATE's
+    conn.execute("DROP INDEX txns_flagged")  # V_HOUSEKEEPING's
     conn.execute("DROP TRIGGER txns_totals_insert")
     conn.execute("DROP TRIGGER txns_totals_state")
     conn.execute("DROP TABLE totals")

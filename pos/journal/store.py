@@ -50,7 +50,7 @@ from pos.journal.models import (
     from_iso,
     iso,
 )
-from pos.journal.schema import migrate
+from pos.journal.schema import FLAGGED_SQL, migrate
 from pos.journal.states import (
     FLAGGED_STATES,
     INITIAL_STATES,
@@ -169,6 +169,19 @@ _LEASED = frozenset({State.created, State.sending})
 
 def _placeholders(n: int) -> str:
     return ",".join("?" * n)
+
+
+#: The flagged rows, in creation order, from their partial index (schema V_HOUSEKEEPING).
+_FLAGGED_FROM = f"txns INDEXED BY txns_flagged WHERE {FLAGGED_SQL}"
+
+
+def _states_where(states: Iterable[State]) -> tuple[str, list[str]]:
+    """``txns WHERE state IN (...)``; the flagged states through their partial index
+    ``txns_flagged`` (its own literal term, so SQLite may use it) in creation order."""
+    sv = sorted({str(State(s)) for s in states})
+    if set(sv) == {str(s) for s in FLAGGED_STATES}:
+        return _FLAGGED_FROM, []
+    return f"txns WHERE state IN ({_placeholders(len(sv))})", sv
 
 
 class Journal:
@@ -844,11 +857,10 @@ class Journal:
     def flagged(self, limit: int | None = None) -> builtins.list[Txn]:
         """Items the merchant must see until a supervisor resolves them, oldest first
         (the first ``limit``)."""
-        sv = [str(s) for s in FLAGGED_STATES]
         rows = self._query(
-            f"SELECT * FROM txns WHERE state IN ({_placeholders(len(sv))})"
-            " ORDER BY created_at, rowid" + (" LIMIT ?" if limit is not None else ""),
-            [*sv, *([int(limit)] if limit is not None else [])],
+            f"SELECT * FROM {_FLAGGED_FROM} ORDER BY created_at, rowid"
+            + (" LIMIT ?" if limit is not None else ""),
+            [int(limit)] if limit is not None else [],
         )
         return [_to_txn(r) for r in rows]
 
@@ -857,11 +869,10 @@ class Journal:
         """Ref, kind, state and amount of every row in ``states`` (the first ``limit``),
         oldest first, through the state index and without decoding rows (see
         :class:`RefLine`)."""
-        sv = [str(s) for s in states]
+        where, sv = _states_where(states)
         rows = self._query(
-            "SELECT ref, kind, state, amount_minor, currency FROM txns"
-            f" WHERE state IN ({_placeholders(len(sv))}) ORDER BY created_at, rowid"
-            + (" LIMIT ?" if limit is not None else ""),
+            f"SELECT ref, kind, state, amount_minor, currency FROM {where}"
+            " ORDER BY created_at, rowid" + (" LIMIT ?" if limit is not None else ""),
             [*sv, *([int(limit)] if limit is not None else [])])
         return [RefLine(r["ref"], r["kind"], r["state"], Money(r["amount_minor"], r["currency"]))
                 for r in rows]
@@ -869,16 +880,13 @@ class Journal:
     def refs_in(self, states: Iterable[State]) -> builtins.list[str]:
         """The refs of every row in ``states``, oldest first (strings only: a report of a
         long-lived journal names thousands of flagged rows)."""
-        sv = [str(s) for s in states]
+        where, sv = _states_where(states)
         return [r[0] for r in self._query(
-            f"SELECT ref FROM txns WHERE state IN ({_placeholders(len(sv))})"
-            " ORDER BY created_at, rowid", sv)]
+            f"SELECT ref FROM {where} ORDER BY created_at, rowid", sv)]
 
     def flagged_count(self) -> int:
         """How many items are flagged (an index count: the status bar asks every second)."""
-        sv = [str(s) for s in FLAGGED_STATES]
-        rows = self._query(
-            f"SELECT COUNT(*) AS n FROM txns WHERE state IN ({_placeholders(len(sv))})", sv)
+        rows = self._query(f"SELECT COUNT(*) AS n FROM {_FLAGGED_FROM}")
         return int(rows[0]["n"])
 
     # ------------------------------------------------------------ kept totals

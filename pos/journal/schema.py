@@ -402,7 +402,7 @@ FLAGGED_SQL = "state IN ('declined_offline', 'expired', 'failed', 'review')"
 # from a partial index, so a report's first lines and the journal's flagged page read
 # only what they show, however many flagged rows years of trade left unresolved.
 _V_HOUSEKEEPING = f"""
-CREATE INDEX txns_flagged ON txns(created_at) WHERE {FLAGGED_SQL};
+CREATE INDEX IF NOT EXISTS txns_flagged ON txns(created_at) WHERE {FLAGGED_SQL};
 """
 
 #: Migration ``i`` brings the schema from version ``i`` to ``i + 1``.

@@ -16,7 +16,8 @@ Then, per size: each CLI command as a fresh process (median of 3): ``report x``,
 the whole journal, shown apart); in process (median): the X report, the status bar's
 tick (``Terminal.status``), an idle sync pass, each screen's first paint through
 Pilot (home, journal, reports), and a sale's write (``Journal.create`` of a cash vend,
-p50 of 300). Built journals are kept in DIR and reused (``--rebuild`` to redo).
+p50 of 300); first, the integrity check's cost (``quick_check``, open, open to the
+first write). Built journals are kept in DIR and reused (``--rebuild`` to redo).
 Prints a table; asserts nothing.
 """
 
@@ -131,7 +132,8 @@ def _env(home: Path) -> dict[str, str]:
     env.update(SENTE_POS_PATASENTE__BASE_URL=dead + "patasente/phantom-api/",
                SENTE_POS_PAWACARD__BASE_URL=dead + "pawacard/v3/",
                SENTE_POS_PATASENTE__CONNECT_TIMEOUT="0.5",
-               SENTE_POS_PAWACARD__CONNECT_TIMEOUT="0.5")
+               SENTE_POS_PAWACARD__CONNECT_TIMEOUT="0.5",
+               SENTE_POS_JOURNAL__ARCHIVE_AFTER_DAYS="0")  # timed apart (archive_after_z)
     return env
 
 
@@ -211,8 +213,32 @@ async def in_process(home: Path) -> dict[str, float]:
     return out
 
 
-def measure(home: Path) -> dict[str, float]:
+def integrity(home: Path) -> dict[str, float]:
+    """What a short-lived command pays for the journal's integrity check (pos/journal/
+    health.py): ``quick_check`` alone, and open-to-first-write (the write waits for the
+    background check of a journal over INLINE_CHECK_MAX_BYTES)."""
+    import sqlite3
+
+    from pos.journal import health
+
     out: dict[str, float] = {}
+    path = home / "journal.db"
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    t0 = time.perf_counter()
+    health.quick_check(conn, path)
+    out["quick_check"] = (time.perf_counter() - t0) * 1000
+    conn.close()
+    t0 = time.perf_counter()
+    journal = Journal.open(path)
+    out["open"] = (time.perf_counter() - t0) * 1000
+    journal.meta_set("bench.touch", "1")
+    out["open to first write"] = (time.perf_counter() - t0) * 1000
+    journal.close()
+    return out
+
+
+def measure(home: Path) -> dict[str, float]:
+    out: dict[str, float] = integrity(home)
     out["cli: report x"] = cli(home, "report", "x", "--json")
     out["cli: journal --search"] = cli(home, "journal", "--search", "01451175000", "--json")
     out["cli: journal --status flagged"] = cli(home, "journal", "--status", "flagged",
@@ -225,7 +251,28 @@ def measure(home: Path) -> dict[str, float]:
                                              "--json", stdin="8642\n", runs=1)
     out["cli: report z (after)"] = cli(home, "report", "z", "--override", "--allow-empty",
                                        "--json", stdin="8642\n", runs=1)
+    out.update(archive_after_z(home))
     return out
+
+
+def archive_after_z(home: Path) -> dict[str, float]:
+    """The scheduled archive run after that Z (rows older than 400 days of the closed
+    period, at most ``journal.archive_rows_per_run``), as ``Terminal.close_day`` runs it."""
+    from pos import housekeeping
+    from tests.screens_support import make_settings
+
+    os.environ["SENTE_POS_HOME"] = str(home)
+    settings = make_settings(home)
+    journal = Journal.open(home / "journal.db")
+    try:
+        journal.verified()
+        t0 = time.perf_counter()
+        rep = housekeeping.after_z(journal, settings, datetime.now(UTC))
+        ms = (time.perf_counter() - t0) * 1000
+    finally:
+        journal.close()
+    rows = rep.get("rows", 0) if rep else 0
+    return {"archive after Z": ms, "archive after Z: rows": float(rows)}
 
 
 def main() -> None:
@@ -257,7 +304,7 @@ def main() -> None:
     print("| what | " + " | ".join(f"{n:,}" for n in sizes) + " |")
     print("|---|" + "---|" * len(sizes))
     for name in names:
-        unit = "" if name == "journal MiB" else " ms"
+        unit = "" if name in ("journal MiB", "archive after Z: rows") else " ms"
         print(f"| {name} | " + " | ".join(
             f"{results[n][name]:,.1f}{unit}" for n in sizes) + " |")
 

@@ -348,6 +348,23 @@ class StorageSettings(BaseModel):
     _busy = field_validator("busy_timeout_ms")(_at_least_one)
 
 
+class JournalSettings(BaseModel):
+    archive_after_days: int = 400
+    """Settled rows older than this go to ``archive/journal-YYYY-MM.jsonl.gz`` (after
+    each Z, and with ``sente-pos journal archive``); 0: never. With a hub, only rows the
+    hub has acknowledged (README "Housekeeping")."""
+    archive_rows_per_run: int = 5_000
+    """At most this many rows per scheduled run (after a Z), so a day close never waits
+    long; ``sente-pos journal archive`` takes all that are due."""
+    free_warning_mb: float = 500.0
+    """``doctor`` warns when the journal's file system has less free space than this
+    (or than twice the journal, which a backup and a compaction need)."""
+
+    _days = field_validator("archive_after_days")(_not_negative)
+    _rows = field_validator("archive_rows_per_run")(_at_least_one)
+    _free = field_validator("free_warning_mb")(_not_negative)
+
+
 class PrinterSettings(BaseModel):
     kind: Literal["none", "usb", "serial", "network", "file"] = "none"
     """Where receipts go: none (show only), USB, serial, network (port 9100) or a file."""
@@ -538,6 +555,7 @@ class Settings(BaseSettings):
     limits: SaleLimits = Field(default_factory=SaleLimits)
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    journal: JournalSettings = Field(default_factory=JournalSettings)
     printer: PrinterSettings = Field(default_factory=PrinterSettings)
     camera: CameraSettings = Field(default_factory=CameraSettings)
     kiosk: KioskSettings = Field(default_factory=KioskSettings)

@@ -140,6 +140,58 @@ def check_journal(path: Path) -> Check:
     return Check("journal", True, f"integrity ok, journal_mode {mode}")
 
 
+def _mib(n: float) -> str:
+    return f"{n / 2**20:,.1f} MiB"
+
+
+def check_storage(settings: Settings) -> Check:
+    """The journal's size, WAL, free pages, rows, the archive, and the free space of its
+    file system (a warning under ``journal.free_warning_mb`` or twice the journal)."""
+    import json
+
+    from pos.journal import archive
+
+    path = settings.journal_path
+    if not path.exists():
+        return Check("storage", True, f"{path} not created yet", warning=True)
+    wal = path.with_name(path.name + "-wal")
+    size = path.stat().st_size
+    wal_size = wal.stat().st_size if wal.exists() else 0
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            rows = int(conn.execute("SELECT COUNT(*) FROM txns").fetchone()[0])
+            free_pages, page, vacuum = (int(conn.execute(f"PRAGMA {p}").fetchone()[0])
+                                        for p in ("freelist_count", "page_size",
+                                                  "auto_vacuum"))
+            manifest = {r[0][len(archive.META_FILE):]: json.loads(r[1]) for r in conn.execute(
+                "SELECT key, value FROM meta WHERE key LIKE 'archive.file:%'")}
+        finally:
+            conn.close()
+    except (sqlite3.Error, ValueError) as exc:
+        return Check("storage", False, f"cannot read {path}: {exc}")
+    found = archive.files(path, manifest)
+    arch_bytes = sum(f.size for f in found if f.size > 0)
+    arch_rows = sum(f.rows for f in found)
+    bad = [f.name for f in found if not f.consistent]
+    free = shutil.disk_usage(path.parent).free
+    floor = max(settings.journal.free_warning_mb * 2**20, 2 * (size + wal_size))
+    parts = [f"journal {_mib(size)} ({rows:,} rows, {_mib(free_pages * page)} free pages,"
+             f" auto_vacuum {'incremental' if vacuum == 2 else 'off' if vacuum == 0 else 'full'})",
+             f"WAL {_mib(wal_size)}",
+             f"archive {_mib(arch_bytes)} ({arch_rows:,} rows in {len(found)} files)",
+             f"{_mib(free)} free on its file system"]
+    warn = free < floor
+    if warn:
+        parts.append(f"-- under {_mib(floor)}: archive (`sente-pos journal archive`) or "
+                     "free space")
+    if bad:
+        warn = True
+        parts.append("archive files not as recorded (the next archive run repairs an "
+                     "unfinished one): " + ", ".join(bad))
+    return Check("storage", True, "; ".join(parts), warning=warn)
+
+
 def check_backups(home: Path, every_hours: float) -> Check:
     """The backups a restore would use: how many, the newest."""
     from pos.backup import backups
@@ -183,6 +235,7 @@ def run_checks(settings: Settings, *, camera: Callable[[], Check] | None = None,
     else:
         checks.append(Check("disk", True, f"{home} not created yet", warning=True))
     checks.append(check_journal(settings.journal_path))
+    checks.append(check_storage(settings))
     checks.append(check_clock(settings.journal_path))
     checks.append(check_backups(home, settings.backup.every_hours))
     checks.append(check_permissions(home))

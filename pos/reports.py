@@ -173,8 +173,11 @@ def build(journal: Journal, *, terminal_id: str, kind: str, since: dt.datetime |
     its cost does not grow with the journal (see pos/journal/schema.py, totals)."""
     fig = figures(journal.totals(journal.open_period() if period is None else period)
                   + counter_rows(journal, since, until))
+    # Every ref, but only the lines shown decoded: the flagged list grows with the
+    # journal's history until a supervisor resolves it (issue 15's 1,000,000 rows).
     unsynced = journal.ref_lines(_OUTSTANDING)
-    flagged = journal.ref_lines(FLAGGED_STATES)
+    flagged_refs = journal.refs_in(FLAGGED_STATES)
+    flagged = journal.ref_lines(FLAGGED_STATES, limit=LIST_MAX)
     if security is None:
         security = _security(journal, since, until)
 
@@ -200,11 +203,11 @@ def build(journal: Journal, *, terminal_id: str, kind: str, since: dt.datetime |
         lines.append((f"{t.ref} {t.kind}", t.amount.format()))
     if len(unsynced) > LIST_MAX:
         lines.append((f"... and {len(unsynced) - LIST_MAX} more", ""))
-    lines.append(("FLAGGED", f"{len(flagged)}"))
+    lines.append(("FLAGGED", f"{len(flagged_refs)}"))
     for t in flagged[:LIST_MAX]:
         lines.append((f"{t.ref} {t.state}", t.amount.format()))
-    if len(flagged) > LIST_MAX:
-        lines.append((f"... and {len(flagged) - LIST_MAX} more", ""))
+    if len(flagged_refs) > LIST_MAX:
+        lines.append((f"... and {len(flagged_refs) - LIST_MAX} more", ""))
     lines.append(("SECURITY", ""))
     lines.append(("Wrong PINs", str(security["wrong_pins"])))
     lines.append(("Lock-outs", str(security["lockouts"])))
@@ -218,7 +221,7 @@ def build(journal: Journal, *, terminal_id: str, kind: str, since: dt.datetime |
         **fig,
         "unsynced": [t.ref for t in unsynced],
         "unsynced_totals": _sum_lines(unsynced),
-        "flagged": [t.ref for t in flagged],
+        "flagged": flagged_refs,
         "security": security,
     }
     return Report(kind, number, terminal_id, since, until, lines, payload)

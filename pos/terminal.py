@@ -626,7 +626,7 @@ class Terminal:
                      since: dt.datetime | None = None) -> list[Txn]:
         states = None
         if state == "flagged":
-            return self.journal.flagged()
+            return self.journal.flagged(limit=limit)
         if state == "unsynced":
             states = list(SYNC_STATES)
         elif state:
@@ -875,11 +875,18 @@ class Terminal:
 
         if override_by is not None and not override_by.is_supervisor:
             raise InputError("Only a supervisor can override the day close")
-        return reports.close_day(self.journal, terminal_id=self.settings.terminal_id,
-                                 now=self.ctx.clock(), operator=self.ctx.operator,
-                                 override_by=override_by.name if override_by else None,
-                                 keep_backups=self.settings.backup.keep,
-                                 allow_empty=allow_empty)
+        rep = reports.close_day(self.journal, terminal_id=self.settings.terminal_id,
+                                now=self.ctx.clock(), operator=self.ctx.operator,
+                                override_by=override_by.name if override_by else None,
+                                keep_backups=self.settings.backup.keep,
+                                allow_empty=allow_empty)
+        # After the Z and its backup (which still holds every row): archive what is due.
+        from pos.housekeeping import after_z
+
+        archived = after_z(self.journal, self.settings, self.ctx.clock())
+        if archived is not None:
+            rep.payload["archive"] = archived
+        return rep
 
     def backup_if_due(self) -> str | None:
         """The scheduled journal backup (pos/backup.py); the file name when one was made.

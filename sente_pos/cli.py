@@ -216,6 +216,8 @@ def cmd_journal(args: argparse.Namespace, settings: Settings) -> int:
         return _restore(args, settings)
     journal = Journal.open(home / "journal.db")
     try:
+        if args.action in ("archive", "unarchive"):
+            return _archive(args, settings, journal)
         if args.action == "security":
             return _security_log(args, journal)
         if args.action == "export":
@@ -236,7 +238,7 @@ def cmd_journal(args: argparse.Namespace, settings: Settings) -> int:
             return _journal_ref(args, journal)
         states = None
         if args.status == "flagged":
-            rows = journal.flagged()
+            rows = journal.flagged(limit=args.limit)
         else:
             if args.status == "unsynced":
                 states = list(SYNC_STATES)
@@ -259,6 +261,41 @@ def cmd_journal(args: argparse.Namespace, settings: Settings) -> int:
         journal.close()
 
 
+def _archive(args: argparse.Namespace, settings: Settings, journal: Any) -> int:
+    """``journal archive [--dry-run] [--compact]``: settled rows older than
+    ``journal.archive_after_days`` to ``archive/``; ``journal unarchive FILE``: put a
+    file's rows back (README "Housekeeping")."""
+    import datetime as dt
+
+    from pos import housekeeping
+    from pos.journal import archive
+
+    now = dt.datetime.now(dt.UTC)
+    if args.action == "unarchive":
+        if not args.backup:
+            raise_input("journal unarchive needs the archive file's name "
+                        "(e.g. journal-2025-03.jsonl.gz)")
+        n = archive.restore(journal, args.backup, now=now)
+        emit(args, {"restored": n, "file": args.backup},
+             f"put {n} rows of {args.backup} back into the journal")
+        return EXIT_OK
+    rep = housekeeping.archive_due(journal, settings, now=now, dry_run=args.dry_run)
+    data = rep.to_json()
+    verb = "would archive" if rep.dry_run else "archived"
+    text = (f"{verb} {rep.rows} rows settled before {rep.cutoff[:10]}"
+            + "".join(f"\n  {name}: {n} rows" for name, n in rep.files.items())
+            + (f"\n  {rep.held_by_family} kept with a relative that must stay"
+               if rep.held_by_family else "")
+            + "".join(f"\n  recovered: {line}" for line in rep.recovered)
+            + (f"\n  {rep.freed_pages} free pages given back" if rep.freed_pages else ""))
+    if args.compact and not args.dry_run:
+        data["compact"] = housekeeping.compact(journal)
+        text += "\n  compact: " + ("done" if data["compact"]["compacted"]
+                                   else data["compact"]["reason"])
+    emit(args, data, text)
+    return EXIT_OK
+
+
 def _journal_ref(args: argparse.Namespace, journal: Any) -> int:
     """``journal --ref REF``: the row (looked up by ref, however old), its void or refund
     and its event trail; JSON: a list of one row with ``events`` (and ``void``)."""
@@ -266,7 +303,13 @@ def _journal_ref(args: argparse.Namespace, journal: Any) -> int:
 
     txn = journal.get(args.ref)
     if txn is None:
-        raise_input(f"No transaction with ref {args.ref}")
+        from pos.journal import archive
+
+        kept = archive.committed(journal)
+        raise_input(f"No transaction with ref {args.ref}" + (
+            f" in the journal; {sum(int(v.get('rows', 0)) for v in kept.values())} archived"
+            f" rows are in {archive.archive_dir(journal.path)} (zgrep {args.ref} "
+            f"{archive.archive_dir(journal.path)}/*.gz)" if kept else ""))
     events = journal.events(txn.ref)
     mark = voids.mark(journal, txn)
     row = dict(txn.to_json(), events=[e.to_json() for e in events],
@@ -664,10 +707,19 @@ def build_parser() -> argparse.ArgumentParser:
     add("sync", cmd_sync, "drain the outbox once and print what happened")
 
     j = add("journal", cmd_journal, "list or export the journal")
-    j.add_argument("action", nargs="?", choices=["list", "export", "security", "restore"],
+    j.add_argument("action", nargs="?", choices=["list", "export", "security", "restore",
+                                                 "archive", "unarchive"],
                    default="list", help="security: wrong PINs, lock-outs, operators added; "
-                   "restore [BACKUP]: list backups, or restore one (supervisor PIN on stdin)")
-    j.add_argument("backup", nargs="?", help="with restore: the backup (number or name)")
+                   "restore [BACKUP]: list backups, or restore one (supervisor PIN on stdin); "
+                   "archive: settled rows older than journal.archive_after_days to "
+                   "archive/*.jsonl.gz; unarchive FILE: put a file's rows back")
+    j.add_argument("backup", nargs="?", metavar="NAME",
+                   help="with restore: the backup (number or name); with unarchive: the "
+                   "archive file")
+    j.add_argument("--dry-run", action="store_true", help="with archive: only say what")
+    j.add_argument("--compact", action="store_true",
+                   help="with archive: one full VACUUM turning on incremental auto-vacuum "
+                   "(a journal made before it; needs ~2x its size free)")
     j.add_argument("--status", help="state, or 'unsynced' / 'flagged'")
     j.add_argument("--since", help="ISO date/time")
     j.add_argument("--search")

@@ -29,10 +29,11 @@ def test_all_green_with_fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
                             printer=lambda: Check("printer", True, "fake printer ready"))
     by = {c.name: c for c in checks}
     assert set(by) == {"camera", "printer", "patasente", "pawacard", "disk", "journal",
-                       "clock", "backups", "secrets"}
+                       "storage", "clock", "backups", "secrets"}
     assert all(c.ok for c in checks), [c.line() for c in checks]
     assert "clock skew" in by["pawacard"].detail
     assert "integrity ok" in by["journal"].detail
+    assert "0 rows" in by["storage"].detail and "auto_vacuum incremental" in by["storage"].detail
 
 
 def test_failures_are_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -107,3 +107,30 @@ def test_refund_checks_are_scheduled_and_cleared(journal: Journal, clock: Clock)
         " tender = 'card' AND kind IN ('vend', 'postpaid') AND state IN ('failed',"
         " 'declined', 'declined_offline') AND next_attempt_at <= '2027'"))
     assert "USING INDEX txns_state_due (state=? AND next_attempt_at" in plan
+
+
+def test_flagged_rows_come_from_their_partial_index_in_order(journal: Journal) -> None:
+    """Issue 15 at 1,000,000 rows: a report's first flagged lines and the flagged page
+    read the partial index txns_flagged (no sort of every flagged row)."""
+    from pos.journal.schema import FLAGGED_SQL
+    from pos.journal.states import FLAGGED_STATES
+
+    expected = "state IN (" + ", ".join(
+        f"'{s}'" for s in sorted(str(x) for x in FLAGGED_STATES)) + ")"
+    assert expected == FLAGGED_SQL
+    refs = []
+    for _ in range(5):
+        ref = _sale(journal, state=State.queued, offline=True)
+        journal.transition(ref, State.expired)
+        refs.append(ref)
+    _sale(journal)
+    from pos.journal.store import _FLAGGED_FROM
+
+    for sql in (f"SELECT ref FROM {_FLAGGED_FROM} ORDER BY created_at, rowid LIMIT 3",
+                f"SELECT COUNT(*) FROM {_FLAGGED_FROM}"):
+        plan = " ".join(str(r[3]) for r in journal._query("EXPLAIN QUERY PLAN " + sql))
+        assert "txns_flagged" in plan and "TEMP B-TREE" not in plan, plan
+    assert [t.ref for t in journal.ref_lines(FLAGGED_STATES, limit=3)] == refs[:3]
+    assert journal.refs_in(FLAGGED_STATES) == refs
+    assert [t.ref for t in journal.flagged(limit=2)] == refs[:2]
+    assert journal.flagged_count() == 5

@@ -198,6 +198,7 @@ def test_migration_backfills_periods_and_totals(tmp_path: Path) -> None:
                   "shifts", "products"):  # V_COUNTER's and V_HUB_COUNTER's (after V_GROWTH)
         conn.execute(f"DROP TABLE IF EXISTS {table}")
     conn.execute("ALTER TABLE operators DROP COLUMN disabled_at")  # V_OPERATOR_STATE's
+    conn.execute("DROP INDEX txns_flagged")  # V_HOUSEKEEPING's
     conn.execute("DROP TRIGGER txns_totals_insert")
     conn.execute("DROP TRIGGER txns_totals_state")
     conn.execute("DROP TABLE totals")
@@ -222,3 +223,26 @@ def test_migration_backfills_periods_and_totals(tmp_path: Path) -> None:
             assert journal.totals(period) == journal.recomputed_totals(period)
         assert journal.totals(1) and journal.totals(2)
         assert journal.open_period() == 2
+
+
+def test_a_long_flagged_list_is_named_in_full_and_shown_in_part(tmp_path: Path) -> None:
+    """Issue 15: the X report decoded every flagged row (thousands on a journal that
+    grew for years); it now names them all in the JSON and shows the first lines."""
+    j = Journal.open(tmp_path / "journal.db")
+    try:
+        refs = []
+        with j.batch():
+            for _ in range(reports.LIST_MAX + 7):
+                t = j.create(Kind.vend, Money(1000, "UGX"), tender=Tender.cash,
+                             operator="ann", terminal_id="T1", state=State.queued,
+                             offline=True)
+                j.transition(t.ref, State.expired)
+                refs.append(t.ref)
+        rep = reports.x_report(j, terminal_id="T1", now=datetime.now(UTC))
+        assert rep.payload["flagged"] == refs
+        lines = dict(rep.lines)
+        assert lines["FLAGGED"] == str(len(refs))
+        assert lines["... and 7 more"] == ""
+        assert f"{refs[0]} expired" in lines and f"{refs[-1]} expired" not in lines
+    finally:
+        j.close()

@@ -25,7 +25,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime, timedelta
@@ -50,7 +50,7 @@ from pos.journal.models import (
     from_iso,
     iso,
 )
-from pos.journal.schema import migrate
+from pos.journal.schema import FLAGGED_SQL, migrate
 from pos.journal.states import (
     FLAGGED_STATES,
     INITIAL_STATES,
@@ -160,12 +160,28 @@ _REFUND_CHECK_WHERE = (
     "next_attempt_at IS NOT NULL AND tender = 'card' AND kind IN ('vend', 'postpaid')"
     " AND state IN ('failed', 'declined', 'declined_offline')"
 )
+#: WAL policy (see Journal._configure).
+WAL_AUTOCHECKPOINT_PAGES = 4000
+WAL_SIZE_LIMIT_BYTES = 32 * 1024 * 1024
 #: States in which a row is held by the process that made it (its lease).
 _LEASED = frozenset({State.created, State.sending})
 
 
 def _placeholders(n: int) -> str:
     return ",".join("?" * n)
+
+
+#: The flagged rows, in creation order, from their partial index (schema V_HOUSEKEEPING).
+_FLAGGED_FROM = f"txns INDEXED BY txns_flagged WHERE {FLAGGED_SQL}"
+
+
+def _states_where(states: Iterable[State]) -> tuple[str, list[str]]:
+    """``txns WHERE state IN (...)``; the flagged states through their partial index
+    ``txns_flagged`` (its own literal term, so SQLite may use it) in creation order."""
+    sv = sorted({str(State(s)) for s in states})
+    if set(sv) == {str(s) for s in FLAGGED_STATES}:
+        return _FLAGGED_FROM, []
+    return f"txns WHERE state IN ({_placeholders(len(sv))})", sv
 
 
 class Journal:
@@ -243,12 +259,21 @@ class Journal:
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA secure_delete = ON")
+        # SD-card writes (README "Housekeeping"): a checkpoint every 4,000 pages (16 MiB
+        # at 4 KiB) instead of SQLite's 1,000 writes the hot pages (totals, indexes)
+        # back once for ~4x as many sales; the WAL file is cut back to 32 MiB after a
+        # checkpoint, so a long reader never leaves it large.
+        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
 
     @classmethod
     def _initialise(cls, tmp: Path, busy_timeout_ms: int) -> None:
         """A complete new journal at ``tmp`` (then linked into place by health.prepare)."""
         conn = sqlite3.connect(tmp, isolation_level=None, timeout=busy_timeout_ms / 1000)
         try:
+            # Before the first table: pages freed by archiving can be given back to the
+            # file system a few at a time (release_free_pages), never by a full VACUUM.
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             cls._configure(conn, busy_timeout_ms)
             migrate(conn)
             conn.execute("INSERT INTO meta(key, value) VALUES ('journal_id', ?)",
@@ -390,9 +415,14 @@ class Journal:
         own in the journal (:mod:`pos.pinguard`): check and record in one step."""
         return self._write()
 
-    def query(self, sql: str, params: Iterable[Any] = ()) -> builtins.list[sqlite3.Row]:
+    def query(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()
+              ) -> builtins.list[sqlite3.Row]:
         """A read of the tables a module keeps in the journal (:mod:`pos.shifts`,
-        :mod:`pos.sales`, :mod:`pos.catalogue`)."""
+        :mod:`pos.sales`, :mod:`pos.catalogue`, :mod:`pos.journal.archive`); ``params``
+        positional, or a mapping for named ``:parameters``."""
+        if isinstance(params, Mapping):
+            with self._lock:
+                return self._conn.execute(sql, dict(params)).fetchall()
         return self._query(sql, params)
 
     @contextmanager
@@ -824,30 +854,39 @@ class Journal:
                 out.append(txn)
         return out
 
-    def flagged(self) -> builtins.list[Txn]:
-        """Items the merchant must see until a supervisor resolves them, oldest first."""
-        sv = [str(s) for s in FLAGGED_STATES]
+    def flagged(self, limit: int | None = None) -> builtins.list[Txn]:
+        """Items the merchant must see until a supervisor resolves them, oldest first
+        (the first ``limit``)."""
         rows = self._query(
-            f"SELECT * FROM txns WHERE state IN ({_placeholders(len(sv))})"
-            " ORDER BY created_at, rowid", sv,
+            f"SELECT * FROM {_FLAGGED_FROM} ORDER BY created_at, rowid"
+            + (" LIMIT ?" if limit is not None else ""),
+            [int(limit)] if limit is not None else [],
         )
         return [_to_txn(r) for r in rows]
 
-    def ref_lines(self, states: Iterable[State]) -> builtins.list[RefLine]:
-        """Ref, kind, state and amount of every row in ``states``, oldest first, through
-        the state index and without decoding rows (see :class:`RefLine`)."""
-        sv = [str(s) for s in states]
+    def ref_lines(self, states: Iterable[State], limit: int | None = None
+                  ) -> builtins.list[RefLine]:
+        """Ref, kind, state and amount of every row in ``states`` (the first ``limit``),
+        oldest first, through the state index and without decoding rows (see
+        :class:`RefLine`)."""
+        where, sv = _states_where(states)
         rows = self._query(
-            "SELECT ref, kind, state, amount_minor, currency FROM txns"
-            f" WHERE state IN ({_placeholders(len(sv))}) ORDER BY created_at, rowid", sv)
+            f"SELECT ref, kind, state, amount_minor, currency FROM {where}"
+            " ORDER BY created_at, rowid" + (" LIMIT ?" if limit is not None else ""),
+            [*sv, *([int(limit)] if limit is not None else [])])
         return [RefLine(r["ref"], r["kind"], r["state"], Money(r["amount_minor"], r["currency"]))
                 for r in rows]
 
+    def refs_in(self, states: Iterable[State]) -> builtins.list[str]:
+        """The refs of every row in ``states``, oldest first (strings only: a report of a
+        long-lived journal names thousands of flagged rows)."""
+        where, sv = _states_where(states)
+        return [r[0] for r in self._query(
+            f"SELECT ref FROM {where} ORDER BY created_at, rowid", sv)]
+
     def flagged_count(self) -> int:
         """How many items are flagged (an index count: the status bar asks every second)."""
-        sv = [str(s) for s in FLAGGED_STATES]
-        rows = self._query(
-            f"SELECT COUNT(*) AS n FROM txns WHERE state IN ({_placeholders(len(sv))})", sv)
+        rows = self._query(f"SELECT COUNT(*) AS n FROM {_FLAGGED_FROM}")
         return int(rows[0]["n"])
 
     # ------------------------------------------------------------ kept totals
@@ -1048,6 +1087,48 @@ class Journal:
             row = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         return int(row[0]), int(row[1]), int(row[2])
 
+    def pages(self) -> dict[str, int]:
+        """Page size, pages, free pages and the auto_vacuum mode (0 none, 2 incremental)."""
+        with self._lock:
+            return {name: int(self._conn.execute(f"PRAGMA {name}").fetchone()[0])
+                    for name in ("page_size", "page_count", "freelist_count", "auto_vacuum")}
+
+    def release_free_pages(self, keep: int, step: int = 1000) -> int:
+        """Give free pages beyond ``keep`` back to the file system, ``step`` pages per
+        short write transaction (a sale waits at most one step). Only a journal made
+        with ``auto_vacuum = INCREMENTAL`` (new ones; :meth:`compact` converts an old
+        one); otherwise SQLite reuses the free pages for new rows. Returns pages freed."""
+        released = 0
+        while True:
+            info = self.pages()
+            if info["auto_vacuum"] != 2 or info["freelist_count"] <= keep:
+                return released
+            n = min(step, info["freelist_count"] - keep)
+            if not self._checked.is_set() or self._damage is not None:
+                self.verified()
+            with self._lock:
+                try:
+                    self._conn.executescript(
+                        f"BEGIN IMMEDIATE; PRAGMA incremental_vacuum({int(n)}); COMMIT;")
+                except sqlite3.OperationalError as exc:
+                    self._rollback()
+                    raise _unwritable(exc) from exc
+            released += info["freelist_count"] - self.pages()["freelist_count"]
+
+    def compact(self) -> None:
+        """ONE full ``VACUUM`` that also turns on ``auto_vacuum = INCREMENTAL`` (a journal
+        made before it): rewrites the whole file through the WAL, so it needs free space
+        of about twice the journal and holds the journal for its duration. Never on the
+        counter's path: ``sente-pos journal archive --compact`` only."""
+        self.verified()
+        with self._lock:
+            try:
+                self._conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                self._conn.execute("VACUUM")
+            except sqlite3.OperationalError as exc:
+                raise _unwritable(exc) from exc
+        self.checkpoint()
+
     def _scrub(self) -> None:
         busy, _, _ = self.checkpoint()
         # If another process held a read snapshot, the WAL could not be truncated yet;
@@ -1140,6 +1221,10 @@ class Journal:
                 "INSERT INTO meta(key, value) VALUES (?, ?)"
                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, str(value)),
             )
+
+    def meta_delete(self, key: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM meta WHERE key = ?", (key,))
 
     # ---------------------------------------------------------------- helpers
     def _row(self, conn: sqlite3.Connection, ref: str) -> sqlite3.Row:

@@ -165,7 +165,8 @@ async def grab_id_photo(app: SentePOSApp) -> str | None:
 async def activate_sente(app: SentePOSApp) -> None:
     term = app.terminal
     lookup = await scan_card(app, "Scan the new Sente card")
-    if lookup is None:
+    if lookup is None or not await app.push_screen_wait(
+            CardSummaryScreen(lookup, "Sente card", activating="sente")):
         return
     details = await app.push_screen_wait(KycForm("Sente card: customer details"))
     if details is None:
@@ -205,7 +206,8 @@ async def activate_sente(app: SentePOSApp) -> None:
 
 async def activate_gift(app: SentePOSApp) -> None:
     lookup = await scan_card(app, "Scan the gift card")
-    if lookup is None or not await app.push_screen_wait(CardSummaryScreen(lookup, "Gift card")):
+    if lookup is None or not await app.push_screen_wait(
+            CardSummaryScreen(lookup, "Gift card", activating="gift")):
         return
     supervisor = None
     if lookup.has_pin:  # activated before: its PIN is replaced, with no way to check it

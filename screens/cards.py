@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from textual import events, on
 from textual.app import ComposeResult
@@ -66,25 +66,31 @@ class CardSummaryScreen(Step[bool]):
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("enter", "go", "Continue")]
 
     def __init__(self, lookup: CardLookup, title: str = "Card", *, paying: bool = False,
-                 balances: bool = False) -> None:
+                 balances: bool = False,
+                 activating: Literal["gift", "sente"] | None = None) -> None:
         super().__init__(title)
         self.lookup = lookup
         self.balances = balances
         #: For a payment, a card that cannot pay (locked, inactive, expired, no PIN) is
-        #: refused here, before an amount, a hand-over or a PIN is asked for.
-        self.refused = paying and bool(payment_refusals(lookup))
+        #: refused here, before an amount, a hand-over or a PIN is asked for; for an
+        #: activation, a card that cannot be activated, before a PIN or the KYC.
+        self._refusals = (payment_refusals(lookup) if paying else
+                          lookup.activation_problems(activating) if activating else [])
+        self._what = "pay" if paying else "be activated"
+        self.refused = bool(self._refusals)
 
     def body(self) -> ComposeResult:
         rows = summary_lines(self.lookup, balances=self.balances)
         width = max(len(label) for label, _ in rows) + 2
         text = "\n".join(f"{label:<{width}}{value}" for label, value in rows)
         yield Plain(text, classes="summary", id="card-summary")
-        problems = payment_refusals(self.lookup) if self.refused else self.lookup.problems
+        problems = self._refusals if self.refused else self.lookup.problems
         for problem in problems:
             yield Plain(f"{self.app_glyph('warn')} {problem}", classes="error-text")
         if self.refused:
-            yield Static("This card cannot pay: ask for another card or another tender.",
-                         classes="step-note")
+            advice = ("ask for another card or another tender" if self._what == "pay"
+                      else "nothing was changed")
+            yield Static(f"This card cannot {self._what}: {advice}.", classes="step-note")
             yield Button("Back", id="card-continue", variant="primary")
             return
         if self.lookup.offline:

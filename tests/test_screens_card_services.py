@@ -250,6 +250,8 @@ async def test_sente_kyc_activation(term, sandbox):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
         await open_service(pilot, "1", data.CARD_SENTE_NEW)
+        await wait_screen(pilot, CardSummaryScreen, timeout=15)
+        await pilot.press("enter")
         await wait_screen(pilot, KycForm, timeout=15)
         await type_text(pilot, "Amina Nakku")
         await pilot.press("enter")
@@ -275,3 +277,26 @@ async def test_sente_kyc_activation(term, sandbox):
         assert "APPROVED" in screen_text(app)
     card = sandbox.state.patasente.card(data.CARD_SENTE_NEW)
     assert card.status == "active" and card.has_pin
+
+
+@pytest.mark.parametrize(("key", "card", "why"), [
+    ("1", data.CARD_ACTIVE, "already active"),  # "already assigned" after the KYC
+    ("1", data.CARD_GIFT_INACTIVE, "not a Sente card"),  # "Card doesn't exist." after it
+    ("2", data.CARD_ACTIVE, "not a gift card"),
+])
+async def test_a_card_that_cannot_be_activated_is_refused_at_its_summary(term, sandbox, key,
+                                                                         card, why):
+    """BUG (issue 13): gift activation of an active card asked for a PIN twice and a
+    phone number, then said "already active"; Sente activation of a gift card ran the
+    whole KYC and ended "Card doesn't exist.". Refused at the card's summary now, before
+    a PIN or the customer's details."""
+    app = app_for(term.settings, term)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await open_service(pilot, key, card)
+        await wait_screen(pilot, CardSummaryScreen, timeout=15)
+        text = screen_text(app)
+        assert why in text and "cannot be activated" in text
+        await pilot.press("enter")  # Back
+        await wait_screen(pilot, HomeScreen)
+    assert term.journal_list() == []

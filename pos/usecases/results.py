@@ -51,6 +51,24 @@ class CardLookup:
             return self.info.status
         return self.cached.status if self.cached is not None else "unknown"
 
+    def activation_problems(self, kind: Literal["gift", "sente"]) -> list[str]:
+        """Why this card cannot be activated as ``kind``, decided at look-up: before a
+        PIN is chosen or the customer's details are typed (the issuer would refuse at
+        the end: "already active", "Card doesn't exist.")."""
+        out: list[str] = []
+        if kind == "sente" and self.card.is_gift:
+            out.append("This is a gift card, not a Sente card")
+        if kind == "gift" and not self.card.is_gift:
+            out.append(f"This is a {self.card.card_type}, not a gift card")
+        if self.offline or self.info is None:
+            out.append("The card service cannot be reached: a card is activated online only")
+        elif self.status == "active":
+            out.append("This card is already active" + (
+                ": it belongs to an account" if kind == "sente" else ""))
+        elif self.status in ("locked", "expired"):
+            out.append(f"This card is {self.status}")
+        return out
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "card": self.card.to_json(),

@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV_")}
+    # COLUMNS / LINES would override the terminal's size (pytest-xdist's workers set them).
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("OPENCV_") and k not in ("COLUMNS", "LINES")}
     env.update(PYTHONPATH=str(ROOT), TERM="xterm-256color", **extra)
     return env
 

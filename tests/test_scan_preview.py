@@ -282,10 +282,14 @@ def test_previews_come_at_most_preview_fps() -> None:
     camera.start()
     try:
         deadline = time.monotonic() + 30
-        while len(stamps) < 4 and time.monotonic() < deadline:
+        while len(stamps) < 9 and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
         camera.stop()
-    assert len(stamps) >= 4
-    gaps = [b - a for a, b in itertools.pairwise(stamps)]
-    assert min(gaps) >= 0.19  # a lower bound: the rate limit holds, however slow the machine
+    assert len(stamps) >= 9
+    # Stamped where they arrive: one delivered late (a loaded machine delays the
+    # preview thread) shortens the gap after it, so the bound is on the mean gap over
+    # eight -- a lower bound, which a slow machine only raises. Without the limit the
+    # 200 fps camera would give a preview per decoded frame (gaps of a few ms).
+    gaps = [b - a for a, b in itertools.pairwise(stamps[:9])]
+    assert sum(gaps) / len(gaps) >= 0.15, gaps

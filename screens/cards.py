@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
-from textual import events, on
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Button, Static
@@ -13,6 +13,7 @@ from pos.errors import ProviderError
 from pos.money import Money
 from screens.dialogs import ChoiceDialog, Step
 from screens.entry import PinScreen
+from screens.handover import ReadyStep
 from screens.scan import ScanScreen
 from screens.widgets import ChargePanel, Plain
 
@@ -112,12 +113,13 @@ class CardSummaryScreen(Step[bool]):
         self.dismiss(False)
 
 
-class HandOverScreen(Step[bool]):
+class HandOverScreen(ReadyStep):
     """Tells the cashier to hand the terminal to the customer, who sees what the card will
     be charged (the quote: in the card's currency, with the sale amount and the rate when
     converted) before typing the PIN."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("enter", "go", "Customer ready")]
+    READY_ID = "handover-ok"
 
     def __init__(self, quote: Quote, wallet: str, *, renewed: bool = False) -> None:
         super().__init__("Hand the terminal to the customer")
@@ -132,22 +134,7 @@ class HandOverScreen(Step[bool]):
         yield ChargePanel(self.quote, self.wallet, id="handover-amount")
         yield Static("Customer: check the amount, then press Enter (or OK) to type your PIN.",
                      classes="step-note")
-        yield Button("OK", id="handover-ok", variant="primary")
-
-    def on_mount(self) -> None:
-        self.query_one("#handover-ok", Button).focus()
-
-    @on(Button.Pressed, "#handover-ok")
-    def action_go(self) -> None:
-        self.dismiss(True)
-
-    def action_cancel(self) -> None:
-        self.dismiss(False)
-
-    def on_key(self, event: events.Key) -> None:
-        if event.key == "enter":
-            event.stop()
-            self.dismiss(True)
+        yield Button("OK", id=self.READY_ID, variant="primary")
 
 
 async def scan_card(app: SentePOSApp, title: str = "Scan the card",

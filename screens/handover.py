@@ -13,7 +13,33 @@ from screens.dialogs import Step
 from screens.widgets import Plain
 
 
-class HandOverNotice(Step[bool]):
+class ReadyStep(Step[bool]):
+    """A step the person now holding the terminal confirms: Enter or the OK button
+    (``READY_ID``) goes on, Escape cancels."""
+
+    READY_ID = "handover-ready"
+
+    def on_mount(self) -> None:
+        self.query_one(f"#{self.READY_ID}", Button).focus()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == self.READY_ID:
+            self.action_go()
+
+    def action_go(self) -> None:
+        self.dismiss(True)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+    def on_key(self, event: events.Key) -> None:
+        if event.key == "enter":
+            event.stop()
+            self.dismiss(True)
+
+
+class HandOverNotice(ReadyStep):
     """``Hand the terminal to <whom>``, what for (large), and what they do next."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("enter", "go", "Ready")]
@@ -31,19 +57,4 @@ class HandOverNotice(Step[bool]):
     def body(self) -> ComposeResult:
         yield Plain(self.purpose, id="handover-purpose")
         yield Static(self.note, classes="step-note", markup=False)
-        yield Button("OK", id="handover-ready", variant="primary")
-
-    def on_mount(self) -> None:
-        self.query_one("#handover-ready", Button).focus()
-
-    @on(Button.Pressed, "#handover-ready")
-    def action_go(self) -> None:
-        self.dismiss(True)
-
-    def action_cancel(self) -> None:
-        self.dismiss(False)
-
-    def on_key(self, event: events.Key) -> None:
-        if event.key == "enter":
-            event.stop()
-            self.dismiss(True)
+        yield Button("OK", id=self.READY_ID, variant="primary")

@@ -266,15 +266,15 @@ def test_simulated_camera_delivers_each_card_once() -> None:
 def test_simulated_camera_show_and_rescan_after_window(tmp_path: Path) -> None:
     scans: list[str] = []
     (image,) = make_cards(tmp_path, [CARD_B])
-    # Held for 40 frames (0.2 s): the pipeline drops frames its decoder has no time for,
-    # so a card shown for a handful of frames can go unseen on a loaded machine.
+    # Held for 200 frames (1 s): the pipeline drops frames its decoder (at a lower
+    # priority) has no time for, so a card shown briefly can go unseen under load.
     cam = SimulatedCamera([], on_scan=scans.append, fps=200, dedupe_seconds=0.3,
-                          hold_frames=40, gap_frames=1)
+                          hold_frames=200, gap_frames=1)
     cam.start()
     try:
         cam.show(CARD_A)
         assert _wait(lambda: scans == [CARD_A])
-        time.sleep(0.8)  # out of view (after its 0.2 s) for longer than the 0.3 s window
+        time.sleep(1.5)  # out of view (after its 1 s) for longer than the 0.3 s window
         cam.show(CARD_A)  # gone from view longer than the window: a new scan
         assert _wait(lambda: scans == [CARD_A, CARD_A])
         cam.show(image)  # an image file

@@ -135,6 +135,9 @@ def test_a_debit_killed_mid_request_is_never_resent_without_its_pin(sb: SandboxS
     is no PIN to send), never flags it as money owed; it ends done (applied) or
     cancelled (not applied) -- decided only after the settle window."""
     h = CrashHarness(tmp_path, sb, seed=4)
+    # The provider holds each debit 1.2 s: the settle window must be longer than that
+    # (the harness's 1 s is not; production's is 180 s), or "absent" is asked too soon.
+    h.env["SENTE_POS_RECONCILE__SETTLE_SECONDS"] = "3.0"
     card = data.CARD_ACTIVE
     rc, _ = h.cli("card", "show", card.payload, "--json")
     assert rc == 0

@@ -19,6 +19,29 @@ _REF = r"^[A-Za-z0-9_-]{1,40}$"
 MAX_ROW_BYTES = 32_000
 
 
+def _utc(v: str | None) -> str | None:
+    """An aware ISO time in the journal's fixed-width UTC form (sorts as text)."""
+    if v is None:
+        return v
+    import datetime as dt
+
+    try:
+        stamp = dt.datetime.fromisoformat(v)
+    except ValueError:
+        raise ValueError("not an ISO 8601 time") from None
+    if stamp.tzinfo is None:
+        raise ValueError("a time without its zone")
+    return stamp.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def _row_json(model: BaseModel, what: str, cap: int) -> str:
+    """The row as the hub stores it (compact, keys sorted), refused past ``cap`` bytes."""
+    text = json.dumps(model.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)
+    if len(text) > cap:
+        raise ValueError(f"{what} is larger than {cap} bytes")
+    return text
+
+
 class Amount(BaseModel):
     model_config = ConfigDict(extra="ignore")
     minor: int = Field(ge=0)
@@ -46,23 +69,10 @@ class TxnIn(BaseModel):
     @field_validator("created_at", "updated_at", "settled_at")
     @classmethod
     def _aware(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        import datetime as dt
-
-        try:
-            stamp = dt.datetime.fromisoformat(v)
-        except ValueError:
-            raise ValueError("not an ISO 8601 time") from None
-        if stamp.tzinfo is None:
-            raise ValueError("a time without its zone")
-        return stamp.astimezone(dt.UTC).isoformat(timespec="microseconds")
+        return _utc(v)
 
     def row_json(self) -> str:
-        text = json.dumps(self.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)
-        if len(text) > MAX_ROW_BYTES:
-            raise ValueError(f"transaction {self.ref} is larger than {MAX_ROW_BYTES} bytes")
-        return text
+        return _row_json(self, f"transaction {self.ref}", MAX_ROW_BYTES)
 
 
 class EventIn(BaseModel):
@@ -82,21 +92,6 @@ class ZIn(BaseModel):
     number: int = Field(ge=1)
     created_at: str = Field(min_length=19, max_length=32)
     payload: dict[str, Any]
-
-
-def _utc(v: str | None) -> str | None:
-    """An aware ISO time in the journal's fixed-width UTC form (sorts as text)."""
-    if v is None:
-        return v
-    import datetime as dt
-
-    try:
-        stamp = dt.datetime.fromisoformat(v)
-    except ValueError:
-        raise ValueError("not an ISO 8601 time") from None
-    if stamp.tzinfo is None:
-        raise ValueError("a time without its zone")
-    return stamp.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
 _TS = Field(min_length=19, max_length=32)
@@ -177,10 +172,7 @@ class SaleIn(BaseModel):
         return self
 
     def row_json(self) -> str:
-        text = json.dumps(self.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)
-        if len(text) > MAX_ROW_BYTES * 4:
-            raise ValueError(f"sale {self.id} is larger than {MAX_ROW_BYTES * 4} bytes")
-        return text
+        return _row_json(self, f"sale {self.id}", MAX_ROW_BYTES * 4)
 
 
 class ShiftIn(BaseModel):

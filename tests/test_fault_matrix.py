@@ -218,9 +218,9 @@ async def test_fault_matrix(term: Terminal, sb: SandboxServer, device: FakeDevic
         # A slow provider finishes after the client gave up; in the field the settle
         # window (minutes) is far longer than that, so the test lets it land before the
         # fake device clock jumps past the window.
-        sent = sb.state.request_counts[f"{target.provider}/{target.endpoint}"]
-        if form == "slow" and sent and effects(sb, target) == before:
-            await until(lambda: effects(sb, target) > before)
+        # A slow request is counted only once it acted: wait for the handlers to finish.
+        if form == "slow":
+            await until(lambda: sb.state.in_flight == 0)
 
     await slow_lands()
     for i in range(4):  # the device clock passes the settle window; the outbox drains
@@ -346,11 +346,13 @@ async def test_a_slow_provider_is_never_paid_twice(term: Terminal, sb: SandboxSe
 
     res = await operate(term, sb, op, arm)
     assert res.status in ("pending", "approved")
-    sent = sb.state.request_counts[f"{target.provider}/{target.endpoint}"]
+    # Counted as they arrive: the slow request itself is counted while it sleeps.
+    sent = sb.state.received_counts[f"{target.provider}/{target.endpoint}"]
+    assert sent >= 1
     for _ in range(3):  # the provider is still at work: asked about, never re-sent
         device.advance(SETTLE / 4)
         await term.sync_now(probe=True)
-    assert sb.state.request_counts[f"{target.provider}/{target.endpoint}"] == sent
+    assert sb.state.received_counts[f"{target.provider}/{target.endpoint}"] == sent
     await until(lambda: effects(sb, target) > before)
     device.advance(SETTLE + 1)
     await term.sync_now(probe=True)

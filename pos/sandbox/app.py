@@ -120,8 +120,22 @@ class SandboxApp:
     async def _provider(self, scope: Scope, receive: Receive, send: Send, provider: str,
                         handler: Callable[[SandboxState, Req], Reply], rest: str) -> None:
         state = self.state
+        with state.lock:
+            state.in_flight += 1
+        try:
+            await self._provider_request(scope, receive, send, provider, handler, rest)
+        finally:
+            with state.lock:
+                state.in_flight -= 1
+
+    async def _provider_request(self, scope: Scope, receive: Receive, send: Send,
+                                provider: str, handler: Callable[[SandboxState, Req], Reply],
+                                rest: str) -> None:
+        state = self.state
         parts = [unquote(p) for p in rest.strip("/").split("/")] if rest.strip("/") else [""]
         endpoint, args = parts[0], parts[1:]
+        with state.lock:
+            state.received_counts[f"{provider}/{endpoint}"] += 1
         method: str = scope["method"]
         body = await _read_body(receive)
         taken = state.faults.take(provider, endpoint)

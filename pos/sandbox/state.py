@@ -350,6 +350,11 @@ class SandboxState:
         self.initial_prepaid_float = int(prepaid_float)
         self.request_log: deque[RequestRecord] = deque(maxlen=REQUEST_LOG_SIZE)
         self.request_counts: Counter[str] = Counter()
+        #: Provider requests the sandbox is handling now (a slow one sleeps before it
+        #: acts and is counted in ``request_counts`` only then).
+        self.in_flight = 0
+        #: Provider requests by endpoint as they arrive (before any fault or delay).
+        self.received_counts: Counter[str] = Counter()
         self.pawacard = PawaCardState(vendor_float=self.initial_vendor_float)
         self.patasente = new_patasente_state()
         self.patasente.prepaid_float = self.initial_prepaid_float
@@ -363,6 +368,7 @@ class SandboxState:
             self.faults.clear()
             self.request_log.clear()
             self.request_counts.clear()
+            self.received_counts.clear()
             self.pawacard = PawaCardState(vendor_float=self.initial_vendor_float)
             self.patasente = new_patasente_state()
             self.patasente.prepaid_float = self.initial_prepaid_float

@@ -293,3 +293,26 @@ def test_previews_come_at_most_preview_fps() -> None:
     # 200 fps camera would give a preview per decoded frame (gaps of a few ms).
     gaps = [b - a for a, b in itertools.pairwise(stamps[:9])]
     assert sum(gaps) / len(gaps) >= 0.15, gaps
+
+
+def test_cell_table_is_the_exhaustive_choice() -> None:
+    """Each cell's glyph and colours are the pair of least error over every foreground and
+    background (ties to the earlier glyph and colour), chosen one half at a time."""
+    from screens.widgets.camera_preview import BINS, Palette, cell_table
+
+    greys = tuple((v, f"#{v:02x}{v:02x}{v:02x}") for v in (0, 60, 128, 128, 200, 255))
+    palette = Palette(fg=greys, bg=greys[1:5], outline="#00ff00", outline_bg="#00ff00")
+    table = cell_table(palette)
+    for ub, lb in itertools.product(range(BINS), repeat=2):
+        u, lo = (ub + 0.5) * 256 / BINS, (lb + 0.5) * 256 / BINS
+        best: tuple[float, str, str, str] | None = None
+        for glyph in (UPPER, LOWER, FULL, " "):
+            for f, fc in palette.fg:
+                for b, bc in palette.bg:
+                    top, bottom = {UPPER: (f, b), LOWER: (b, f), FULL: (f, f), " ": (b, b)}[glyph]
+                    err = (u - top) ** 2 + (lo - bottom) ** 2
+                    if best is None or err < best[0] - 1e-9:
+                        best = (err, glyph, fc, bc)
+        assert best is not None
+        glyph, style = table[ub][lb]
+        assert (glyph, style.color.name, style.bgcolor.name) == best[1:], (ub, lb)

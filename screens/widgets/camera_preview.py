@@ -67,25 +67,46 @@ def _nearest(levels: Sequence[tuple[int, str]], v: float) -> tuple[int, str]:
     return min(levels, key=lambda lv: abs(lv[0] - v))
 
 
+def _first_nearest(levels: Sequence[tuple[int, str]], v: float) -> tuple[int, str]:
+    """The first level of the least squared distance to ``v`` (ties: the earlier)."""
+    best = levels[0]
+    for lv in levels[1:]:
+        if (v - lv[0]) ** 2 < (v - best[0]) ** 2 - 1e-9:
+            best = lv
+    return best
+
+
 @lru_cache(maxsize=8)
 def cell_table(palette: Palette) -> tuple[tuple[tuple[str, Style], ...], ...]:
-    """For each (upper bin, lower bin): the glyph and style closest to those two greys."""
+    """For each (upper bin, lower bin): the glyph and style closest to those two greys.
+
+    The error of a glyph is a sum of one term per half, so each colour is chosen on its
+    own (a half block: the nearest foreground to one half, the nearest background to the
+    other; a full or empty cell: the nearest to the two halves' mean), which is the same
+    choice, ties included, as trying every foreground with every background, in
+    O(levels) instead of O(levels²) per cell (2.4 M steps for 24 greys: seconds on a Pi).
+    """
+    fg, bg = palette.fg, palette.bg
     table = []
     for ub in range(BINS):
         row = []
         for lb in range(BINS):
             u, lo = (ub + 0.5) * 256 / BINS, (lb + 0.5) * 256 / BINS
-            best: tuple[float, str, Style] | None = None
-            for glyph in (UPPER, LOWER, FULL, " "):  # on a tie, the plain upper half
-                for f in palette.fg:
-                    for b in palette.bg:
-                        top, bottom = {UPPER: (f[0], b[0]), LOWER: (b[0], f[0]),
-                                       FULL: (f[0], f[0]), " ": (b[0], b[0])}[glyph]
-                        err = (u - top) ** 2 + (lo - bottom) ** 2
-                        if best is None or err < best[0] - 1e-9:
-                            best = (err, glyph, Style(color=f[1], bgcolor=b[1]))
-            assert best is not None
-            row.append((best[1], best[2]))
+            mean = (u + lo) / 2
+            fu, fl, fm = _first_nearest(fg, u), _first_nearest(fg, lo), _first_nearest(fg, mean)
+            bu, bl, bm = _first_nearest(bg, u), _first_nearest(bg, lo), _first_nearest(bg, mean)
+            # (error, glyph, foreground, background), in the order ties are settled:
+            choices = [
+                ((u - fu[0]) ** 2 + (lo - bl[0]) ** 2, UPPER, fu, bl),
+                ((u - bu[0]) ** 2 + (lo - fl[0]) ** 2, LOWER, fl, bu),
+                ((u - fm[0]) ** 2 + (lo - fm[0]) ** 2, FULL, fm, bg[0]),
+                ((u - bm[0]) ** 2 + (lo - bm[0]) ** 2, " ", fg[0], bm),
+            ]
+            best = choices[0]
+            for choice in choices[1:]:
+                if choice[0] < best[0] - 1e-9:
+                    best = choice
+            row.append((best[1], Style(color=best[2][1], bgcolor=best[3][1])))
         table.append(tuple(row))
     return tuple(table)
 

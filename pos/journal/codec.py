@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +33,31 @@ def require_row(conn: sqlite3.Connection, ref: str) -> sqlite3.Row:
     if row is None:
         raise UnknownTransaction(f"No transaction with ref {ref}")
     return row
+
+
+def parents_first(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """``rows`` (each with ``ref`` and ``parent_ref``) ordered so that a parent comes
+    before its children: the order a restore inserts them in (a row's parent must be
+    in the journal first, schema V_CONSTRAINTS). A row whose parent is not among
+    ``rows`` keeps its place (its parent is in the journal already, or it is refused)."""
+    pending = list(rows)
+    present = {r["ref"] for r in pending}
+    placed: set[str] = set()
+    out: list[Mapping[str, Any]] = []
+    while pending:
+        later = []
+        for r in pending:
+            parent = r.get("parent_ref")
+            if parent is None or parent in placed or parent not in present:
+                out.append(r)
+                placed.add(r["ref"])
+            else:
+                later.append(r)
+        if len(later) == len(pending):  # a cycle: cannot be inserted, let the journal say
+            out += later
+            break
+        pending = later
+    return out
 
 
 def mask_card_no(card_no: str | None) -> str | None:

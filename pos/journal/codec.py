@@ -11,7 +11,7 @@ from typing import Any
 
 from pos.clock import Stamp
 from pos.errors import PosError
-from pos.journal.columns import UPDATES
+from pos.journal.columns import PLAIN_NAMES, UPDATES
 from pos.journal.db import dumps
 from pos.journal.models import CachedCard, Event, Operator, Txn, ZReport, from_iso, iso
 from pos.journal.states import Kind, State, Tender
@@ -123,37 +123,19 @@ def encode_updates(fields: dict[str, Any], row: sqlite3.Row) -> dict[str, Any]:
 def to_txn(r: sqlite3.Row) -> Txn:
     total = json.loads(r["total_json"]) if r["total_json"] else None
     return Txn(
-        ref=r["ref"],
+        **{name: r[name] for name in PLAIN_NAMES},
         kind=Kind(r["kind"]),
         state=State(r["state"]),
         amount=Money(r["amount_minor"], r["currency"]),
         tender=Tender(r["tender"]),
-        operator=r["operator"],
-        terminal_id=r["terminal_id"],
-        card_id=r["card_id"],
-        card_no=r["card_no"],
-        wallet=r["wallet"],
-        meter=r["meter"],
-        account=r["account"],
-        customer_name=r["customer_name"],
-        reason=r["reason"],
-        parent_ref=r["parent_ref"],
         offline=bool(r["offline"]),
-        provider_txn_id=r["provider_txn_id"],
-        token=r["token"],
-        receipt_no=r["receipt_no"],
-        receipt_number=r["receipt_number"],
-        units=r["units"],
         charges=json.loads(r["charges_json"]) if r["charges_json"] else [],
         total=Money(total["minor"], total["currency"]) if total else None,
-        attempts=r["attempts"],
         next_attempt_at=from_iso(r["next_attempt_at"]),
-        last_error=r["last_error"],
         created_at=from_iso(r["created_at"]),  # type: ignore[arg-type]
         updated_at=from_iso(r["updated_at"]),  # type: ignore[arg-type]
         settled_at=from_iso(r["settled_at"]),
         details=json.loads(r["details_json"] or "{}", parse_float=Decimal),
-        lease_owner=r["lease_owner"],
         created_stamp=(Stamp(from_iso(r["created_at"]), float(r["created_mono"]),  # type: ignore[arg-type]
                              r["created_boot"], bool(r["clock_synced"]))
                        if r["created_boot"] is not None and r["created_mono"] is not None

@@ -20,14 +20,12 @@ from pathlib import Path
 
 from pos.backup import make_backup
 from pos.journal import Journal, Kind, State, Tender
+from pos.journal.columns import NAMES
 from pos.journal.health import quick_check
 from pos.money import Money
 
-_COLS = ("kind, state, amount_minor, currency, tender, operator, terminal_id, card_id,"
-         " card_no, wallet, meter, account, customer_name, reason, parent_ref, offline,"
-         " provider_txn_id, token, receipt_no, receipt_number, units, charges_json, total_json,"
-         " attempts, next_attempt_at, last_error, created_at, updated_at, settled_at,"
-         " details_json")
+#: Every column but the ref (pos/journal/columns.py), copied as it is.
+_COLS = ", ".join(name for name in NAMES if name != "ref")
 
 
 def build(path: Path, sales: int) -> None:

@@ -29,18 +29,15 @@ from pos.hubsync import (
     load_credential,
     refusal,
 )
+from pos.journal.codec import parents_first
+from pos.journal.columns import WIRE_NAMES
 from pos.journal.schema import rebuild_totals
 
 if TYPE_CHECKING:
     import httpx
 
-_TXN_COLUMNS = ("ref", "kind", "state", "amount_minor", "currency", "tender", "operator",
-                "terminal_id", "card_id", "card_no", "wallet", "meter", "account",
-                "customer_name", "reason", "parent_ref", "offline", "provider_txn_id", "token",
-                "receipt_no", "receipt_number", "units", "charges_json", "total_json",
-                "attempts", "next_attempt_at", "last_error", "created_at", "updated_at",
-                "settled_at", "details_json", "sends", "accepted", "clock_synced",
-                "recon_json")
+#: What the wire form of a transaction carries (pos/journal/columns.py).
+_TXN_COLUMNS = WIRE_NAMES
 
 
 def _txn_values(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -190,7 +187,7 @@ def _write_restore(path: Path, summary: dict[str, Any], txns: list[dict[str, Any
             cols = ", ".join(_TXN_COLUMNS)
             marks = ",".join("?" * len(_TXN_COLUMNS))
             conn.executemany(f"INSERT INTO txns ({cols}) VALUES ({marks})",
-                             [_txn_values(t) for t in txns])
+                             [_txn_values(dict(t)) for t in parents_first(txns)])
             known = {t["ref"] for t in txns}
             conn.executemany(
                 "INSERT INTO events(id, ref, at, from_state, to_state, note, error, operator)"

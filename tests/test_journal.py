@@ -262,7 +262,7 @@ def test_ref_is_unique(journal: Journal) -> None:
 def test_drawn_ref_clash_draws_again(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
     make(journal, ref="111111111111")
     draws = iter(["111111111111", "111111111111", "222222222222"])
-    monkeypatch.setattr(journal, "draw_ref", lambda: next(draws))
+    monkeypatch.setattr(journal.txns, "draw_ref", lambda: next(draws))
     assert make(journal).ref == "222222222222"
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from pos.clock import DeviceClock
+from pos.errors import InputError
 from pos.journal import Journal, Kind, State, Tender, archive
 from pos.journal.models import iso
 from pos.journal.search import TABLE_FTS
@@ -186,6 +187,59 @@ def test_restore_puts_the_rows_back_without_counting_them_twice(
     assert archive.committed(j) == {}
 
 
+def test_a_family_split_over_two_months_comes_back_whole(tmp_path: Path) -> None:
+    """A payment made on the 31st and its vend on the 1st go to two files; restoring the
+    later file brings the payment back too (a row's parent must be in the journal,
+    schema V_CONSTRAINTS), parents first, and renames both files."""
+    clock = Clock(datetime(2024, 3, 31, 23, 58, tzinfo=UTC))
+    j = _open(tmp_path / "journal.db", clock)
+    try:
+        d = j.create(Kind.card_debit, Money(3000, "UGX"), tender=Tender.card, card_id=7,
+                     operator="ann", terminal_id="T1")
+        j.transition(d.ref, State.sending)
+        j.transition(d.ref, State.done)
+        clock.now = datetime(2024, 4, 1, 0, 2, tzinfo=UTC)
+        v = j.create(Kind.vend, d.amount, tender=Tender.card, meter="01451174955",
+                     parent_ref=d.ref, operator="ann", terminal_id="T1")
+        j.transition(v.ref, State.sending)
+        j.transition(v.ref, State.done, token="99990000111122223333")
+        _z(j, clock)
+        clock.now = NOW
+        totals = _all_totals(j)
+        assert archive.run(j, cutoff=CUTOFF, now=NOW, hub_cursor=None).rows == 2
+        assert j.get(d.ref) is None and j.get(v.ref) is None
+        assert sorted(archive.committed(j)) == ["journal-2024-03.jsonl.gz",
+                                                "journal-2024-04.jsonl.gz"]
+        assert archive.restore(j, "journal-2024-04.jsonl.gz", now=NOW) == 2
+        assert j.require(v.ref).parent_ref == d.ref and j.get(d.ref) is not None
+        assert _all_totals(j) == totals
+        assert archive.committed(j) == {}
+        assert len(list((tmp_path / "archive").glob("*.restored-*"))) == 2
+    finally:
+        j.close()
+
+
+def test_restore_refuses_rows_whose_parent_is_nowhere(trade: dict[str, Any]) -> None:
+    """A file whose rows name a parent neither in the journal nor in any archive file
+    (its file was deleted by hand) is refused with a clear message; nothing changes."""
+    j: Journal = trade["j"]
+    archive.run(j, cutoff=CUTOFF, now=NOW, hub_cursor=None)
+    home = trade["home"]
+    path = home / "archive" / "journal-2024-03.jsonl.gz"
+    records = list(archive.read(path))
+    child = next(r for r in records if r["txn"]["parent_ref"])
+    child["txn"]["parent_ref"] = "000000000404"
+    alone = home / "archive" / "journal-2024-05.jsonl.gz"
+    alone.write_bytes(gzip.compress((json.dumps(child) + "\n").encode()))
+    j.meta_set(archive.META_FILE + alone.name,
+               json.dumps({"bytes": alone.stat().st_size, "rows": 1}))
+    before = _all_totals(j)
+    with pytest.raises(InputError, match="neither in the journal nor in an archive file"):
+        archive.restore(j, alone.name, now=NOW)
+    assert j.get(child["txn"]["ref"]) is None and _all_totals(j) == before
+    assert alone.exists()
+
+
 def test_recovery_undoes_an_unfinished_step(trade: dict[str, Any]) -> None:
     """A step killed between the file's fsync and the journal's commit: the rows are
     still in the journal and the tail is cut off (nothing twice, nothing lost)."""
@@ -218,6 +272,7 @@ sys.path.insert(0, {root!r})
 from datetime import datetime
 from pathlib import Path
 from pos.clock import DeviceClock
+from pos.errors import InputError
 from pos.journal import Journal, archive
 now = datetime.fromisoformat({now!r})
 j = Journal.open(Path({path!r}), clock=lambda: now,

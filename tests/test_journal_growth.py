@@ -42,7 +42,7 @@ def _sale(journal: Journal, **kw: object) -> str:
 def test_search_uses_the_full_text_index_and_follows_updates(journal: Journal) -> None:
     a = _sale(journal, meter="01451174955", customer_name="Jane Akello")
     b = _sale(journal, meter="04040404040", card_no="1613*****65219")
-    plan = " ".join(str(r[3]) for r in journal._query(
+    plan = " ".join(str(r[3]) for r in journal.query(
         f"EXPLAIN QUERY PLAN SELECT rowid FROM {TABLE_FTS} WHERE {TABLE_FTS} MATCH 'abc'"))
     assert "VIRTUAL TABLE INDEX" in plan
     assert [t.ref for t in journal.list(search="akello")] == [a]
@@ -53,9 +53,9 @@ def test_search_uses_the_full_text_index_and_follows_updates(journal: Journal) -
     assert [t.ref for t in journal.list(search="11112222")] == [a]
     assert journal.list(search="zz") == []  # short terms: LIKE, same answers
     assert [t.ref for t in journal.list(search="Ja")] == [a]
-    rows = journal._query(f"SELECT COUNT(*) FROM {TABLE_FTS}")
+    rows = journal.query(f"SELECT COUNT(*) FROM {TABLE_FTS}")
     assert rows[0][0] == 2
-    journal._query(f"INSERT INTO {TABLE_FTS}({TABLE_FTS}) VALUES ('integrity-check')")
+    journal.query(f"INSERT INTO {TABLE_FTS}({TABLE_FTS}) VALUES ('integrity-check')")
 
 
 def test_an_old_journal_gets_its_index_on_first_search(tmp_path: Path, clock: Clock) -> None:
@@ -102,7 +102,7 @@ def test_refund_checks_are_scheduled_and_cleared(journal: Journal, clock: Clock)
     journal.refund_checked(vend.ref, None)
     clock.now += timedelta(days=30)
     assert journal.refund_checks_due(clock.now) == []
-    plan = " ".join(str(r[3]) for r in journal._query(
+    plan = " ".join(str(r[3]) for r in journal.query(
         "EXPLAIN QUERY PLAN SELECT * FROM txns WHERE next_attempt_at IS NOT NULL AND"
         " tender = 'card' AND kind IN ('vend', 'postpaid') AND state IN ('failed',"
         " 'declined', 'declined_offline') AND next_attempt_at <= '2027'"))
@@ -124,11 +124,11 @@ def test_flagged_rows_come_from_their_partial_index_in_order(journal: Journal) -
         journal.transition(ref, State.expired)
         refs.append(ref)
     _sale(journal)
-    from pos.journal.store import _FLAGGED_FROM
+    from pos.journal.txnstore import _FLAGGED_FROM
 
     for sql in (f"SELECT ref FROM {_FLAGGED_FROM} ORDER BY created_at, rowid LIMIT 3",
                 f"SELECT COUNT(*) FROM {_FLAGGED_FROM}"):
-        plan = " ".join(str(r[3]) for r in journal._query("EXPLAIN QUERY PLAN " + sql))
+        plan = " ".join(str(r[3]) for r in journal.query("EXPLAIN QUERY PLAN " + sql))
         assert "txns_flagged" in plan and "TEMP B-TREE" not in plan, plan
     assert [t.ref for t in journal.ref_lines(FLAGGED_STATES, limit=3)] == refs[:3]
     assert journal.refs_in(FLAGGED_STATES) == refs

@@ -128,7 +128,7 @@ def test_pin_not_on_disk_after_erase(home: Path, caplog: pytest.LogCaptureFixtur
                 j.store_pin(f"00000000000{i}", "2468")
             _queued_debit(j, ref)
             j.store_pin(ref, PIN)
-            blob = bytes(j._conn.execute("SELECT blob FROM pins WHERE ref = ?", (ref,))
+            blob = bytes(j.db.conn.execute("SELECT blob FROM pins WHERE ref = ?", (ref,))
                          .fetchone()[0])
             disk = _disk_bytes(home)
             assert blob in disk  # the search below can see the sealed PIN when it is there
@@ -158,7 +158,7 @@ def test_settling_the_debit_erases_its_pin(home: Path) -> None:
         assert j.load_pin(ref) == PIN  # still needed while the outcome is open
         j.transition(ref, State.unknown)
         assert j.load_pin(ref) == PIN
-        blob = bytes(j._conn.execute("SELECT blob FROM pins").fetchone()[0])
+        blob = bytes(j.db.conn.execute("SELECT blob FROM pins").fetchone()[0])
         j.transition(ref, State.declined_offline, error="Wrong PIN")
         assert j.load_pin(ref) is None
         assert blob not in _disk_bytes(home)
@@ -172,7 +172,7 @@ def test_erase_blocked_by_a_reader_finishes_at_close(home: Path) -> None:
     j = Journal.open(home / "journal.db", vault=vault, clock=lambda: T0, busy_timeout_ms=100)
     _queued_debit(j, ref)
     j.store_pin(ref, PIN)
-    blob = bytes(j._conn.execute("SELECT blob FROM pins").fetchone()[0])
+    blob = bytes(j.db.conn.execute("SELECT blob FROM pins").fetchone()[0])
     reader = sqlite3.connect(home / "journal.db", isolation_level=None)  # e.g. `sente-pos sync`
     reader.execute("BEGIN")
     reader.execute("SELECT COUNT(*) FROM txns").fetchone()  # holds a read snapshot

@@ -46,6 +46,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pos.errors import InputError, PosError
+from pos.journal.codec import parents_first
+from pos.journal.columns import NAMES
 from pos.journal.models import iso
 from pos.journal.states import FINAL_STATES
 
@@ -454,12 +456,44 @@ def read(path: Path, length: int | None = None) -> Iterator[dict[str, Any]]:
             yield rec
 
 
+def _with_parents(journal: Journal, directory: Path, name: str,
+                  records: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """The records of file ``name`` and of every other archive file that holds a parent
+    they need (a family is archived whole, but its rows go to the files of their own
+    months: a refund made on the 1st of April is in April's file, its sale in March's).
+    Raises, changing nothing, if a parent is neither in the journal nor in a file."""
+    manifest = committed(journal)
+    names, out = [name], list(records)
+    while True:
+        have = {r["txn"]["ref"] for r in out}
+        need = {r["txn"]["parent_ref"] for r in out if r["txn"].get("parent_ref")} - have
+        need -= _present(journal, need)
+        if not need:
+            return names, out
+        found = False
+        for other in sorted(manifest):
+            if other in names or not (directory / other).exists():
+                continue
+            recs = list(read(directory / other, manifest[other].get("bytes")))
+            if any(r["txn"]["ref"] in need for r in recs):
+                names.append(other)
+                out += recs
+                found = True
+        if not found:
+            shown = ", ".join(sorted(need)[:5])
+            raise InputError(f"{name}: the rows it holds refer to {len(need)} parent rows "
+                             f"({shown}) that are neither in the journal nor in an archive "
+                             "file; nothing was restored")
+
+
 def restore(journal: Journal, name: str, *, now: datetime) -> int:
     """Put the rows of archive file ``name`` back into the journal (those not there
     already), keep the kept totals as they are (they never stopped counting them), and
-    rename the file ``NAME.restored-STAMP`` so it is not read twice. Returns the rows
-    put back. Archiving takes them again when next due: set ``archive_after_days = 0``
-    first to keep them."""
+    rename the file ``NAME.restored-STAMP`` so it is not read twice. A family whose
+    rows went to several files (their months) comes back whole: the files holding the
+    parents of the named file's rows are restored with it, parents first. Returns the
+    rows put back. Archiving takes them again when next due: set
+    ``archive_after_days = 0`` first to keep them."""
     directory = archive_dir(journal.path)
     path = directory / Path(name).name
     if not _NAME.match(path.name) or not path.exists():
@@ -468,13 +502,16 @@ def restore(journal: Journal, name: str, *, now: datetime) -> int:
         recover(journal)
         length = committed(journal).get(path.name, {}).get("bytes")
         records = list(read(path, int(length) if length is not None else None))
-        cols = [r["name"] for r in journal.query("PRAGMA table_info(txns)")]
+        names, records = _with_parents(journal, directory, path.name, records)
+        by_ref = {rec["txn"]["ref"]: rec for rec in records}
+        records = [by_ref[t["ref"]] for t in parents_first(rec["txn"] for rec in records)]
+        cols = set(NAMES) - {"archived_at"}
         ecols = [r["name"] for r in journal.query("PRAGMA table_info(events)")]
-        aside = f"{path.name}.restored-{now.strftime('%Y%m%dT%H%M%S')}"
+        stamp = now.strftime('%Y%m%dT%H%M%S')
         put = 0
         with journal.transaction() as conn:
             for rec in records:
-                txn = {k: v for k, v in rec["txn"].items() if k in cols and k != "archived_at"}
+                txn = {k: v for k, v in rec["txn"].items() if k in cols}
                 cur = conn.execute(
                     f"INSERT OR IGNORE INTO txns ({','.join(txn)}) VALUES"
                     f" ({','.join('?' * len(txn))})", list(txn.values()))
@@ -492,13 +529,16 @@ def restore(journal: Journal, name: str, *, now: datetime) -> int:
                     e = {k: v for k, v in ev.items() if k in ecols}
                     conn.execute(f"INSERT OR IGNORE INTO events ({','.join(e)}) VALUES"
                                  f" ({','.join('?' * len(e))})", list(e.values()))
-            conn.execute("DELETE FROM meta WHERE key = ?", (META_FILE + path.name,))
-            conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key)"
-                         " DO UPDATE SET value = excluded.value",
-                         (META_RESTORED + path.name, aside))
-        os.replace(path, directory / aside)
+            for each in names:
+                conn.execute("DELETE FROM meta WHERE key = ?", (META_FILE + each,))
+                conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key)"
+                             " DO UPDATE SET value = excluded.value",
+                             (META_RESTORED + each, f"{each}.restored-{stamp}"))
+        for each in names:
+            os.replace(directory / each, directory / f"{each}.restored-{stamp}")
         _fsync_dir(directory)
-        journal.meta_delete(META_RESTORED + path.name)
+        for each in names:
+            journal.meta_delete(META_RESTORED + each)
     return put
 
 

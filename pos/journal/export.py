@@ -8,16 +8,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from pos.journal.columns import CSV_NAMES
 from pos.journal.models import Txn, iso
 from pos.journal.states import Kind, State
 from pos.journal.store import Journal
 
-COLUMNS: tuple[str, ...] = (
-    "created_at", "ref", "receipt_number", "kind", "state", "tender", "amount", "currency",
-    "amount_minor", "operator", "terminal_id", "card_no", "wallet", "meter", "account",
-    "customer_name", "reason", "parent_ref", "offline", "provider_txn_id", "token",
-    "receipt_no", "units", "attempts", "last_error", "updated_at", "settled_at",
-)
+#: The CSV's header (pos/journal/columns.py says which columns, in which order).
+COLUMNS: tuple[str, ...] = CSV_NAMES
 
 _PAGE = 500
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

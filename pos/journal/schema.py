@@ -405,11 +405,109 @@ _V_HOUSEKEEPING = f"""
 CREATE INDEX IF NOT EXISTS txns_flagged ON txns(created_at) WHERE {FLAGGED_SQL};
 """
 
+# V_CONSTRAINTS (issue 14): the schema enforces what Python enforces. Each rule is ONE
+# SQL condition on a row (``{c}`` stands for ``NEW`` in a trigger, for the table in the
+# validation pass) that an insert, and an update changing one of the rule's columns,
+# must meet. Triggers, not CHECK / REFERENCES in CREATE TABLE:
+# - SQLite adds a CHECK to an existing table only by copying it (a journal may be 1 GiB
+#   on an SD card); triggers are added in place, and a new journal, built by replaying
+#   these same scripts, gets exactly the same enforcement as a migrated one (one
+#   mechanism, one definition, no second hand-kept schema for new journals);
+# - a REFERENCES clause holds only on a connection that turns ``foreign_keys`` on (the
+#   sqlite3 shell and Python's sqlite3 leave it off); a trigger holds on every one.
+# The enumerations are literal, as released: a test holds them equal to pos.journal.states
+# (a new state or kind needs a migration that replaces these triggers).
+# An update is checked only on the rules whose columns it changes, so a row that broke a
+# rule before this version (reported, never dropped: table ``constraint_offenders``) can
+# still be settled. A parent's ``ref`` never changes, and a parent leaves the journal
+# only with its children (archiving moves whole families: pos/journal/archive.py marks
+# every row of a step ``archived_at`` before it deletes them).
+_KINDS_SQL = ("'card_credit', 'card_debit', 'card_lock', 'card_refund', 'card_unlock',"
+              " 'gift_activation', 'postpaid', 'sente_activation', 'vend'")
+_STATES_SQL = ("'cancelled', 'created', 'declined', 'declined_offline', 'done', 'expired',"
+               " 'failed', 'pending', 'queued', 'resolved', 'review', 'sending', 'unknown'")
+_TENDERS_SQL = "'card', 'cash', 'none'"
+
+#: (table, rule name, columns it reads, condition a row must meet): released with V9,
+#: never edit (a change is a new migration that replaces the triggers).
+CONSTRAINTS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
+    ("txns", "amount_minor is a whole number >= 0", ("amount_minor",),
+     "typeof({c}.amount_minor) = 'integer' AND {c}.amount_minor >= 0"),
+    ("txns", "kind is a journal kind", ("kind",), f"{{c}}.kind IN ({_KINDS_SQL})"),
+    ("txns", "state is a journal state", ("state",), f"{{c}}.state IN ({_STATES_SQL})"),
+    ("txns", "tender is cash, card or none", ("tender",), f"{{c}}.tender IN ({_TENDERS_SQL})"),
+    ("txns", "offline and accepted are 0 or 1", ("offline", "accepted"),
+     "{c}.offline IN (0, 1) AND {c}.accepted IN (0, 1)"),
+    ("txns", "attempts and sends are >= 0", ("attempts", "sends"),
+     "{c}.attempts >= 0 AND {c}.sends >= 0"),
+    ("txns", "parent_ref is the ref of another journal row", ("parent_ref",),
+     "{c}.parent_ref IS NULL OR ({c}.parent_ref IS NOT {c}.ref"
+     " AND EXISTS (SELECT 1 FROM txns p WHERE p.ref = {c}.parent_ref))"),
+    ("events", "to_state is a journal state", ("to_state",),
+     f"{{c}}.to_state IN ({_STATES_SQL})"),
+    ("events", "from_state is a journal state", ("from_state",),
+     f"{{c}}.from_state IS NULL OR {{c}}.from_state IN ({_STATES_SQL})"),
+    ("events", "ref is a journal row", ("ref",),
+     "EXISTS (SELECT 1 FROM txns t WHERE t.ref = {c}.ref)"),
+)
+#: How an offender is named in ``constraint_offenders.key``.
+_KEY = {"txns": "{c}.ref", "events": "CAST({c}.id AS TEXT)"}
+
+
+def _constraint_triggers() -> str:
+    out = []
+    for table in ("txns", "events"):
+        rules = [r for r in CONSTRAINTS if r[0] == table]
+        ins = "".join(f"    SELECT RAISE(ABORT, '{table}: {name}')"
+                      f" WHERE NOT coalesce(({cond.format(c='NEW')}), 0);\n"
+                      for _, name, _, cond in rules)
+        upd = "".join(
+            f"    SELECT RAISE(ABORT, '{table}: {name}') WHERE ("
+            + " OR ".join(f"NEW.{col} IS NOT OLD.{col}" for col in cols)
+            + f") AND NOT coalesce(({cond.format(c='NEW')}), 0);\n"
+            for _, name, cols, cond in rules)
+        out.append(f"CREATE TRIGGER {table}_check_insert BEFORE INSERT ON {table}\nBEGIN\n"
+                   f"{ins}END;\n")
+        if table == "txns":  # events are append-only already (events_no_update)
+            out.append(f"CREATE TRIGGER {table}_check_update BEFORE UPDATE ON {table}\n"
+                       f"BEGIN\n{upd}END;\n")
+    return "".join(out)
+
+
+def _validation(table: str) -> str:
+    """ONE pass over ``table``: every row breaking a rule is recorded, with all the rules
+    it breaks, in ``constraint_offenders`` (the row itself stays as it is)."""
+    rules = [r for r in CONSTRAINTS if r[0] == table]
+    parts = " || ".join(f"iif(coalesce(({cond.format(c='x')}), 0), '', '; {name}')"
+                        for _, name, _, cond in rules)
+    return (f"INSERT INTO constraint_offenders(tbl, key, rules, found_at)"
+            f" SELECT '{table}', key, substr(broken, 3), strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+            f" FROM (SELECT {_KEY[table].format(c='x')} AS key, ({parts}) AS broken"
+            f" FROM {table} x) WHERE broken != '';\n")
+
+
+_V_CONSTRAINTS = """
+CREATE TABLE constraint_offenders (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    tbl      TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    rules    TEXT NOT NULL,
+    found_at TEXT NOT NULL
+);
+""" + _validation("txns") + _validation("events") + _constraint_triggers() + """
+CREATE TRIGGER txns_ref_fixed BEFORE UPDATE OF ref ON txns WHEN NEW.ref IS NOT OLD.ref
+BEGIN SELECT RAISE(ABORT, 'txns: a ref never changes'); END;
+CREATE TRIGGER txns_parent_kept BEFORE DELETE ON txns
+WHEN EXISTS (SELECT 1 FROM txns c WHERE c.parent_ref = OLD.ref AND c.archived_at IS NULL)
+BEGIN SELECT RAISE(ABORT, 'txns: a row leaves the journal only with its children'); END;
+"""
+
 #: Migration ``i`` brings the schema from version ``i`` to ``i + 1``.
 #: V4 growth (issue 15), V5 counter (issue 13), V6 disabled operators (issue 13),
-#: V7 the counter's tables to the hub (issue 12), V8 the flagged index (issue 15).
+#: V7 the counter's tables to the hub (issue 12), V8 the flagged index (issue 15),
+#: V9 the constraints (issue 14).
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V_GROWTH, _V_COUNTER, _V_OPERATOR_STATE,
-                               _V_HUB_COUNTER, _V_HOUSEKEEPING)
+                               _V_HUB_COUNTER, _V_HOUSEKEEPING, _V_CONSTRAINTS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

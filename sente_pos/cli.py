@@ -714,7 +714,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--amount", required=True)
         sp.add_argument("--name", default="", help="customer name (default: from verify)")
         sp.add_argument("--card", metavar="PAYLOAD",
-                        help="pay by card (its QR payload); the PIN is read from stdin")
+                        help="pay by card (its QR payload): the card's amount and rate are "
+                        "shown on stderr, then the PIN is read from stdin (a new PIN, the "
+                        "next line, when the rate expired meanwhile and is shown again)")
         sp.add_argument("--wallet", default=None, help="card wallet (with --card)")
         sp.add_argument("--no-wait", dest="wait", action="store_false",
                         help="do not poll a pending sale")

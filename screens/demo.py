@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.content import Content
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -83,13 +84,16 @@ async def pick_camera_card(app: SentePOSApp, controls: DemoControls) -> CameraCa
     return controls.show_card(index)
 
 
+#: Narrower than this (columns), the picker's lines are packed tighter.
+NARROW_BELOW = 80
+
+
 class CameraCardPicker(Step[int]):
     """The sandbox's demo cards by state; a digit or Enter holds one up to the camera."""
 
     TITLE_TEXT = "Demo: the card to hold up to the camera"
     DEFAULT_CSS = """
     CameraCardPicker.-short #demo-cards { border: none; }
-    CameraCardPicker.-short #demo-card-note { display: none; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel"),
                 Binding("enter", "pick", "Hold up", show=True)]
@@ -98,15 +102,36 @@ class CameraCardPicker(Step[int]):
         super().__init__()
         self.controls = controls
         self.choices = list(controls.cards())
+        self._narrow = False
 
     def body(self) -> ComposeResult:
-        width = max((len(c.state) for c in self.choices), default=0)
-        label = max((len(c.label) for c in self.choices), default=0)
-        yield OptionList(*(Option(plain_label(f"{i}  {c.state:<{width}}  {c.label:<{label}}  "
-                                              f"{c.detail}"), id=f"card-{i}")
-                           for i, c in enumerate(self.choices, start=1)),
+        self._narrow = self._is_narrow()
+        yield OptionList(*(Option(line, id=f"card-{i}")
+                           for i, line in enumerate(self._lines(), start=1)),
                          id="demo-cards")
         yield Plain("", id="demo-card-note", classes="step-note")
+
+    def _is_narrow(self) -> bool:
+        return self.app.size.width < NARROW_BELOW
+
+    def _lines(self) -> list[Content]:
+        """One line a card, in columns; on a narrow screen (a 480x320 console, 60
+        columns) one space between them and the card's number without its kind."""
+        gap = " " if self._narrow else "  "
+        labels = [c.label.rsplit(" ", 1)[-1] if self._narrow else c.label
+                  for c in self.choices]
+        width = max((len(c.state) for c in self.choices), default=0)
+        label = max((len(text) for text in labels), default=0)
+        return [plain_label(f"{i}{gap}{c.state:<{width}}{gap}{text:<{label}}{gap}{c.detail}")
+                for i, (c, text) in enumerate(zip(self.choices, labels, strict=True),
+                                               start=1)]
+
+    def on_resize(self) -> None:
+        if self._is_narrow() != self._narrow:
+            self._narrow = not self._narrow
+            cards = self.query_one("#demo-cards", OptionList)
+            for i, line in enumerate(self._lines()):
+                cards.replace_option_prompt_at_index(i, line)
 
     def on_mount(self) -> None:
         cards = self.query_one("#demo-cards", OptionList)

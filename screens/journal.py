@@ -5,6 +5,7 @@ voided state, its refund row and the VOID receipt."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import textwrap
 from typing import TYPE_CHECKING
 
@@ -43,16 +44,34 @@ LIVE_MIN_CHARS = 3
 _VOID_KINDS = {Kind.card_debit, Kind.vend, Kind.postpaid}
 
 
-def txn_row(txn: Txn, mark: VoidMark | None = None) -> tuple[Text, ...]:
+#: The list's columns (key, heading). Below 80 columns (a 480x320 console) only
+#: :data:`NARROW_COLUMNS` are shown, the time without its date for today's rows: the
+#: amount must stay on the screen; the detail (Enter) has everything.
+COLUMNS = (("when", "When"), ("ref", "Ref"), ("kind", "Kind"), ("state", "State"),
+           ("amount", "Amount"), ("who", "Card/meter"))
+NARROW_COLUMNS = ("when", "ref", "state", "amount")
+#: Narrower than this, the list shows :data:`NARROW_COLUMNS` (the app's ``-narrow``).
+WIDE_FROM = 80
+
+
+def txn_row(txn: Txn, mark: VoidMark | None = None, *, narrow: bool = False,
+            today: dt.date | None = None) -> tuple[Text, ...]:
     """A table row; cells are plain Text (a str cell would be parsed as markup) cleaned
     of control characters (a card number or meter may come from a provider).
-    ``mark``: the row's void (``voids.VoidMark``): its state reads ``voided`` & co."""
+    ``mark``: the row's void (``voids.VoidMark``): its state reads ``voided`` & co.
+    ``narrow``: the :data:`NARROW_COLUMNS` only; a row of ``today`` shows its time
+    alone, an older one its date."""
     local = txn.created_at.astimezone()
-    who = txn.card_no or txn.meter or txn.account or ""
-    state = mark.label if mark is not None else str(txn.state)
-    cells = (local.strftime("%m-%d %H:%M"), txn.ref, str(txn.kind), state,
-             txn.amount.format(), who)
-    return tuple(Text(printable(cell)) for cell in cells)
+    if not narrow:
+        when = local.strftime("%m-%d %H:%M")
+    else:
+        when = local.strftime("%H:%M" if local.date() == today else "%m-%d")
+    cells = {"when": when, "ref": txn.ref, "kind": str(txn.kind),
+             "state": mark.label if mark is not None else str(txn.state),
+             "amount": txn.amount.format(),
+             "who": txn.card_no or txn.meter or txn.account or ""}
+    keys = NARROW_COLUMNS if narrow else tuple(key for key, _ in COLUMNS)
+    return tuple(Text(printable(cells[key])) for key in keys)
 
 
 class JournalScreen(Step[None]):
@@ -76,34 +95,53 @@ class JournalScreen(Step[None]):
         self.state = state
         self.search = ""
         self._pending: Timer | None = None
+        self._columns_narrow: bool | None = None  # the columns shown: None before any
 
     def body(self) -> ComposeResult:
         yield PosInput(placeholder="Search ref, card, meter, account, name...",
                        id="journal-search")
         yield Static("", id="journal-filter", classes="step-note")
-        table: DataTable[Text] = DataTable(id="journal-table", cursor_type="row",
-                                           zebra_stripes=True)
-        table.add_columns("When", "Ref", "Kind", "State", "Amount", "Card/meter")
-        yield table
+        yield DataTable(id="journal-table", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         self.reload()
         self.query_one("#journal-search", Input).focus()
 
+    def on_resize(self) -> None:
+        if self._narrow() != self._columns_narrow:
+            self.reload()
+
+    def _narrow(self) -> bool:
+        return self.app.size.width < WIDE_FROM
+
     def reload(self) -> None:
         app = self.app
         txns = app.terminal.journal_list(state=self.state, search=self.search or None)
         marks = app.terminal.void_marks(txns)
-        table = self.query_one("#journal-table", DataTable)
-        table.clear()
+        table: DataTable[Text] = self.query_one("#journal-table", DataTable)
+        narrow = self._narrow()
+        if narrow != self._columns_narrow:
+            table.clear(columns=True)
+            for key, heading in COLUMNS:
+                if not narrow or key in NARROW_COLUMNS:
+                    table.add_column(heading, key=key)
+            self._columns_narrow = narrow
+        else:
+            table.clear()
+        today = app.now().astimezone().date()
         for txn in txns:
-            table.add_row(*txn_row(txn, marks.get(txn.ref)), key=txn.ref)
+            table.add_row(*txn_row(txn, marks.get(txn.ref), narrow=narrow, today=today),
+                          key=txn.ref)
         self._hint(len(txns))
 
     def _hint(self, count: int) -> None:
-        self.query_one("#journal-filter", Static).update(
-            f"Showing {FILTER_NAMES.get(self.state, self.state)}: {count}   "
-            "Enter opens; Down to the list, where A F U D X filter")
+        name = str(FILTER_NAMES.get(self.state, self.state))
+        if self._narrow():  # one line on a 480x320 console too
+            text = f"{name.capitalize()}: {count}  Enter opens, Down: list (A F U D X)"
+        else:
+            text = (f"Showing {name}: {count}   "
+                    "Enter opens; Down to the list, where A F U D X filter")
+        self.query_one("#journal-filter", Static).update(text)
 
     def action_filter(self, key: str) -> None:
         if isinstance(self.focused, Input):

@@ -12,7 +12,7 @@ from pydantic import SecretStr, ValidationError
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from pos.config import Settings, describe_validation_error, save_settings
@@ -65,6 +65,13 @@ def apply_changes(settings: Settings, values: dict[tuple[str, str], Any]) -> Set
 
 
 class SettingsScreen(Step[Settings]):
+    """The form scrolls; its Save / Operators bar stays under it, always on the screen."""
+
+    DEFAULT_CSS = """
+    #settings-form { height: 1fr; }
+    #settings-actions { height: auto; width: 100%; }
+    #settings-actions Button { margin: 0 1 0 0; }
+    """
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("f2", "save", "Save"),
                 Binding("f3", "operators", "Operators")]
 
@@ -95,6 +102,9 @@ class SettingsScreen(Step[Settings]):
                                  allow_blank=False)
                 else:
                     yield PosInput(str(value), id=fid)
+        # Below the form, not at its end: Save stays in view however far the form scrolls
+        # (a 480x320 console shows four fields).
+        with Horizontal(id="settings-actions"):
             yield Button("Save (F2)", id="settings-save", variant="primary")
             yield Button("Operators (F3)", id="settings-operators")
             if self.kiosk:

@@ -139,13 +139,15 @@ def cmd_card_debit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _power_sale(args: argparse.Namespace, settings: Settings, *, postpaid: bool) -> int:
+    """A token or a bill, in cash or by card. By card, as at the counter: the card is
+    refused before any PIN when it cannot pay, and the PIN is read only once the card's
+    amount (the quote) is shown (``sente_pos.cli_quote``)."""
     from pos.errors import LinkDown
     from pos.money import parse_user_amount
 
     given_name = validate_free_text(args.name, "customer name", MAX_NAME, optional=True)
     if args.wallet:
         validate_free_text(args.wallet, "wallet", MAX_NAME)
-    pin = read_pin_from_stdin() if args.card else None
 
     async def body(term: Any) -> int:
         amount = parse_user_amount(args.amount, settings.pawacard.currency)
@@ -162,11 +164,24 @@ def _power_sale(args: argparse.Namespace, settings: Settings, *, postpaid: bool)
                 pass  # offline for this sale, whatever form the link failure took:
                 # a cash sale queues (TOKEN PENDING), a card sale is refused early
         sell = term.pay_bill if postpaid else term.sell_token
-        res = await sell(args.target, amount, name, tender=tender, card=card, wallet=wallet,
-                         pin=pin)
+        if card is None:
+            res = await sell(args.target, amount, name, tender=tender)
+            doc = res.to_json()
+        else:
+            from functools import partial
+
+            from sente_pos import cli_quote
+
+            cli_quote.refuse_early(term, card, None if postpaid else args.target)
+            res, quote = await cli_quote.sell_with_quote(
+                term, partial(sell, args.target, amount, name, tender=tender, card=card,
+                              wallet=wallet), card, amount,
+                str(wallet), read_pin_from_stdin)
+            doc = cli_quote.result_json(res, quote)
         if res.status == "pending" and args.wait:
             res = await term.wait_settled(res.ref)
-        emit(args, res.to_json(), _sale_text(res))
+            doc = {**doc, **res.to_json()}
+        emit(args, doc, _sale_text(res))
         return int(res.exit_code)
 
     return asyncio.run(_with_terminal(settings, body))
@@ -699,7 +714,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--amount", required=True)
         sp.add_argument("--name", default="", help="customer name (default: from verify)")
         sp.add_argument("--card", metavar="PAYLOAD",
-                        help="pay by card (its QR payload); the PIN is read from stdin")
+                        help="pay by card (its QR payload): the card's amount and rate are "
+                        "shown on stderr, then the PIN is read from stdin (a new PIN, the "
+                        "next line, when the rate expired meanwhile and is shown again)")
         sp.add_argument("--wallet", default=None, help="card wallet (with --card)")
         sp.add_argument("--no-wait", dest="wait", action="store_false",
                         help="do not poll a pending sale")

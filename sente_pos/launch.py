@@ -21,13 +21,15 @@ from sente_pos.quiet import library_output_to_log
 #: or brought back shows within seconds (a counter's default is 15 s).
 DEMO_PROBE_SECONDS = 5.0
 
-DEMO_SUPERVISOR = ("boss", "9999")
+#: The supervisor's PIN passes the product's own rule for supervisors
+#: (``pos.operators.validate_supervisor_pin``: no repeated digit, run or common PIN).
+DEMO_SUPERVISOR = ("boss", "2719")
 DEMO_CASHIER = ("amina", "1111")
 #: Their PINs hashed once, here, instead of on every demo start (the PINs are public:
 #: the sign-in screen shows them). A test checks each hash against its PIN.
 DEMO_PIN_HASHES = {
-    "boss": "scrypt$16384$8$1$NHdRB7WEbBOf/Xtk77JShA==$"
-            "m3bV5i1imNzNVfE3k/2cWh6GIwvBI/V5T5OMnefbocQ=",
+    "boss": "scrypt$16384$8$1$TqhoqqU9cdEaL270cVPHZA==$"
+            "jkCIrTOxobwF50yZbKx75gTVZj75i25jTXRF+e8Wqr8=",
     "amina": "scrypt$16384$8$1$eHSxXbshH4OcBtmfodvndQ==$"
              "Zskb5y2SZL0dncqScsDeggKuiKXgmyXx0FZcQryRYNs=",
 }

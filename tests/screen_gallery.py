@@ -30,6 +30,9 @@ class Shot:
     keys: tuple[str, ...] = ()
     signed_in: bool = True
     demo: bool = False  #: the app has the demo's controls (sente-pos demo)
+    #: Texts that must each be on the screen whole, on one line: a column not cut off
+    #: (the journal's amounts), a line not wrapped (the demo's card list).
+    shows: tuple[str, ...] = ()
 
 
 def _lookup() -> Any:
@@ -162,7 +165,8 @@ def _screens() -> dict[str, Shot]:
                         lambda app: receipt.ReceiptScreen(_journal(app)), "#receipt-view"),
         "journal": Shot("journal.JournalScreen",
                         lambda app: (_journal(app), journal.JournalScreen())[1],
-                        "#journal-table"),
+                        "#journal-table",
+                        shows=("09:26  000100000001", "voided", "UGX 3,000", "KES 500.00")),
         "journal_detail": Shot("journal.JournalDetailScreen",
                                lambda app: journal.JournalDetailScreen(_journal(app)),
                                "#journal-fields"),
@@ -175,7 +179,7 @@ def _screens() -> dict[str, Shot]:
         "shift_report": Shot("shift.ShiftReportScreen", _shift_report, "#shift-report"),
         "settings": Shot("settings.SettingsScreen",
                          lambda app: settings.SettingsScreen(app.settings, kiosk=True),
-                         "#settings-form"),
+                         "#settings-save"),
         "operators": Shot("operators.OperatorsScreen",
                           lambda app: operators.OperatorsScreen(ROWS, "joseph disabled"),
                           "#operators-add"),
@@ -210,7 +214,8 @@ def _screens() -> dict[str, Shot]:
                           demo=True),
         "demo_cards": Shot("demo.CameraCardPicker",
                            lambda app: demo.CameraCardPicker(app.demo), "#demo-cards",
-                           demo=True),
+                           demo=True, shows=("..5219", "PIN 1234, UGX 150,000",
+                                             "PIN 1357, UGX 80,000 credit")),
     }
 
 

@@ -99,6 +99,24 @@ async def test_cash_sale_with_change_and_the_drawer(term):
     assert rep.expected() == ugx(20_000 + 10_000 - 1_000)
 
 
+async def test_a_receipt_with_a_line_discount_adds_up_to_its_total(term):
+    """The discounted line was printed after its discount (4,050) with the discount
+    under it again (-450): the column read 450 short of the total."""
+    b = term.new_basket()
+    b.add(SODA, 2)
+    b.add(SUGAR)
+    b.add(MILK)
+    b.discount(1, 10, role="cashier", cashier_max=10, supervisor_max=50)
+    sale = term.begin_sale(b)
+    await term.open_shift(ugx(0))
+    await term.sale_pay_cash(sale.id, ugx(10_000))
+    rec = term.sale_receipt(sale.id)
+    assert ("Sugar 1kg", "4,500") in rec.lines and ("  discount", "-450") in rec.lines
+    items = rec.lines[:rec.lines.index(("Subtotal", "UGX 8,000"))]
+    assert sum(int(amount.replace(",", "")) for _, amount in items) == 7_550
+    assert rec.total == ugx(7_550)
+
+
 async def test_split_tender_card_then_cash_and_declined_card_keeps_the_sale_open(term, sandbox):
     await term.open_shift(ugx(0))
     before = sandbox.state.patasente.balance(data.CARD_ACTIVE)

@@ -21,6 +21,23 @@ def test_demo_pin_hashes_match_the_pins_shown(name, pin):
     assert not verify_pin("0000", DEMO_PIN_HASHES[name])
 
 
+#: Lines on a phone keypad (1 2 3 / 4 5 6 / 7 8 9 / 0) and a numeric pad (7 8 9 on top,
+#: 0 under 1 and 2), both ways: the next guesses after repeats and runs.
+KEYPAD_LINES = {line for forward in ("1470", "2580", "3690", "1590", "3570", "7410", "8520",
+                                     "9630", "7530", "9510")
+                for line in (forward, forward[::-1])}
+
+
+def test_the_demo_supervisor_pin_is_one_the_product_accepts_for_a_supervisor():
+    """The demo seeded ``boss`` with 9999, a PIN the product refuses to any supervisor."""
+    from pos.operators import validate_supervisor_pin
+
+    pin = DEMO_SUPERVISOR[1]
+    assert validate_supervisor_pin(pin) == pin
+    assert pin not in KEYPAD_LINES
+    assert len(set(pin)) == len(pin)  # no digit twice
+
+
 def test_a_hashed_operator_is_checked_like_any_other(tmp_path, monkeypatch):
     from pos.errors import InputError
     from tests.screens_support import make_settings
@@ -34,7 +51,7 @@ def test_a_hashed_operator_is_checked_like_any_other(tmp_path, monkeypatch):
         term.add_hashed_operator("boss", "supervisor", DEMO_PIN_HASHES["boss"])
         with pytest.raises(InputError):
             term.sign_in("boss", "1234")
-        assert term.sign_in("boss", "9999").is_supervisor
+        assert term.sign_in(*DEMO_SUPERVISOR).is_supervisor
     finally:
         term.journal.close()
 
@@ -79,11 +96,11 @@ async def test_the_pin_check_runs_off_the_event_loop(tmp_path, monkeypatch):
 
     task = asyncio.create_task(ticker())
     try:
-        op = await term.sign_in_async("boss", "9999")
+        op = await term.sign_in_async(*DEMO_SUPERVISOR)
         assert term.operator == op and op.is_supervisor
         assert ticks > 10, "the event loop stood still during the PIN check"
         ticks = 0
-        assert (await term.check_supervisor_async("9999")).name == "boss"
+        assert (await term.check_supervisor_async(DEMO_SUPERVISOR[1])).name == "boss"
         assert ticks > 10
         with pytest.raises(InputError):
             await term.sign_in_async("boss", "1234")

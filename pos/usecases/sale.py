@@ -40,8 +40,12 @@ class SaleLine:
     product_id: int | None
 
     @property
+    def gross(self) -> Money:
+        return Money(self.unit.minor * self.qty, self.unit.currency)
+
+    @property
     def total(self) -> Money:
-        return Money(self.unit.minor * self.qty, self.unit.currency) - self.discount
+        return self.gross - self.discount
 
 
 @dataclass(frozen=True)
@@ -282,7 +286,9 @@ def receipt(ctx: Context, sale_id: str, *, duplicate: bool = False) -> Receipt:
     rows: list[tuple[str, str]] = []
     for ln in sale.lines:
         label = f"{ln.qty} x {ln.name}" if ln.qty > 1 else ln.name
-        rows.append((label, ln.total.format(symbol=False)))
+        # The line before its discount, then the discount under it: the column adds up
+        # to the total (4,500 then -450, not 4,050 then -450 again).
+        rows.append((label, ln.gross.format(symbol=False)))
         if ln.discount.minor:
             rows.append(("  discount", (-ln.discount).format(symbol=False)))
     if sale.discount.minor:

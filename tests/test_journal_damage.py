@@ -35,8 +35,13 @@ def sell(j: Journal, n: int = 1, reason: str = "sale") -> list[str]:
     return refs
 
 
-def garble_page_of(path: Path, table: str) -> None:
-    """Overwrite the root page of ``table`` with garbage (an SD card's lost block)."""
+def garble_page_of(path: Path, table: str, *, new_boot: bool = True) -> None:
+    """Overwrite the root page of ``table`` with garbage (an SD card's lost block).
+    ``new_boot``: as a card loses blocks, in a power cut: the verified stamp of this
+    boot no longer applies (pos/journal/health.py), here by removing it; False keeps it
+    (damage within a boot, found when SQLite reads the page)."""
+    if new_boot:
+        health.forget_stamp(path)
     raw = sqlite3.connect(path)
     page_size = raw.execute("PRAGMA page_size").fetchone()[0]
     root = raw.execute("SELECT rootpage FROM sqlite_master WHERE name = ?",

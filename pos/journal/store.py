@@ -212,6 +212,8 @@ class Journal:
         self._damage: JournalDamaged | None = None
         self._checker: threading.Thread | None = None
         self._check_conn: sqlite3.Connection | None = None
+        self._journal_id = ""
+        self._stamped = False  # this terminal's own journal: keeps a verified stamp
 
     # ------------------------------------------------------------ lifecycle
     @classmethod
@@ -242,7 +244,11 @@ class Journal:
             raise
         wall = clock or (device.wall if device else _utcnow)
         journal = cls(conn, path, vault, wall, device)
-        if not created:
+        journal._journal_id = journal_id
+        journal._stamped = marker
+        if created:
+            journal._stamp(health.boot_clock())
+        elif not (marker and health.stamp_age(path, journal_id) is not None):
             journal._start_check(health.INLINE_CHECK_MAX_BYTES if check_inline_max_bytes is None
                                  else check_inline_max_bytes)
         if marker:  # off for a journal that is not the terminal's own (a restore's copy)
@@ -297,21 +303,26 @@ class Journal:
     def _start_check(self, inline_max_bytes: int) -> None:
         """``quick_check`` now for a journal up to ``inline_max_bytes``, else in a thread
         whose verdict the first write waits for (the cost is in health's docstring)."""
+        began = health.boot_clock()
         if self.path.stat().st_size <= inline_max_bytes:
             try:
                 health.quick_check(self._conn, self.path)
             except BaseException:
                 self._conn.close()
                 raise
+            self._stamp(began)
             return
         self._checked.clear()
+        self._start_checker(began)
+
+    def _start_checker(self, began: float) -> None:
         self._check_conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
                                            check_same_thread=False, timeout=10)
-        self._checker = threading.Thread(target=self._check_in_background, daemon=True,
-                                         name="journal-check")
+        self._checker = threading.Thread(target=self._check_in_background, args=(began,),
+                                         daemon=True, name="journal-check")
         self._checker.start()
 
-    def _check_in_background(self) -> None:
+    def _check_in_background(self, began: float) -> None:
         conn = self._check_conn
         assert conn is not None
         try:
@@ -319,10 +330,50 @@ class Journal:
         except health.JournalDamaged as exc:
             if "interrupted" not in exc.what:
                 self._damage = exc
+                health.forget_stamp(self.path)
                 log.error("journal integrity check failed: %s", exc.what)
+        else:
+            if self._damage is None:
+                self._stamp(began)
         finally:
             conn.close()
             self._checked.set()
+
+    def _stamp(self, began: float) -> None:
+        """The verified stamp of a passed check (health's docstring); a failure to write
+        it only means the next open checks again."""
+        if not self._stamped:
+            return
+        try:
+            health.write_stamp(self.path, self._journal_id, began)
+        except OSError as exc:
+            log.warning("could not write the verified stamp: %s", exc)
+
+    def recheck_if_stale(self, max_age: float | None = None) -> bool:
+        """For a long-running process: check the whole file again in a background
+        thread when the last passed check is older than ``max_age`` (default
+        :data:`~pos.journal.health.STAMP_MAX_AGE_SECONDS`) or its stamp is gone. Sales
+        go on meanwhile; damage found stops them (:attr:`damage`). Whether one began."""
+        limit = health.STAMP_MAX_AGE_SECONDS if max_age is None else max_age
+        if not self._stamped or self._damage is not None:
+            return False
+        if self._checker is not None and self._checker.is_alive():
+            return False
+        age = health.stamp_age(self.path, self._journal_id)
+        if age is not None and age < limit:
+            return False
+        self._start_checker(health.boot_clock())
+        return True
+
+    def _corrupted(self, exc: sqlite3.DatabaseError) -> JournalDamaged:
+        """SQLite found a bad page while reading or writing: selling stops as if the
+        integrity check had failed, and the next open checks the whole file."""
+        damage = health.JournalDamaged(self.path, f"has a damaged page ({exc})")
+        if self._damage is None:
+            self._damage = damage
+            log.error("journal page damaged: %s", exc)
+        health.forget_stamp(self.path)
+        return self._damage
 
     @property
     def damage(self) -> health.JournalDamaged | None:
@@ -385,6 +436,11 @@ class Journal:
             except sqlite3.OperationalError as exc:
                 self._rollback()
                 raise _unwritable(exc) from exc
+            except sqlite3.DatabaseError as exc:
+                self._rollback()
+                if health.is_corruption(exc):
+                    raise self._corrupted(exc) from exc
+                raise
             except BaseException:
                 self._rollback()
                 raise
@@ -393,6 +449,11 @@ class Journal:
             except sqlite3.OperationalError as exc:
                 self._rollback()
                 raise _unwritable(exc) from exc
+            except sqlite3.DatabaseError as exc:
+                self._rollback()
+                if health.is_corruption(exc):
+                    raise self._corrupted(exc) from exc
+                raise
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -422,7 +483,12 @@ class Journal:
         positional, or a mapping for named ``:parameters``."""
         if isinstance(params, Mapping):
             with self._lock:
-                return self._conn.execute(sql, dict(params)).fetchall()
+                try:
+                    return self._conn.execute(sql, dict(params)).fetchall()
+                except sqlite3.DatabaseError as exc:
+                    if health.is_corruption(exc):
+                        raise self._corrupted(exc) from exc
+                    raise
         return self._query(sql, params)
 
     @contextmanager
@@ -432,12 +498,21 @@ class Journal:
             self._conn.execute("BEGIN")
             try:
                 yield self._conn
+            except sqlite3.DatabaseError as exc:
+                if health.is_corruption(exc):
+                    raise self._corrupted(exc) from exc
+                raise
             finally:
                 self._conn.execute("COMMIT")
 
     def _query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return self._conn.execute(sql, tuple(params)).fetchall()
+            try:
+                return self._conn.execute(sql, tuple(params)).fetchall()
+            except sqlite3.DatabaseError as exc:
+                if health.is_corruption(exc):
+                    raise self._corrupted(exc) from exc
+                raise
 
     # ---------------------------------------------------------- transactions
     def create(
@@ -1073,13 +1148,23 @@ class Journal:
 
     def backup(self, dest: Path) -> None:
         """An online copy of the whole journal into ``dest`` (SQLite's backup API: one
-        consistent snapshot; other processes keep writing meanwhile). See pos/backup.py."""
-        target = sqlite3.connect(dest)
+        consistent snapshot). It reads through a connection of its own, so sales in this
+        process (and others) keep writing meanwhile (WAL: a reader blocks no writer).
+        See pos/backup.py."""
+        self.verified()
+        source = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
         try:
-            with self._lock:
-                self._conn.backup(target)
+            target = sqlite3.connect(dest)
+            try:
+                source.backup(target)
+            finally:
+                target.close()
+        except sqlite3.DatabaseError as exc:
+            if health.is_corruption(exc):
+                raise self._corrupted(exc) from exc
+            raise
         finally:
-            target.close()
+            source.close()
 
     def checkpoint(self) -> tuple[int, int, int]:
         """``PRAGMA wal_checkpoint(TRUNCATE)``: (busy, wal pages, checkpointed pages)."""

@@ -212,7 +212,7 @@ class Journal:
         self._damage: JournalDamaged | None = None
         self._checker: threading.Thread | None = None
         self._check_conn: sqlite3.Connection | None = None
-        self._journal_id = ""
+        self._id = ""
         self._stamped = False  # this terminal's own journal: keeps a verified stamp
 
     # ------------------------------------------------------------ lifecycle
@@ -244,7 +244,7 @@ class Journal:
             raise
         wall = clock or (device.wall if device else _utcnow)
         journal = cls(conn, path, vault, wall, device)
-        journal._journal_id = journal_id
+        journal._id = journal_id
         journal._stamped = marker
         if created:
             journal._stamp(health.boot_clock())
@@ -345,7 +345,7 @@ class Journal:
         if not self._stamped:
             return
         try:
-            health.write_stamp(self.path, self._journal_id, began)
+            health.write_stamp(self.path, self._id, began)
         except OSError as exc:
             log.warning("could not write the verified stamp: %s", exc)
 
@@ -359,7 +359,7 @@ class Journal:
             return False
         if self._checker is not None and self._checker.is_alive():
             return False
-        age = health.stamp_age(self.path, self._journal_id)
+        age = health.stamp_age(self.path, self._id)
         if age is not None and age < limit:
             return False
         self._start_checker(health.boot_clock())

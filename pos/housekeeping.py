@@ -2,7 +2,8 @@
 
 - Archiving (:mod:`pos.journal.archive`): rows settled more than
   ``journal.archive_after_days`` ago, after each Z (at most
-  ``journal.archive_rows_per_run``) and on ``sente-pos journal archive``. Age is measured
+  ``journal.archive_rows_per_run``, in steps of :data:`AFTER_Z_STEP_ROWS`, once the Z
+  is shown and its backup made) and on ``sente-pos journal archive``. Age is measured
   from the earlier of now and the journal's newest row, so a clock stepped years ahead
   after a cold boot does not make this week's sales look old. With a hub enrolled, only what the hub
   acknowledged (its event cursor) leaves the journal: the back office keeps them too.
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 #: Free pages kept in the file after archiving (16 MiB at 4 KiB pages: about two weeks
 #: of a busy counter's rows), so new sales reuse them instead of growing the file again.
 KEEP_FREE_PAGES = 4096
+#: Rows per archive step in the run after a Z. That run goes on while the counter sells
+#: (after the Z is shown: the TUI's worker, the CLI after printing it), and a sale waits
+#: for the step in progress: ~0.7 ms a row at 1,000,000 rows here, so ~0.35 s at most.
+AFTER_Z_STEP_ROWS = 500
 
 
 def hub_cursor(journal: Journal, settings: Settings) -> int | None:
@@ -50,14 +55,15 @@ def cutoff(journal: Journal, days: int, now: dt.datetime) -> dt.datetime:
 
 
 def archive_due(journal: Journal, settings: Settings, *, now: dt.datetime,
-                dry_run: bool = False, max_rows: int | None = None) -> archive.ArchiveReport:
+                dry_run: bool = False, max_rows: int | None = None,
+                step_rows: int = archive.STEP_ROWS) -> archive.ArchiveReport:
     """Archive what is due now (see the module docstring)."""
     days = settings.journal.archive_after_days
     if days <= 0:
         raise InputError("Archiving is off (journal.archive_after_days = 0)")
     report = archive.run(journal, cutoff=cutoff(journal, days, now), now=now,
                          hub_cursor=hub_cursor(journal, settings), dry_run=dry_run,
-                         max_rows=max_rows)
+                         max_rows=max_rows, step_rows=step_rows)
     if report.rows and not dry_run:
         report.freed_pages = journal.release_free_pages(KEEP_FREE_PAGES)
         journal.checkpoint()
@@ -71,7 +77,8 @@ def after_z(journal: Journal, settings: Settings, now: dt.datetime) -> dict[str,
         return None
     try:
         report = archive_due(journal, settings, now=now,
-                             max_rows=settings.journal.archive_rows_per_run)
+                             max_rows=settings.journal.archive_rows_per_run,
+                             step_rows=AFTER_Z_STEP_ROWS)
     except Exception as exc:  # housekeeping never breaks a day close
         log.warning("archiving after the Z failed: %s", exc)
         return {"error": str(exc)}

@@ -249,9 +249,11 @@ def x_report(journal: Journal, *, terminal_id: str, now: dt.datetime) -> Report:
 
 def close_day(journal: Journal, *, terminal_id: str, now: dt.datetime, operator: str,
               override_by: str | None = None, keep_backups: int | None = None,
-              allow_empty: bool = False) -> Report:
+              allow_empty: bool = False, backup: bool = True) -> Report:
     """Write the next numbered Z report. Unsynced items need a supervisor override; a
-    period with nothing in it is refused (:class:`EmptyDay`) unless ``allow_empty``."""
+    period with nothing in it is refused (:class:`EmptyDay`) unless ``allow_empty``.
+    ``backup``: make the day-close backup now; False when the caller shows the Z first
+    and then calls :func:`day_close_backup` (``payload["backup"]`` is None until then)."""
     since = last_close(journal)
     security = _security(journal, since, now)
     holder: list[Report] = []
@@ -277,14 +279,15 @@ def close_day(journal: Journal, *, terminal_id: str, now: dt.datetime, operator:
 
     stored = journal.z_close(journal.open_period(), payload)
     rep = holder[-1]
-    rep.payload["backup"] = _day_close_backup(journal, stored.number, keep_backups)
+    rep.payload["backup"] = (day_close_backup(journal, stored.number, keep_backups)
+                             if backup else None)
     rep.lines.insert(0, ("Z report", f"#{stored.number}"))
     if override_by:
         rep.lines.append(("Override by", override_by))
     return rep
 
 
-def _day_close_backup(journal: Journal, number: int, keep: int | None) -> str | None:
+def day_close_backup(journal: Journal, number: int, keep: int | None) -> str | None:
     """A backup of the journal with this Z report in it (pos/backup.py). The Z report is
     stored already: a failed backup is logged and the scheduled one tries again."""
     import logging

@@ -870,7 +870,10 @@ class Terminal:
                                 now=self.ctx.clock())
 
     def close_day(self, override_by: Operator | None = None, *,
-                  allow_empty: bool = False) -> reports.Report:
+                  allow_empty: bool = False, finish: bool = True) -> reports.Report:
+        """Commit the next Z report. ``finish``: also make its backup and archive what is
+        due (:meth:`finish_day_close`) before returning; False lets the caller show the
+        Z first (the Z is committed either way) and then finish."""
         from pos import reports
 
         if override_by is not None and not override_by.is_supervisor:
@@ -879,10 +882,22 @@ class Terminal:
                                 now=self.ctx.clock(), operator=self.ctx.operator,
                                 override_by=override_by.name if override_by else None,
                                 keep_backups=self.settings.backup.keep,
-                                allow_empty=allow_empty)
-        # After the Z and its backup (which still holds every row): archive what is due.
+                                allow_empty=allow_empty, backup=False)
+        if finish:
+            self.finish_day_close(rep)
+        return rep
+
+    def finish_day_close(self, rep: reports.Report) -> reports.Report:
+        """After a committed Z: its backup (a copy of the whole journal, checked), then the
+        archive run (after the backup, which still holds every row). Fills
+        ``payload["backup"]`` (None if it failed: logged, the scheduled backup retries)
+        and ``payload["archive"]``. Never raises for either; sales may go on meanwhile."""
+        from pos import reports
         from pos.housekeeping import after_z
 
+        assert rep.number is not None, "finish_day_close takes a Z report"
+        rep.payload["backup"] = reports.day_close_backup(self.journal, rep.number,
+                                                         self.settings.backup.keep)
         archived = after_z(self.journal, self.settings, self.ctx.clock())
         if archived is not None:
             rep.payload["archive"] = archived

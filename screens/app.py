@@ -6,6 +6,7 @@ the tests and the benchmark.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -26,6 +27,7 @@ from screens.theme import THEMES, css_paths, glyphs
 
 if TYPE_CHECKING:
     from pos.operators import Operator
+    from pos.reports import Report
     from pos.terminal import Terminal, TerminalStatus
     from screens.demo import DemoControls
     from screens.port import ReportPrinter, Scanner, Wedge
@@ -170,6 +172,16 @@ class SentePOSApp(App[None]):
         self.run_worker(self.terminal.backup_if_due, thread=True, group="backup",
                         exclusive=True, exit_on_error=False)
 
+    def finish_day_close(self, report: Report) -> None:
+        """A committed Z's backup and archive run, in a thread (pos.terminal)."""
+        self.run_worker(functools.partial(self.terminal.finish_day_close, report),
+                        thread=True, group="day-close", exit_on_error=False)
+
+    def recheck_journal(self) -> None:
+        """The journal's daily whole-file check, in its own thread (pos/journal/health.py):
+        started when the last one is a day old; damage found blocks the counter."""
+        self.terminal.journal.recheck_if_stale()
+
     def on_mount(self) -> None:
         self.set_interval(1.0, self._tick)
         if self.background:  # off in snapshots
@@ -178,6 +190,7 @@ class SentePOSApp(App[None]):
             self.terminal.probe_in_background()
             self.set_interval(1.0, self.probe_links)
             self.set_interval(self.BACKUP_CHECK_SECONDS, self.scheduled_backup)
+            self.set_interval(self.BACKUP_CHECK_SECONDS, self.recheck_journal)
         self.ensure_operator()
 
     def on_ready(self) -> None:

@@ -84,8 +84,9 @@ async def close_day(app: SentePOSApp) -> Report | None:
     supervisor = None
     while True:
         try:
-            return await _off_loop(app, "Closing the day...", app.terminal.close_day,
-                                   override_by=supervisor, allow_empty=allow_empty)
+            report = await _off_loop(app, "Closing the day...", app.terminal.close_day,
+                                     override_by=supervisor, allow_empty=allow_empty,
+                                     finish=False)
         except EmptyDay as exc:
             if allow_empty or not await app.push_screen_wait(ConfirmDialog(
                     "Empty day", f"{exc.message}\n\nClose it anyway?")):
@@ -98,6 +99,11 @@ async def close_day(app: SentePOSApp) -> Report | None:
             supervisor = await app.ask_supervisor("close the day with unsynced items")
             if supervisor is None:
                 return None
+        else:
+            # The Z is committed: show it now; its backup (a copy of the whole journal)
+            # and the archive run go on in a thread while the counter sells.
+            app.finish_day_close(report)
+            return report
 
 
 async def reports(app: SentePOSApp) -> None:

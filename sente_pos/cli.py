@@ -420,7 +420,20 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
             if args.override:
                 pin = read_pin_from_stdin() or ""
                 override = term.check_supervisor(pin)
-            rep = term.close_day(override_by=override, allow_empty=args.allow_empty)
+            rep = term.close_day(override_by=override, allow_empty=args.allow_empty,
+                                 finish=False)
+            if not args.json:  # the Z is committed: show it, then back up and archive
+                print(printable_lines(render_report(rep, 40)), flush=True)
+                print("Backing up the journal...", file=sys.stderr, flush=True)
+            term.finish_day_close(rep)
+            if not args.json:
+                backup = rep.payload.get("backup")
+                print(f"Backup: {backup}" if backup else
+                      "Backup: FAILED (see the log; the scheduled backup retries)")
+                archived = rep.payload.get("archive")
+                if archived:
+                    print(f"Archived: {archived.get('rows', archived.get('error'))}")
+                return EXIT_OK
         emit(args, rep.to_json(), render_report(rep, 40))
         return EXIT_OK
 

@@ -35,8 +35,13 @@ def sell(j: Journal, n: int = 1, reason: str = "sale") -> list[str]:
     return refs
 
 
-def garble_page_of(path: Path, table: str) -> None:
-    """Overwrite the root page of ``table`` with garbage (an SD card's lost block)."""
+def garble_page_of(path: Path, table: str, *, new_boot: bool = True) -> None:
+    """Overwrite the root page of ``table`` with garbage (an SD card's lost block).
+    ``new_boot``: as a card loses blocks, in a power cut: the verified stamp of this
+    boot no longer applies (pos/journal/health.py), here by removing it; False keeps it
+    (damage within a boot, found when SQLite reads the page)."""
+    if new_boot:
+        health.forget_stamp(path)
     raw = sqlite3.connect(path)
     page_size = raw.execute("PRAGMA page_size").fetchone()[0]
     root = raw.execute("SELECT rootpage FROM sqlite_master WHERE name = ?",
@@ -335,3 +340,43 @@ async def test_the_counter_shows_a_blocking_screen(tmp_path: Path,
     monkeypatch.setattr(health, "INLINE_CHECK_MAX_BYTES", 64 << 20)
     with pytest.raises(PosError):
         Journal.open(home / "journal.db")
+
+
+async def test_the_z_is_committed_and_shown_before_its_backup(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pos.terminal import Terminal
+    from tests.screens_support import make_settings
+
+    monkeypatch.setenv("SENTE_POS_HOME", str(tmp_path))
+    term = await Terminal.open(make_settings(tmp_path))
+    try:
+        sell(term.journal, 3)
+        z = term.close_day(allow_empty=True, finish=False)
+        last = term.journal.last_z()
+        assert last is not None and last.number == z.number == 1  # committed
+        assert z.payload["backup"] is None and backups(tmp_path) == []
+        term.finish_day_close(z)
+        made = backups(tmp_path)
+        assert [b.name for b in made] == [z.payload["backup"]]
+        health.verify_file(made[0].path)  # a whole, checked journal with the Z in it
+        copy = sqlite3.connect(made[0].path)
+        try:
+            assert copy.execute("SELECT COUNT(*) FROM z_reports").fetchone()[0] == 1
+        finally:
+            copy.close()
+    finally:
+        await term.aclose()
+
+
+def test_cli_day_close_prints_the_z_then_backs_up(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with Journal.open(home / "journal.db") as j:
+        sell(j, 2)
+    done = _cli(home, "report", "z", "--allow-empty")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert "Z REPORT #1" in lines[0]
+    made = backups(home)
+    assert len(made) == 1 and lines[-1] == f"Backup: {made[0].name}"
+    assert lines.index(f"Backup: {made[0].name}") > max(
+        i for i, line in enumerate(lines) if line and set(line) == {"-"})  # after the Z

@@ -189,6 +189,12 @@ async def test_x_report_then_day_close_needs_override_when_unsynced(term, sandbo
         assert "Z REPORT #1" in text
         await wait_for(pilot, lambda: "Override by" in screen_text(app) or "boss" in
                        app.screen.text, 5, "override line")
+        # The Z is shown first; its backup is made by a worker thread meanwhile.
+        from pos.backup import backups
+
+        made = await wait_for(pilot, lambda: backups(term.settings.home), 30,
+                              "the day-close backup")
+        assert made[-1].name.endswith("-z1.db")
     (z,) = term.journal.z_reports()
     assert z.payload["override_by"] == "boss"
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from pos.clock import DeviceClock
 from pos.errors import PosError
+from pos.journal import health
 from pos.journal.models import iso
 from pos.money import Money
 
@@ -82,18 +83,22 @@ class Database:
 
     ``gate`` runs before every write: it raises when the journal must not be written
     (the integrity check found damage; it waits while that check is still running).
+    ``corrupted`` turns a damaged page SQLite met into the error raised (and marks the
+    journal damaged: the journal's lifecycle owns that verdict).
     ``clock`` is the wall clock every store stamps rows with; ``device`` the device's
     clocks (boot-relative stamps, pos/clock.py).
     """
 
     def __init__(self, conn: sqlite3.Connection, path: Path, clock: Clock,
-                 device: DeviceClock, gate: Callable[[], None]) -> None:
+                 device: DeviceClock, gate: Callable[[], None],
+                 corrupted: Callable[[sqlite3.DatabaseError], Exception]) -> None:
         self.conn = conn
         self.lock = threading.RLock()
         self.path = path
         self.clock = clock
         self.device = device
         self.gate = gate
+        self.corrupted = corrupted
         self._batch_owner: int | None = None
 
     def now(self) -> datetime:
@@ -123,6 +128,10 @@ class Database:
             except sqlite3.OperationalError as exc:
                 self.rollback()
                 raise unwritable(exc) from exc
+            except sqlite3.DatabaseError as exc:
+                self.rollback()
+                self._raise_if_damaged(exc)
+                raise
             except BaseException:
                 self.rollback()
                 raise
@@ -131,6 +140,15 @@ class Database:
             except sqlite3.OperationalError as exc:
                 self.rollback()
                 raise unwritable(exc) from exc
+            except sqlite3.DatabaseError as exc:
+                self.rollback()
+                self._raise_if_damaged(exc)
+                raise
+
+    def _raise_if_damaged(self, exc: sqlite3.DatabaseError) -> None:
+        """A damaged page becomes the journal's damage (any other error is re-raised)."""
+        if health.is_corruption(exc):
+            raise self.corrupted(exc) from exc
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -153,9 +171,13 @@ class Database:
               ) -> builtins.list[sqlite3.Row]:
         """Rows of one statement; ``params`` positional, or a mapping for ``:names``."""
         with self.lock:
-            if isinstance(params, Mapping):
-                return self.conn.execute(sql, dict(params)).fetchall()
-            return self.conn.execute(sql, tuple(params)).fetchall()
+            try:
+                if isinstance(params, Mapping):
+                    return self.conn.execute(sql, dict(params)).fetchall()
+                return self.conn.execute(sql, tuple(params)).fetchall()
+            except sqlite3.DatabaseError as exc:
+                self._raise_if_damaged(exc)
+                raise
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -164,6 +186,9 @@ class Database:
             self.conn.execute("BEGIN")
             try:
                 yield self.conn
+            except sqlite3.DatabaseError as exc:
+                self._raise_if_damaged(exc)
+                raise
             finally:
                 self.conn.execute("COMMIT")
 
@@ -177,13 +202,22 @@ class Database:
     # ---------------------------------------------------------------- upkeep
     def backup(self, dest: Path) -> None:
         """An online copy of the whole journal into ``dest`` (SQLite's backup API: one
-        consistent snapshot; other processes keep writing meanwhile). See pos/backup.py."""
-        target = sqlite3.connect(dest)
+        consistent snapshot). It reads through a connection of its own, so sales in this
+        process (and others) keep writing meanwhile (WAL: a reader blocks no writer).
+        Never of a journal that failed its integrity check. See pos/backup.py."""
+        self.gate()
+        source = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
         try:
-            with self.lock:
-                self.conn.backup(target)
+            target = sqlite3.connect(dest)
+            try:
+                source.backup(target)
+            finally:
+                target.close()
+        except sqlite3.DatabaseError as exc:
+            self._raise_if_damaged(exc)
+            raise
         finally:
-            target.close()
+            source.close()
 
     def checkpoint(self) -> tuple[int, int, int]:
         """``PRAGMA wal_checkpoint(TRUNCATE)``: (busy, wal pages, checkpointed pages)."""

@@ -125,8 +125,10 @@ class Journal:
         self._damage: JournalDamaged | None = None
         self._checker: threading.Thread | None = None
         self._check_conn: sqlite3.Connection | None = None
+        self._id = ""
+        self._stamped = False  # this terminal's own journal: keeps a verified stamp
         self.db = Database(conn, path, clock, device or DeviceClock(wall=clock),
-                           self._write_gate)
+                           self._write_gate, self._corrupted)
         self.pins = PinStore(self.db, vault)
         self.room = Reserve(path)
         self.txns = TxnStore(self.db, self.pins, self.room)
@@ -210,7 +212,11 @@ class Journal:
             raise
         wall = clock or (device.wall if device else _utcnow)
         journal = cls(conn, path, vault, wall, device)
-        if not created:
+        journal._id = journal_id
+        journal._stamped = marker
+        if created:
+            journal._stamp(health.boot_clock())
+        elif not (marker and health.stamp_age(path, journal_id) is not None):
             journal._start_check(health.INLINE_CHECK_MAX_BYTES if check_inline_max_bytes is None
                                  else check_inline_max_bytes)
         if marker:  # off for a journal that is not the terminal's own (a restore's copy)
@@ -265,21 +271,26 @@ class Journal:
     def _start_check(self, inline_max_bytes: int) -> None:
         """``quick_check`` now for a journal up to ``inline_max_bytes``, else in a thread
         whose verdict the first write waits for (the cost is in health's docstring)."""
+        began = health.boot_clock()
         if self.path.stat().st_size <= inline_max_bytes:
             try:
                 health.quick_check(self._conn, self.path)
             except BaseException:
                 self._conn.close()
                 raise
+            self._stamp(began)
             return
         self._checked.clear()
+        self._start_checker(began)
+
+    def _start_checker(self, began: float) -> None:
         self._check_conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
                                            check_same_thread=False, timeout=10)
-        self._checker = threading.Thread(target=self._check_in_background, daemon=True,
-                                         name="journal-check")
+        self._checker = threading.Thread(target=self._check_in_background, args=(began,),
+                                         daemon=True, name="journal-check")
         self._checker.start()
 
-    def _check_in_background(self) -> None:
+    def _check_in_background(self, began: float) -> None:
         conn = self._check_conn
         assert conn is not None
         try:
@@ -287,10 +298,50 @@ class Journal:
         except health.JournalDamaged as exc:
             if "interrupted" not in exc.what:
                 self._damage = exc
+                health.forget_stamp(self.path)
                 log.error("journal integrity check failed: %s", exc.what)
+        else:
+            if self._damage is None:
+                self._stamp(began)
         finally:
             conn.close()
             self._checked.set()
+
+    def _stamp(self, began: float) -> None:
+        """The verified stamp of a passed check (health's docstring); a failure to write
+        it only means the next open checks again."""
+        if not self._stamped:
+            return
+        try:
+            health.write_stamp(self.path, self._id, began)
+        except OSError as exc:
+            log.warning("could not write the verified stamp: %s", exc)
+
+    def recheck_if_stale(self, max_age: float | None = None) -> bool:
+        """For a long-running process: check the whole file again in a background
+        thread when the last passed check is older than ``max_age`` (default
+        :data:`~pos.journal.health.STAMP_MAX_AGE_SECONDS`) or its stamp is gone. Sales
+        go on meanwhile; damage found stops them (:attr:`damage`). Whether one began."""
+        limit = health.STAMP_MAX_AGE_SECONDS if max_age is None else max_age
+        if not self._stamped or self._damage is not None:
+            return False
+        if self._checker is not None and self._checker.is_alive():
+            return False
+        age = health.stamp_age(self.path, self._id)
+        if age is not None and age < limit:
+            return False
+        self._start_checker(health.boot_clock())
+        return True
+
+    def _corrupted(self, exc: sqlite3.DatabaseError) -> JournalDamaged:
+        """SQLite found a bad page while reading or writing: selling stops as if the
+        integrity check had failed, and the next open checks the whole file."""
+        damage = health.JournalDamaged(self.path, f"has a damaged page ({exc})")
+        if self._damage is None:
+            self._damage = damage
+            log.error("journal page damaged: %s", exc)
+        health.forget_stamp(self.path)
+        return self._damage
 
     @property
     def damage(self) -> health.JournalDamaged | None:

@@ -6,6 +6,7 @@ installs with the same file; the floors are tested by its lowest-versions job)."
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.metadata as md
 import re
 import sys
@@ -57,9 +58,12 @@ def imported_top_levels(paths: list[Path]) -> dict[str, Path]:
     return found
 
 
+_owners = functools.cache(md.packages_distributions)  # reads every installed RECORD
+
+
 def _undeclared(paths: list[Path], declared: list[Requirement]) -> list[str]:
     names = {canonicalize_name(r.name) for r in declared}
-    owners = md.packages_distributions()
+    owners = _owners()
     problems = []
     for top, path in sorted(imported_top_levels(paths).items()):
         dists = {canonicalize_name(d) for d in owners.get(top, [])}

@@ -36,8 +36,11 @@ class _ScriptsInOneTransaction(sqlite3.Connection):
     """``executescript`` as separate statements: no implicit COMMIT in the middle."""
 
     def executescript(self, sql_script: str, /) -> sqlite3.Cursor:
+        script = sql_script.rstrip()
+        if script and not script.endswith(";"):
+            script += ";"  # sqlite-utils 3.36 ends its FTS script without one
         cursor = self.cursor()
-        for stmt in _statements(sql_script):
+        for stmt in _statements(script):
             cursor.execute(stmt)
         return cursor
 

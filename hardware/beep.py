@@ -22,7 +22,6 @@ import shlex
 import struct
 import subprocess
 import threading
-import wave
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +38,8 @@ def tone_wav(hz: int = TONE_HZ, ms: int = TONE_MS, rate: int = RATE) -> bytes:
     for i in range(n):
         env = min(1.0, i / fade, (n - 1 - i) / fade)
         frames += struct.pack("<h", int(12_000 * env * math.sin(2 * math.pi * hz * i / rate)))
+    import wave  # only for an ALSA beep: off the start-up path
+
     out = io.BytesIO()
     with wave.open(out, "wb") as w:
         w.setnchannels(1)

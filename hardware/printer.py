@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from hardware.escposcache import load_capabilities
 from pos.config import PrinterSettings
 from pos.errors import PosError
-from pos.receipts import Block, Receipt, fit_groups, layout
 from pos.text import printable
 
 if TYPE_CHECKING:  # escpos (PIL, qrcode, barcode) costs ~0.5 s to import: only on first print
     from escpos.escpos import Escpos
+
+    from pos.receipts import Block, Receipt  # the layout loads with the first receipt
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,8 @@ class ReceiptPrinter(Protocol):
 def _write_block(p: Escpos, block: Block, columns: int) -> None:
     from escpos.constants import QR_ECLEVEL_M
 
+    from pos.receipts import fit_groups
+
     style = block.style
     if style == "header":
         p.set(align="center", bold=True, double_height=True)
@@ -129,6 +132,8 @@ def render_escpos(receipt: Receipt, columns: int = 32) -> bytes:
     """The receipt as one ESC/POS byte stream (init, layout, native QR, feed and cut)."""
     load_capabilities()
     from escpos.printer import Dummy
+
+    from pos.receipts import layout
 
     p = Dummy()
     p.hw("INIT")

@@ -19,7 +19,6 @@ import subprocess
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 UNIT_NAME = "sente-pos.service"
@@ -231,6 +230,8 @@ def masked(t: Target, unit: str) -> bool:
 # ------------------------------------------------------------- rendering
 def unit_template() -> str:
     """The repository's ``kiosk.service`` (shipped in the package as a symlink to it)."""
+    from importlib import resources  # ~5 ms: not on every command's start-up
+
     return resources.files("sente_pos").joinpath("kiosk.service").read_text()
 
 

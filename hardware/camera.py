@@ -141,6 +141,9 @@ class ScanLoop:
     #: Lock-step (the simulated camera in tests): the capture thread waits until the
     #: decoder has taken each frame, so every frame is decoded and none is dropped.
     lockstep = False
+    #: How much the camera's threads lower their priority below the process's (0 in a
+    #: camera process, which is niced as a whole).
+    thread_niceness = 10
 
     def __init__(self, on_scan: Callable[[str], None],
                  on_status: Callable[[CameraStatus], None] | None = None,
@@ -214,7 +217,7 @@ class ScanLoop:
 
     def _capture(self, failed: list[str]) -> None:
         """The capture thread: frames into the mailbox until stopped or the source fails."""
-        lower_thread_priority()
+        lower_thread_priority(self.thread_niceness)
         failures = 0
         try:
             while not self._stop.is_set():
@@ -238,7 +241,7 @@ class ScanLoop:
 
     def _deliver_previews(self) -> None:
         """The preview thread: hands the newest preview to ``on_preview``."""
-        lower_thread_priority()
+        lower_thread_priority(self.thread_niceness)
         while not self._stop.is_set():
             preview = self.previews.take(0.1)
             callback = self.on_preview
@@ -250,7 +253,7 @@ class ScanLoop:
         from hardware.decode import MultiFrameDecoder, QRDecoder, to_gray
         from hardware.scanview import Advisor, make_preview, measure
 
-        lower_thread_priority()  # decoding gives way to the cashier's key presses
+        lower_thread_priority(self.thread_niceness)  # decoding gives way to key presses
         self._set_status("starting", "Opening the camera")
         try:
             error = self._open()
@@ -337,7 +340,7 @@ class ScanLoop:
 class CameraScanner(ScanLoop):
     """A real camera through OpenCV: ``source`` is an index (0, "0") or a device path/URL."""
 
-    def __init__(self, source: str | int, on_scan: Callable[[str], None],
+    def __init__(self, source: str | int, on_scan: Callable[[str], None] = lambda text: None,
                  on_status: Callable[[CameraStatus], None] | None = None,
                  width: int = 640, height: int = 480, fps: int = 15,
                  dedupe_seconds: float = 3.0, preview_fps: float = 6.0,

@@ -14,6 +14,7 @@ import pytest
 
 from hardware.camera import CameraStatus
 from hardware.camproc import CameraProcess
+from hardware.scanview import PreviewFrame
 from tests.waiting import wait_until
 
 CARD_A = "1613*****65219&11/29&UGX&0&Debit Card&108"
@@ -89,7 +90,9 @@ def test_reads_previews_stills_and_a_warm_restart(cam: CameraProcess) -> None:
     assert pid is not None and pid != os.getpid()
     cam.show(CARD_A)
     assert reads.wait(lambda: reads.scans == [CARD_A])
-    assert reads.wait(lambda: any(getattr(p, "outline", None) for p in reads.previews))
+    assert reads.wait(lambda: len(reads.previews) >= 2)  # (outlines: test_scan_preview)
+    assert all(isinstance(p, PreviewFrame) and (p.width, p.height) == (24, 18)
+               for p in reads.previews)  # 40x9 cells: 18 pixel rows, 4:3
     assert reads.wait(lambda: any(s.state == "scanning" for s in reads.states))
     still = cam.grab_still(max_bytes=20_000)
     assert still[:2] == b"\xff\xd8" and len(still) <= 20_000
@@ -141,6 +144,7 @@ def test_a_child_that_dies_is_reported(cam: CameraProcess) -> None:
 PARENT = """
 import sys, time
 from hardware.camproc import CameraProcess
+from hardware.scanview import PreviewFrame
 seen = []
 cam = CameraProcess("hardware.simcam:SimulatedCamera", {"fps": 100, "lockstep": True},
                     on_scan=seen.append,

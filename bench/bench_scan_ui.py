@@ -1,13 +1,17 @@
 """The scan screen with the camera running (issue 11, point 4): does the UI stay responsive?
 
     python -m bench.bench_scan_ui [--keys 60] [--rounds 3] [--per-category 6]
+                                  [--modes off,camera,camera-process,camera-nopreview]
 
 1. Key press to paint on the scan screen's code field (Pilot, 80x24, as bench_tui
    measures it) with no camera, and with the simulated camera playing hard frames of
    the bench set (motion, damage, small codes, no code: the decoder escalates on
-   each) at 15 fps with the live preview on (6 fps). Each mode runs in a fresh child
-   process, alternated over ``--rounds`` so drift hits both alike; the child's peak
-   RSS is reported too.
+   each) at 15 fps with the live preview on (6 fps): ``camera`` runs the camera's
+   threads in the UI process, ``camera-process`` in a child process of its own
+   (``hardware.camproc``, niced and pinned to one core: what ``camera.decoder =
+   "process"`` does). Each mode runs in a fresh process, alternated over ``--rounds``
+   so drift hits them alike; the peak RSS of the UI process, and of the camera process
+   where there is one, is reported too.
 2. Decode throughput with the decoder pinned to one core (``sched_setaffinity``,
    ``cv2.setNumThreads(1)``): the MultiFrameDecoder over the same frames as a stream,
    per-frame time (median / p95 / max), frames a second, and the preview's own cost
@@ -35,6 +39,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 HARD = ("motion", "damaged", "small", "defocus", "glare", "noqr")
+MODES = ("off", "camera", "camera-process", "camera-nopreview")
 
 #: One core of this machine (AMD EPYC, a server core at about 3 GHz) against a Pi 4's
 #: Cortex-A72 at 1.5 GHz. Published Geekbench 5 single-core scores: Raspberry Pi 4
@@ -77,9 +82,23 @@ def _file_camera_class() -> Any:
     return FileCamera
 
 
-def file_camera(files: list[Path]) -> Any:
-    """A :class:`FileCamera` (made on first use: the hardware imports stay out of the parent)."""
-    return _file_camera_class()(files)
+def file_camera(files: list[Path | str], preview_fps: float = 6.0) -> Any:
+    """A :class:`FileCamera` (made on first use: the hardware imports stay out of the parent;
+    ``hardware.camproc`` makes it in its child by this name)."""
+    cam = _file_camera_class()([Path(f) for f in files])
+    cam.preview_fps = preview_fps
+    return cam
+
+
+def _peak_rss_kib(pid: int) -> int:
+    """A running process's peak RSS (VmHWM) in KiB, 0 if unknown."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 # --------------------------------------------------------------- child: key latency
@@ -97,8 +116,14 @@ def child_keys(mode: str, keys: int, per_category: int, home: Path) -> None:
     if not term.has_operators():
         term.add_operator("bench", "cashier", "1111")
     term.sign_in("bench", "1111")
-    camera = None
-    if mode.startswith("camera"):
+    camera: Any = None
+    if mode == "camera-process":
+        from hardware.camproc import CameraProcess
+
+        camera = CameraProcess("bench.bench_scan_ui:file_camera",
+                               {"files": [str(f) for f in _frames(per_category)]},
+                               preview_fps=6.0, beep="none")
+    elif mode.startswith("camera"):
         camera = file_camera(_frames(per_category))
     if mode == "camera-nopreview" and camera is not None:
         camera.preview_fps = 0.0  # decoding only: what the preview's paints add is the rest
@@ -130,7 +155,13 @@ def child_keys(mode: str, keys: int, per_category: int, home: Path) -> None:
 
     lat, decoded, shown = asyncio.run(run())
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"lat": lat, "decoded": decoded, "previews": shown, "rss_kib": rss}))
+    child_rss = 0
+    if mode == "camera-process":
+        child_rss = _peak_rss_kib(camera.pid) if camera.pid else 0
+        camera.close()
+    print(json.dumps({"lat": lat, "decoded": decoded, "previews": shown, "rss_kib": rss,
+                      "child_rss_kib": child_rss,
+                      "heavy": [m for m in ("cv2", "numpy", "zxingcpp") if m in sys.modules]}))
 
 
 def spawn_keys(mode: str, keys: int, per_category: int, home: Path) -> dict[str, Any]:
@@ -189,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keys", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--per-category", type=int, default=6)
-    parser.add_argument("--child", choices=("off", "camera", "camera-nopreview"))
+    parser.add_argument("--modes", default="off,camera,camera-process,camera-nopreview")
+    parser.add_argument("--child", choices=MODES)
     parser.add_argument("--home")
     args = parser.parse_args(argv)
     if args.child:
@@ -197,34 +229,42 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     _frames(args.per_category)  # build the frame cache once, before any timing
-    modes = ("off", "camera", "camera-nopreview")
+    modes = tuple(m for m in args.modes.split(",") if m)
+    if "off" not in modes or any(m not in MODES for m in modes):
+        parser.error(f"--modes: some of {', '.join(MODES)}, with off")
     lat: dict[str, list[float]] = {m: [] for m in modes}
     rss: dict[str, list[int]] = {m: [] for m in modes}
-    decoded, previews = 0, 0
+    child_rss: list[int] = []
+    decoded: dict[str, int] = {m: 0 for m in modes}
+    previews: dict[str, int] = {m: 0 for m in modes}
+    heavy: dict[str, set[str]] = {m: set() for m in modes}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             for mode in (modes if r % 2 == 0 else tuple(reversed(modes))):
                 res = spawn_keys(mode, args.keys, args.per_category, Path(tmp) / mode)
                 lat[mode] += res["lat"]
                 rss[mode].append(res["rss_kib"])
-                if mode == "camera":
-                    decoded += res["decoded"]
-                    previews += res["previews"]
+                decoded[mode] += res["decoded"]
+                previews[mode] += res["previews"]
+                heavy[mode].update(res["heavy"])
+                if mode == "camera-process":
+                    child_rss.append(res["child_rss_kib"])
     off_med, off_p95 = _lat(lat["off"])
-    cam_med, cam_p95 = _lat(lat["camera"])
     print(f"key to paint, scan screen, camera off    : median {off_med:.1f} ms, "
           f"p95 {off_p95:.1f} ms (n={len(lat['off'])})")
-    print(f"key to paint, scan screen, camera running: median {cam_med:.1f} ms, "
-          f"p95 {cam_p95:.1f} ms (n={len(lat['camera'])}; {decoded} frames decoded and "
-          f"{previews} previews painted meanwhile)")
-    np_med, np_p95 = _lat(lat["camera-nopreview"])
-    print(f"key to paint, camera running, no preview : median {np_med:.1f} ms, "
-          f"p95 {np_p95:.1f} ms (n={len(lat['camera-nopreview'])})")
-    print(f"camera running / off                     : median {cam_med / off_med:.2f}x, "
-          f"p95 {cam_p95 / off_p95:.2f}x; without the preview {np_med / off_med:.2f}x")
+    for mode in modes[1:] if modes[0] == "off" else [m for m in modes if m != "off"]:
+        med, p95 = _lat(lat[mode])
+        print(f"key to paint, {mode:<16}           : median {med:.1f} ms, p95 {p95:.1f} ms "
+              f"(n={len(lat[mode])}; {decoded[mode]} frames decoded, {previews[mode]} "
+              f"previews painted meanwhile) = {med / off_med:.2f}x / {p95 / off_p95:.2f}x "
+              f"of camera off")
     for mode in modes:
-        print(f"peak RSS, {mode:<16}               : "
-              f"{statistics.median(rss[mode]) / 1024:.1f} MiB")
+        print(f"peak RSS, UI process, {mode:<16}   : "
+              f"{statistics.median(rss[mode]) / 1024:.1f} MiB; heavy modules loaded: "
+              f"{', '.join(sorted(heavy[mode])) or 'none'}")
+    if child_rss:
+        print(f"peak RSS, camera process                 : "
+              f"{statistics.median(child_rss) / 1024:.1f} MiB")
     d = decode_throughput(args.per_category)
     print(f"decode, one core, hard frames as a stream: median {d['median']:.2f} ms, "
           f"p95 {d['p95']:.2f} ms, max {d['max']:.2f} ms, {d['fps']:.0f} frames/s (n={d['n']})")

@@ -3,7 +3,9 @@
 No UI here: the threads call ``on_scan(text)``, ``on_status(CameraStatus)`` and
 ``on_preview(PreviewFrame)`` from their own thread; the screen marshals them
 (``call_from_thread``). The same card held in view is one scan: a text is
-delivered again only after it has been out of view for ``dedupe_seconds``.
+delivered again only after frames decoded without it have covered ``dedupe_seconds``
+of the camera's time (see :class:`Deduper`); every start of the camera is a new
+scanning session that remembers no card.
 
 OpenCV and the decoders are imported inside the thread, so importing this
 module costs nothing.
@@ -37,21 +39,43 @@ class CameraStatus:
 
 
 class Deduper:
-    """One delivery per card presentation: repeats are dropped until the text
-    has been unseen for ``window`` seconds."""
+    """One delivery per card presentation.
+
+    A text is delivered when it is first read; read again, it is a new presentation
+    only once the decoder has *seen it gone*: frames decoded without it whose capture
+    times reach more than ``window`` seconds past its last sighting. Times are the
+    frames' capture times (``at``), not the moment the decoder got to them, so a
+    decoder that falls behind (frames dropped, a loaded machine) neither forgets a card
+    still in view nor holds on to one that left; a decoder that did not run at all in
+    between has seen nothing leave, and the card held up meanwhile is the same
+    presentation.
+    """
 
     def __init__(self, window: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.window = window
         self.clock = clock
         self._last_seen: dict[str, float] = {}
 
-    def should_emit(self, text: str) -> bool:
-        now = self.clock()
-        seen = self._last_seen.get(text)
+    def reset(self) -> None:
+        """Forget every card (a new scanning session)."""
+        self._last_seen.clear()
+
+    def observe(self, text: str | None, at: float | None = None) -> bool:
+        """A frame captured at ``at`` was decoded and read ``text`` (None: nothing).
+        True when ``text`` is a new presentation to deliver."""
+        now = self.clock() if at is None else at
+        for k, seen in list(self._last_seen.items()):
+            if k != text and now - seen > self.window:  # seen gone long enough: forgotten
+                del self._last_seen[k]
+        if text is None:
+            return False
+        new = text not in self._last_seen
         self._last_seen[text] = now
-        for k in [k for k, t in self._last_seen.items() if now - t > self.window]:
-            del self._last_seen[k]
-        return seen is None or now - seen > self.window
+        return new
+
+    def should_emit(self, text: str, at: float | None = None) -> bool:
+        """:meth:`observe` for a frame that read ``text``."""
+        return self.observe(text, at)
 
 
 class LatestFrame:
@@ -74,7 +98,12 @@ class LatestFrame:
             if self._seq > self._taken:
                 self.dropped += 1
             self._frame, self._seq = frame, self._seq + 1
-            self._cond.notify()
+            self._cond.notify_all()
+
+    def wait_taken(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s until the frame put last has been taken."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._seq == self._taken, timeout)
 
     def take(self, timeout: float) -> Any:
         """The newest frame not yet taken, waiting up to ``timeout`` s; None if none came."""
@@ -83,6 +112,7 @@ class LatestFrame:
                 return None
             self._taken = self._seq
             frame, self._frame = self._frame, None
+            self._cond.notify_all()  # a lock-step producer waits for this
             return frame
 
 
@@ -108,6 +138,12 @@ class ScanLoop:
     """
 
     status_interval = 1.0
+    #: Lock-step (the simulated camera in tests): the capture thread waits until the
+    #: decoder has taken each frame, so every frame is decoded and none is dropped.
+    lockstep = False
+    #: How much the camera's threads lower their priority below the process's (0 in a
+    #: camera process, which is niced as a whole).
+    thread_niceness = 10
 
     def __init__(self, on_scan: Callable[[str], None],
                  on_status: Callable[[CameraStatus], None] | None = None,
@@ -129,11 +165,14 @@ class ScanLoop:
         self.slot = LatestFrame()
         self.previews = LatestFrame()
         self.frames_decoded = 0
+        self._decoded = threading.Condition()
 
     # -- lifecycle
     def start(self) -> None:
+        """Start scanning: a new session, which remembers no card read before it."""
         if self._thread is not None and self._thread.is_alive():
             return
+        self.dedupe.reset()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
         self._thread.start()
@@ -165,12 +204,25 @@ class ScanLoop:
     def _close(self) -> None:
         pass
 
+    def _frame_time(self) -> float:
+        """The capture time of the frame just read (the camera's clock)."""
+        return time.monotonic()
+
+    def wait_decoded(self, frames: int, timeout: float = 60.0) -> bool:
+        """Wait until ``frames`` more frames have been decoded (False if ``timeout`` s
+        passed first: a guard against a hang, not a measure)."""
+        with self._decoded:
+            goal = self.frames_decoded + frames
+            return self._decoded.wait_for(lambda: self.frames_decoded >= goal, timeout)
+
     def _capture(self, failed: list[str]) -> None:
         """The capture thread: frames into the mailbox until stopped or the source fails."""
-        lower_thread_priority()
+        lower_thread_priority(self.thread_niceness)
         failures = 0
         try:
             while not self._stop.is_set():
+                if self.lockstep and not self.slot.wait_taken(0.1):
+                    continue
                 frame = self._read()
                 if frame is None:
                     failures += 1
@@ -180,15 +232,16 @@ class ScanLoop:
                     self._stop.wait(0.05)
                     continue
                 failures = 0
+                at = self._frame_time()
                 with self._lock:
                     self._latest = frame
-                self.slot.put(frame)
+                self.slot.put((frame, at))
         except Exception as exc:
             failed.append(f"Camera failed: {exc}")
 
     def _deliver_previews(self) -> None:
         """The preview thread: hands the newest preview to ``on_preview``."""
-        lower_thread_priority()
+        lower_thread_priority(self.thread_niceness)
         while not self._stop.is_set():
             preview = self.previews.take(0.1)
             callback = self.on_preview
@@ -200,7 +253,7 @@ class ScanLoop:
         from hardware.decode import MultiFrameDecoder, QRDecoder, to_gray
         from hardware.scanview import Advisor, make_preview, measure
 
-        lower_thread_priority()  # decoding gives way to the cashier's key presses
+        lower_thread_priority(self.thread_niceness)  # decoding gives way to key presses
         self._set_status("starting", "Opening the camera")
         try:
             error = self._open()
@@ -224,16 +277,19 @@ class ScanLoop:
         deliver.start()
         try:
             while not self._stop.is_set() and not failed:
-                frame = self.slot.take(0.1)
-                if frame is None:
+                taken = self.slot.take(0.1)
+                if taken is None:
                     continue
+                frame, at = taken
                 gray = to_gray(frame)
                 text = decoder.feed(gray)
-                self.frames_decoded += 1
-                emit = text is not None and self.dedupe.should_emit(text)
+                emit = self.dedupe.observe(text, at)
                 if emit:
                     with contextlib.suppress(Exception):
                         self.on_scan(text)  # type: ignore[arg-type]
+                with self._decoded:
+                    self.frames_decoded += 1
+                    self._decoded.notify_all()
                 now = time.monotonic()
                 on_preview, (cols, rows) = self.on_preview, self.preview_size
                 if on_preview is not None and cols > 0 and rows > 0 and now >= next_preview:
@@ -284,7 +340,7 @@ class ScanLoop:
 class CameraScanner(ScanLoop):
     """A real camera through OpenCV: ``source`` is an index (0, "0") or a device path/URL."""
 
-    def __init__(self, source: str | int, on_scan: Callable[[str], None],
+    def __init__(self, source: str | int, on_scan: Callable[[str], None] = lambda text: None,
                  on_status: Callable[[CameraStatus], None] | None = None,
                  width: int = 640, height: int = 480, fps: int = 15,
                  dedupe_seconds: float = 3.0, preview_fps: float = 6.0,

@@ -5,6 +5,13 @@ thread loop, so every frame goes through the real decoder chain and the same
 de-duplication. Its frames are rendered: a card carrying a payload (see
 ``hardware.cardimages``) or an image file, held "in view" for ``hold_frames``
 frames, with empty frames in between.
+
+Its clock is its frame count: the ``n``-th frame is captured at ``n / fps`` seconds,
+however late a loaded machine serves it, so the de-duplication window counts
+frames of the scene, not the machine's speed. ``lockstep=True`` (tests) serves the
+next frame only when the decoder has taken the last one: every frame is decoded,
+as fast as the decoder goes, and a test waits for frames decoded
+(:meth:`hardware.camera.ScanLoop.wait_decoded`), never for time.
 """
 
 from __future__ import annotations
@@ -36,8 +43,9 @@ class SimulatedCamera(ScanLoop):
                  width: int = 640, height: int = 480, fps: float = 15,
                  dedupe_seconds: float = 3.0, hold_frames: int = 8, gap_frames: int = 4,
                  loop: bool = False, preview_fps: float = 6.0, beep: str = "bell",
-                 scene_grey: int = 96) -> None:
+                 scene_grey: int = 96, lockstep: bool = False) -> None:
         super().__init__(on_scan, on_status, dedupe_seconds, preview_fps, beep)
+        self.lockstep = lockstep
         self.items = list(source)
         self.width, self.height, self.fps = width, height, fps
         self.hold_frames, self.gap_frames, self.loop = hold_frames, gap_frames, loop
@@ -75,8 +83,11 @@ class SimulatedCamera(ScanLoop):
                                + [self._frame_for(item)] * self.hold_frames)
         return None
 
+    def _frame_time(self) -> float:
+        return self.frames_served / (self.fps if self.fps > 0 else 15.0)
+
     def _read(self) -> np.ndarray | None:
-        if self.fps > 0:
+        if self.fps > 0 and not self.lockstep:
             self._stop.wait(1.0 / self.fps)
         try:
             shown = self._shown.get_nowait()

@@ -411,6 +411,10 @@ class CameraSettings(BaseModel):
     beep: str = "bell"
     """Beep when a card is read: ``none``, ``bell`` (the terminal's), ``alsa:DEVICE`` (a
     tone through ``aplay -D DEVICE``) or a command line to run (no shell)."""
+    decoder: Literal["process", "thread"] = "process"
+    """Where the camera and its decoder run: ``process`` (a child process, niced and
+    pinned to one core, started when a scan screen first opens: the UI keeps its
+    interpreter to itself) or ``thread`` (threads of the UI process)."""
 
     _sizes = field_validator("width", "height", "fps")(_positive)
     _preview = field_validator("preview_fps")(_not_negative)

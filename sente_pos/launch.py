@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pos.config import Settings, ensure_home
+from pos.config import CameraSettings, Settings, ensure_home
 from pos.errors import PosError
 from sente_pos.quiet import library_output_to_log
 
@@ -38,6 +38,31 @@ DEMO_PIN_HASHES = {
 def _close(term: Any) -> None:
     with contextlib.suppress(Exception):
         asyncio.run(term.aclose())
+
+
+def make_camera(cam: CameraSettings, factory: str, kwargs: dict[str, Any]) -> Any:
+    """The camera as ``camera.decoder`` says: ``factory`` ("module:class", a ScanLoop) in
+    a child process (nothing of it is imported here until the scan screen opens), or
+    made here to run in threads of this process."""
+    kwargs = {**kwargs, "preview_fps": cam.preview_fps, "beep": cam.beep}
+    if cam.decoder == "process":
+        from hardware.camproc import CameraProcess
+
+        return CameraProcess(factory, {k: v for k, v in kwargs.items() if k != "beep"},
+                             preview_fps=cam.preview_fps, beep=cam.beep)
+    import importlib
+
+    module, _, name = factory.partition(":")
+    return getattr(importlib.import_module(module), name)(**kwargs)
+
+
+def close_camera(scanner: Any) -> None:
+    """Stop the camera; a camera process is ended and reaped."""
+    with contextlib.suppress(Exception):
+        scanner.stop()
+    close = getattr(scanner, "close", None)
+    if close is not None:
+        close()
 
 
 def demo_settings(sb: Any) -> Settings:
@@ -67,7 +92,6 @@ def demo_app(home: Path | None = None, *, console: bool = False) -> Iterator[Any
 
     The sandbox's port is bound at once (its URLs go into the settings, and requests
     queue in the backlog), but its web server starts after the first paint."""
-    from hardware.simcam import SimulatedCamera
     from hardware.wedge import WedgeDetector
     from pos.sandbox.server import SandboxServer
     from pos.terminal import Terminal
@@ -82,6 +106,7 @@ def demo_app(home: Path | None = None, *, console: bool = False) -> Iterator[Any
 
     hub = DemoHub(home, sb, "DEMO-01").reserve()
     term = None
+    scanner = None
     try:
         settings = demo_settings(sb)
         term = Terminal.open_sync(settings)
@@ -90,8 +115,8 @@ def demo_app(home: Path | None = None, *, console: bool = False) -> Iterator[Any
             term.add_hashed_operator(DEMO_CASHIER[0], "cashier", DEMO_PIN_HASHES["amina"])
         # Nothing in view until a card is picked (F3 on the scan screen); a card held up
         # again a second later is a new presentation.
-        scanner = SimulatedCamera(dedupe_seconds=1.0, preview_fps=settings.camera.preview_fps,
-                                  beep=settings.camera.beep)
+        cam = settings.camera
+        scanner = make_camera(cam, "hardware.simcam:SimulatedCamera", {"dedupe_seconds": 1.0})
         demo = SandboxDemo(sb, scanner, probe_every=settings.sync.probe_interval)
         yield make_app(settings, term, scanner, None, kiosk=False, wedge=WedgeDetector(),
                        theme="console" if console else "default",
@@ -104,6 +129,8 @@ def demo_app(home: Path | None = None, *, console: bool = False) -> Iterator[Any
     finally:
         if term is not None:
             _close(term)
+        if scanner is not None:
+            close_camera(scanner)
         hub.stop()
         sb.close()
 
@@ -157,7 +184,6 @@ def run_blocked(message: str) -> int:
 
 def run_kiosk(settings: Settings, *, console: bool = False) -> int:
     """The configured terminal: real camera, printer, kiosk options from settings."""
-    from hardware.camera import CameraScanner
     from hardware.printer import make_printer
     from hardware.wedge import WedgeDetector
     from pos import sdnotify
@@ -171,9 +197,9 @@ def run_kiosk(settings: Settings, *, console: bool = False) -> int:
         return run_blocked(exc.message)
     cam = settings.camera
     source: int | str = int(cam.device) if cam.device.isdigit() else cam.device
-    scanner = CameraScanner(source, on_scan=lambda _payload: None, width=cam.width,
-                            height=cam.height, fps=cam.fps, preview_fps=cam.preview_fps,
-                            beep=cam.beep)
+    scanner = make_camera(cam, "hardware.camera:CameraScanner",
+                          {"source": source, "width": cam.width, "height": cam.height,
+                           "fps": cam.fps})
     theme = "console" if console else settings.kiosk.theme
     app = make_app(settings, term, scanner, printer, kiosk=settings.kiosk.enabled, theme=theme,
                    wedge=WedgeDetector())
@@ -186,6 +212,7 @@ def run_kiosk(settings: Settings, *, console: bool = False) -> int:
     finally:
         stop.set()
         sdnotify.stopping()
+        close_camera(scanner)
         _close(term)
     # Textual catches an unhandled exception, draws it and returns 1: passed on, so
     # systemd (Restart=on-failure) starts the counter again.

@@ -26,7 +26,8 @@ def test_domain_imports_no_ui_and_no_opencv() -> None:
 
 
 def test_hardware_modules_load_decoders_lazily() -> None:
-    mods = loaded_after("import hardware.camera, hardware.scan, hardware.printer, hardware.wedge")
+    mods = loaded_after("import hardware.camera, hardware.camproc, hardware.scan, "
+                        "hardware.printer, hardware.wedge")
     assert "textual" not in mods
     assert "cv2" not in mods and "zxingcpp" not in mods and "pyzbar" not in mods
 

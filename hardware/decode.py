@@ -1,8 +1,11 @@
 """QR decoding for camera frames: a fast path, then escalation only when it fails.
 
 The first step is zxing-cpp with its own recovery (try_invert, try_downscale,
-try_rotate; QR Models 1 and 2), then the same on the mirrored frame, so the
-chain never reads fewer frames than the library alone.
+try_rotate; QR Models 1 and 2), so the chain never reads fewer frames than the
+library alone. zxing-cpp reads a mirrored code by itself (a selfie camera's
+frame), so a second look at the flipped frame is an escalation step, not part
+of the fast path: it cost as much as the fast path on every frame the fast path
+missed, and left that much less of the budget to the steps that read them.
 When that reads nothing, the chain finds the most
 QR-like region of the frame (dense edges in both directions, found at 1/4
 scale: usually the card), then the QR inside it (the same measure at a finer
@@ -24,8 +27,9 @@ Only the libraries produce text, and all of them check the QR's Reed-Solomon
 error correction, so preprocessing can make a code readable but cannot make
 it say something else. A decoded text must also be printable.
 
-Escalation is bounded by ``budget_ms`` per frame (a step starts only if its
-typical cost, listed in ``ORDER``, fits in what is left); :class:`MultiFrameDecoder`
+Escalation is bounded by ``budget_ms`` of the decoding thread's CPU time per
+frame (a step starts only if its typical cost, listed in ``ORDER``, fits in what
+is left); :class:`MultiFrameDecoder`
 resumes the chain where the previous frame stopped, so a live stream walks
 the whole chain over a few frames at a bounded cost per frame.
 
@@ -48,6 +52,7 @@ if TYPE_CHECKING:
 MAX_TEXT = 1024
 CARD_ASPECT = 85.6 / 54.0  # ID-1 card, as hardware.cardimages renders it
 CROP_TARGET = 280  # px: the crop's long side after scaling
+LIVE_BUDGET_MS = 6.5  # CPU ms per live frame (the issue's p95 goal is 8 ms per frame)
 
 #: Where a code is in a frame: four (x, y) corners in frame pixels, clockwise from the
 #: code's top-left as read (for a box found by the escalation: the box's corners).
@@ -122,13 +127,10 @@ def _corners(position: Any) -> Quad:
         position.top_left, position.top_right, position.bottom_right, position.bottom_left))
 
 
-def _zxing_default(img: np.ndarray) -> list[str]:
-    return [t for t, _ in _zxing_found(img)]
-
-
 def _mirrored_found(img: np.ndarray) -> list[Found]:
-    """A mirrored frame (selfie cameras, a code seen through glass), read with recovery
-    on; the corners in the (unmirrored) frame's coordinates."""
+    """The frame flipped left to right, read with recovery on; the corners in the
+    (unflipped) frame's coordinates. zxing-cpp reads mirrored codes without it; the
+    flipped frame is only another sampling of the same pixels (an escalation step)."""
     right = img.shape[1] - 1
     return [(text, tuple((right - x, y) for x, y in quad))
             for text, quad in _zxing_found(_Libs.load().cv2.flip(img, 1))]
@@ -654,6 +656,16 @@ def _whole(fn: Callable[[np.ndarray], list[str]]) -> Step:
     return lambda fr: fn(fr.gray)
 
 
+def _smooth(img: np.ndarray, sigma: float = 1.0) -> np.ndarray:
+    """A Gaussian blur: sensor noise in a dark frame breaks up a threshold's modules."""
+    return _Libs.load().cv2.GaussianBlur(img, (0, 0), sigma)
+
+
+def _median(img: np.ndarray) -> np.ndarray:
+    """A 3x3 median: removes specks and thin scratches, keeps module edges."""
+    return _Libs.load().cv2.medianBlur(img, 3)
+
+
 def _zxing_adaptive(block: int) -> Callable[[np.ndarray], list[str]]:
     return lambda c: _zxing(_adaptive(c, block))
 
@@ -675,6 +687,11 @@ def all_steps() -> dict[str, tuple[str, Step]]:
         s[f"q{t}+adaptive15+zbar"] = ("zbar", _on_crop(0, t, lambda c: _zbar(_adaptive(c, 15))))
         s[f"q{t}+sharpen+zbar"] = ("zbar", _on_crop(0, t, lambda c: _zbar(_unsharp(c, 1.0, 1.0))))
         s[f"q{t}+close+zbar"] = ("zbar", _on_crop(0, t, lambda c: _zbar(_adaptive(_close(c)))))
+        s[f"q{t}+smooth+zbar"] = ("zbar", _on_crop(0, t, lambda c: _zbar(_smooth(c))))
+        s[f"q{t}+median+zbar"] = ("zbar", _on_crop(0, t, lambda c: _zbar(_median(c))))
+        s[f"q{t}+smooth+adaptive"] = ("zxing", _on_crop(0, t, lambda c: _zxing(
+            _adaptive(_smooth(c), 31))))
+        s[f"q{t}+median"] = ("zxing", _on_crop(0, t, lambda c: _zxing(_median(c))))
     for x in (2, 3):
         s[f"qx{x}"] = ("zxing", _on_crop(0, -x, _zxing))
         s[f"qx{x}+sharpen"] = ("zxing", _on_crop(0, -x, lambda c: _zxing(_unsharp(c, 1.5, 1.0))))
@@ -695,15 +712,19 @@ def all_steps() -> dict[str, tuple[str, Step]]:
         _Libs.cv2.createCLAHE(2.0, (4, 4)).apply(c))))
     s["card2/q280"] = ("zxing", _on_crop(1, 280, _zxing))
     s["card2/q280+adaptive+zbar"] = ("zbar", _on_crop(1, 280, lambda c: _zbar(_adaptive(c))))
+    s["mirror"] = ("zxing", _whole(_mirrored))
     s["half"] = ("zxing", _full(_half))
     s["otsu"] = ("zxing", _full(_otsu))
     s["zbar-frame"] = ("zbar", _whole(_zbar))
+    s["zbar-half"] = ("zbar", _whole(lambda g: _zbar(_half(g))))
+    s["zbar-smooth"] = ("zbar", _whole(lambda g: _zbar(_smooth(g))))
     s["opencv-frame"] = ("opencv", _whole(_opencv))
     return s
 
 
 # Steps on the whole frame: their listed cost is for 640x480 and grows with the area.
-WHOLE_FRAME = frozenset({"half", "otsu", "zbar-frame", "opencv-frame"})
+WHOLE_FRAME = frozenset({"half", "otsu", "mirror", "zbar-frame", "zbar-half", "zbar-smooth",
+                         "opencv-frame"})
 BASE_AREA = 640 * 480
 
 
@@ -749,6 +770,8 @@ ORDER: list[tuple[str, float]] = [
     # Each library alone on the whole frame, last: the chain reads every frame that one
     # of them reads alone (bench_decode found frames only pyzbar read). Under a live
     # budget they run as the one step of a later frame, when the frame is small enough.
+    # The flipped frame: zxing-cpp reads mirrored codes itself, this is a second sampling.
+    ("mirror", 1.0),
     ("zbar-frame", 7.5),
     ("opencv-frame", 10.0),
 ]
@@ -781,13 +804,18 @@ class QRDecoder:
     looked at when nothing was read (None when it did not look).
     """
 
-    def __init__(self, budget_ms: float | None = 6.5, use_pyzbar: bool = True,
+    def __init__(self, budget_ms: float | None = LIVE_BUDGET_MS, use_pyzbar: bool = True,
                  use_opencv: bool = True,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.thread_time) -> None:
         libs = _Libs.load()
         self.budget_ms = budget_ms
-        #: What the budget is measured with: the wall clock (the camera does not wait); a
-        #: test passes ``time.thread_time`` so that a loaded machine changes nothing.
+        #: What the budget is measured with: the CPU time of the thread that decodes, so
+        #: the work done per frame (and what is read) is the same on a loaded machine as
+        #: on a quiet one. Sound for the live path because the camera hands the decoder
+        #: only its newest frame (``hardware.camera``'s one-frame mailbox): a frame that
+        #: takes longer on a busy machine means fewer frames decoded, never a backlog,
+        #: and the time the thread waits for the interpreter lock or a core is not
+        #: counted as work it did.
         self.clock = clock
         self.pyzbar = use_pyzbar and libs.zbar is not None
         self.steps = escalation_steps(self.pyzbar, use_opencv)
@@ -803,8 +831,6 @@ class QRDecoder:
         self.last_step = None
         self.last_position = self.last_candidate = None
         hits = [(t, q) for t, q in _zxing_found(gray) if accept(t)]
-        if not hits:
-            hits = [(t, q) for t, q in _mirrored_found(gray) if accept(t)]
         where = dict(reversed(hits))  # the first place each text was read
         found = [t for t, _ in hits]
         if found and any(is_card(t) for t in found):

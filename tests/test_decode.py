@@ -454,3 +454,56 @@ def test_whole_frame_steps_stay_out_of_a_large_live_frame() -> None:
     ran.clear()
     assert recording(QRDecoder(budget_ms=None)).decode(noise) == []
     assert {"zbar-frame", "opencv-frame"} <= set(ran)
+
+
+def test_live_budget_is_the_decoding_threads_cpu_time() -> None:
+    """BUG: the budget was wall-clock time, so on a loaded machine (the decoder's thread
+    waiting for a core or the interpreter lock) the chain stopped after fewer steps and
+    read less. Time the thread spends off the CPU (here: a step that waits) is not work
+    and no longer counts against the budget."""
+    calls: list[str] = []
+
+    def waits(fr: _Frame) -> list[str]:
+        calls.append("waits")
+        threading.Event().wait(0.05)  # off the CPU, as a descheduled thread is
+        return []
+
+    def reads(fr: _Frame) -> list[str]:
+        calls.append("reads")
+        return [CARD_A]
+
+    dec = QRDecoder(budget_ms=6.5)
+    dec.steps = [("waits", 1.0, waits, None), ("reads", 1.0, reads, None)]
+    noise = np.random.default_rng(2).integers(0, 256, (120, 160), dtype=np.uint8)
+    assert dec.decode(noise) == [CARD_A]
+    assert calls == ["waits", "reads"]
+
+
+def test_a_frame_the_fast_path_misses_costs_one_zxing_pass_before_escalating(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """BUG: the fast path read every frame it missed a second time, flipped (as costly
+    as the first read), though zxing-cpp reads mirrored codes itself: on the bench set's
+    dark and scuffed frames the budget ran out before the steps that read them, and
+    pyzbar alone read frames the live chain did not. The flip is an escalation step."""
+    reads: list[object] = []
+    real = zxingcpp.read_barcodes
+
+    def counted(*a: object, **k: object) -> object:
+        reads.append(a)
+        return real(*a, **k)
+
+    def escalated(fr: _Frame) -> list[str]:
+        raise _Escalated
+
+    dec = QRDecoder(budget_ms=6.5)
+    name, cost, _, _ = dec.steps[0]
+    dec.steps = [(name, cost, escalated, None)]
+    monkeypatch.setattr(zxingcpp, "read_barcodes", counted)
+    with pytest.raises(_Escalated):
+        dec.decode(np.random.default_rng(4).integers(0, 256, (480, 640), dtype=np.uint8))
+    assert len(reads) == 1
+    assert "mirror" in [n for n, *_ in QRDecoder().steps]
+
+
+class _Escalated(Exception):
+    """Raised by a test step: the chain reached its escalation."""

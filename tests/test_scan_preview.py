@@ -128,7 +128,7 @@ def test_decoder_says_where_the_code_is_mirrored_too() -> None:
     decoder = QRDecoder()
     decoder.decode(gray)
     xs = [x for x, _ in decoder.last_position or ()]
-    decoder.decode(cv2.flip(gray, 1))  # read by the mirrored step
+    decoder.decode(cv2.flip(gray, 1))  # zxing-cpp reads a mirrored code itself
     mxs = [x for x, _ in decoder.last_position or ()]
     assert xs and mxs
     assert min(xs) > 320 and max(mxs) < 320  # right half, then left half: frame coordinates

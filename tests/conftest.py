@@ -24,6 +24,17 @@ from pos.sandbox.server import SandboxServer
 from tests.hub_support import hub, hub_server, hub_url, pg_url  # noqa: F401  (hub fixtures)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The longest tests first (``pytest.mark.slow``; the order is otherwise kept).
+
+    pytest-xdist hands tests out in collection order, after the ``xdist_group`` units
+    (largest first): a long test collected late starts late and the run waits for it
+    alone at the end. Started first, the long ones overlap and the short tests fill the
+    other workers around them. Every worker sorts the same way (a stable sort on the
+    marker), so all collect the same list, as xdist requires."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def _marker_options(request: pytest.FixtureRequest, name: str) -> dict[str, Any]:
     marker = request.node.get_closest_marker(name)
     return dict(marker.kwargs) if marker else {}

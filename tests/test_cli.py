@@ -97,6 +97,7 @@ def test_pending_vend_then_complete(env: dict[str, str]) -> None:
     assert rc == 0 and doc["status"] == "approved" and doc["token"]
 
 
+@pytest.mark.slow
 def test_exit_codes(env: dict[str, str], tmp_path: Path) -> None:
     rc, out, _ = run(env, "vend", data.METER_BAD_LUHN, "--amount", "100", "--json")
     assert rc == 2 and "check digit" in json.loads(out)["error"]
@@ -150,6 +151,7 @@ def test_config_show_masks_secrets(env: dict[str, str]) -> None:
     assert data.VENDOR_PASSWORD not in out
 
 
+@pytest.mark.slow
 def test_journal_export_and_reports(env: dict[str, str], tmp_path: Path) -> None:
     run(env, "vend", meter(4), "--amount", "100", "--json")
     dest = tmp_path / "j.csv"

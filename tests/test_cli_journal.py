@@ -37,6 +37,7 @@ async def voided_payment(term) -> tuple[str, str]:
     return paid.ref, res.ref
 
 
+@pytest.mark.slow
 async def test_journal_ref_text_prints_the_event_trail(term, sandbox):
     """BUG (issue 13): ``journal --ref`` in text mode printed one line, no event trail."""
     paid, refund = await voided_payment(term)
@@ -73,6 +74,7 @@ async def test_journal_ref_finds_a_row_past_the_list_limit(term, sandbox):
     assert rc == 0 and f"ref        {old.ref}" in out and "sending -> done" in out
 
 
+@pytest.mark.slow
 async def test_void_refused_before_the_supervisor_pin_is_read(term, sandbox):
     """BUG (issue 13): ``void`` read the supervisor's PIN, then said the row cannot be
     voided. Now the refusal comes first (exit 2), with no PIN asked or read."""

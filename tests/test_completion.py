@@ -3,10 +3,12 @@ and bash, running it, completes the parser's subcommands, choices and options.""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -32,10 +34,19 @@ def script(shell: str, env: dict[str, str]) -> str:
     return proc.stdout
 
 
+@functools.cache
+def bash_script() -> str:
+    """``sente-pos completion bash``, printed once per test process: the script is the
+    same whatever the settings (the tests that print it check that)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return script("bash", _env(Path(tmp)))
+
+
 def bash_complete(line: str, env: dict[str, str]) -> list[str]:
-    """What bash offers on Tab after ``line``, through the printed script."""
+    """What bash offers on Tab after ``line``, through the printed script (each call
+    runs the completer, ``sente-pos`` under argcomplete, in ``env``)."""
     words = line.split(" ")
-    probe = (f'eval "$(sente-pos completion bash)"\n'
+    probe = (f"{bash_script()}\n"
              f"COMP_LINE={line!r}; COMP_POINT={len(line)}; COMP_TYPE=9\n"
              f"COMP_WORDS=({' '.join(repr(w) for w in words)}); COMP_CWORD={len(words) - 1}\n"
              "_python_argcomplete sente-pos\n"
@@ -53,6 +64,7 @@ def test_bash_completes_the_subcommands(tmp_path: Path) -> None:
     assert bash_complete("sente-pos jo", _env(tmp_path)) == ["journal"]
 
 
+@pytest.mark.slow
 def test_bash_completes_choices_and_options(tmp_path: Path) -> None:
     env = _env(tmp_path)
     assert sorted(bash_complete("sente-pos report ", env)) == ["x", "z"]
@@ -64,7 +76,8 @@ def test_bash_completes_choices_and_options(tmp_path: Path) -> None:
 
 def test_scripts_for_each_shell_name_the_command(tmp_path: Path) -> None:
     env = _env(tmp_path)
-    assert "complete " in script("bash", env) and "sente-pos" in script("bash", env)
+    bash = script("bash", env)
+    assert "complete " in bash and "sente-pos" in bash
     assert "compdef _python_argcomplete sente-pos" in script("zsh", env)  # eval-ed in .zshrc
     assert "complete --command sente-pos" in script("fish", env)
 

@@ -198,6 +198,7 @@ def _basket(item: Item) -> Basket:
     return b
 
 
+@pytest.mark.slow
 def test_shift_cli_exit_codes_and_json(tmp_path):
     import os
     from pathlib import Path

@@ -255,6 +255,7 @@ async def hold_up(pilot: Any, key: str) -> None:
     await pilot.press(key)
 
 
+@pytest.mark.slow
 async def test_the_card_picked_is_the_card_read(quick_term, sandbox):
     demo, camera = demo_for(sandbox)
     app = app_for(quick_term.settings, quick_term, camera, demo=demo)
@@ -293,6 +294,7 @@ async def test_a_counter_without_demo_controls_has_no_demo_keys(quick_term, sand
         assert isinstance(app.screen, ScanScreen) and "Demo" not in screen_text(app)
 
 
+@pytest.mark.slow
 async def test_link_down_queues_a_card_sale_and_link_up_syncs_it(quick_term, sandbox):
     demo, camera = demo_for(sandbox)
     before = sandbox.state.patasente.balance(data.CARD_ACTIVE)

@@ -186,6 +186,7 @@ async def sync_until_settled(pilot: Any) -> None:
 
 
 # ------------------------------------------------------------------ the day
+@pytest.mark.slow
 async def test_a_full_day_at_the_counter(term, sandbox) -> None:
     active, no_pin = data.CARD_ACTIVE, data.CARD_NO_PIN
     balance_active = sandbox.state.patasente.balance(active)

@@ -23,6 +23,7 @@ def cli(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.Complete
                           capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.slow
 def test_setup_serve_enrol_upload_restore(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'hub.db'}"
     hub_env = {**os.environ, "SENTE_POS_HOME": str(tmp_path / "hubhome"),

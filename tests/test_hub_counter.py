@@ -280,6 +280,7 @@ def test_the_migration_queues_a_journals_counter_history(tmp_path: Path) -> None
     assert queued == [("shift", "1"), ("cash_move", "1")]
 
 
+@pytest.mark.slow
 async def test_drawer_and_shifts_in_headless_chromium_on_a_phone(term: Any, hub: Any,
                                                                  hub_server: Any,
                                                                  browser: Any) -> None:

@@ -274,6 +274,7 @@ MASH_KEYS = ["escape", "enter", *"1234567890", "tab", "backspace", "up", "down",
              "right", "space", *(f"f{i}" for i in range(1, 13))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size,theme", [((80, 24), "default"), ((60, 20), "console")],
                          ids=["80x24", "60x20-console"])
 async def test_every_screen_from_home_survives_a_mash(home, term, ann, sandbox, size, theme):

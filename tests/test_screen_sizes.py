@@ -116,8 +116,8 @@ def on_screen(app: Any, widget: Any) -> bool:
 @pytest.mark.parametrize("name", NAMES)
 async def test_key_control_on_screen(build, name, size):
     """The KYC form's Continue and the token result's OK were below an 80x24 screen; the
-    Settings' Save below a 60x20 one, the journal's Amount column cut off there and the
-    demo's card list wrapped."""
+    Settings' Save below a 60x20 one, the journal's Amount column cut off there, the
+    demo's card list wrapped and the journal detail's last keys cut off its key bar."""
     from screens.widgets import KeyBar
 
     width, height, theme = size
@@ -132,6 +132,10 @@ async def test_key_control_on_screen(build, name, size):
                                          f"screen:\n{screen_text(app)}")
         for bar in screen.query(KeyBar):
             assert on_screen(app, bar), f"the key bar is off the screen:\n{screen_text(app)}"
+            text = screen_text(app)
+            for binding, _enabled in bar.shown():  # every key it offers, not cut off
+                hint = f"{app.get_key_display(binding)} {binding.description}"
+                assert hint in text, f"{hint!r} is cut off the key bar:\n{text}"
         if shot.shows:
             lines = screen_text(app).splitlines()
             for text in shot.shows:

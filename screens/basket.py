@@ -30,6 +30,15 @@ if TYPE_CHECKING:
 VISIBLE_LINES = 6
 
 
+def quick_label(n: int, item: Item, width: int) -> str:
+    """``F1 Soda 300ml 1,000`` in ``width`` cells: the name gives way (cut, ending in
+    ``.``), never the key or the price."""
+    price = item.price.format(symbol=False)
+    room = max(width - len(f"F{n}  ") - len(price), 1)
+    name = item.name if len(item.name) <= room else item.name[:room - 1].rstrip() + "."
+    return f"F{n} {name} {price}"
+
+
 class BasketScreen(Step[bool]):
     """Build the basket; dismisses True to tender it, None when the sale is cancelled."""
 
@@ -57,8 +66,7 @@ class BasketScreen(Step[bool]):
         keys = self.catalogue.quick_keys[:9]
         with Grid(id="basket-keys"):
             for i, item in enumerate(keys, start=1):
-                price = item.price.format(symbol=False)
-                button = Button(plain_label(f"F{i} {item.name[:14]} {price}"),
+                button = Button(plain_label(quick_label(i, item, 22)),
                                 id=f"quick-{i - 1}", classes="quick-key")
                 button.can_focus = False  # Enter belongs to the basket (add / pay)
                 yield button
@@ -69,6 +77,19 @@ class BasketScreen(Step[bool]):
 
     def on_mount(self) -> None:
         self.refresh_view()
+        self.call_after_refresh(self._fit_quick_keys)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fit_quick_keys)
+
+    def _fit_quick_keys(self) -> None:
+        """Each quick key's label cut to its button (60 columns give ~19 cells a key)."""
+        keys = self.catalogue.quick_keys
+        for button in self.query(".quick-key").results(Button):
+            index = int((button.id or "quick-0").removeprefix("quick-"))
+            width = button.content_size.width - 2 * button.styles.line_pad  # Button pads
+            if width > 0 and index < len(keys):
+                button.label = plain_label(quick_label(index + 1, keys[index], width))
 
     # ------------------------------------------------------------ display
     def refresh_view(self, error: str = "") -> None:

@@ -246,10 +246,9 @@ class JournalDetailScreen(Step[None]):
         trail = ["", "Event trail:"]
         for ev in events:
             when = ev.at.astimezone().strftime("%H:%M:%S")
-            step = f"{ev.from_state or '-'} -> {ev.to_state}"
-            extra = " ".join(x for x in (ev.note, ev.error, ev.operator and f"by {ev.operator}")
+            extra = " ".join(x for x in (ev.remark, ev.error, ev.operator and f"by {ev.operator}")
                              if x)
-            trail.append(f" {when} {step} {extra}")
+            trail.append(f" {when} {ev.step} {extra}".rstrip())
         yield Plain("\n".join(trail), classes="summary", id="journal-trail")
 
     def _void_rows(self, txn: Txn, mark: VoidMark | None,

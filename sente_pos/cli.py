@@ -348,10 +348,9 @@ def _journal_ref(args: argparse.Namespace, journal: Any) -> int:
     lines = [f"{k:<11}{v}" for k, v in fields if v]
     lines += ["", "event trail:"]
     for ev in events:
-        step = f"{ev.from_state or '-'} -> {ev.to_state}"
-        extra = "  ".join(x for x in (ev.note, ev.error and f"error: {ev.error}",
+        extra = "  ".join(x for x in (ev.remark, ev.error and f"error: {ev.error}",
                                       ev.operator and f"by {ev.operator}") if x)
-        lines.append(f"  {ev.at.astimezone().strftime('%Y-%m-%d %H:%M:%S')}  {step:<22}"
+        lines.append(f"  {ev.at.astimezone().strftime('%Y-%m-%d %H:%M:%S')}  {ev.step:<22}"
                      f"{extra}".rstrip())
     emit(args, [row], "\n".join(lines))
     return EXIT_OK

@@ -142,7 +142,8 @@ def _screens() -> dict[str, Shot]:
         "percent": Shot("basket.PercentScreen", lambda app: basket.PercentScreen("Sugar 1kg"),
                         "#percent-display", keys=("1", "0")),
         "basket": Shot("basket.BasketScreen", lambda app: basket.BasketScreen(
-            _basket(app), _catalogue(app)), "#basket-total", keys=("1", "8")),
+            _basket(app), _catalogue(app)), "#basket-total", keys=("1", "8"),
+            shows=("1,000", "800", "6,000", "4,500")),  # a quick key's price, never cut
         "tender": Shot("tender.TenderScreen",
                        lambda app: tender.TenderScreen(app.terminal.begin_sale(_basket(app))),
                        "#tender-split"),

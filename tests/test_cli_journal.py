@@ -48,7 +48,8 @@ async def test_journal_ref_text_prints_the_event_trail(term, sandbox):
     trail = lines[lines.index("event trail:") + 1:]
     events = term.journal.events(paid)
     assert len(trail) == len(events) >= 3
-    assert "- -> created" in trail[0] and "by ann" in trail[0]
+    # The creation event names the state it began in, once ("- -> created created" before).
+    assert trail[0].split()[2:] == ["created", "by", "ann"], trail[0]
     assert "sending -> done" in trail[-1]
     assert "(VOIDED)" in out and f"refund     {refund}" in out
     assert "voided     by boss (wrong size)" in out

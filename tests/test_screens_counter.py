@@ -192,3 +192,19 @@ async def test_shift_cash_in_and_blind_cash_up(term):
         text = screen_text(app)
         assert "UGX 53,000" in text and "-UGX 500" in text
     assert term.current_shift() is None
+
+
+@pytest.mark.parametrize("width", [12, 16, 18, 22, 40])
+def test_a_quick_key_label_cuts_the_name_never_the_key_or_the_price(width):
+    from pos.catalogue import Item
+    from pos.money import Money
+    from screens.basket import quick_label
+
+    item = Item("Bread (large loaf)", Money(6_000, "UGX"), 3)
+    label = quick_label(3, item, width)
+    assert label.startswith("F3 ") and label.endswith(" 6,000")
+    assert len(label) <= max(width, len("F3 B. 6,000"))
+    if width >= len("F3 Bread (large loaf) 6,000"):
+        assert label == "F3 Bread (large loaf) 6,000"
+    else:
+        assert "Bread (large loaf)" not in label and label.split(" ", 1)[1].count(".") == 1

@@ -70,6 +70,7 @@ async def test_journal_search_detail_duplicate_and_resolve(term, sandbox):
         await wait_screen(pilot, JournalDetailScreen)
         text = screen_text(app)
         assert "Event trail" in text and "-> done" in text
+        assert "- ->" not in text  # the creation event reads "created by ...", once
         await pilot.press("r")
         await wait_screen(pilot, ReceiptScreen)
         assert "DUPLICATE" in screen_text(app)

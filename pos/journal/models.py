@@ -141,6 +141,18 @@ class Event:
     error: str | None
     operator: str | None
 
+    @property
+    def step(self) -> str:
+        """``from -> to``, or the state it was created in (``queued``, ``created``)."""
+        if self.from_state is None:
+            return str(self.to_state)
+        return f"{self.from_state} -> {self.to_state}"
+
+    @property
+    def remark(self) -> str | None:
+        """The note, unless it only repeats the step (the creation event's "created")."""
+        return None if self.note == str(self.to_state) else self.note
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,

@@ -207,14 +207,16 @@ class CrashHarness:
                            stdin=f"{card.pin}\n", kill_after=kill_after)
         self._accepted(rc, out)
 
-    def card_vend(self, meter: str, amount: str = "10", kill: bool = False) -> None:
-        """Card pays for electricity: debit, then vend (refund if the vend fails)."""
+    def card_vend(self, meter: str, amount: str = "10", kill: bool = False,
+                  kill_when: Callable[[], bool] | None = None) -> None:
+        """Card pays for electricity: debit, then vend (refund if the vend fails).
+        ``kill``: at a calibrated moment; ``kill_when``: once that holds (see ``cli``)."""
         kill_after = self.kill_time("vend-card") if kill else None
         card = data.CARD_ACTIVE
         rc, out = self.cli("vend", meter, "--amount", amount, "--name", "Crash Test",
                            "--card", card.payload, "--wallet", data.CURRENT, "--no-wait",
                            "--json", stdin=f"{card.pin}\n", kill_after=kill_after,
-                           command="vend-card")
+                           command="vend-card", kill_when=kill_when)
         self._accepted(rc, out)
 
     SUPERVISOR = ("boss", "5831")

@@ -145,8 +145,9 @@ class ShiftReport:
             if self.counted is not None and var is not None:
                 out += [("COUNTED", Money(self.counted.get(cur, 0), cur).format()),
                         ("VARIANCE", var.format())]
-        out.append(("Basket sales", f"{self.sales}, card "
-                    f"{Money(self.card_parts, self.shift.currency).format()}"))
+        out.append(("SALES", ""))
+        out.append(("Baskets sold", str(self.sales)))
+        out.append(("Paid by card", Money(self.card_parts, self.shift.currency).format()))
         out.append(("BY OPERATOR", ""))
         for op, per in sorted(self.by_operator.items()):
             out.append((op, ", ".join(Money(_share(f), c).format()

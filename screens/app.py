@@ -100,6 +100,8 @@ class SentePOSApp(App[None]):
         self.glyphs = glyphs(theme)
         self._clock = clock
         self.wedge = wedge
+        #: A key held back on a screen that takes scans: it may open a scanner's burst.
+        self._held_key: events.Key | None = None
         self.cursor_blink = cursor_blink
         self.pin_timeout = pin_timeout
         self.id_photo_max_bytes = id_photo_max_bytes
@@ -215,33 +217,59 @@ class SentePOSApp(App[None]):
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key | events.MouseDown) and not event.is_forwarded:
             self.last_activity = time.monotonic()
-            if isinstance(event, events.Key) and self._feed_wedge(event):
-                return  # part of a scanner burst: not a key for the screen
+            if isinstance(event, events.Key) and event is not self._held_key:
+                verdict = self._feed_wedge(event)
+                if verdict == "scan":
+                    self._held_key = None  # it opened the burst: part of the scan
+                    return  # part of a scanner burst: not a key for the screen
+                await self._release_held_key()  # a held key that opened no burst goes first
+                if verdict == "hold":
+                    self._hold(event)
+                    return
         await super().on_event(event)
 
-    def _feed_wedge(self, event: events.Key) -> bool:
+    def _feed_wedge(self, event: events.Key) -> str:
         """Route keystrokes to the keyboard-wedge detector; a burst is a card scan.
 
-        Returns True when the key belongs to a scan and must not reach the screen:
-        the Enter that ends a scan, and burst keys on a screen that asks for it (the
-        home screen, so a payload's digits do not pick choices). Elsewhere burst keys
-        pass: a person never types that fast, but a terminal multiplexer or a paste may."""
+        "scan" when the key belongs to a scan and must not reach the screen: the Enter
+        that ends a scan, and burst keys on a screen that asks for it (the home screen,
+        so a payload's digits do not pick choices). "hold" for a key that may open such
+        a burst: the screen gets it once no scanner key follows within the scanner's key
+        interval (30 ms, unnoticed by a person). Otherwise "pass": elsewhere burst keys
+        reach the screen (a person never types that fast, but a multiplexer or a paste
+        may), and the scan screen reads a burst's Enter itself."""
         if self.wedge is None:
-            return False
+            return "pass"
         t = event.time
         if event.key == "enter":
             payload = self.wedge.feed_enter(t)
             handler = getattr(self.screen, "on_wedge_scan", None)
             if payload and handler is not None:
                 handler(payload)
-                return True
-            return False  # not a scan, or a screen that takes no scans: a plain Enter
+                return "scan"
+            return "pass"  # not a scan, or a screen that takes no scans: a plain Enter
         if event.character and event.is_printable:
             self.wedge.feed(event.character, t)
-            swallow = getattr(self.screen, "SWALLOW_WEDGE_BURSTS", False)
-            return bool(swallow) and self.wedge.in_burst(t)
+            if not getattr(self.screen, "SWALLOW_WEDGE_BURSTS", False):
+                return "pass"
+            return "scan" if self.wedge.in_burst(t) else "hold"
         self.wedge.reset()
-        return False
+        return "pass"
+
+    def _hold(self, event: events.Key) -> None:
+        assert self.wedge is not None
+        self._held_key = event
+        self.set_timer(self.wedge.max_interval * 1.5, lambda: self._release_held_key(event))
+
+    async def _release_held_key(self, only: events.Key | None = None) -> None:
+        """Hand the held key to the screen (``only``: if it is still that one)."""
+        held = self._held_key
+        if held is None or (only is not None and held is not only):
+            return
+        try:
+            await super().on_event(held)
+        finally:
+            self._held_key = None
 
     # ------------------------------------------------------------ operators
     def ensure_operator(self, locked: bool = False) -> None:

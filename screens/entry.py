@@ -20,6 +20,12 @@ if TYPE_CHECKING:
     from pos.usecases.quotes import Quote
 
 
+def grouped(typed: str) -> str:
+    """What was typed, with thousands separators: ``1500000.5`` shows ``1,500,000.5``."""
+    whole, dot, fraction = typed.partition(".")
+    return f"{int(whole or 0):,}{dot}{fraction}"
+
+
 class AmountScreen(Step[Money]):
     """Type an amount on the keypad (or keyboard); Enter confirms."""
 
@@ -44,7 +50,7 @@ class AmountScreen(Step[Money]):
         yield NumericKeypad(id="amount-keypad")
 
     def _display(self) -> str:
-        return f"{self.currency} {self.text or '0'}"
+        return f"{self.currency} {grouped(self.text)}"
 
     def _update(self, error: str = "") -> None:
         self.query_one("#amount-display", Static).update(self._display())

@@ -56,6 +56,9 @@ class Scanner(Protocol):
 class Wedge(Protocol):
     """Tells a keyboard-wedge scanner's key burst from a person typing."""
 
+    #: Seconds between a scanner's keys at most (a burst's first key waits this long).
+    max_interval: float
+
     def feed(self, char: str, t: float) -> str | None: ...
 
     def feed_enter(self, t: float) -> str | None: ...

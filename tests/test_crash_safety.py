@@ -97,12 +97,18 @@ def test_kills_during_card_paid_electricity(sb: SandboxServer, tmp_path: Path) -
     h = CrashHarness(tmp_path, sb, seed=5)
     ms = meters(10, start=700)
     sb.faults.add(provider="*", endpoint="*", mode="latency", seconds=0.2, count=None)
+    # A probe (no delay of its own): a debit request reached Patasente.
+    debits = sb.faults.add(provider="patasente", endpoint="debit-patasente-card",
+                           mode="latency", seconds=0.0, count=None)
     h.card_vend(ms[0])  # calibrates the kill window (with the latency)
     for i, meter in enumerate(ms[1:], start=1):
         if i % 3 == 0:  # some vends fail: the card must be credited back
             sb.faults.add(provider="pawacard", endpoint="vend", mode="drop_after_commit",
                           count=1)
-        h.card_vend(meter, kill=True)
+        if i % 2:  # anywhere in the run
+            h.card_vend(meter, kill=True)
+        else:  # with the debit in flight, however loaded the machine (CI's is)
+            h.card_vend(meter, kill_when=lambda seen=debits.hits: debits.hits > seen)
         if i % 4 == 0:
             h.sync(kill=True)
     h.card_vend(data.METER_FAIL, kill=False)  # a vend that fails: refunded

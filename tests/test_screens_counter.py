@@ -98,7 +98,9 @@ async def test_cash_with_change_opens_the_drawer(term):
         await wait_screen(pilot, TenderScreen)
         await pilot.press("2")
         await wait_screen(pilot, AmountScreen)
-        await pilot.press(*"10000", "enter")
+        await pilot.press(*"10000")
+        assert "UGX 10,000" in screen_text(app)  # grouped as typed: a zero too many shows
+        await pilot.press("enter")
         await wait_screen(pilot, ChangeScreen)
         assert "CHANGE UGX 3,000" in screen_text(app)
         await pilot.press("enter")
@@ -208,3 +210,12 @@ def test_a_quick_key_label_cuts_the_name_never_the_key_or_the_price(width):
         assert label == "F3 Bread (large loaf) 6,000"
     else:
         assert "Bread (large loaf)" not in label and label.split(" ", 1)[1].count(".") == 1
+
+
+@pytest.mark.parametrize(("typed", "shown"), [
+    ("", "0"), ("0", "0"), ("950", "950"), ("1500000", "1,500,000"), ("1234.", "1,234."),
+    ("1234.5", "1,234.5"), ("0.05", "0.05")])
+def test_the_amount_display_groups_thousands_as_typed(typed, shown):
+    from screens.entry import grouped
+
+    assert grouped(typed) == shown

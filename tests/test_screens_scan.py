@@ -64,6 +64,36 @@ async def test_a_scan_on_the_home_screen_starts_a_card_payment(term, sandbox):
         assert "1613*****65219" in screen_text(app)
 
 
+async def test_a_scan_opening_with_a_menu_key_picks_no_menu_choice(term, sandbox):
+    """A payload's first key is held until the scanner's next one shows it is a burst:
+    ``0`` opens a shift on the home screen, but here it opens a scan (the fields of a
+    card QR may come in any order)."""
+    fields = data.CARD_ACTIVE.payload.split("&")
+    payload = "&".join([fields[3], *fields[:3], *fields[4:]])
+    assert payload.startswith("0&")
+    wedge = WedgeDetector(max_interval=0.25, min_length=8)
+    app = app_for(term.settings, term, wedge=wedge)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await pilot.press(*[("space" if c == " " else c) for c in payload], "enter")
+        await wait_screen(pilot, CardSummaryScreen, timeout=10)
+        assert "1613*****65219" in screen_text(app)
+        assert term.current_shift() is None
+
+
+async def test_a_menu_key_typed_alone_still_picks_its_choice(term):
+    """The held key reaches the home screen once no scanner key follows it."""
+    from screens.entry import AmountScreen
+
+    wedge = WedgeDetector(max_interval=0.03, min_length=8)
+    app = app_for(term.settings, term, wedge=wedge)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await pilot.press("0")
+        await wait_screen(pilot, AmountScreen)
+        assert "float" in screen_text(app).lower()
+
+
 async def test_fast_typing_elsewhere_is_not_eaten_by_the_wedge(term, sandbox):
     """Keys as fast as a scanner's (a paste, a terminal multiplexer) still reach a screen
     that takes no scans: the meter number and its Enter, the amount digits."""

@@ -12,16 +12,18 @@ queued for sync (scheduled an hour ahead, so a sync pass has nothing due).
 
 Then, per size: each CLI command as a fresh process (median of 3): ``report x``,
 ``journal --search METER``, ``journal --status flagged``, ``sync`` (nothing due), and
-``report z`` three times (each closes a day and makes the day-close backup, a copy of
-the whole journal): as text, timed to the moment the Z is on the screen and to the
-process's exit (it backs up after showing the Z), then twice with ``--json`` (one
-document, so printed after the backup); in process (median): the X report, the status bar's
-tick (``Terminal.status``), an idle sync pass, each screen's first paint through
-Pilot (home, journal, reports), and a sale's write (``Journal.create`` of a cash vend,
-p50 of 300); first, the integrity check's cost (``quick_check``, open, open to the
-first write: the first open of the copy runs the check, as the first command after a
-boot; the second trusts the verified stamp that check left, as every later command of
-the boot). Built journals are kept in DIR and reused (``--rebuild`` to redo).
+``report z`` three times (each closes a day; its day-close backup, a copy of the whole
+journal, is made by a process it leaves running): as text, timed to the moment the Z is
+on the screen, to the process's exit and, after that, to the backup's file being named;
+then with ``--json``; then with ``--json --wait`` (the backup made before the one
+document is printed, the command's behaviour before it detached); in process (median):
+the X report, the status bar's tick (``Terminal.status``), an idle sync pass, each
+screen's first paint through Pilot (home, journal, reports), and a sale's write
+(``Journal.create`` of a cash vend, p50 of 300); first, the integrity check's cost
+(``quick_check``, open, open to the first write: the first open of the copy runs the
+check, as the first command after a boot; the second trusts the verified stamp that
+check left, as every later command of the boot). Built journals are kept in DIR and
+reused (``--rebuild`` to redo).
 Prints a table; asserts nothing.
 """
 
@@ -281,15 +283,26 @@ def measure(home: Path) -> dict[str, float]:
     out.update(asyncio.run(in_process(home)))
     size = sum(p.stat().st_size for p in home.glob("journal.db*"))
     out["journal MiB"] = size / 2**20
+    from pos.backup import backups
+
+    def backed_up(count: int) -> float:
+        """ms until the day close's background backup is named (``count`` backups)."""
+        t0 = time.perf_counter()
+        while len(backups(home)) < count:
+            time.sleep(0.01)
+        return (time.perf_counter() - t0) * 1000
+
+    made = len(backups(home))
     shown, exited = cli_z_text(home)
     out["cli: report z: Z shown"] = shown
-    out["cli: report z: process exit (after backup)"] = exited
-    out["cli: report z --json (with backup)"] = cli(home, "report", "z", "--override",
-                                                    "--allow-empty", "--json",
-                                                    stdin="8642\n", runs=1)
-    out["cli: report z --json (after)"] = cli(home, "report", "z", "--override",
-                                              "--allow-empty", "--json", stdin="8642\n",
-                                              runs=1)
+    out["cli: report z: process exit"] = exited
+    out["report z: its backup, after the exit"] = backed_up(made + 1)
+    out["cli: report z --json"] = cli(home, "report", "z", "--override", "--allow-empty",
+                                      "--json", stdin="8642\n", runs=1)
+    backed_up(made + 2)
+    out["cli: report z --json --wait (backup first)"] = cli(
+        home, "report", "z", "--override", "--allow-empty", "--json", "--wait",
+        stdin="8642\n", runs=1)
     out.update(archive_after_z(home))
     return out
 

@@ -18,6 +18,7 @@ supervisor of that backup; the damaged file is moved to ``damaged/``, never dele
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -42,6 +43,8 @@ from pos.journal.models import from_iso, iso
 from pos.pinguard import Stamp, record_event
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from pos.config import Settings
     from pos.journal import Journal
     from pos.operators import Operator
@@ -98,6 +101,26 @@ def make_backup(journal: Journal, home: Path | None = None, *, keep: int = DEFAU
     home = home or journal.path.parent
     bdir = backup_dir(home / "journal.db")
     bdir.mkdir(mode=0o700, exist_ok=True)
+    with _one_at_a_time(bdir):
+        return _make_backup(journal, home, bdir, keep=keep, reason=reason, now=now)
+
+
+@contextlib.contextmanager
+def _one_at_a_time(bdir: Path) -> Iterator[None]:
+    """One backup at a time per data directory (the TUI's scheduled one, a day close's
+    in a ``journal backup`` process): the next waits, then numbers its file after it."""
+    import fcntl
+
+    fd = os.open(bdir / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _make_backup(journal: Journal, home: Path, bdir: Path, *, keep: int, reason: str,
+                 now: datetime | None) -> Backup:
     existing = backups(home)
     seq = (existing[-1].seq + 1) if existing else 1
     stamp = (now or datetime.now(UTC)).astimezone(UTC)

@@ -233,6 +233,8 @@ def cmd_journal(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.action in ("archive", "unarchive"):
             return _archive(args, settings, journal)
+        if args.action == "backup":
+            return _backup(args, settings, journal)
         if args.action == "security":
             return _security_log(args, journal)
         if args.action == "export":
@@ -421,6 +423,16 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
                 override = term.check_supervisor(pin)
             rep = term.close_day(override_by=override, allow_empty=args.allow_empty,
                                  finish=False)
+            if not args.wait:  # the Z is committed: its backup and archive run detached
+                rep.payload["backup"] = None
+                rep.payload["backup_process"] = _detach_day_close(rep.number)
+                if not args.json:
+                    print(printable_lines(render_report(rep, 40)))
+                    print("Backup: being made in the background (`sente-pos journal "
+                          "restore` lists the backups)")
+                    return EXIT_OK
+                emit(args, rep.to_json(), "")
+                return EXIT_OK
             if not args.json:  # the Z is committed: show it, then back up and archive
                 print(printable_lines(render_report(rep, 40)), flush=True)
                 print("Backing up the journal...", file=sys.stderr, flush=True)
@@ -437,6 +449,42 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
 
     return asyncio.run(_with_terminal(settings, body))
+
+
+def _detach_day_close(number: int | None) -> int:
+    """Start ``journal backup --after-z N`` in its own session, not waited for: a copy of
+    the whole journal (seconds at 1 GiB, minutes on a Pi's SD card) must not hold up the
+    day close. Returns its pid. A power cut meanwhile leaves no half backup (it is named
+    only when whole) and the scheduled backup makes one later."""
+    import subprocess
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sente_pos.cli", "journal", "backup", "--after-z",
+         str(number)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+    return proc.pid
+
+
+def _backup(args: argparse.Namespace, settings: Settings, journal: Any) -> int:
+    """``journal backup [--after-z N]``: a backup now (one at a time: a second waits);
+    after Z report N, named for it and followed by the archive run that a Z starts."""
+    import datetime as dt
+
+    from pos import reports
+    from pos.backup import DEFAULT_KEEP, make_backup
+
+    if args.after_z is None:
+        made = make_backup(journal, keep=settings.backup.keep or DEFAULT_KEEP,
+                           reason="manual")
+        emit(args, made.to_json(), f"Backup: {made.name}")
+        return EXIT_OK
+    from pos.housekeeping import after_z
+
+    name = reports.day_close_backup(journal, args.after_z, settings.backup.keep)
+    archived = after_z(journal, settings, dt.datetime.now(dt.UTC))
+    emit(args, {"backup": name, "archive": archived},
+         f"Backup: {name}" if name else "Backup: FAILED (see the log)")
+    return EXIT_OK if name else EXIT_OTHER
 
 
 def cmd_config_show(args: argparse.Namespace, settings: Settings) -> int:
@@ -737,8 +785,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     j = add("journal", cmd_journal, "list or export the journal")
     j.add_argument("action", nargs="?", choices=["list", "export", "security", "restore",
-                                                 "archive", "unarchive"],
+                                                 "archive", "unarchive", "backup"],
                    default="list", help="security: wrong PINs, lock-outs, operators added; "
+                   "backup: a checked copy of the journal now; "
                    "restore [BACKUP]: list backups, or restore one (supervisor PIN on stdin); "
                    "archive: settled rows older than journal.archive_after_days to "
                    "archive/*.jsonl.gz; unarchive FILE: put a file's rows back")
@@ -746,6 +795,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with restore: the backup (number or name); with unarchive: the "
                    "archive file")
     j.add_argument("--dry-run", action="store_true", help="with archive: only say what")
+    j.add_argument("--after-z", type=int, metavar="N",
+                   help="with backup: the day-close backup of Z report N, then the archive "
+                   "run (what `report z` starts)")
     j.add_argument("--compact", action="store_true",
                    help="with archive: one full VACUUM turning on incremental auto-vacuum "
                    "(a journal made before it; needs ~2x its size free)")
@@ -762,6 +814,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="close a day with nothing in it (refused otherwise)")
     rep.add_argument("--override", action="store_true",
                      help="supervisor override of unsynced items (supervisor PIN on stdin)")
+    rep.add_argument("--wait", action="store_true",
+                     help="with z: make the day-close backup (and archive run) before "
+                     "exiting, and print its name; by default it runs in the background")
 
     doc = add("doctor", cmd_doctor, "check camera, printer, links, clock, disk, journal")
     doc.add_argument("--no-camera", action="store_true")

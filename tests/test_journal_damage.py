@@ -368,11 +368,66 @@ async def test_the_z_is_committed_and_shown_before_its_backup(
         await term.aclose()
 
 
-def test_cli_day_close_prints_the_z_then_backs_up(tmp_path: Path) -> None:
+def test_cli_day_close_backs_up_in_the_background(tmp_path: Path) -> None:
+    """``report z`` exits once the Z is shown; the backup (seconds at 1 GiB) is made by a
+    ``journal backup --after-z`` process in its own session, one backup at a time."""
+    import json
+
+    from tests.waiting import wait_until
+
     home = tmp_path / "home"
     with Journal.open(home / "journal.db") as j:
         sell(j, 2)
     done = _cli(home, "report", "z", "--allow-empty")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert "Z REPORT #1" in lines[0] and lines[-1].startswith("Backup: being made")
+    made = wait_until(lambda: backups(home), what="the Z #1 backup")
+    assert [b.reason for b in made] == ["z1"]
+    again = _cli(home, "report", "z", "--allow-empty", "--json")
+    doc = json.loads(again.stdout)
+    assert doc["number"] == 2 and doc["backup"] is None
+    pid = doc["backup_process"]
+    assert isinstance(pid, int) and pid != os.getpid()
+    made = wait_until(lambda: len(backups(home)) == 2 and backups(home), what="Z #2's")
+    assert [b.reason for b in made] == ["z1", "z2"]
+    assert not any(p.name.endswith(".tmp") for p in (home / "backups").iterdir())
+
+
+def test_cli_backup_waits_for_a_backup_under_way(tmp_path: Path) -> None:
+    """Two backups at once (the TUI's scheduled one, a day close's) would both number
+    their file after the same last one: the second waits on the backups' lock."""
+    import fcntl
+    import json
+
+    from tests.waiting import wait_until
+
+    home = tmp_path / "home"
+    with Journal.open(home / "journal.db") as j:
+        sell(j, 2)
+        make_backup(j, home)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTE_POS_")}
+    env["SENTE_POS_HOME"] = str(home)
+    fd = os.open(home / "backups" / ".lock", os.O_WRONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # a backup under way
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "sente_pos.cli", "journal", "backup",
+                                 "--json"], env=env, stdout=subprocess.PIPE, text=True)
+        wait_until(lambda: f"-> FLOCK  ADVISORY  WRITE {proc.pid} " in
+                   Path("/proc/locks").read_text(), what="the backup waiting on the lock")
+        assert proc.poll() is None and len(backups(home)) == 1
+    finally:
+        os.close(fd)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and json.loads(out)["seq"] == 2
+    assert [(b.seq, b.reason) for b in backups(home)] == [(1, ""), (2, "manual")]
+
+
+def test_cli_day_close_waits_for_its_backup_when_asked(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with Journal.open(home / "journal.db") as j:
+        sell(j, 2)
+    done = _cli(home, "report", "z", "--allow-empty", "--wait")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert "Z REPORT #1" in lines[0]

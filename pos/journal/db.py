@@ -123,27 +123,30 @@ class Database:
                 self.conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 raise unwritable(exc) from exc
-            try:
-                yield self.conn
-            except sqlite3.OperationalError as exc:
-                self.rollback()
-                raise unwritable(exc) from exc
-            except sqlite3.DatabaseError as exc:
-                self.rollback()
-                self._raise_if_damaged(exc)
-                raise
-            except BaseException:
-                self.rollback()
-                raise
-            try:
+            with self._rolled_back_on_sqlite_errors():
+                try:
+                    yield self.conn
+                except sqlite3.DatabaseError:
+                    raise  # rolled back and mapped by the block around
+                except BaseException:
+                    self.rollback()
+                    raise
                 self.conn.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                self.rollback()
-                raise unwritable(exc) from exc
-            except sqlite3.DatabaseError as exc:
-                self.rollback()
-                self._raise_if_damaged(exc)
-                raise
+
+    @contextmanager
+    def _rolled_back_on_sqlite_errors(self) -> Iterator[None]:
+        """In a transaction and its COMMIT: an SQLite error rolls it back and becomes
+        :class:`JournalUnwritable` (full disk, lock, refusing file system) or the
+        journal's damage (a corrupt page)."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            self.rollback()
+            raise unwritable(exc) from exc
+        except sqlite3.DatabaseError as exc:
+            self.rollback()
+            self._raise_if_damaged(exc)
+            raise
 
     def _raise_if_damaged(self, exc: sqlite3.DatabaseError) -> None:
         """A damaged page becomes the journal's damage (any other error is re-raised)."""

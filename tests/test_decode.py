@@ -155,9 +155,10 @@ def test_decode_file(decoder: QRDecoder, tmp_path: Path) -> None:
 
 
 def test_multiframe_reads_over_a_stream_and_stays_quiet_without_card() -> None:
-    # The budget in this thread's CPU time: what the escalation reaches per frame is the
-    # same on a loaded machine (parallel tests) as on an idle one.
-    mf = MultiFrameDecoder(QRDecoder(clock=time.thread_time), window=3)
+    # The stream's logic, not the live budget (tested on its own): even counted in this
+    # thread's CPU time, a budget cut the escalation short on CI's loaded machine, and
+    # the hard frame went unread there. The whole chain must stay quiet on no-code frames.
+    mf = MultiFrameDecoder(QRDecoder(budget_ms=None), window=3)
     for s in samples("noqr")[:3]:
         assert mf.feed(s.image) is None
     hard = samples("motion")[1]

@@ -150,12 +150,18 @@ class SentePOSApp(App[None]):
             self._status = self.terminal.status()
         except Exception:
             log.exception("status failed")
+        if not self.screen_stack:  # the app is closing (a tick can still fire)
+            return
         for bar in self.screen.query(StatusBar):
             bar.refresh()
 
     def _tick(self) -> None:
         """Once a second: fresh status for the visible status bar, the idle lock, and the
-        journal's integrity verdict (a large journal is checked after start-up)."""
+        journal's integrity verdict (a large journal is checked after start-up). A tick
+        that fires while the app closes, its screens gone, does nothing: it crashed the
+        app at exit (ScreenStackError) on a loaded machine."""
+        if not self.screen_stack or not self.is_running:
+            return
         self.refresh_status()
         self._check_idle()
         self._check_journal()

@@ -201,6 +201,17 @@ async def test_status_bar_shows_offline_and_operator(home, term, ann):
             assert glyph not in text, glyph
 
 
+async def test_a_status_tick_while_the_app_closes_does_nothing(home, term, ann):
+    """The once-a-second tick fired after the screens were gone (seen on CI, loaded):
+    ScreenStackError, and the app died at exit instead of closing."""
+    app = app_for(term.settings, term)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+    assert not app.screen_stack
+    app._tick()  # what a late timer would call
+    app.refresh_status()
+
+
 async def test_key_bar_shows_the_screens_keys_and_a_tap_presses_one(home, term, ann):
     from screens.widgets import KeyBar
 

@@ -11,6 +11,7 @@ from screens.scan import ScanScreen
 from tests.screens_support import (
     app_for,
     screen_text,
+    type_text,
     wait_for,
     wait_screen,
 )
@@ -38,30 +39,37 @@ async def test_camera_scan_looks_the_card_up(term, sandbox):
     assert term.journal_list() == []
 
 
+def pilot_wedge() -> WedgeDetector:
+    """Pilot key presses are slower than a real scanner's: a wider burst window."""
+    return WedgeDetector(max_interval=0.25, min_length=8)
+
+
+async def scanned_on_home(term, payload: str) -> str:
+    """``payload`` scanned with the wedge on the home screen: the card summary's text."""
+    app = app_for(term.settings, term, wedge=pilot_wedge())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await type_text(pilot, payload)
+        await pilot.press("enter")
+        await wait_screen(pilot, CardSummaryScreen, timeout=10)
+        return screen_text(app)
+
+
 async def test_wedge_burst_is_a_scan(term, sandbox):
-    # Pilot key presses are slower than a real scanner's, so widen the burst window.
-    wedge = WedgeDetector(max_interval=0.25, min_length=8)
-    app = app_for(term.settings, term, wedge=wedge)
+    app = app_for(term.settings, term, wedge=pilot_wedge())
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
         await pilot.press("1")
         await wait_screen(pilot, ScanScreen)
         await pilot.pause(1.1)  # the cashier's "1" is not part of the scan
-        await pilot.press(*[("space" if c == " " else c) for c in data.CARD_NO_PIN.payload],
-                          "enter")
+        await type_text(pilot, data.CARD_NO_PIN.payload)
+        await pilot.press("enter")
         await wait_screen(pilot, CardSummaryScreen, timeout=10)
         assert "Shopping Card" in screen_text(app)
 
 
 async def test_a_scan_on_the_home_screen_starts_a_card_payment(term, sandbox):
-    wedge = WedgeDetector(max_interval=0.25, min_length=8)
-    app = app_for(term.settings, term, wedge=wedge)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await wait_screen(pilot, HomeScreen)
-        await pilot.press(*[("space" if c == " " else c) for c in data.CARD_ACTIVE.payload],
-                          "enter")
-        await wait_screen(pilot, CardSummaryScreen, timeout=10)
-        assert "1613*****65219" in screen_text(app)
+    assert "1613*****65219" in await scanned_on_home(term, data.CARD_ACTIVE.payload)
 
 
 async def test_a_scan_opening_with_a_menu_key_picks_no_menu_choice(term, sandbox):
@@ -71,14 +79,8 @@ async def test_a_scan_opening_with_a_menu_key_picks_no_menu_choice(term, sandbox
     fields = data.CARD_ACTIVE.payload.split("&")
     payload = "&".join([fields[3], *fields[:3], *fields[4:]])
     assert payload.startswith("0&")
-    wedge = WedgeDetector(max_interval=0.25, min_length=8)
-    app = app_for(term.settings, term, wedge=wedge)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await wait_screen(pilot, HomeScreen)
-        await pilot.press(*[("space" if c == " " else c) for c in payload], "enter")
-        await wait_screen(pilot, CardSummaryScreen, timeout=10)
-        assert "1613*****65219" in screen_text(app)
-        assert term.current_shift() is None
+    assert "1613*****65219" in await scanned_on_home(term, payload)
+    assert term.current_shift() is None
 
 
 async def test_a_menu_key_typed_alone_still_picks_its_choice(term):
@@ -101,8 +103,7 @@ async def test_fast_typing_elsewhere_is_not_eaten_by_the_wedge(term, sandbox):
     from screens.electricity import NumberScreen
     from screens.entry import AmountScreen
 
-    wedge = WedgeDetector(max_interval=0.25, min_length=8)
-    app = app_for(term.settings, term, wedge=wedge)
+    app = app_for(term.settings, term, wedge=pilot_wedge())
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
         await pilot.press("2")

@@ -423,18 +423,20 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
                 override = term.check_supervisor(pin)
             rep = term.close_day(override_by=override, allow_empty=args.allow_empty,
                                  finish=False)
-            if not args.wait:  # the Z is committed: its backup and archive run detached
+            if not args.json:  # the Z is committed: show it before its backup
+                print(printable_lines(render_report(rep, 40)), flush=True)
+            if not args.wait:  # its backup and archive run detached
                 rep.payload["backup"] = None
                 rep.payload["backup_process"] = _detach_day_close(rep.number)
                 if not args.json:
-                    print(printable_lines(render_report(rep, 40)))
                     print("Backup: being made in the background (`sente-pos journal "
-                          "restore` lists the backups)")
+                          "restore` lists the backups)" if rep.payload["backup_process"]
+                          else "Backup: not started (see the log; the scheduled backup "
+                          "makes one)")
                     return EXIT_OK
                 emit(args, rep.to_json(), "")
                 return EXIT_OK
-            if not args.json:  # the Z is committed: show it, then back up and archive
-                print(printable_lines(render_report(rep, 40)), flush=True)
+            if not args.json:
                 print("Backing up the journal...", file=sys.stderr, flush=True)
             term.finish_day_close(rep)
             if not args.json:
@@ -451,17 +453,22 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(_with_terminal(settings, body))
 
 
-def _detach_day_close(number: int | None) -> int:
+def _detach_day_close(number: int | None) -> int | None:
     """Start ``journal backup --after-z N`` in its own session, not waited for: a copy of
     the whole journal (seconds at 1 GiB, minutes on a Pi's SD card) must not hold up the
-    day close. Returns its pid. A power cut meanwhile leaves no half backup (it is named
-    only when whole) and the scheduled backup makes one later."""
+    day close. Returns its pid; None if it could not start (logged: the Z is committed
+    already, and the scheduled backup makes one). A power cut meanwhile leaves no half
+    backup (it is named only when whole) and the scheduled backup makes one later."""
     import subprocess
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sente_pos.cli", "journal", "backup", "--after-z",
-         str(number)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sente_pos.cli", "journal", "backup", "--after-z",
+             str(number)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+    except OSError as exc:
+        logging.getLogger(__name__).warning("day-close backup not started: %s", exc)
+        return None
     return proc.pid
 
 

@@ -394,6 +394,33 @@ def test_cli_day_close_backs_up_in_the_background(tmp_path: Path) -> None:
     assert not any(p.name.endswith(".tmp") for p in (home / "backups").iterdir())
 
 
+def test_cli_day_close_whose_backup_cannot_start_still_closes(tmp_path, monkeypatch,
+                                                               capsys) -> None:
+    """The Z is committed before the backup process starts: if it cannot start (no
+    processes left, say), the Z stands, the command says so and exits 0."""
+    import subprocess as sp
+
+    from sente_pos import cli
+
+    home = tmp_path / "home"
+    with Journal.open(home / "journal.db") as j:
+        sell(j, 2)
+    for k in [k for k in os.environ if k.startswith("SENTE_POS_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("SENTE_POS_HOME", str(home))
+
+    def refused(*_a: Any, **_k: Any) -> None:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(sp, "Popen", refused)
+    assert cli.main(["report", "z", "--allow-empty"]) == 0
+    out = capsys.readouterr().out
+    assert "Z REPORT #1" in out and "Backup: not started" in out
+    with Journal.open(home / "journal.db") as j:
+        assert [z.number for z in j.z_reports()] == [1]
+    assert backups(home) == []
+
+
 def test_cli_backup_waits_for_a_backup_under_way(tmp_path: Path) -> None:
     """Two backups at once (the TUI's scheduled one, a day close's) would both number
     their file after the same last one: the second waits on the backups' lock."""

@@ -192,20 +192,8 @@ def median_ms(fn: Any, runs: int = 5) -> float:
     return statistics.median(times)
 
 
-async def painted(pilot: Any, cls: type) -> None:
-    """Until a ``cls`` screen is on top, mounted and drawn, polled every 2 ms (the tests'
-    ``wait_screen`` backs off to 100 ms, which would round these figures up to it)."""
-    from tests.screens_support import screen_text
-
-    while True:
-        screen = pilot.app.screen
-        if isinstance(screen, cls) and screen.is_mounted and all(
-                w.is_mounted for w in screen.walk_children()):
-            break
-        await pilot.pause(0.002)
-    await pilot.pause()
-    while not screen_text(pilot.app).strip():
-        await pilot.pause(0.002)
+#: Paints are timed polling every 2 ms: the tests' back-off (to 100 ms) rounds them up.
+PAINT_POLL = 0.002
 
 
 async def in_process(home: Path) -> dict[str, float]:
@@ -235,7 +223,7 @@ async def in_process(home: Path) -> dict[str, float]:
         app = app_for(term.settings, term)
         async with app.run_test(size=(80, 24)) as pilot:
             t0 = time.perf_counter()
-            await painted(pilot, HomeScreen)
+            await wait_screen(pilot, HomeScreen, poll=PAINT_POLL)
             out["paint: home"] = (time.perf_counter() - t0) * 1000
             for key, cls, name in (("5", JournalScreen, "journal"),
                                    ("6", ReportScreen, "reports")):
@@ -243,7 +231,7 @@ async def in_process(home: Path) -> dict[str, float]:
                 for _ in range(5):
                     t0 = time.perf_counter()
                     await pilot.press(key)
-                    await painted(pilot, cls)
+                    await wait_screen(pilot, cls, poll=PAINT_POLL)
                     samples.append((time.perf_counter() - t0) * 1000)
                     await pilot.press("escape")
                     await wait_screen(pilot, HomeScreen)

@@ -103,14 +103,15 @@ def screen_text(app: Any) -> str:
 
 
 async def wait_for(pilot: Any, predicate: Callable[[], Any], timeout: float = 10.0,
-                   what: str = "condition") -> Any:
+                   what: str = "condition", *, poll: float | None = None) -> Any:
     """Pause the pilot until ``predicate()`` is truthy (workers and HTTP take real time).
 
     Polls at 20 ms, then less often (up to 100 ms) while nothing happens: a predicate on
-    :func:`screen_text` renders the whole screen each time."""
+    :func:`screen_text` renders the whole screen each time. ``poll``: every that many
+    seconds instead (a benchmark timing the wait, which the back-off would round up)."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
-    interval = 0.02
+    interval = poll or 0.02
     while True:
         value = predicate()
         if value:
@@ -119,7 +120,8 @@ async def wait_for(pilot: Any, predicate: Callable[[], Any], timeout: float = 10
             raise AssertionError(f"timed out waiting for {what}; screen:\n"
                                  f"{screen_text(pilot.app)}")
         await pilot.pause(interval)
-        interval = min(0.1, interval * 1.5)
+        if poll is None:
+            interval = min(0.1, interval * 1.5)
 
 
 async def holds_within(pilot: Any, predicate: Callable[[], Any], seconds: float) -> bool:
@@ -134,15 +136,16 @@ async def holds_within(pilot: Any, predicate: Callable[[], Any], seconds: float)
     return True
 
 
-async def wait_screen(pilot: Any, cls: type, timeout: float = 10.0) -> Any:
-    """Wait until the top screen is a ``cls`` and has painted."""
+async def wait_screen(pilot: Any, cls: type, timeout: float = 10.0, *,
+                      poll: float | None = None) -> Any:
+    """Wait until the top screen is a ``cls`` and has painted (``poll``: see wait_for)."""
     screen = await wait_for(pilot, lambda: isinstance(pilot.app.screen, cls) and pilot.app.screen,
-                            timeout, cls.__name__)
+                            timeout, cls.__name__, poll=poll)
     await wait_for(pilot, lambda: screen.is_mounted and all(
-        w.is_mounted for w in screen.walk_children()), timeout, "mount")
+        w.is_mounted for w in screen.walk_children()), timeout, "mount", poll=poll)
     await pilot.pause()
     await pilot.pause()
-    await wait_for(pilot, lambda: screen_text(pilot.app).strip(), timeout, "a paint")
+    await wait_for(pilot, lambda: screen_text(pilot.app).strip(), timeout, "a paint", poll=poll)
     return screen
 
 

@@ -205,3 +205,26 @@ def signed_in_client(url: str, who: tuple[str, str] = OWNER) -> Any:
                                     "csrf": csrf.group(1)})
     assert r.status_code == 303, r.text
     return client
+
+
+def click_to(driver: Any, click: Any, url_part: str, timeout: float = 20) -> None:
+    """Click and wait for the page it leads to: a condition, not a sleep.
+
+    The old page is marked with a flag on its ``window``; the new document has a new
+    window object without it. Asking an element of the old page whether it is stale
+    (selenium's ``staleness_of``) races the navigation: Chromium can answer "unhandled
+    inspector error" (a 500) while the old execution context is being torn down, which
+    failed CI once. Every WebDriver error during the wait is a "not yet" here.
+    """
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.execute_script("window.__sentePosOldPage = true;")
+    click()
+
+    def arrived(drv: Any) -> bool:
+        state = drv.execute_script(
+            "return window.__sentePosOldPage === true ? 'old' : document.readyState")
+        return bool(state == "complete" and url_part in drv.current_url)
+
+    WebDriverWait(driver, timeout, ignored_exceptions=(WebDriverException,)).until(arrived)

@@ -285,10 +285,8 @@ async def test_drawer_and_shifts_in_headless_chromium_on_a_phone(term: Any, hub:
                                                                  hub_server: Any,
                                                                  browser: Any) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    from tests.hub_support import OWNER
+    from tests.hub_support import OWNER, click_to
 
     hub.dashboard.tz = midday_zone()
     await counter_day(term)
@@ -298,12 +296,7 @@ async def test_drawer_and_shifts_in_headless_chromium_on_a_phone(term: Any, hub:
     d = browser
 
     def go(click: Any, url_part: str) -> None:
-        old = d.find_element(By.TAG_NAME, "html")
-        click()
-        wait = WebDriverWait(d, 20)
-        wait.until(ec.staleness_of(old))
-        wait.until(ec.url_contains(url_part))
-        wait.until(lambda drv: drv.execute_script("return document.readyState") == "complete")
+        click_to(d, click, url_part)
 
     d.get(hub_server.url + "login")
     d.find_element(By.ID, "username").send_keys(OWNER[0])

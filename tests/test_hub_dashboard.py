@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from pos.hub.server import HubServer
-from tests.hub_support import OWNER, SUPERVISOR, seed_sales, signed_in_client
+from tests.hub_support import OWNER, SUPERVISOR, click_to, seed_sales, signed_in_client
 
 pytestmark = pytest.mark.timeout(180)
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -189,29 +189,21 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 def test_dashboard_in_headless_chromium_on_a_phone(hub: Any, seeded: Any, hub_server: Any,
                                                    browser: Any, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
 
     d = browser
 
-    def click_to(element: Any, url_part: str) -> None:
-        """Click and wait for the page it leads to (a condition, not a sleep)."""
-        old = d.find_element(By.TAG_NAME, "html")
-        element.click()
-        wait = WebDriverWait(d, 20)
-        wait.until(ec.staleness_of(old))
-        wait.until(ec.url_contains(url_part))
-        wait.until(lambda drv: drv.execute_script("return document.readyState") == "complete")
+    def go(element: Any, url_part: str) -> None:
+        click_to(d, element.click, url_part)
 
     d.get(hub_server.url + "sales")  # not signed in: sent to the sign-in page
     assert d.current_url.startswith(hub_server.url + "login")
     d.find_element(By.ID, "username").send_keys(OWNER[0])
     d.find_element(By.ID, "password").send_keys("not-the-password")
-    click_to(d.find_element(By.ID, "sign-in"), "login")
+    go(d.find_element(By.ID, "sign-in"), "login")
     assert "Wrong user name or password" in d.find_element(By.ID, "login-error").text
     d.find_element(By.ID, "username").send_keys(OWNER[0])
     d.find_element(By.ID, "password").send_keys(OWNER[1])
-    click_to(d.find_element(By.ID, "sign-in"), "/sales")
+    go(d.find_element(By.ID, "sign-in"), "/sales")
     assert d.current_url == hub_server.url + "sales"  # back where we were going
     assert d.find_element(By.ID, "sales-total").text.startswith("4 sales")
     bars = d.find_elements(By.CSS_SELECTOR, "#hourly-chart rect")
@@ -223,21 +215,21 @@ def test_dashboard_in_headless_chromium_on_a_phone(hub: Any, seeded: Any, hub_se
     width = d.execute_script("return document.documentElement.clientWidth")
     assert d.execute_script("return document.body.scrollWidth") <= width
     assert d.find_element(By.ID, "merchant-name").text == "Sodapop Inc"
-    click_to(d.find_element(By.LINK_TEXT, "Overview"), "/")
+    go(d.find_element(By.LINK_TEXT, "Overview"), "/")
     rows = d.find_elements(By.CSS_SELECTOR, "#terminals tbody tr")
     assert [r.get_attribute("data-terminal") for r in rows] == ["POS-001", "POS-002"]
     assert "KES 123,456.00" in rows[0].text
-    click_to(d.find_element(By.LINK_TEXT, "Search"), "/search")
+    go(d.find_element(By.LINK_TEXT, "Search"), "/search")
     d.find_element(By.ID, "q").send_keys("5219")
-    click_to(d.find_element(By.ID, "search-go"), "q=5219")
+    go(d.find_element(By.ID, "search-go"), "q=5219")
     found = d.find_elements(By.CSS_SELECTOR, "table.txns tbody tr")
     assert len(found) == 2
-    click_to(found[0].find_element(By.TAG_NAME, "a"), "/t/POS-001/")
+    go(found[0].find_element(By.TAG_NAME, "a"), "/t/POS-001/")
     assert "Event trail" in d.page_source
-    click_to(d.find_element(By.LINK_TEXT, "Flagged"), "/flagged")
+    go(d.find_element(By.LINK_TEXT, "Flagged"), "/flagged")
     assert "300000000004" in d.find_element(By.CSS_SELECTOR, "table.txns").text
     d.save_screenshot(str(tmp_path / "flagged.png"))
-    click_to(d.find_element(By.CSS_SELECTOR, "form.who button"), "/login")
+    go(d.find_element(By.CSS_SELECTOR, "form.who button"), "/login")
     d.get(hub_server.url)
     assert d.current_url.startswith(hub_server.url + "login")
 

@@ -79,10 +79,10 @@ def clock_warning(journal: Journal, device: DeviceClock) -> str | None:
 
     now = device.stamp()
     if not now.synced:
-        return "clock not synchronised (NTP)"
+        return "clock not synced (NTP)"
     newest = journal.newest_created_at()
     if newest is not None and now.wall < newest - dt.timedelta(minutes=2):
-        return "clock is behind the journal"
+        return "clock behind the journal"
     try:
         step = json.loads(journal.meta_get("clock.last_step") or "null")
     except ValueError:
@@ -90,7 +90,7 @@ def clock_warning(journal: Journal, device: DeviceClock) -> str | None:
     if isinstance(step, dict):
         at = Stamp.from_json(step.get("at"))
         if at is not None and elapsed(at, now) < 86_400:
-            return f"clock was changed by {float(step.get('seconds', 0)):+.0f} s"
+            return f"clock changed {float(step.get('seconds', 0)):+.0f} s"
     return None
 
 

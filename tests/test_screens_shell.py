@@ -3,6 +3,8 @@ idle lock, kiosk quitting, the one error handler and the console theme."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from pos.operators import hash_pin
@@ -199,6 +201,34 @@ async def test_status_bar_shows_offline_and_operator(home, term, ann):
         # console theme: no rounded/heavy box drawing and no bullets
         for glyph in "╭╮╰╯━┃●▔▁":
             assert glyph not in text, glyph
+
+
+async def test_status_bar_at_60_columns_cuts_its_lines_and_never_wraps(home, term, ann,
+                                                                       monkeypatch):
+    """Seen in tmux at 60x20: the clock warning wrapped to a third line the bar's height
+    hides, so the bar ended in a bare "! CLOCK:". Each line now stops at the edge with an
+    ellipsis and the screen below is untouched."""
+    import dataclasses
+
+    from pos.money import Money
+
+    real = term.status
+
+    def status() -> Any:  # the demo's floats: the widest bottom line seen
+        return dataclasses.replace(real(), pawacard_float=Money(50_000_000, "KES"),
+                                   patasente_float=Money(500_000, "UGX"))
+
+    monkeypatch.setattr(term, "status", status)
+    monkeypatch.setattr(term, "clock_warning", lambda: "clock not synced (NTP)")
+    app = app_for(term.settings, term, theme="console")
+    async with app.run_test(size=(60, 20)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await wait_for(pilot, lambda: "clock" in screen_text(app).splitlines()[1], 10,
+                       "the clock warning in the bar")
+        lines = screen_text(app).splitlines()
+        assert lines[1].startswith(" PawaCard KES 500,000.00 | Patasente UGX 500,000 | ! cl")
+        assert lines[1].rstrip().endswith("…"), lines[1]
+        assert "synced (NTP)" not in screen_text(app)  # not wrapped onto the screen below
 
 
 async def test_a_status_tick_while_the_app_closes_does_nothing(home, term, ann):

@@ -57,7 +57,7 @@ def format_status(status: TerminalStatus, now: datetime, g: dict[str, str]) -> t
     warning = status.clock_warning
     if warning:
         bottom.append(sep)
-        bottom.append(f"{g['warn']} CLOCK: {warning}", style="bold yellow")
+        bottom.append(f"{g['warn']} {warning}", style="bold yellow")
     return top, bottom
 
 
@@ -69,7 +69,7 @@ class StatusBar(Widget):
 
     DEFAULT_CSS = """
     StatusBar { dock: top; height: 2; width: 100%; background: $panel; color: $foreground;
-                padding: 0 1; }
+                padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def render(self) -> Text:
@@ -79,8 +79,6 @@ class StatusBar(Widget):
         except Exception:  # the bar must never take the screen down
             return Text("status unavailable")
         top, bottom = format_status(status, app.now(), app.glyphs)
-        top.no_wrap = True
-        top.overflow = "ellipsis"
         out = Text(no_wrap=True, overflow="ellipsis")
         out.append_text(top)
         out.append("\n")

@@ -32,11 +32,21 @@ VISIBLE_LINES = 6
 
 def quick_label(n: int, item: Item, width: int) -> str:
     """``F1 Soda 300ml 1,000`` in ``width`` cells: the name gives way (cut, ending in
-    ``.``), never the key or the price."""
+    ``.``), never the key or the price. The cut falls between words where a word of
+    three letters or more is left ("Soda." rather than "Soda 3.")."""
     price = item.price.format(symbol=False)
     room = max(width - len(f"F{n}  ") - len(price), 1)
-    name = item.name if len(item.name) <= room else item.name[:room - 1].rstrip() + "."
+    name = item.name if len(item.name) <= room else _cut(item.name, room - 1) + "."
     return f"F{n} {name} {price}"
+
+
+def _cut(name: str, room: int) -> str:
+    head = name[:room]
+    if name[room:room + 1] not in ("", " "):
+        words = head.rsplit(" ", 1)[0]
+        if len(words) >= 3 and len(words) < len(head):
+            head = words
+    return head.rstrip(" ([-,/")
 
 
 class BasketScreen(Step[bool]):

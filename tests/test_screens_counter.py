@@ -210,6 +210,19 @@ def test_a_quick_key_label_cuts_the_name_never_the_key_or_the_price(width):
         assert label == "F3 Bread (large loaf) 6,000"
     else:
         assert "Bread (large loaf)" not in label and label.split(" ", 1)[1].count(".") == 1
+        cut = label[len("F3 "):-len(" 6,000") - 1]  # less its "."
+        # between words, or a hard cut where not even "Bread" fits
+        assert item.name[len(cut):len(cut) + 1] in (" ", "") or len(cut) < len("Bread")
+
+
+def test_a_quick_key_label_cuts_between_words():
+    from pos.catalogue import Item
+    from pos.money import Money
+    from screens.basket import quick_label
+
+    assert quick_label(1, Item("Soda 300ml", Money(1_000, "UGX"), 1), 16) == "F1 Soda. 1,000"
+    assert quick_label(1, Item("Sugar 1kg", Money(4_500, "UGX"), 1), 18) == "F1 Sugar 1kg 4,500"
+    assert quick_label(1, Item("Mangoes", Money(4_500, "UGX"), 1), 14) == "F1 Mang. 4,500"
 
 
 @pytest.mark.parametrize(("typed", "shown"), [

@@ -17,7 +17,7 @@ from screens.entry import AmountScreen
 from screens.widgets import Plain
 
 if TYPE_CHECKING:
-    from pos.shifts import ShiftReport
+    from pos.shifts import Shift, ShiftReport
     from screens.app import SentePOSApp
 
 
@@ -44,23 +44,30 @@ def _check_reason(text: str) -> str:
     return validate_free_text(text, "reason", MAX_REASON)
 
 
+async def open_shift(app: SentePOSApp, note: str = "Count the cash put in the drawer"
+                     ) -> Shift | None:
+    """The opening float typed, the shift opened; None when cancelled or refused."""
+    amount = await app.push_screen_wait(AmountScreen(
+        "Open shift: opening float", app.settings.card_currency, note=note, allow_zero=True))
+    if amount is None:
+        return None
+    try:
+        return await app.terminal.open_shift(amount)
+    except PosError as exc:
+        await app.show_message("Shift", exc.message, "warning")
+        return None
+
+
 async def shift_flow(app: SentePOSApp) -> None:
     """Home choice "Shift"."""
     term = app.terminal
     currency = app.settings.card_currency
     shift = term.current_shift()
     if shift is None:
-        amount = await app.push_screen_wait(AmountScreen(
-            "Open shift: opening float", currency, note="Count the cash put in the drawer",
-            allow_zero=True))
-        if amount is None:
-            return
-        try:
-            shift = await term.open_shift(amount)
-        except PosError as exc:
-            await app.show_message("Shift", exc.message, "warning")
-            return
-        await app.show_message("Shift", f"Shift #{shift.id} open, float {shift.float.format()}")
+        shift = await open_shift(app)
+        if shift is not None:
+            await app.show_message("Shift",
+                                   f"Shift #{shift.id} open, float {shift.float.format()}")
         return
     note = (f"Shift #{shift.id} of {shift.operator}, since {shift.opened_at:%H:%M}, "
             f"float {shift.float.format()}")

@@ -142,7 +142,17 @@ async def _card_part(app: SentePOSApp, sale: Sale, split: bool) -> Sale:
 
 
 async def _cash_part(app: SentePOSApp, sale: Sale) -> Sale:
+    from screens.shift import open_shift
+
     term = app.terminal
+    if app.settings.counter.require_shift and term.current_shift() is None:
+        # Asked before the amount tendered, not refused after it: the drawer is opened
+        # here with its float, and the sale goes on.
+        shift = await open_shift(app, note="No shift is open: count the cash in the "
+                                 "drawer to open one, then take this sale's cash")
+        if shift is None:
+            return sale
+        app.notify(f"Shift #{shift.id} open, float {shift.float.format()}")
     tendered = await app.push_screen_wait(AmountScreen(
         "Cash tendered", sale.total.currency, note=f"Due {sale.remaining.format()}"))
     if tendered is None:

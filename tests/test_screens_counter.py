@@ -111,6 +111,33 @@ async def test_cash_with_change_opens_the_drawer(term):
     assert rep.expected().minor == 20_000 + 7_000
 
 
+async def test_cash_with_no_shift_open_asks_the_float_before_the_cash(term):
+    """Seen in tmux: basket, Cash, 10,000 typed, and only then "No shift is open". The
+    float is asked first, the shift opens, and the same sale takes its cash."""
+    app = app_for(term.settings, term)
+    async with app.run_test(size=(60, 20)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await basket_of_three(pilot)
+        await wait_for(pilot, lambda: len(pilot.app.screen.basket.lines) == 3)
+        await pilot.press("enter")
+        await wait_screen(pilot, TenderScreen)
+        await pilot.press("2")
+        screen = await wait_screen(pilot, AmountScreen)
+        assert screen.step_title == "Open shift: opening float" and "No shift is open" in \
+            screen_text(app)
+        await pilot.press(*"5000", "enter")
+        screen = await wait_for(pilot, lambda: isinstance(pilot.app.screen, AmountScreen)
+                                and pilot.app.screen.step_title == "Cash tendered"
+                                and pilot.app.screen, what="the cash tendered")
+        assert term.current_shift() is not None
+        await pilot.press(*"7000", "enter")
+        await wait_screen(pilot, ChangeScreen)
+        await pilot.press("enter")
+        await finish(pilot)
+        await wait_screen(pilot, HomeScreen)
+    assert term.shift_report().expected().minor == 5_000 + 7_000
+
+
 async def test_split_tender_declined_card_then_card_and_cash(term, sandbox):
     await term.open_shift(term.new_basket().total)
     app = app_for(term.settings, term)

@@ -135,7 +135,9 @@ async def test_cash_with_no_shift_open_asks_the_float_before_the_cash(term):
         await pilot.press("enter")
         await finish(pilot)
         await wait_screen(pilot, HomeScreen)
-    assert term.shift_report().expected().minor == 5_000 + 7_000
+    report = term.shift_report()
+    assert report.expected().minor == 5_000 + 7_000
+    assert ("Baskets sold", "1") in report.lines()  # the sale began before the shift
 
 
 async def test_split_tender_declined_card_then_card_and_cash(term, sandbox):

@@ -196,6 +196,10 @@ def _add_part(ctx: Context, sale: Sale, tender: str, state: str, amount: Money,
             " tendered_minor, change_minor, txn_ref, operator, at) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (sale.id, shift.id if shift else sale.shift_id, tender, state, amount.minor,
              tendered.minor, tendered.minor - amount.minor, txn_ref, ctx.operator, now))
+        if shift is not None and sale.shift_id is None:  # the basket began before the
+            # shift was opened (the tender opens it): the sale is this shift's
+            conn.execute("UPDATE sales SET shift_id = ? WHERE id = ? AND shift_id IS NULL",
+                         (shift.id, sale.id))
         paid = conn.execute("SELECT coalesce(sum(amount_minor), 0) FROM sale_tenders"
                             " WHERE sale_id = ? AND state = 'paid'", (sale.id,)).fetchone()[0]
         if paid >= sale.total.minor:

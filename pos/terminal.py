@@ -741,6 +741,12 @@ class Terminal:
 
         return sale.load(self.journal, sale_id)
 
+    def recent_sales(self, search: str | None = None, limit: int = 200) -> list[Sale]:
+        """Basket sales, newest first (the journal's "Sales" list)."""
+        from pos.usecases import sale
+
+        return sale.recent(self.journal, limit, search)
+
     async def sale_pay_card(self, sale_id: str, lookup: CardLookup, amount: Money, wallet: str,
                             pin: str | None) -> tuple[SaleResult, Sale]:
         from pos.usecases import sale

@@ -1,12 +1,14 @@
 """The journal: search (live, as the cashier types) and filter, a transaction's event
 trail, DUPLICATE reprint, resolving flagged items and voids (supervisor), with the
-voided state, its refund row and the VOID receipt."""
+voided state, its refund row and the VOID receipt. S lists the basket sales
+(screens/journal_sales.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import textwrap
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -29,9 +31,12 @@ if TYPE_CHECKING:
     from pos.usecases.voids import Voidability, VoidMark
     from screens.app import SentePOSApp
 
-FILTERS = {"a": None, "f": "flagged", "u": "unsynced", "d": "done", "x": "declined"}
+FILTERS = {"a": None, "f": "flagged", "u": "unsynced", "d": "done", "x": "declined",
+           "s": "sales"}
 FILTER_NAMES = {None: "all", "flagged": "flagged", "unsynced": "unsynced", "done": "done",
-                "declined": "declined"}
+                "declined": "declined", "sales": "basket sales"}
+#: The "state" of the list that shows basket sales (a cash-only one has no journal row).
+SALES = "sales"
 
 
 #: The search runs this long after the last key press (a query per pause, not per key).
@@ -54,6 +59,14 @@ NARROW_COLUMNS = ("when", "ref", "state", "amount")
 WIDE_FROM = 80
 
 
+def when_cell(at: dt.datetime, narrow: bool, today: dt.date | None) -> str:
+    """The When column: date and time; narrow, today's time alone or an older date."""
+    local = at.astimezone()
+    if not narrow:
+        return local.strftime("%m-%d %H:%M")
+    return local.strftime("%H:%M" if local.date() == today else "%m-%d")
+
+
 def txn_row(txn: Txn, mark: VoidMark | None = None, *, narrow: bool = False,
             today: dt.date | None = None) -> tuple[Text, ...]:
     """A table row; cells are plain Text (a str cell would be parsed as markup) cleaned
@@ -61,12 +74,8 @@ def txn_row(txn: Txn, mark: VoidMark | None = None, *, narrow: bool = False,
     ``mark``: the row's void (``voids.VoidMark``): its state reads ``voided`` & co.
     ``narrow``: the :data:`NARROW_COLUMNS` only; a row of ``today`` shows its time
     alone, an older one its date."""
-    local = txn.created_at.astimezone()
-    if not narrow:
-        when = local.strftime("%m-%d %H:%M")
-    else:
-        when = local.strftime("%H:%M" if local.date() == today else "%m-%d")
-    cells = {"when": when, "ref": txn.ref, "kind": str(txn.kind),
+    cells = {"when": when_cell(txn.created_at, narrow, today), "ref": txn.ref,
+             "kind": str(txn.kind),
              "state": mark.label if mark is not None else str(txn.state),
              "amount": txn.amount.format(),
              "who": txn.card_no or txn.meter or txn.account or ""}
@@ -86,6 +95,7 @@ class JournalScreen(Step[None]):
         Binding("u", "filter('u')", "Unsynced"),
         Binding("d", "filter('d')", "Done"),
         Binding("x", "filter('x')", "Declined"),
+        Binding("s", "filter('s')", "Sales"),
         Binding("slash", "to_search", "Search"),
         Binding("down", "to_table", "List", show=False),
     ]
@@ -116,8 +126,6 @@ class JournalScreen(Step[None]):
 
     def reload(self) -> None:
         app = self.app
-        txns = app.terminal.journal_list(state=self.state, search=self.search or None)
-        marks = app.terminal.void_marks(txns)
         table: DataTable[Text] = self.query_one("#journal-table", DataTable)
         narrow = self._narrow()
         if narrow != self._columns_narrow:
@@ -129,6 +137,16 @@ class JournalScreen(Step[None]):
         else:
             table.clear()
         today = app.now().astimezone().date()
+        if self.state == SALES:
+            from screens.journal_sales import sale_row
+
+            sales = app.terminal.recent_sales(search=self.search or None)
+            for sale in sales:
+                table.add_row(*sale_row(sale, narrow=narrow, today=today), key=sale.id)
+            self._hint(len(sales))
+            return
+        txns = app.terminal.journal_list(state=self.state, search=self.search or None)
+        marks = app.terminal.void_marks(txns)
         for txn in txns:
             table.add_row(*txn_row(txn, marks.get(txn.ref), narrow=narrow, today=today),
                           key=txn.ref)
@@ -137,10 +155,10 @@ class JournalScreen(Step[None]):
     def _hint(self, count: int) -> None:
         name = str(FILTER_NAMES.get(self.state, self.state))
         if self._narrow():  # one line on a 480x320 console too
-            text = f"{name.capitalize()}: {count}  Enter opens, Down: list (A F U D X)"
+            text = f"{name.capitalize()}: {count}  Enter opens, Down: list (A F U D X S)"
         else:
             text = (f"Showing {name}: {count}   "
-                    "Enter opens; Down to the list, where A F U D X filter")
+                    "Enter opens; Down to the list, where A F U D X S filter")
         self.query_one("#journal-filter", Static).update(text)
 
     def action_filter(self, key: str) -> None:
@@ -154,7 +172,7 @@ class JournalScreen(Step[None]):
 
     def action_to_table(self) -> None:
         table = self.query_one("#journal-table", DataTable)
-        if self.focused is not table and table.row_count:
+        if self.focused is not table:  # an empty list too: its A F U D X S filter
             table.focus()
 
     @on(Input.Changed, "#journal-search")
@@ -193,7 +211,11 @@ class JournalScreen(Step[None]):
         self._open_ref(event.row_key.value)
 
     def _open_ref(self, ref: str | None) -> None:
-        if ref:
+        if ref and self.state == SALES:
+            from screens.journal_sales import SaleDetailScreen
+
+            self.app.push_screen(SaleDetailScreen(ref), lambda _: self.reload())
+        elif ref:
             self.app.push_screen(JournalDetailScreen(ref), lambda _: self.reload())
 
 
@@ -357,46 +379,51 @@ class JournalDetailScreen(Step[None]):
         app.run_worker(self._void(), group="journal", exit_on_error=False)
 
     async def _void(self) -> None:
-        """Supervisor: cancel a sale still queued, credit back a settled card payment, or
-        void a basket sale. Whether it can be done is asked first, before any PIN."""
-        app = self.app
-        term = app.terminal
-        can = term.void_check(self.ref)
-        if not can.ok:
-            await app.show_message("Void", can.why_not)
-            return
-        txn, _ = term.journal_detail(self.ref)
-        target = f"sale {can.sale_id}" if can.how == "sale" else self.ref
-        if not await app.push_screen_wait(ConfirmDialog(
-                "Void", f"Void {txn.kind} {txn.amount.format()} ({self.ref})?\n"
-                        f"This will {can.describe()}.")):
-            return
-        supervisor = await app.ask_supervisor(f"void {target}")
-        if supervisor is None:
-            return
-        reason = await app.push_screen_wait(TextPrompt(
-            "Void", "Why? (e.g. wrong amount)",
-            check=lambda v: validate_free_text(v, "reason", MAX_REASON, optional=True)))
-        if reason is None:
-            return
-        if can.how == "sale":
-            assert can.sale_id is not None  # pos.usecases.voids.check sets it for a sale
-            sale = await app.busy("Voiding...", term.void_sale(can.sale_id, supervisor, reason))
-            receipt_ref, message = sale.id, (f"Sale {sale.id} voided: card parts credited "
-                                             "back, cash to hand back from the drawer")
-            ok = True
-        else:
-            result = await app.busy("Voiding...", term.void(self.ref, supervisor, reason))
-            receipt_ref, message = result.ref, result.message
-            ok = result.status in ("approved", "offline", "pending")
-        await self._refresh_detail()
-        if not ok:
-            await app.show_message("Void", message, "error")
-            return
-        printed = await asyncio.to_thread(term.print_void_receipt, receipt_ref)
-        await app.show_message("Void", f"{message}\n{printed}")
-        if term.printer is None:
-            await app.push_screen_wait(VoidReceiptScreen(receipt_ref))
+        txn, _ = self.app.terminal.journal_detail(self.ref)
+        await run_void(self.app, self.ref, f"{txn.kind} {txn.amount.format()} ({self.ref})",
+                       self._refresh_detail)
+
+
+async def run_void(app: SentePOSApp, ref: str, what: str,
+                   refresh: Callable[[], Awaitable[None]]) -> None:
+    """Supervisor: cancel a sale still queued, credit back a settled card payment, or void
+    a basket sale (``ref`` a journal ref or a sale id; ``what`` names it in the question).
+    Whether it can be done is asked first, before any PIN."""
+    term = app.terminal
+    can = term.void_check(ref)
+    if not can.ok:
+        await app.show_message("Void", can.why_not)
+        return
+    target = f"sale {can.sale_id}" if can.how == "sale" else ref
+    if not await app.push_screen_wait(ConfirmDialog(
+            "Void", f"Void {what}?\nThis will {can.describe()}.")):
+        return
+    supervisor = await app.ask_supervisor(f"void {target}")
+    if supervisor is None:
+        return
+    reason = await app.push_screen_wait(TextPrompt(
+        "Void", "Why? (e.g. wrong amount)",
+        check=lambda v: validate_free_text(v, "reason", MAX_REASON, optional=True)))
+    if reason is None:
+        return
+    if can.how == "sale":
+        assert can.sale_id is not None  # pos.usecases.voids.check sets it for a sale
+        sale = await app.busy("Voiding...", term.void_sale(can.sale_id, supervisor, reason))
+        receipt_ref, message = sale.id, (f"Sale {sale.id} voided: card parts credited "
+                                         "back, cash to hand back from the drawer")
+        ok = True
+    else:
+        result = await app.busy("Voiding...", term.void(ref, supervisor, reason))
+        receipt_ref, message = result.ref, result.message
+        ok = result.status in ("approved", "offline", "pending")
+    await refresh()
+    if not ok:
+        await app.show_message("Void", message, "error")
+        return
+    printed = await asyncio.to_thread(term.print_void_receipt, receipt_ref)
+    await app.show_message("Void", f"{message}\n{printed}")
+    if term.printer is None:
+        await app.push_screen_wait(VoidReceiptScreen(receipt_ref))
 
 
 class VoidReceiptScreen(Step[None]):

@@ -165,6 +165,51 @@ async def test_void_a_card_payment_from_the_journal(term, sandbox):
     assert refund[0].details["supervisor"] == "boss"
 
 
+async def test_a_cash_basket_sale_is_found_in_the_journal_and_voided(term):
+    """A cash-only basket sale has no journal row (seen in tmux: the journal said "All: 0"
+    after one): S lists the basket sales; its detail has the receipt, a reprint and the
+    void, with the cash to hand back."""
+    from pos.catalogue import Item
+    from screens.journal_sales import SaleDetailScreen
+
+    await term.open_shift(Money(20_000, "UGX"))
+    basket = term.new_basket()
+    basket.add(Item("Bread (large)", Money(6_000, "UGX"), 3))
+    sale = term.begin_sale(basket)
+    await term.sale_pay_cash(sale.id, Money(10_000, "UGX"))
+    other = term.begin_sale(basket)
+    term.abandon_sale(other.id)  # abandoned with nothing paid: not listed
+    app = app_for(term.settings, term, theme="console")
+    async with app.run_test(size=(60, 20)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await pilot.press("5")
+        screen = await wait_screen(pilot, JournalScreen)
+        await pilot.press("down", "s")  # the list's S: basket sales
+        await wait_for(pilot, lambda: sale.id in screen_text(app), what="the sale listed")
+        assert other.id not in screen_text(app)
+        assert "Basket sales: 1" in screen_text(app)
+        await pilot.press("/")  # the search finds it by a line's name
+        await type_text(pilot, "bread")
+        await pilot.press("enter")
+        detail = await wait_screen(pilot, SaleDetailScreen)
+        text = screen_text(app)
+        assert "Bread (large)" in text and "cash UGX 6,000 paid" in text
+        await pilot.press("o")
+        await wait_screen(pilot, ConfirmDialog)
+        await wait_for(pilot, lambda: f"Void sale {sale.id} UGX 6,000" in screen_text(app),
+                       what="the void's question")
+        await pilot.press("1")
+        await wait_screen(pilot, SupervisorPinScreen)
+        await pilot.press(*"8642", "enter")
+        await wait_screen(pilot, TextPrompt)
+        await pilot.press(*"wrong", "enter")
+        await wait_for(pilot, lambda: "voided" in screen_text(app), 10, "the void message")
+        assert detail is not None
+    assert term.sale(sale.id).state == "voided"
+    assert screen.state == "sales"
+    assert term.shift_report().expected().minor == 20_000  # the cash went back out
+
+
 async def test_x_report_then_day_close_needs_override_when_unsynced(term, sandbox):
     sale = await term.sell_token(data.METER_OK, Money(30000, "KES"), "Bilbo Baggins")
     assert sale.status == "approved"

@@ -502,12 +502,20 @@ WHEN EXISTS (SELECT 1 FROM txns c WHERE c.parent_ref = OLD.ref AND c.archived_at
 BEGIN SELECT RAISE(ABORT, 'txns: a row leaves the journal only with its children'); END;
 """
 
+# V_SALES_RECENT (issue 13): the journal's Sales list reads the newest basket sales.
+# IF NOT EXISTS: the tests make an older journal out of a new one by undoing the
+# earlier migrations' objects only.
+_V_SALES_RECENT = """
+CREATE INDEX IF NOT EXISTS sales_created ON sales(created_at);
+"""
+
 #: Migration ``i`` brings the schema from version ``i`` to ``i + 1``.
 #: V4 growth (issue 15), V5 counter (issue 13), V6 disabled operators (issue 13),
 #: V7 the counter's tables to the hub (issue 12), V8 the flagged index (issue 15),
-#: V9 the constraints (issue 14).
+#: V9 the constraints (issue 14), V10 the recent sales index (issue 13).
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V_GROWTH, _V_COUNTER, _V_OPERATOR_STATE,
-                               _V_HUB_COUNTER, _V_HOUSEKEEPING, _V_CONSTRAINTS)
+                               _V_HUB_COUNTER, _V_HOUSEKEEPING, _V_CONSTRAINTS,
+                               _V_SALES_RECENT)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

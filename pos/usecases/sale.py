@@ -135,9 +135,19 @@ def load(journal: Journal, sale_id: str) -> Sale:
                 r["receipt_number"], r["discount_by"])
 
 
-def recent(journal: Journal, limit: int = 50) -> list[Sale]:
-    return [load(journal, r["id"]) for r in
-            journal.query("SELECT id FROM sales ORDER BY created_at DESC LIMIT ?", (limit,))]
+def recent(journal: Journal, limit: int = 50, search: str | None = None) -> list[Sale]:
+    """Basket sales, newest first, less those abandoned with nothing paid. ``search``:
+    part of the sale id or of a line's name (a cash-only sale has no journal row, so
+    this is how it is found again: to reprint it or void it)."""
+    where, args = "state != 'abandoned'", []
+    if search:
+        like = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where += (" AND (id LIKE ? ESCAPE '\\' OR id IN (SELECT sale_id FROM sale_lines"
+                  " WHERE name LIKE ? ESCAPE '\\'))")
+        args += [like, like]
+    rows = journal.query(f"SELECT id FROM sales WHERE {where} ORDER BY created_at DESC"
+                         " LIMIT ?", (*args, limit))
+    return [load(journal, r["id"]) for r in rows]
 
 
 # ------------------------------------------------------------------ writing

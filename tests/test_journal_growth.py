@@ -80,6 +80,49 @@ def test_flagged_count_is_counted_not_loaded(journal: Journal) -> None:
     assert journal.flagged_count() == 3 == len(journal.flagged())
 
 
+def test_the_kept_flagged_count_follows_inserts_states_deletes_and_migration(
+        tmp_path: Path, clock: Clock) -> None:
+    """The status bar's count is kept by triggers (read, not counted, every second): it
+    equals the flagged rows counted after each way a row enters or leaves the set."""
+    from pos.journal import schema
+
+    path = tmp_path / "journal.db"
+    j = Journal.open(path, clock=clock)
+    try:
+        refs = []
+        for _ in range(4):
+            ref = _sale(j, state=State.queued, offline=True)
+            j.transition(ref, State.expired)  # into the set by a state change
+            refs.append(ref)
+        odd = _sale(j, state=State.queued)
+        j.transition(odd, State.review)
+        assert j.flagged_count() == 5 == j.counted_flagged()
+        j.transition(refs[0], State.resolved, note="cash collected")  # out of the set
+        j.transition(odd, State.failed)  # flagged to flagged: still one
+        assert j.flagged_count() == 4 == j.counted_flagged()
+        with j.transaction() as conn:  # an archived row leaves the journal
+            conn.execute("UPDATE txns SET archived_at = 'x' WHERE ref = ?", (refs[2],))
+            conn.execute("DELETE FROM events WHERE ref = ?", (refs[2],))
+            conn.execute("DELETE FROM txns WHERE ref = ?", (refs[2],))
+        assert j.flagged_count() == 3 == j.counted_flagged()
+        with j.transaction() as conn:  # a journal from before the kept count
+            for trigger in ("insert", "state", "delete"):
+                conn.execute(f"DROP TRIGGER txns_flagged_count_{trigger}")
+            conn.execute("DROP TABLE kept_counts")
+    finally:
+        j.close()
+    raw = sqlite3.connect(path)
+    raw.execute(f"PRAGMA user_version = {schema.MIGRATIONS.index(schema._V_FLAGGED_COUNT)}")
+    raw.commit()
+    raw.close()
+    j = Journal.open(path, clock=clock)
+    try:
+        assert j.pragma("user_version") == schema.SCHEMA_VERSION
+        assert j.flagged_count() == 3 == j.counted_flagged()  # counted once, at migration
+    finally:
+        j.close()
+
+
 def test_refund_checks_are_scheduled_and_cleared(journal: Journal, clock: Clock) -> None:
     """A failed card-paid vend is due for one refund check; once checked it no longer
     costs a pass anything, however many such sales the journal holds."""

@@ -161,6 +161,9 @@ def test_kept_totals_equal_a_full_recomputation(tmp_path: Path, seed: int) -> No
                               operator="amina", override_by="boss", keep_backups=1)
         assert z.number == 1
         _random_day(journal, rnd, 400)  # later changes of period-1 rows stay in period 1
+        # the kept flagged count (the status bar's) is the flagged rows counted
+        assert journal.flagged_count() == journal.counted_flagged()
+        assert journal.counted_flagged() > 0
         for period in (1, 2):
             assert journal.totals(period) == [r for r in journal.recomputed_totals(period)]
             assert reports.figures(journal.totals(period)) == _independent(journal, period)

@@ -509,13 +509,41 @@ _V_SALES_RECENT = """
 CREATE INDEX IF NOT EXISTS sales_created ON sales(created_at);
 """
 
+# V_FLAGGED_COUNT (issue 15): the status bar asks how many items are flagged every
+# second; counting the flagged index took 0.9 ms with the 11,000 unresolved rows of
+# the 1,000,000-row journal (and grows with them). A kept count instead, updated in the
+# same transaction as each row's state (and its delete, an archived row leaving).
+_FLAGGED_NEW = FLAGGED_SQL.replace("state IN", "NEW.state IN")
+_FLAGGED_OLD = FLAGGED_SQL.replace("state IN", "OLD.state IN")
+_V_FLAGGED_COUNT = f"""
+CREATE TABLE IF NOT EXISTS kept_counts (
+    name TEXT PRIMARY KEY,
+    n    INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR REPLACE INTO kept_counts(name, n)
+    SELECT 'flagged', COUNT(*) FROM txns WHERE {FLAGGED_SQL};
+CREATE TRIGGER IF NOT EXISTS txns_flagged_count_insert AFTER INSERT ON txns
+WHEN {_FLAGGED_NEW}
+BEGIN UPDATE kept_counts SET n = n + 1 WHERE name = 'flagged'; END;
+CREATE TRIGGER IF NOT EXISTS txns_flagged_count_state AFTER UPDATE OF state ON txns
+WHEN ({_FLAGGED_OLD}) IS NOT ({_FLAGGED_NEW})
+BEGIN
+    UPDATE kept_counts SET n = n + (CASE WHEN {_FLAGGED_NEW} THEN 1 ELSE -1 END)
+    WHERE name = 'flagged';
+END;
+CREATE TRIGGER IF NOT EXISTS txns_flagged_count_delete AFTER DELETE ON txns
+WHEN {_FLAGGED_OLD}
+BEGIN UPDATE kept_counts SET n = n - 1 WHERE name = 'flagged'; END;
+"""
+
 #: Migration ``i`` brings the schema from version ``i`` to ``i + 1``.
 #: V4 growth (issue 15), V5 counter (issue 13), V6 disabled operators (issue 13),
 #: V7 the counter's tables to the hub (issue 12), V8 the flagged index (issue 15),
-#: V9 the constraints (issue 14), V10 the recent sales index (issue 13).
+#: V9 the constraints (issue 14), V10 the recent sales index (issue 13), V11 the kept
+#: flagged count (issue 15).
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V_GROWTH, _V_COUNTER, _V_OPERATOR_STATE,
                                _V_HUB_COUNTER, _V_HOUSEKEEPING, _V_CONSTRAINTS,
-                               _V_SALES_RECENT)
+                               _V_SALES_RECENT, _V_FLAGGED_COUNT)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -416,6 +416,7 @@ class Journal:
     abandoned_created = _via(_txns, TxnStore.abandoned_created)
     flagged = _via(_txns, TxnStore.flagged)
     flagged_count = _via(_txns, TxnStore.flagged_count)
+    counted_flagged = _via(_txns, TxnStore.counted_flagged)
     ref_lines = _via(_txns, TxnStore.ref_lines)
     refs_in = _via(_txns, TxnStore.refs_in)
     refund_checks_due = _via(_txns, TxnStore.refund_checks_due)

@@ -456,13 +456,13 @@ class TxnStore:
                 out.append(txn)
         return out
 
-    def flagged(self, limit: int | None = None) -> builtins.list[Txn]:
+    def flagged(self, limit: int | None = None, offset: int = 0) -> builtins.list[Txn]:
         """Items the merchant must see until a supervisor resolves them, oldest first
-        (the first ``limit``)."""
+        (``limit`` of them from the ``offset``-th)."""
         rows = self._db.query(
             f"SELECT * FROM {_FLAGGED_FROM} ORDER BY created_at, rowid"
-            + (" LIMIT ?" if limit is not None else ""),
-            [int(limit)] if limit is not None else [],
+            + (" LIMIT ? OFFSET ?" if limit is not None else ""),
+            [int(limit), int(offset)] if limit is not None else [],
         )
         return [to_txn(r) for r in rows]
 
@@ -487,7 +487,13 @@ class TxnStore:
             f"SELECT ref FROM {where} ORDER BY created_at, rowid", sv)]
 
     def flagged_count(self) -> int:
-        """How many items are flagged (an index count: the status bar asks every second)."""
+        """How many items are flagged: the count kept by the schema's triggers (the status
+        bar asks every second; pos/journal/schema.py, V_FLAGGED_COUNT)."""
+        rows = self._db.query("SELECT n FROM kept_counts WHERE name = 'flagged'")
+        return int(rows[0]["n"]) if rows else 0
+
+    def counted_flagged(self) -> int:
+        """The flagged rows counted through their index (what the kept count must equal)."""
         rows = self._db.query(f"SELECT COUNT(*) AS n FROM {_FLAGGED_FROM}")
         return int(rows[0]["n"])
 

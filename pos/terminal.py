@@ -623,16 +623,18 @@ class Terminal:
     # ----------------------------------------------------------- journal
     def journal_list(self, state: str | None = None, kind: str | None = None,
                      search: str | None = None, limit: int = 200,
-                     since: dt.datetime | None = None) -> list[Txn]:
+                     since: dt.datetime | None = None, offset: int = 0) -> list[Txn]:
+        """A page of the journal (``limit`` rows from the ``offset``-th), newest first;
+        flagged ones oldest first (the longest waiting on top)."""
         states = None
         if state == "flagged":
-            return self.journal.flagged(limit=limit)
+            return self.journal.flagged(limit=limit, offset=offset)
         if state == "unsynced":
             states = list(SYNC_STATES)
         elif state:
             states = [State(state)]
         return self.journal.list(states=states, kinds=[Kind(kind)] if kind else None,
-                                 search=search, limit=limit, since=since)
+                                 search=search, limit=limit, since=since, offset=offset)
 
     def journal_detail(self, ref: str) -> tuple[Txn, list[Event]]:
         return self.journal.require(ref), self.journal.events(ref)
@@ -741,11 +743,12 @@ class Terminal:
 
         return sale.load(self.journal, sale_id)
 
-    def recent_sales(self, search: str | None = None, limit: int = 200) -> list[Sale]:
+    def recent_sales(self, search: str | None = None, limit: int = 200,
+                     offset: int = 0) -> list[Sale]:
         """Basket sales, newest first (the journal's "Sales" list)."""
         from pos.usecases import sale
 
-        return sale.recent(self.journal, limit, search)
+        return sale.recent(self.journal, limit, search, offset)
 
     async def sale_pay_card(self, sale_id: str, lookup: CardLookup, amount: Money, wallet: str,
                             pin: str | None) -> tuple[SaleResult, Sale]:

@@ -57,6 +57,11 @@ COLUMNS = (("when", "When"), ("ref", "Ref"), ("kind", "Kind"), ("state", "State"
 NARROW_COLUMNS = ("when", "ref", "state", "amount")
 #: Narrower than this, the list shows :data:`NARROW_COLUMNS` (the app's ``-narrow``).
 WIDE_FROM = 80
+#: Rows read at a time: a first page fills any screen with rows to scroll; the next
+#: is read when the cursor comes within :data:`PAGE_AHEAD` rows of the last one. A page
+#: of 200 made the journal's first paint 1.7x an empty one's (issue 15, 1M rows).
+PAGE_ROWS = 40
+PAGE_AHEAD = 5
 
 
 def when_cell(at: dt.datetime, narrow: bool, today: dt.date | None) -> str:
@@ -106,6 +111,8 @@ class JournalScreen(Step[None]):
         self.search = ""
         self._pending: Timer | None = None
         self._columns_narrow: bool | None = None  # the columns shown: None before any
+        self._loaded = 0  # rows of the list read so far (the next page's offset)
+        self._more = False  # the last page was full: there may be more
 
     def body(self) -> ComposeResult:
         yield PosInput(placeholder="Search ref, card, meter, account, name...",
@@ -125,7 +132,6 @@ class JournalScreen(Step[None]):
         return self.app.size.width < WIDE_FROM
 
     def reload(self) -> None:
-        app = self.app
         table: DataTable[Text] = self.query_one("#journal-table", DataTable)
         narrow = self._narrow()
         if narrow != self._columns_narrow:
@@ -136,24 +142,50 @@ class JournalScreen(Step[None]):
             self._columns_narrow = narrow
         else:
             table.clear()
+        self._loaded = 0
+        self._more = False
+        self._load_page()
+
+    def _load_page(self) -> None:
+        """The next :data:`PAGE_ROWS` rows under those shown (the first page on a reload):
+        what the screen paints does not grow with the journal."""
+        app = self.app
+        table: DataTable[Text] = self.query_one("#journal-table", DataTable)
+        narrow = bool(self._columns_narrow)
         today = app.now().astimezone().date()
+        search = self.search or None
+        shown = set(table.rows)  # rows journaled meanwhile shift the pages: never twice
         if self.state == SALES:
             from screens.journal_sales import sale_row
 
-            sales = app.terminal.recent_sales(search=self.search or None)
+            sales = app.terminal.recent_sales(search=search, limit=PAGE_ROWS,
+                                              offset=self._loaded)
             for sale in sales:
-                table.add_row(*sale_row(sale, narrow=narrow, today=today), key=sale.id)
-            self._hint(len(sales))
-            return
-        txns = app.terminal.journal_list(state=self.state, search=self.search or None)
-        marks = app.terminal.void_marks(txns)
-        for txn in txns:
-            table.add_row(*txn_row(txn, marks.get(txn.ref), narrow=narrow, today=today),
-                          key=txn.ref)
-        self._hint(len(txns))
+                if sale.id not in shown:
+                    table.add_row(*sale_row(sale, narrow=narrow, today=today), key=sale.id)
+            got = len(sales)
+        else:
+            txns = app.terminal.journal_list(state=self.state, search=search,
+                                             limit=PAGE_ROWS, offset=self._loaded)
+            marks = app.terminal.void_marks(txns)
+            for txn in txns:
+                if txn.ref not in shown:
+                    table.add_row(*txn_row(txn, marks.get(txn.ref), narrow=narrow,
+                                           today=today), key=txn.ref)
+            got = len(txns)
+        self._loaded += got
+        self._more = got == PAGE_ROWS
+        self._hint(table.row_count)
 
-    def _hint(self, count: int) -> None:
+    @on(DataTable.RowHighlighted, "#journal-table")
+    def _near_the_end(self, event: DataTable.RowHighlighted) -> None:
+        table = event.data_table
+        if self._more and event.cursor_row >= table.row_count - PAGE_AHEAD:
+            self._load_page()
+
+    def _hint(self, shown: int) -> None:
         name = str(FILTER_NAMES.get(self.state, self.state))
+        count = f"{shown}+" if self._more else str(shown)  # more below: loaded on the way
         if self._narrow():  # one line on a 480x320 console too
             text = f"{name.capitalize()}: {count}  Enter opens, Down: list (A F U D X S)"
         else:

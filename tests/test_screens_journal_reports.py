@@ -210,6 +210,40 @@ async def test_a_cash_basket_sale_is_found_in_the_journal_and_voided(term):
     assert term.shift_report().expected().minor == 20_000  # the cash went back out
 
 
+async def test_the_journal_reads_a_page_at_a_time_as_the_cursor_goes_down(term):
+    """A first page, not the whole journal: the first paint does not grow with it
+    (issue 15). Rows journaled while the list is open never show twice."""
+    from screens.journal import PAGE_AHEAD, PAGE_ROWS
+
+    def sale(i: int) -> str:
+        return term.journal.create(Kind.vend, Money(1000 + i, "UGX"), operator="ann",
+                                   terminal_id="POS-001", meter=f"0145117{i:04d}").ref
+
+    refs = [sale(i) for i in range(PAGE_ROWS * 2 + 7)]
+    app = app_for(term.settings, term)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await pilot.press("5")
+        screen = await wait_screen(pilot, JournalScreen)
+        table = screen.query_one("#journal-table")
+        assert table.row_count == PAGE_ROWS
+        assert f"Showing all: {PAGE_ROWS}+" in screen_text(app)
+        newest = sale(999)  # journaled while the list is open: pages shift by one
+        await pilot.press("down")  # to the list
+        for _ in range(PAGE_ROWS - PAGE_AHEAD):
+            await pilot.press("down")
+        # The new row moved the second page down by one: its first row was shown already.
+        await wait_for(pilot, lambda: table.row_count == 2 * PAGE_ROWS - 1,
+                       what="a second page")
+        await pilot.press("ctrl+end")  # the bottom: the page after it is read too
+        await wait_for(pilot, lambda: table.row_count == len(refs), what="the last page")
+        await pilot.press("ctrl+end")
+        await pilot.pause()
+        assert [k.value for k in table.rows] == refs[::-1]  # each once, newest first
+        assert newest not in table.rows  # until the list is read again
+        assert f"Showing all: {len(refs)} " in screen_text(app)
+
+
 async def test_x_report_then_day_close_needs_override_when_unsynced(term, sandbox):
     sale = await term.sell_token(data.METER_OK, Money(30000, "KES"), "Bilbo Baggins")
     assert sale.status == "approved"

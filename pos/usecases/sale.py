@@ -135,7 +135,8 @@ def load(journal: Journal, sale_id: str) -> Sale:
                 r["receipt_number"], r["discount_by"])
 
 
-def recent(journal: Journal, limit: int = 50, search: str | None = None) -> list[Sale]:
+def recent(journal: Journal, limit: int = 50, search: str | None = None,
+           offset: int = 0) -> list[Sale]:
     """Basket sales, newest first, less those abandoned with nothing paid. ``search``:
     part of the sale id or of a line's name (a cash-only sale has no journal row, so
     this is how it is found again: to reprint it or void it)."""
@@ -146,7 +147,7 @@ def recent(journal: Journal, limit: int = 50, search: str | None = None) -> list
                   " WHERE name LIKE ? ESCAPE '\\'))")
         args += [like, like]
     rows = journal.query(f"SELECT id FROM sales WHERE {where} ORDER BY created_at DESC"
-                         " LIMIT ?", (*args, limit))
+                         " LIMIT ? OFFSET ?", (*args, limit, offset))
     return [load(journal, r["id"]) for r in rows]
 
 

@@ -277,8 +277,22 @@ def integrity(home: Path) -> dict[str, float]:
     return out
 
 
+def not_due(home: Path) -> None:
+    """The sync queue's next attempt an hour from now: the build scheduled it from the
+    build's wall clock, so a journal built hours ago had its 50 queued sales due (each
+    sync then tried the providers: 131 s at 1,000,000, not an idle pass)."""
+    journal = Journal.open(home / "journal.db")
+    try:
+        later = datetime.now(UTC) + timedelta(hours=1)
+        for t in journal.list(states=[State.queued], limit=10 * QUEUED):
+            journal.update(t.ref, next_attempt_at=later)
+    finally:
+        journal.close()
+
+
 def measure(home: Path) -> dict[str, float]:
-    out: dict[str, float] = integrity(home)
+    out: dict[str, float] = integrity(home)  # first: the copy's first open checks it
+    not_due(home)
     out["cli: report x"] = cli(home, "report", "x", "--json")
     out["cli: journal --search"] = cli(home, "journal", "--search", "01451175000", "--json")
     out["cli: journal --status flagged"] = cli(home, "journal", "--status", "flagged",

@@ -872,11 +872,13 @@ class Terminal:
         return self.resolve_flagged(ref, text, supervisor, also=cash_move)
 
     # ----------------------------------------------------------- reports
-    def x_report(self) -> reports.Report:
+    def x_report(self, *, all_refs: bool = True) -> reports.Report:
+        """The running totals since the last Z; ``all_refs=False`` for the screen (its
+        payload lists only the flagged lines shown: pos.reports.build)."""
         from pos import reports
 
         return reports.x_report(self.journal, terminal_id=self.settings.terminal_id,
-                                now=self.ctx.clock())
+                                now=self.ctx.clock(), all_refs=all_refs)
 
     def close_day(self, override_by: Operator | None = None, *,
                   allow_empty: bool = False, finish: bool = True) -> reports.Report:

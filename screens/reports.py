@@ -108,7 +108,7 @@ async def close_day(app: SentePOSApp) -> Report | None:
 
 async def reports(app: SentePOSApp) -> None:
     report: Report | None = await _off_loop(app, "Computing the report...",
-                                            app.terminal.x_report)
+                                            app.terminal.x_report, all_refs=False)
     while report is not None:
         choice = await app.push_screen_wait(ReportScreen(report))
         if choice != "z" or report.kind == "Z":

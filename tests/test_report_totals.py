@@ -249,5 +249,11 @@ def test_a_long_flagged_list_is_named_in_full_and_shown_in_part(tmp_path: Path) 
         assert lines["FLAGGED"] == str(len(refs))
         assert lines["... and 7 more"] == ""
         assert f"{refs[0]} expired" in lines and f"{refs[-1]} expired" not in lines
+        # The screen's report (all_refs=False) reads the kept count, not every ref: the
+        # same lines, and a payload naming the lines shown.
+        shown = reports.x_report(j, terminal_id="T1", now=datetime.now(UTC), all_refs=False)
+        assert shown.lines == rep.lines
+        assert shown.payload["flagged"] == refs[:reports.LIST_MAX]
+        assert shown.payload["flagged_count"] == rep.payload["flagged_count"] == len(refs)
     finally:
         j.close()

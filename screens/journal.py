@@ -57,10 +57,11 @@ COLUMNS = (("when", "When"), ("ref", "Ref"), ("kind", "Kind"), ("state", "State"
 NARROW_COLUMNS = ("when", "ref", "state", "amount")
 #: Narrower than this, the list shows :data:`NARROW_COLUMNS` (the app's ``-narrow``).
 WIDE_FROM = 80
-#: Rows read at a time: a first page fills any screen with rows to scroll; the next
-#: is read when the cursor comes within :data:`PAGE_AHEAD` rows of the last one. A page
-#: of 200 made the journal's first paint 1.7x an empty one's (issue 15, 1M rows).
-PAGE_ROWS = 40
+#: Rows read at a time: as many as the screen has lines (at least :data:`PAGE_ROWS`), so
+#: a page fills any screen; the next is read when the cursor comes within
+#: :data:`PAGE_AHEAD` rows of the last one. A page of 200 made the journal's first paint
+#: 1.7x an empty one's (issue 15, 1M rows): each row drawn costs ~1.5 ms here.
+PAGE_ROWS = 20
 PAGE_AHEAD = 5
 
 
@@ -158,7 +159,7 @@ class JournalScreen(Step[None]):
         if self.state == SALES:
             from screens.journal_sales import sale_row
 
-            sales = app.terminal.recent_sales(search=search, limit=PAGE_ROWS,
+            sales = app.terminal.recent_sales(search=search, limit=self.page_rows(),
                                               offset=self._loaded)
             for sale in sales:
                 if sale.id not in shown:
@@ -166,7 +167,7 @@ class JournalScreen(Step[None]):
             got = len(sales)
         else:
             txns = app.terminal.journal_list(state=self.state, search=search,
-                                             limit=PAGE_ROWS, offset=self._loaded)
+                                             limit=self.page_rows(), offset=self._loaded)
             marks = app.terminal.void_marks(txns)
             for txn in txns:
                 if txn.ref not in shown:
@@ -174,8 +175,11 @@ class JournalScreen(Step[None]):
                                            today=today), key=txn.ref)
             got = len(txns)
         self._loaded += got
-        self._more = got == PAGE_ROWS
+        self._more = got == self.page_rows()
         self._hint(table.row_count)
+
+    def page_rows(self) -> int:
+        return max(PAGE_ROWS, self.app.size.height)
 
     @on(DataTable.RowHighlighted, "#journal-table")
     def _near_the_end(self, event: DataTable.RowHighlighted) -> None:

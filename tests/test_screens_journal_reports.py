@@ -213,7 +213,9 @@ async def test_a_cash_basket_sale_is_found_in_the_journal_and_voided(term):
 async def test_the_journal_reads_a_page_at_a_time_as_the_cursor_goes_down(term):
     """A first page, not the whole journal: the first paint does not grow with it
     (issue 15). Rows journaled while the list is open never show twice."""
-    from screens.journal import PAGE_AHEAD, PAGE_ROWS
+    from screens.journal import PAGE_AHEAD
+
+    PAGE_ROWS = 24  # a page is the screen's height (80x24)
 
     def sale(i: int) -> str:
         return term.journal.create(Kind.vend, Money(1000 + i, "UGX"), operator="ann",

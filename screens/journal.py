@@ -255,7 +255,53 @@ class JournalScreen(Step[None]):
             self.app.push_screen(JournalDetailScreen(ref), lambda _: self.reload())
 
 
-class JournalDetailScreen(Step[None]):
+class VoidableDetail(Step[None]):
+    """What a journal row's detail and a basket sale's share: Void (O) offered only when
+    it can succeed, the VOID receipt (P) once voided, G to the linked journal row. A
+    subclass sets :attr:`void_ref`, :attr:`voidable`, :attr:`voided`, :attr:`linked`
+    in ``body`` and names the void's target in :meth:`void_label`."""
+
+    def __init__(self, title: str, void_ref: str) -> None:
+        super().__init__(title)
+        self.void_ref = void_ref  # a journal ref or a basket sale id
+        self.voidable: Voidability | None = None
+        self.linked: str | None = None
+        self.voided = False
+
+    def void_label(self) -> str:
+        raise NotImplementedError
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "void":
+            return self.voidable is not None and self.voidable.ok
+        if action == "void_receipt":
+            return self.voided
+        if action == "linked":
+            return self.linked is not None
+        return True
+
+    async def _refresh_detail(self) -> None:
+        await self.recompose()
+        self.refresh_bindings()
+
+    def action_void_receipt(self) -> None:
+        self.app.push_screen(VoidReceiptScreen(self.void_ref, duplicate=True))
+
+    def action_linked(self) -> None:
+        if self.linked:
+            self.app.push_screen(JournalDetailScreen(self.linked), self._back_from_linked)
+
+    def _back_from_linked(self, _: object) -> None:
+        self.run_worker(self._refresh_detail())
+
+    def action_void(self) -> None:
+        self.app.run_worker(self._void(), group="journal", exit_on_error=False)
+
+    async def _void(self) -> None:
+        await run_void(self.app, self.void_ref, self.void_label(), self._refresh_detail)
+
+
+class JournalDetailScreen(VoidableDetail):
     """One row: its fields, its void (voided, by whom, the refund row: G opens it), its
     event trail; Void (O) is offered only when the void can succeed."""
 
@@ -270,11 +316,8 @@ class JournalDetailScreen(Step[None]):
     ]
 
     def __init__(self, ref: str) -> None:
-        super().__init__(f"Transaction {ref}")
+        super().__init__(f"Transaction {ref}", ref)
         self.ref = ref
-        self.voidable: Voidability | None = None
-        self.linked: str | None = None
-        self.voided = False
         self.flagged = False
 
     def body(self) -> ComposeResult:
@@ -335,19 +378,9 @@ class JournalDetailScreen(Step[None]):
         return rows
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "void":
-            return self.voidable is not None and self.voidable.ok
-        if action == "void_receipt":
-            return self.voided
-        if action == "linked":
-            return self.linked is not None
         if action == "resolve":
             return self.flagged
-        return True
-
-    async def _refresh_detail(self) -> None:
-        await self.recompose()
-        self.refresh_bindings()
+        return super().check_action(action, parameters)
 
     def action_reprint(self) -> None:
         app = self.app
@@ -357,16 +390,6 @@ class JournalDetailScreen(Step[None]):
 
     def action_view(self) -> None:
         self.app.push_screen(ReceiptScreen(self.ref))
-
-    def action_void_receipt(self) -> None:
-        self.app.push_screen(VoidReceiptScreen(self.ref, duplicate=True))
-
-    def action_linked(self) -> None:
-        if self.linked:
-            self.app.push_screen(JournalDetailScreen(self.linked), self._back_from_linked)
-
-    def _back_from_linked(self, _: object) -> None:
-        self.run_worker(self._refresh_detail())
 
     def action_resolve(self) -> None:
         app = self.app
@@ -410,14 +433,9 @@ class JournalDetailScreen(Step[None]):
         self.dismiss(None)
 
 
-    def action_void(self) -> None:
-        app = self.app
-        app.run_worker(self._void(), group="journal", exit_on_error=False)
-
-    async def _void(self) -> None:
+    def void_label(self) -> str:
         txn, _ = self.app.terminal.journal_detail(self.ref)
-        await run_void(self.app, self.ref, f"{txn.kind} {txn.amount.format()} ({self.ref})",
-                       self._refresh_detail)
+        return f"{txn.kind} {txn.amount.format()} ({self.ref})"
 
 
 async def run_void(app: SentePOSApp, ref: str, what: str,

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 
 from pos.text import printable
-from screens.dialogs import Step
+from screens.journal import VoidableDetail
 from screens.printing import has_printer, print_in_background
 from screens.widgets import Plain, ReceiptView
 
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     import datetime as dt
 
     from pos.usecases.sale import Sale
-    from pos.usecases.voids import Voidability
 
 
 def sale_row(sale: Sale, *, narrow: bool = False, today: dt.date | None = None
@@ -34,7 +33,7 @@ def sale_row(sale: Sale, *, narrow: bool = False, today: dt.date | None = None
     return tuple(Text(printable(cells[key])) for key in keys)
 
 
-class SaleDetailScreen(Step[None]):
+class SaleDetailScreen(VoidableDetail):
     """One basket sale: state, parts, the receipt; R reprints it (DUPLICATE), O voids
     it when it can be voided, G opens the card part's journal row."""
 
@@ -47,11 +46,8 @@ class SaleDetailScreen(Step[None]):
     ]
 
     def __init__(self, sale_id: str) -> None:
-        super().__init__(f"Sale {sale_id}")
+        super().__init__(f"Sale {sale_id}", sale_id)
         self.sale_id = sale_id
-        self.voidable: Voidability | None = None
-        self.linked: str | None = None
-        self.voided = False
 
     def body(self) -> ComposeResult:
         from pos.receipts import render_text
@@ -73,18 +69,9 @@ class SaleDetailScreen(Step[None]):
         text = render_text(app.terminal.sale_receipt(self.sale_id), app.settings.printer.columns)
         yield ReceiptView(text, id="sale-receipt-view")
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "void":
-            return self.voidable is not None and self.voidable.ok
-        if action == "void_receipt":
-            return self.voided
-        if action == "linked":
-            return self.linked is not None
-        return True
-
-    async def _refresh_detail(self) -> None:
-        await self.recompose()
-        self.refresh_bindings()
+    def void_label(self) -> str:
+        sale = self.app.terminal.sale(self.sale_id)
+        return f"sale {sale.id} {sale.total.format()}"
 
     def action_reprint(self) -> None:
         app = self.app
@@ -93,27 +80,3 @@ class SaleDetailScreen(Step[None]):
                                 duplicate=True)
         else:
             app.notify("No printer: the receipt is on screen", severity="warning")
-
-    def action_void_receipt(self) -> None:
-        from screens.journal import VoidReceiptScreen
-
-        self.app.push_screen(VoidReceiptScreen(self.sale_id, duplicate=True))
-
-    def action_linked(self) -> None:
-        from screens.journal import JournalDetailScreen
-
-        if self.linked:
-            self.app.push_screen(JournalDetailScreen(self.linked), self._back_from_linked)
-
-    def _back_from_linked(self, _: object) -> None:
-        self.run_worker(self._refresh_detail())
-
-    def action_void(self) -> None:
-        self.app.run_worker(self._void(), group="journal", exit_on_error=False)
-
-    async def _void(self) -> None:
-        from screens.journal import run_void
-
-        sale = self.app.terminal.sale(self.sale_id)
-        await run_void(self.app, self.sale_id, f"sale {sale.id} {sale.total.format()}",
-                       self._refresh_detail)

@@ -26,7 +26,8 @@ from tests.screens_support import FROZEN, app_for, make_settings, screen_text
 
 SIZE_IDS = [f"{w}x{h}" for w, h, _theme in SIZES]
 #: Abstract bases: never shown themselves.
-BASES = {"dialogs.Step", "dialogs.Dialog", "signin._Form", "handover.ReadyStep"}
+BASES = {"dialogs.Step", "dialogs.Dialog", "signin._Form", "handover.ReadyStep",
+         "journal.VoidableDetail"}
 
 
 @pytest.fixture

@@ -80,11 +80,17 @@ def txn_row(txn: Txn, mark: VoidMark | None = None, *, narrow: bool = False,
     ``mark``: the row's void (``voids.VoidMark``): its state reads ``voided`` & co.
     ``narrow``: the :data:`NARROW_COLUMNS` only; a row of ``today`` shows its time
     alone, an older one its date."""
-    cells = {"when": when_cell(txn.created_at, narrow, today), "ref": txn.ref,
-             "kind": str(txn.kind),
-             "state": mark.label if mark is not None else str(txn.state),
-             "amount": txn.amount.format(),
-             "who": txn.card_no or txn.meter or txn.account or ""}
+    return row_cells(txn.created_at, narrow, today, ref=txn.ref, kind=str(txn.kind),
+                     state=mark.label if mark is not None else str(txn.state),
+                     amount=txn.amount.format(),
+                     who=txn.card_no or txn.meter or txn.account or "")
+
+
+def row_cells(at: dt.datetime, narrow: bool, today: dt.date | None,
+              **cells: str) -> tuple[Text, ...]:
+    """The list's cells of a row made at ``at`` (:data:`COLUMNS`; :data:`NARROW_COLUMNS`
+    when ``narrow``), each a plain Text cleaned of control characters."""
+    cells["when"] = when_cell(at, narrow, today)
     keys = NARROW_COLUMNS if narrow else tuple(key for key, _ in COLUMNS)
     return tuple(Text(printable(cells[key])) for key in keys)
 

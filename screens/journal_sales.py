@@ -24,13 +24,10 @@ if TYPE_CHECKING:
 def sale_row(sale: Sale, *, narrow: bool = False, today: dt.date | None = None
              ) -> tuple[Text, ...]:
     """The journal list's columns (screens.journal.COLUMNS) for a basket sale."""
-    from screens.journal import COLUMNS, NARROW_COLUMNS, when_cell
+    from screens.journal import row_cells
 
-    cells = {"when": when_cell(sale.created_at, narrow, today), "ref": sale.id,
-             "kind": "sale", "state": sale.state,
-             "amount": sale.total.format(), "who": sale.tender_label()}
-    keys = NARROW_COLUMNS if narrow else tuple(key for key, _ in COLUMNS)
-    return tuple(Text(printable(cells[key])) for key in keys)
+    return row_cells(sale.created_at, narrow, today, ref=sale.id, kind="sale",
+                     state=sale.state, amount=sale.total.format(), who=sale.tender_label())
 
 
 class SaleDetailScreen(VoidableDetail):

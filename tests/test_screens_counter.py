@@ -35,6 +35,14 @@ async def basket_of_three(pilot) -> None:
     await pilot.press("f1", "f4", "1", "9", "enter")
 
 
+async def tender_of_three(pilot) -> None:
+    """:func:`basket_of_three`, then Enter: the tender screen."""
+    await basket_of_three(pilot)
+    await wait_for(pilot, lambda: len(pilot.app.screen.basket.lines) == 3)
+    await pilot.press("enter")
+    await wait_screen(pilot, TenderScreen)
+
+
 async def card_steps(pilot, card: data.DemoCard, pin: str, *, wallet: bool = True) -> None:
     screen = await wait_screen(pilot, ScanScreen)
     screen.query_one("#scan-manual").value = card.payload
@@ -92,10 +100,7 @@ async def test_cash_with_change_opens_the_drawer(term):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
         await open_shift(pilot, "20000")
-        await basket_of_three(pilot)
-        await wait_for(pilot, lambda: len(pilot.app.screen.basket.lines) == 3)
-        await pilot.press("enter")
-        await wait_screen(pilot, TenderScreen)
+        await tender_of_three(pilot)
         await pilot.press("2")
         await wait_screen(pilot, AmountScreen)
         await pilot.press(*"10000")
@@ -117,10 +122,7 @@ async def test_cash_with_no_shift_open_asks_the_float_before_the_cash(term):
     app = app_for(term.settings, term)
     async with app.run_test(size=(60, 20)) as pilot:
         await wait_screen(pilot, HomeScreen)
-        await basket_of_three(pilot)
-        await wait_for(pilot, lambda: len(pilot.app.screen.basket.lines) == 3)
-        await pilot.press("enter")
-        await wait_screen(pilot, TenderScreen)
+        await tender_of_three(pilot)
         await pilot.press("2")
         screen = await wait_screen(pilot, AmountScreen)
         assert screen.step_title == "Open shift: opening float" and "No shift is open" in \
@@ -145,10 +147,7 @@ async def test_split_tender_declined_card_then_card_and_cash(term, sandbox):
     app = app_for(term.settings, term)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
-        await basket_of_three(pilot)
-        await wait_for(pilot, lambda: len(pilot.app.screen.basket.lines) == 3)
-        await pilot.press("enter")
-        await wait_screen(pilot, TenderScreen)
+        await tender_of_three(pilot)
         await pilot.press("3")  # split
         await wait_screen(pilot, AmountScreen)
         await pilot.press(*"5000", "enter")

@@ -84,6 +84,7 @@ class CameraProcess:
         self._running = False
         self._previews = LatestFrame()
         self._closed = threading.Event()
+        self._ended = threading.Event()  # this child's connection closed (the reader's)
         self._finalizer = weakref.finalize(self, _kill, [None])
 
     # -- the interface the scan screen uses
@@ -112,7 +113,12 @@ class CameraProcess:
 
     @property
     def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        """The child runs and its connection is open. Its end of the socket closes as it
+        dies, a moment before ``poll()`` can reap it: in that moment a ``start`` went to
+        the dead connection and no new child was made (seen on CI: the card shown next
+        was never read)."""
+        return (self._proc is not None and not self._ended.is_set()
+                and self._proc.poll() is None)
 
     @property
     def pid(self) -> int | None:
@@ -175,6 +181,7 @@ class CameraProcess:
     def _spawn(self) -> None:
         if self._closed.is_set():
             self._closed.clear()
+        self._reap()
         ours, theirs = socket.socketpair()
         env = dict(os.environ)
         # The child imports what this process can (the factory may be a bench's or a
@@ -188,11 +195,12 @@ class CameraProcess:
             theirs.close()
         self._proc = proc
         self._conn = Connection(ours.detach())
+        self._ended = threading.Event()
         self._finalizer.detach()
         self._finalizer = weakref.finalize(self, _kill, [proc])
         self._previews = LatestFrame()
         self._send("init", self.factory, self.kwargs, self.niceness, self.pin)
-        threading.Thread(target=self._receive, args=(self._conn,), daemon=True,
+        threading.Thread(target=self._receive, args=(self._conn, self._ended), daemon=True,
                          name="camera-process-reader").start()
         threading.Thread(target=self._deliver_previews, args=(self._previews,), daemon=True,
                          name="camera-process-preview").start()
@@ -224,7 +232,21 @@ class CameraProcess:
         finally:
             self._replies.pop(rid, None)
 
-    def _receive(self, conn: Connection) -> None:
+    def _reap(self) -> None:
+        """Close the connection of a child that ended and reap it (no zombie)."""
+        proc, conn = self._proc, self._conn
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.kill()  # its connection is gone: it can only be on its way out
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.close()
+        self._proc = self._conn = None
+
+    def _receive(self, conn: Connection, ended: threading.Event) -> None:
         """The reader thread: the child's messages to the callbacks."""
         try:
             while True:
@@ -249,10 +271,12 @@ class CameraProcess:
         except (EOFError, OSError):
             pass
         finally:
-            self._running = False
+            ended.set()
             for done, _ in list(self._replies.values()):
                 done.set()  # nobody will answer: the waiters see an empty slot
-            if not self._closed.is_set():
+            # A child already replaced (its reader ran late) says nothing of the new one.
+            if self._conn is conn and not self._closed.is_set():
+                self._running = False
                 self.status = CameraStatus("error", "The camera process ended")
                 with contextlib.suppress(Exception):
                     self.on_status(self.status)

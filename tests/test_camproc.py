@@ -141,6 +141,30 @@ def test_a_child_that_dies_is_reported(cam: CameraProcess) -> None:
     assert reads.wait(lambda: CARD_A in reads.scans)
 
 
+def test_a_start_in_the_moment_before_the_dead_child_is_reaped_starts_a_new_one(
+        cam: CameraProcess) -> None:
+    """A dead child's socket closes a moment before ``poll()`` can reap it. A start in
+    that moment went to the dead connection (broken pipe) and no new child was made: the
+    card shown next was never read (seen on CI). ``poll`` held at "running" makes the
+    moment last."""
+    reads: Reads = cam.reads  # type: ignore[attr-defined]
+    cam.start()
+    old = cam._proc  # the moment is the test's subject
+    assert old is not None
+    os.kill(old.pid, signal.SIGKILL)
+    assert reads.wait(lambda: any(s.state == "error" for s in reads.states))
+    real_poll = old.poll
+    old.poll = lambda: None  # type: ignore[method-assign]  # not reaped yet
+    try:
+        cam.start()
+    finally:
+        old.poll = real_poll  # type: ignore[method-assign]
+    assert cam.pid is not None and cam.pid != old.pid
+    assert old.returncode is not None  # the dead one was reaped, not left a zombie
+    cam.show(CARD_A)
+    assert reads.wait(lambda: CARD_A in reads.scans)
+
+
 PARENT = """
 import sys, time
 from hardware.camproc import CameraProcess

@@ -142,13 +142,15 @@ async def test_cancel_at_each_step_changes_nothing(term, sandbox, step):
 
 
 async def test_pin_pad_times_out(tmp_path, term, sandbox):
-    app = app_for(term.settings, term, pin_timeout=1.0)
+    # 3 s, and the PIN pad looked for without waiting for its paint: on CI's loaded
+    # machine a 1 s pad timed out before wait_screen had seen it painted.
+    app = app_for(term.settings, term, pin_timeout=3.0)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_screen(pilot, HomeScreen)
         await pay(pilot, data.CARD_ACTIVE, "1000")
-        await wait_screen(pilot, PinScreen)
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, PinScreen), what="the pad")
         await pilot.press("1", "2")
-        await wait_for(pilot, lambda: "No PIN was typed in time" in screen_text(app), 5,
+        await wait_for(pilot, lambda: "No PIN was typed in time" in screen_text(app), 10,
                        "the time-out message")
     assert term.journal_list() == []
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pos import shifts
 from pos.basket import Basket
 from pos.errors import InputError
+from pos.journal.codec import like_escape
 from pos.journal.models import iso
 from pos.money import Money
 from pos.receipts import Receipt
@@ -142,7 +143,7 @@ def recent(journal: Journal, limit: int = 50, search: str | None = None,
     this is how it is found again: to reprint it or void it)."""
     where, args = "state != 'abandoned'", []
     if search:
-        like = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        like = "%" + like_escape(search) + "%"
         where += (" AND (id LIKE ? ESCAPE '\\' OR id IN (SELECT sale_id FROM sale_lines"
                   " WHERE name LIKE ? ESCAPE '\\'))")
         args += [like, like]
